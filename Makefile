@@ -1,0 +1,57 @@
+# Two commands for a fresh Debian/Ubuntu machine (root or sudo, Python 3.11 present):
+#   make run    install the service and start it with embedded defaults
+#   make test   install everything the tests need (apt + pip) and run the whole suite
+# See README.md for the configuration variables.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# Debian packages the tests use as independent readers, validators and archive.
+APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb
+
+.PHONY: run test check pytest bench openapi venv apt-test clean
+
+run: $(BIN)/capture-api
+	$(BIN)/capture-api run
+
+test: apt-test $(VENV)/.dev-installed check pytest
+
+check: $(VENV)/.dev-installed
+	$(BIN)/ruff check capture_api tests bench
+	$(BIN)/ruff format --check capture_api tests bench
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev-installed
+	$(BIN)/pytest
+
+bench: apt-test $(VENV)/.dev-installed
+	$(BIN)/python bench/wrap_bench.py
+
+openapi: $(VENV)/.dev-installed
+	$(BIN)/capture-api openapi > openapi/openapi.json
+
+venv: $(BIN)/python
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(BIN)/capture-api: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet .
+	@touch $@
+
+$(VENV)/.dev-installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+# apt-get update only when something is missing: a warm machine skips the network.
+apt-test:
+	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

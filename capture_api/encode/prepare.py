@@ -1,0 +1,154 @@
+"""From uploaded bytes to the exact JPEG stream we will encapsulate, with its history.
+
+Order matters: cheap checks first (format, size, frame header), then the strict decode
+that proves the scan data is whole, then the marker-level strip, then orientation. The
+camera's scan bytes are only ever changed by a rotation, and at most once lossily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from capture_api.encode.exif import ExifFacts, read_exif
+from capture_api.encode.formats import PhotoFormat, sniff
+from capture_api.encode.heif import HEVC_METHOD, transcode_heif
+from capture_api.encode.jpeg.decode import check_decodes
+from capture_api.encode.jpeg.markers import (
+    ColorTransform,
+    FrameInfo,
+    Process,
+    read_frame,
+    strip_metadata,
+)
+from capture_api.encode.orientation import REENCODE_QUALITY, make_upright
+from capture_api.exceptions import ImageTooLarge, UnsupportedFormat
+
+JPEG_METHOD = "ISO_10918_1"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Guards against huge files and decompression bombs."""
+
+    max_bytes: int = 80 * 1024 * 1024
+    max_pixels: int = 210_000_000
+
+
+@dataclass(frozen=True)
+class LossyStep:
+    """One lossy compression in the image's history (Lossy Image Compression Ratio/Method)."""
+
+    ratio: float
+    method: str
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """The final JPEG stream and everything the DICOM builder needs to describe it."""
+
+    jpeg: bytes
+    frame: FrameInfo
+    source_format: PhotoFormat
+    exif: ExifFacts
+    icc_profile: bytes | None
+    lossy_steps: tuple[LossyStep, ...]
+    derived: bool
+    derivation: str
+    removed_segments: tuple[str, ...]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.exif.warnings
+
+
+def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
+    """Validate, strip and orient ``data``; raise ``InputRejected`` subclasses on bad input."""
+    if len(data) > limits.max_bytes:
+        size, limit = len(data) / 2**20, limits.max_bytes / 2**20
+        raise ImageTooLarge(f"the file is {size:.1f} MB; the limit is {limit:.0f} MB")
+    if sniff(data) is PhotoFormat.HEIF:
+        return _prepare_heif(data, limits)
+    return _prepare_jpeg(data, limits)
+
+
+def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
+    frame = read_frame(data)
+    _check_supported(frame, limits)
+    check_decodes(data, frame)
+    stripped = strip_metadata(data)
+    exif = read_exif(stripped.exif)
+    upright = make_upright(stripped.data, exif.orientation, frame)
+    steps = [LossyStep(_ratio(frame, stripped.data), JPEG_METHOD)]
+    jpeg, final_frame = stripped.data, frame
+    if upright.method != "none":
+        jpeg = strip_metadata(upright.data).data
+        final_frame = read_frame(jpeg)
+    if upright.method == "reencode":
+        steps.append(LossyStep(_ratio(final_frame, jpeg), JPEG_METHOD))
+    return PreparedPhoto(
+        jpeg=jpeg,
+        frame=final_frame,
+        source_format=PhotoFormat.JPEG,
+        exif=exif,
+        icc_profile=stripped.icc_profile,
+        lossy_steps=tuple(steps),
+        derived=upright.method == "reencode",
+        derivation=upright.description,
+        removed_segments=stripped.removed,
+    )
+
+
+def _prepare_heif(data: bytes, limits: Limits) -> PreparedPhoto:
+    heif = transcode_heif(data, limits.max_pixels)
+    stripped = strip_metadata(heif.jpeg)
+    # libheif already applied the container's rotation: the EXIF orientation no longer applies.
+    exif = dataclasses.replace(read_exif(heif.exif), orientation=1)
+    steps = (
+        LossyStep(heif.source_ratio, HEVC_METHOD),
+        LossyStep(_ratio(stripped.frame, stripped.data), JPEG_METHOD),
+    )
+    return PreparedPhoto(
+        jpeg=stripped.data,
+        frame=stripped.frame,
+        source_format=PhotoFormat.HEIF,
+        exif=exif,
+        icc_profile=heif.icc_profile,
+        lossy_steps=steps,
+        derived=True,
+        derivation=f"transcoded from HEIC (HEVC) to baseline JPEG at quality {REENCODE_QUALITY}",
+        removed_segments=(),
+    )
+
+
+def _check_supported(frame: FrameInfo, limits: Limits) -> None:
+    """Refuse what DICOM VL Photographic cannot carry unchanged (STANDARDS.md box)."""
+    fix = "Send the camera's original photo (baseline JPEG or HEIC)."
+    if frame.process is Process.PROGRESSIVE:
+        raise UnsupportedFormat(
+            f"this is a progressive JPEG; DICOM has no current transfer syntax for it. {fix}"
+        )
+    if frame.process not in (Process.BASELINE, Process.EXTENDED):
+        raise UnsupportedFormat(
+            f"this JPEG uses coding process SOF{frame.sof_marker - 0xC0} (lossless, "
+            f"hierarchical or arithmetic), which DICOM photos do not use. {fix}"
+        )
+    if frame.precision != 8:
+        raise UnsupportedFormat(
+            f"this is a {frame.precision}-bit JPEG; VL photographic images are 8-bit. {fix}"
+        )
+    if frame.color in (ColorTransform.CMYK, ColorTransform.YCCK) or frame.samples_per_pixel not in (
+        1,
+        3,
+    ):
+        raise UnsupportedFormat(f"this is a CMYK (print) JPEG, not a camera photo. {fix}")
+    if frame.rows * frame.columns > limits.max_pixels:
+        raise ImageTooLarge(
+            f"the photo is {frame.columns}x{frame.rows} pixels; "
+            f"the limit is {limits.max_pixels / 1e6:.0f} megapixels"
+        )
+
+
+def _ratio(frame: FrameInfo, jpeg: bytes) -> float:
+    """Uncompressed 8-bit size over compressed size (Lossy Image Compression Ratio)."""
+    return frame.rows * frame.columns * frame.samples_per_pixel / len(jpeg)
