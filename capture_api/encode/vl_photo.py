@@ -12,6 +12,7 @@ STANDARDS.md 5.5) is described beside ``_add_sensitivity``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -46,7 +47,10 @@ LEVEL_ELEMENT = 0x12  # LO: normal | restricted | very-restricted
 
 #: Sites whose photos show a face (Recognizable Visual Features YES, PS3.3 C.7.6.1.1.7).
 _TEXT_VRS = {"PN", "LO", "SH", "ST", "LT", "UT", "UC"}
-_FACE_WORDS = ("face", "head", "eye", "nose", "lip", "cheek", "chin", "forehead", "ear", "mouth")
+_FACE_WORDS = frozenset(
+    {"face", "facial", "head", "eye", "eyes", "eyelid", "nose", "nasal", "lip", "lips", "cheek"}
+    | {"chin", "forehead", "ear", "auricle", "mouth", "perioral", "periorbital", "eyebrow"}
+)
 
 
 def build_vl_photo(
@@ -275,8 +279,8 @@ def _recognizable(ctx: CaptureContext) -> bool:
         return True
     if ctx.body_site is None:
         return True  # nothing says what the photo shows: assume it could identify the patient
-    meaning = ctx.body_site.meaning.lower()
-    return any(word in meaning.split() or word in meaning for word in _FACE_WORDS)
+    words = set(re.findall(r"[a-z]+", ctx.body_site.meaning.lower()))
+    return not words.isdisjoint(_FACE_WORDS)  # whole words: "forearm" is not an "ear"
 
 
 def _add_image_pixel(ds: Dataset, photo: PreparedPhoto) -> None:
