@@ -90,8 +90,10 @@ def pydicom_rgb(path: Path) -> npt.NDArray[np.int16]:
 
 def upright_reference(data: bytes) -> npt.NDArray[np.int16]:
     """The original photo decoded by Pillow and EXIF-transposed: what a phone would show."""
+    import pillow_heif
     from PIL import ImageOps
 
+    pillow_heif.register_heif_opener()  # HEIC: libheif applies the container rotation itself
     image = Image.open(io.BytesIO(data))
     return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.int16)
 

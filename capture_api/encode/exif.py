@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -105,9 +106,11 @@ def _load_piexif(tiff: bytes) -> _Ifds | None:
 def _load_pillow(tiff: bytes) -> _Ifds | None:
     exif = Image.Exif()
     try:
-        exif.load(b"Exif\x00\x00" + tiff)
-        ifd0 = dict(exif.items())
-        sub = dict(exif.get_ifd(EXIF_IFD_POINTER).items())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Corrupt EXIF data" is only a warning in Pillow
+            exif.load(b"Exif\x00\x00" + tiff)
+            ifd0 = dict(exif.items())
+            sub = dict(exif.get_ifd(EXIF_IFD_POINTER).items())
     except Exception:  # Pillow's reader fails in as many ways as piexif on hostile input
         return None
     return ifd0, sub, GPS_IFD_POINTER in ifd0

@@ -63,10 +63,11 @@ def sniff(data: bytes) -> PhotoFormat:
 def _iso_media_format(data: bytes) -> PhotoFormat:
     box_size = int.from_bytes(data[0:4], "big")
     brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(box_size, len(data), 64), 4)}
-    if brands & _HEIF_BRANDS:
-        return PhotoFormat.HEIF
+    # AVIF files also list the generic HEIF brand mif1: decide AVIF first.
     if brands & _AVIF_BRANDS:
         raise UnsupportedFormat(f"this is an AVIF image, not a photo we can archive. {_WHAT_TO_DO}")
+    if brands & _HEIF_BRANDS:
+        return PhotoFormat.HEIF
     raise UnsupportedFormat(
         f"this is a video or other ISO media file, not a still photo. {_WHAT_TO_DO}"
     )

@@ -40,14 +40,15 @@ def transcode_heif(data: bytes, max_pixels: int) -> TranscodedHeif:
         if width * height > max_pixels:
             raise ImageTooLarge(
                 f"the photo has {width * height / 1e6:.0f} megapixels; "
-                f"the limit is {max_pixels / 1e6:.0f}"
+                f"the limit is {max_pixels / 1e6:.3g}"
             )
         image: Image.Image = heif.to_pillow()
         image.load()
     except ImageTooLarge:
         raise
     except Exception as exc:  # libheif reports damage as ValueError/RuntimeError/OSError
-        raise CorruptImage(f"the HEIC photo cannot be decoded ({exc}); take it again") from exc
+        reason = " ".join(str(exc).split())  # libheif's text ends in a newline
+        raise CorruptImage(f"the HEIC photo cannot be decoded ({reason}); take it again") from exc
     exif = heif.info.get("exif")
     return TranscodedHeif(
         jpeg=encode_jpeg(image.convert("RGB"), "4:2:0"),

@@ -74,9 +74,13 @@ def make_upright(data: bytes, orientation: int, frame: FrameInfo) -> Upright:
     photometric interpretation is YBR_FULL_422 (dciodvfy rejects RGB with JPEG lossy).
     """
     if frame.color is ColorTransform.RGB:
-        turned = f", {_DESCRIPTION[orientation]} from EXIF orientation {orientation}"
+        turned = (
+            f", {_DESCRIPTION[orientation]} from EXIF orientation {orientation}"
+            if orientation != 1
+            else ""
+        )
         note = (
-            f"converted from an RGB-coded JPEG to YCbCr{turned if orientation != 1 else ''} "
+            f"converted from an RGB-coded JPEG to YCbCr{turned} "
             f"by one JPEG re-encode at quality {REENCODE_QUALITY}"
         )
         return Upright(_reencode(data, orientation, frame), "reencode", note)

@@ -65,8 +65,8 @@ class PreparedPhoto:
 def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
     """Validate, strip and orient ``data``; raise ``InputRejected`` subclasses on bad input."""
     if len(data) > limits.max_bytes:
-        size, limit = len(data) / 2**20, limits.max_bytes / 2**20
-        raise ImageTooLarge(f"the file is {size:.1f} MB; the limit is {limit:.0f} MB")
+        size, limit = len(data) / 1e6, limits.max_bytes / 1e6
+        raise ImageTooLarge(f"the file is {size:.3g} MB; the limit is {limit:.3g} MB")
     if sniff(data) is PhotoFormat.HEIF:
         return _prepare_heif(data, limits)
     return _prepare_jpeg(data, limits)
@@ -145,7 +145,7 @@ def _check_supported(frame: FrameInfo, limits: Limits) -> None:
     if frame.rows * frame.columns > limits.max_pixels:
         raise ImageTooLarge(
             f"the photo is {frame.columns}x{frame.rows} pixels; "
-            f"the limit is {limits.max_pixels / 1e6:.0f} megapixels"
+            f"the limit is {limits.max_pixels / 1e6:.3g} megapixels"
         )
 
 

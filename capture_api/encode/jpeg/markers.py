@@ -149,7 +149,11 @@ def strip_metadata(data: bytes) -> StrippedJpeg:
 
 
 def read_frame(data: bytes) -> FrameInfo:
-    """Parse only as far as needed to describe the frame (cheap: stops at SOS)."""
+    """Parse the marker structure and describe the frame.
+
+    It walks to the end of the scan (a regex search, not a decode), so a file cut off inside
+    the scan is already refused here.
+    """
     return _frame_info(data, _read_segments(data, stop_at_scan=True))
 
 
@@ -166,8 +170,10 @@ def scan_data(data: bytes) -> bytes:
 
 
 def _read_segments(data: bytes, *, stop_at_scan: bool = False) -> list[_Segment]:
-    if len(data) < 4 or data[:2] != b"\xff\xd8":
+    if data[:2] != b"\xff\xd8":
         raise UnsupportedFormat("this is not a JPEG file (it does not start with FFD8)")
+    if len(data) < 4:
+        raise CorruptImage("the JPEG ends right after its start marker: the file was cut off")
     segments: list[_Segment] = []
     pos = 2
     while True:
