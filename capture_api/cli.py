@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handler = {"run": _run, "openapi": _openapi, "wrap": _wrap}[args.command]
+    handlers = {"run": _run, "openapi": _openapi, "wrap": _wrap, "migrate": _migrate}
+    handler = handlers.get(args.command, _worker)
     return handler(args)
 
 
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default=None)
     run.add_argument("--port", type=int, default=None)
     sub.add_parser("openapi", help="print the service's OpenAPI document as JSON")
+    sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    worker = sub.add_parser("worker", help="run only the delivery outbox (no HTTP)")
+    worker.add_argument("--threads", type=int, default=None)
     _add_wrap_parser(sub)
     return parser
 
@@ -85,6 +89,31 @@ def _run(args: argparse.Namespace) -> int:
         log_level="info",
         access_log=False,  # request lines carry patient IDs in query strings: keep them out
     )
+    return EXIT_OK
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from capture_api.store.db import make_engine, migrate
+
+    migrate(make_engine(get_settings().sqlalchemy_url))
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Drain the outbox until SIGTERM/SIGINT (for deployments that scale workers apart)."""
+    import signal
+    import threading
+
+    from capture_api.runtime import Runtime
+
+    settings = get_settings()
+    runtime = Runtime.build(settings)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    runtime.worker.start(args.threads or settings.worker_threads)
+    done.wait()
+    runtime.close()
     return EXIT_OK
 
 

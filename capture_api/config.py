@@ -7,13 +7,23 @@ setting has an embedded default; README.md lists them all.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
+
+
+class ArchiveAuthKind(StrEnum):
+    """How we authenticate to the DICOMweb archive."""
+
+    NONE = "none"
+    BASIC = "basic"
+    BEARER = "bearer"
+    OAUTH2 = "oauth2"  # client credentials grant (RFC 6749 4.4)
 
 
 class Settings(BaseSettings):
@@ -32,6 +42,52 @@ class Settings(BaseSettings):
     station_name: str | None = Field(default=None, max_length=16)
     host: str = "127.0.0.1"
     port: int = 8000
+
+    # --- persistence -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "CAPTURE_DATABASE_URL"),
+        description="SQLAlchemy URL; unset uses SQLite (WAL) in data_dir/capture.db.",
+    )
+
+    # --- archive -----------------------------------------------------------------------------
+    dicomweb_url: str | None = Field(
+        default=None,
+        description="DICOMweb base URL (e.g. http://pacs/dicom-web); unset uses the local archive.",
+    )
+    archive_auth: ArchiveAuthKind = ArchiveAuthKind.NONE
+    archive_username: str | None = None
+    archive_password: SecretStr | None = None
+    archive_token: SecretStr | None = None
+    archive_token_url: str | None = None
+    archive_client_id: str | None = None
+    archive_client_secret: SecretStr | None = None
+    archive_scope: str | None = None
+    archive_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # --- outbox ------------------------------------------------------------------------------
+    worker_enabled: bool = Field(default=True, description="Run the delivery worker in-process.")
+    worker_threads: int = Field(default=2, ge=1, le=64)
+    lease_seconds: float = Field(default=120.0, gt=0, description="A dead worker's claim expiry.")
+    retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_max_seconds: float = Field(default=300.0, gt=0)
+    verify_attempts: int = Field(default=10, ge=1, description="QIDO misses before a re-send.")
+    spool_retention_seconds: float = Field(
+        default=0.0, ge=0, description="Keep spooled bytes this long after verification."
+    )
+    poll_seconds: float = Field(default=0.5, gt=0, description="Idle worker poll interval.")
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def local_archive_dir(self) -> Path:
+        return self.data_dir / "archive"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'capture.db'}"
 
     @field_validator("uid_root")
     @classmethod

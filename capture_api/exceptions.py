@@ -9,8 +9,14 @@ boundary where they happen, ``raise ... from exc``, so callers never need to kno
     │   ├── UnsupportedFormat    PNG, TIFF, PDF, progressive/12-bit/CMYK JPEG, ...
     │   ├── CorruptImage         empty, truncated, damaged scan data, undecodable
     │   ├── ImageTooLarge        over the byte or pixel limit
-    │   └── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
-    └── EncodeError              our own failure while building the object (a bug, not the user's)
+    │   ├── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
+    │   ├── UnknownContext       the capture names a patient/encounter context we do not have
+    │   └── CaptureConflict      a capture id re-used for a different photo
+    ├── EncodeError              our own failure while building the object (a bug, not the user's)
+    └── ArchiveError             the archive (PACS/VNA) did not take or show the instance
+        ├── ArchiveUnavailable   transient: 5xx, timeout, connection refused -> retry with backoff
+        └── ArchiveRejected      permanent: 4xx, Failed SOP Sequence -> failed, with its reason
+            └── ArchiveAuthFailed  401/403: our credentials are wrong -> failed, tell the admin
 
 Every ``InputRejected`` message is written for the person holding the phone: it names what
 is wrong and what to do.
@@ -43,5 +49,29 @@ class InvalidMetadata(InputRejected):
     """A capture value cannot be written into DICOM as given."""
 
 
+class UnknownContext(InputRejected):
+    """The capture refers to an encounter context that does not exist (or has expired)."""
+
+
+class CaptureConflict(InputRejected):
+    """The capture id was already used for a different photo: a client bug, never merged."""
+
+
 class EncodeError(CaptureError):
     """Building the DICOM object failed for a reason that is ours, not the sender's."""
+
+
+class ArchiveError(CaptureError):
+    """The archive did not store or show an instance; the message says what it answered."""
+
+
+class ArchiveUnavailable(ArchiveError):
+    """A transient failure (5xx, timeout, network): the outbox retries with backoff."""
+
+
+class ArchiveRejected(ArchiveError):
+    """The archive refused the instance for a reason a retry will not change."""
+
+
+class ArchiveAuthFailed(ArchiveRejected):
+    """The archive refused our credentials (401/403): an administrator must fix them."""

@@ -1,0 +1,28 @@
+"""Dependencies shared by the routers (FastAPI template style: Annotated aliases)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from capture_api.capture.service import CaptureService
+from capture_api.deliver.archive import Archive
+from capture_api.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_service(request: Request) -> CaptureService:
+    return get_runtime(request).service
+
+
+def get_archive(request: Request) -> Archive:
+    return get_runtime(request).archive
+
+
+ServiceDep = Annotated[CaptureService, Depends(get_service)]
+ArchiveDep = Annotated[Archive, Depends(get_archive)]

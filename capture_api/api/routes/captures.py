@@ -1,0 +1,136 @@
+"""Upload photos and follow them to the archive (received -> encoded -> stored -> verified)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from pydantic import BaseModel
+
+from capture_api.api.deps import ServiceDep
+from capture_api.api.errors import STATUS_OF_KIND
+from capture_api.capture.anatomy import Laterality
+from capture_api.capture.sensitivity import SensitivityCategory, SensitivityLevel
+from capture_api.capture.service import CaptureRequest
+from capture_api.store.records import CaptureRecord, CaptureStatus
+
+router = APIRouter(prefix="/captures", tags=["captures"])
+
+_ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "Unknown context"},
+    409: {"description": "Capture id already used for a different photo"},
+    413: {"description": "Photo larger than the configured limit"},
+    415: {"description": "Not a JPEG/HEIC photo (format named in detail)"},
+    422: {"description": "Damaged photo or invalid metadata (reason in detail)"},
+}
+
+
+class CaptureOut(BaseModel):
+    """One capture's state, as the phone shows it until the archive has the photo."""
+
+    capture_id: str
+    context_id: str
+    status: CaptureStatus
+    reason: str | None
+    retrying: str | None
+    warnings: list[str]
+    body_site: str | None
+    laterality: str | None
+    sensitivity: str
+    instance_number: int
+    sop_instance_uid: str | None
+    study_uid: str | None
+    series_uid: str | None
+    created_at: dt.datetime
+    stored_at: dt.datetime | None
+    verified_at: dt.datetime | None
+    status_url: str
+
+
+def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
+    return CaptureOut(
+        capture_id=record.id,
+        context_id=record.context_id,
+        status=CaptureStatus(record.status),
+        reason=record.reason,
+        retrying=record.last_error if record.status != CaptureStatus.FAILED else None,
+        warnings=json.loads(record.warnings_json),
+        body_site=record.body_site_code,
+        laterality=record.laterality,
+        sensitivity=record.sensitivity_level,
+        instance_number=record.instance_number,
+        sop_instance_uid=record.sop_instance_uid,
+        study_uid=record.study_uid,
+        series_uid=record.series_uid,
+        created_at=record.created_at,
+        stored_at=record.stored_at,
+        verified_at=record.verified_at,
+        status_url=str(request.url_for("get_capture", capture_id=record.id).path),
+    )
+
+
+@router.post("", status_code=202, response_model=CaptureOut, responses=_ERRORS)
+def upload_capture(
+    request: Request,
+    response: Response,
+    service: ServiceDep,
+    photo: Annotated[UploadFile, File(description="The camera's JPEG or HEIC file")],
+    capture_id: Annotated[str, Form(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
+    context_id: Annotated[str, Form(min_length=1, max_length=64)],
+    body_site: Annotated[str | None, Form(pattern=r"^[0-9]{5,18}$")] = None,
+    laterality: Annotated[Laterality | None, Form()] = None,
+    sensitivity: Annotated[SensitivityLevel, Form()] = SensitivityLevel.NORMAL,
+    categories: Annotated[list[SensitivityCategory] | None, Form()] = None,
+    note: Annotated[str | None, Form(max_length=10240)] = None,
+    view: Annotated[str | None, Form(max_length=1024)] = None,
+    operator: Annotated[str | None, Form(max_length=64)] = None,
+    device: Annotated[str | None, Form(max_length=64)] = None,
+    captured_at: Annotated[dt.datetime | None, Form()] = None,
+) -> CaptureOut:
+    """Store one photo durably, then answer 202 with its status URL.
+
+    Re-sending the same ``capture_id`` with the same photo returns the same capture (no
+    second object); with a different photo it is refused (409). A photo the encoder refuses
+    is answered 413/415/422 with the reason, and recorded as failed.
+    """
+    capture_request = CaptureRequest(
+        capture_id=capture_id,
+        context_id=context_id,
+        body_site=body_site,
+        laterality=laterality.value if laterality else None,
+        sensitivity=sensitivity.value,
+        categories=[c.value for c in categories or []],
+        note=note,
+        view=view,
+        operator=operator,
+        device=device,
+        captured_at=captured_at,
+    )
+    record, _ = service.accept(capture_request, photo.file)
+    if record.status == CaptureStatus.FAILED and record.failure_kind in STATUS_OF_KIND:
+        raise HTTPException(STATUS_OF_KIND[record.failure_kind], detail=record.reason)
+    out = capture_out(record, request)
+    response.headers["Location"] = out.status_url
+    return out
+
+
+@router.get("/{capture_id}", response_model=CaptureOut, responses={404: {"description": "Unknown"}})
+def get_capture(capture_id: str, request: Request, service: ServiceDep) -> CaptureOut:
+    """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
+    record = service.get(capture_id)
+    if record is None:
+        raise HTTPException(404, detail=f"no capture {capture_id!r}")
+    return capture_out(record, request)
+
+
+@router.get("", response_model=list[CaptureOut])
+def list_captures(
+    request: Request,
+    service: ServiceDep,
+    context_id: Annotated[str, Query(min_length=1, max_length=64)],
+) -> list[CaptureOut]:
+    """All captures of one encounter context, oldest first."""
+    service.context(context_id)
+    return [capture_out(r, request) for r in service.for_context(context_id)]

@@ -1,0 +1,52 @@
+"""Patient/encounter contexts: what every capture is tied to.
+
+In the product a context comes from the EHR (SMART launch), the worklist or a wristband scan;
+this endpoint is the integration entry point for systems that already know the patient.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel
+
+from capture_api.api.deps import ServiceDep
+from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.store.records import ContextRecord
+
+router = APIRouter(prefix="/contexts", tags=["contexts"])
+
+
+class ContextOut(BaseModel):
+    """A stored context: use ``context_id`` when uploading captures."""
+
+    context_id: str
+    study_uid: str
+    source: str
+    patient: PatientIn
+    encounter: EncounterIn | None
+
+
+def context_out(record: ContextRecord) -> ContextOut:
+    return ContextOut(
+        context_id=record.id,
+        study_uid=record.study_uid,
+        source=record.source,
+        patient=PatientIn.model_validate_json(record.patient_json),
+        encounter=(
+            EncounterIn.model_validate_json(record.encounter_json)
+            if record.encounter_json
+            else None
+        ),
+    )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ContextOut)
+def create_context(body: ContextIn, service: ServiceDep) -> ContextOut:
+    """Open a capture context for a patient (and encounter) known to the caller."""
+    return context_out(service.create_context(body))
+
+
+@router.get("/{context_id}", response_model=ContextOut, responses={404: {"description": "Unknown"}})
+def get_context(context_id: str, service: ServiceDep) -> ContextOut:
+    """The patient banner data of a context."""
+    return context_out(service.context(context_id))

@@ -1,0 +1,254 @@
+"""Accepting a photo: spool it durably, record it, encode it, and answer.
+
+The order is the promise: the photo is on disk (fsync'd) and its row committed before the
+API says 202; encoding then happens at once so a bad photo gets its 4xx in the same request.
+If the process dies in between, the outbox finds the ``received`` row and encodes it later.
+A re-sent capture id returns the first result; the same id with a different photo is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from capture_api.capture.anatomy import Laterality, get_site
+from capture_api.capture.model import CaptureContext
+from capture_api.capture.sensitivity import Sensitivity
+from capture_api.capture.spool import Spool
+from capture_api.context.model import PersonName
+from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.encode.pipeline import EncoderOptions, wrap_photo
+from capture_api.encode.uids import derived_uid
+from capture_api.exceptions import (
+    CaptureConflict,
+    CorruptImage,
+    ImageTooLarge,
+    InputRejected,
+    InvalidMetadata,
+    UnknownContext,
+    UnsupportedFormat,
+)
+from capture_api.store.db import session
+from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
+
+#: failure_kind values for input the encoder refused (the API maps them to HTTP statuses).
+_KINDS: dict[type[InputRejected], str] = {
+    UnsupportedFormat: "unsupported-format",
+    CorruptImage: "corrupt-image",
+    ImageTooLarge: "too-large",
+    InvalidMetadata: "invalid-metadata",
+}
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """The metadata sent with one photo (validated by the API layer)."""
+
+    capture_id: str
+    context_id: str
+    body_site: str | None = None
+    laterality: str | None = None
+    sensitivity: str = "normal"
+    categories: list[str] = field(default_factory=list)
+    note: str | None = None
+    view: str | None = None
+    operator: str | None = None
+    device: str | None = None
+    captured_at: dt.datetime | None = None
+
+
+class CaptureService:
+    """The capture use cases over one database and one spool."""
+
+    def __init__(self, engine: Engine, spool: Spool, options: EncoderOptions) -> None:
+        self.engine = engine
+        self.spool = spool
+        self.options = options
+
+    # --- contexts ---------------------------------------------------------------------------
+
+    def create_context(self, body: ContextIn, source: str = "integration") -> ContextRecord:
+        """Store a patient/encounter context; its study UID groups the encounter's photos."""
+        context_id = uuid.uuid4().hex
+        record = ContextRecord(
+            id=context_id,
+            patient_json=body.patient.model_dump_json(),
+            encounter_json=body.encounter.model_dump_json() if body.encounter else None,
+            study_uid=derived_uid(self.options.uid_root, "context-study", context_id),
+            source=source,
+        )
+        with session(self.engine) as s:
+            s.add(record)
+            s.commit()
+        return record
+
+    def context(self, context_id: str) -> ContextRecord:
+        with session(self.engine) as s:
+            record = s.get(ContextRecord, context_id)
+        if record is None:
+            raise UnknownContext(f"no patient context {context_id!r}: open the patient again")
+        return record
+
+    # --- captures ---------------------------------------------------------------------------
+
+    def accept(self, request: CaptureRequest, photo: BinaryIO) -> tuple[CaptureRecord, bool]:
+        """Spool, record and encode one photo; return the record and whether it is new."""
+        context = self.context(request.context_id)
+        self._capture_context(request, context, instance_number=1)  # refuse bad metadata early
+        upload = self.spool.write_stream(
+            self.spool.temporary(), photo, self.options.limits.max_bytes
+        )
+        existing = self.get(request.capture_id)
+        if existing is not None:
+            return self._resent(existing, upload.sha256, upload.path), False
+        # Content-addressed name: a racing re-send with other bytes can never overwrite ours.
+        target = self.spool.path_for(f"{request.capture_id}:{upload.sha256}", ".photo")
+        self.spool.move(upload.path, target)
+        record = self._new_record(request, upload.sha256, upload.size, target)
+        try:
+            with session(self.engine) as s:
+                record.instance_number = _next_instance_number(s, request.context_id)
+                s.add(record)
+                s.commit()
+        except IntegrityError:  # the same capture id committed by a concurrent request
+            existing = self.get(request.capture_id)
+            if existing is None:
+                raise
+            return self._resent(existing, upload.sha256, None), False
+        return self.encode(record), True
+
+    def encode(self, record: CaptureRecord) -> CaptureRecord:
+        """received -> encoded (DICOM spooled) or failed (the encoder refused the photo)."""
+        context = self.context(record.context_id)
+        try:
+            ctx = self._capture_context(_request_of(record), context, record.instance_number)
+            wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
+        except InputRejected as exc:
+            return self._fail_input(record, exc)
+        dicom = self.spool.write_bytes(self.spool.path_for(record.id, ".dcm"), wrapped.to_bytes())
+        now = utcnow()
+        with session(self.engine) as s:
+            row = s.get(CaptureRecord, record.id)
+            assert row is not None
+            row.status = CaptureStatus.ENCODED
+            row.sop_instance_uid = wrapped.sop_instance_uid
+            row.study_uid = wrapped.study_instance_uid
+            row.series_uid = wrapped.series_instance_uid
+            row.dicom_path = str(dicom.path)
+            row.warnings_json = json.dumps(list(wrapped.warnings))
+            row.encoded_at = row.updated_at = row.next_attempt_at = now
+            s.add(row)
+            s.commit()
+        return row
+
+    def get(self, capture_id: str) -> CaptureRecord | None:
+        with session(self.engine) as s:
+            return s.get(CaptureRecord, capture_id)
+
+    def for_context(self, context_id: str) -> list[CaptureRecord]:
+        with session(self.engine) as s:
+            query = select(CaptureRecord).where(CaptureRecord.context_id == context_id)
+            return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _resent(self, existing: CaptureRecord, sha256: str, upload: Path | None) -> CaptureRecord:
+        if upload is not None:
+            Spool.delete(upload)
+        if existing.sha256 != sha256:
+            raise CaptureConflict(
+                f"capture id {existing.id!r} was already used for a different photo; "
+                "a new photo needs a new capture id"
+            )
+        return existing
+
+    def _new_record(
+        self, request: CaptureRequest, sha256: str, size: int, photo: Path
+    ) -> CaptureRecord:
+        return CaptureRecord(
+            id=request.capture_id,
+            context_id=request.context_id,
+            sha256=sha256,
+            size_bytes=size,
+            body_site_code=request.body_site,
+            laterality=request.laterality,
+            sensitivity_level=request.sensitivity,
+            sensitivity_categories=",".join(sorted(set(request.categories))),
+            note=request.note,
+            view=request.view,
+            operator=request.operator,
+            device=request.device,
+            captured_at=request.captured_at,
+            photo_path=str(photo),
+        )
+
+    def _capture_context(
+        self, request: CaptureRequest, context: ContextRecord, instance_number: int
+    ) -> CaptureContext:
+        patient = PatientIn.model_validate_json(context.patient_json).to_patient()
+        encounter = (
+            EncounterIn.model_validate_json(context.encounter_json).to_encounter()
+            if context.encounter_json
+            else None
+        )
+        return CaptureContext(
+            capture_id=request.capture_id,
+            patient=patient,
+            encounter=encounter,
+            study_uid=context.study_uid,
+            instance_number=instance_number,
+            body_site=get_site(request.body_site) if request.body_site else None,
+            laterality=Laterality.parse(request.laterality) if request.laterality else None,
+            view=request.view,
+            note=request.note,
+            sensitivity=Sensitivity.parse(request.sensitivity, request.categories),
+            operator=PersonName.parse(request.operator) if request.operator else None,
+            device=request.device,
+            captured_at=request.captured_at,
+        )
+
+    def _fail_input(self, record: CaptureRecord, exc: InputRejected) -> CaptureRecord:
+        kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), "invalid-input")
+        with session(self.engine) as s:
+            row = s.get(CaptureRecord, record.id)
+            assert row is not None
+            row.status = CaptureStatus.FAILED
+            row.reason, row.failure_kind = str(exc), kind
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
+        Spool.delete(record.photo_path)
+        return row
+
+
+def _next_instance_number(s: Session, context_id: str) -> int:
+    count = s.exec(
+        select(func.count())
+        .select_from(CaptureRecord)
+        .where(CaptureRecord.context_id == context_id)
+    ).one()
+    return int(count) + 1
+
+
+def _request_of(record: CaptureRecord) -> CaptureRequest:
+    return CaptureRequest(
+        capture_id=record.id,
+        context_id=record.context_id,
+        body_site=record.body_site_code,
+        laterality=record.laterality,
+        sensitivity=record.sensitivity_level,
+        categories=[c for c in record.sensitivity_categories.split(",") if c],
+        note=record.note,
+        view=record.view,
+        operator=record.operator,
+        device=record.device,
+        captured_at=record.captured_at,
+    )

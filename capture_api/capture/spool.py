@@ -1,0 +1,106 @@
+"""Durable files for photos and DICOM objects between "202 Accepted" and "verified".
+
+A clinician's photo must survive a crash or power cut once we have said 202, so every file is
+written to a temporary name, fsync'd, renamed into place and its folder fsync'd (the rename
+itself is only durable once the directory entry is). Uploads are streamed in chunks: a 48 MP
+photo is never held in memory just to be saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from capture_api.exceptions import ImageTooLarge
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    """A file safely on disk, with what we learnt while writing it."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+class Spool:
+    """One folder of durable files, named by the caller's (hashed) keys."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str, suffix: str) -> Path:
+        """A file name derived from ``key`` (a client id must never become a path)."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return self.root / digest[:2] / f"{digest}{suffix}"
+
+    def write_stream(self, target: Path, source: BinaryIO, max_bytes: int) -> SpooledFile:
+        """Copy ``source`` to ``target`` durably, refusing more than ``max_bytes``."""
+        return self._write(target, _chunks(source), max_bytes)
+
+    def write_bytes(self, target: Path, data: bytes) -> SpooledFile:
+        """Write ``data`` to ``target`` durably."""
+        return self._write(target, [data], len(data))
+
+    def temporary(self) -> Path:
+        """A fresh path in the spool for an upload whose key is not decided yet."""
+        fd, name = tempfile.mkstemp(dir=self.root, prefix="upload-", suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def move(self, source: Path, target: Path) -> Path:
+        """Rename within the spool (same file system: atomic), durably."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        _fsync_dir(target.parent)
+        return target
+
+    @staticmethod
+    def delete(path: Path | str | None) -> None:
+        """Remove a spooled file; a missing one is already gone, which is fine."""
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+    def _write(self, target: Path, chunks: Iterable[bytes], max_bytes: int) -> SpooledFile:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest, size = hashlib.sha256(), 0
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ImageTooLarge(
+                            f"the photo is larger than the {max_bytes / 1e6:.3g} MB limit"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return SpooledFile(target, size, digest.hexdigest())
+
+
+def _chunks(source: BinaryIO) -> Iterable[bytes]:
+    while chunk := source.read(CHUNK):
+        yield chunk
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

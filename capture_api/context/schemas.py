@@ -1,0 +1,84 @@
+"""The wire form of a patient/encounter context (API bodies and the stored JSON).
+
+Validated at the boundary with the DICOM limits, then turned into the plain context values
+the encoder uses. The product's clinicians never type these: EHR launch, worklist and
+wristband scan fill them (later releases); the API accepts them from trusted integrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from capture_api.context.model import Encounter, Issuer, Patient, PersonName, Sex
+
+
+class IssuerIn(BaseModel):
+    """An assigning authority: a local namespace and/or an OID/URI."""
+
+    model_config = ConfigDict(extra="forbid")
+    namespace: str | None = Field(default=None, max_length=64)
+    universal_id: str | None = Field(default=None, max_length=64)
+
+    def to_issuer(self) -> Issuer:
+        return Issuer(local_namespace=self.namespace, universal_id=self.universal_id)
+
+
+class NameIn(BaseModel):
+    """A person's name as the EHR gives it."""
+
+    model_config = ConfigDict(extra="forbid")
+    family: str = Field(min_length=1, max_length=64)
+    given: str = Field(default="", max_length=64)
+
+    def to_name(self) -> PersonName:
+        return PersonName(self.family, self.given)
+
+
+class PatientIn(BaseModel):
+    """The patient of a context."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=64, description="MRN (Patient ID)")
+    issuer: IssuerIn | None = None
+    name: NameIn | None = None
+    birth_date: dt.date | None = None
+    sex: Sex | None = None
+
+    def to_patient(self) -> Patient:
+        return Patient(
+            patient_id=self.id,
+            issuer=self.issuer.to_issuer() if self.issuer else None,
+            name=self.name.to_name() if self.name else None,
+            birth_date=self.birth_date,
+            sex=self.sex,
+        )
+
+
+class EncounterIn(BaseModel):
+    """The encounter (visit) of a context (IHE EBIW: Admission ID and issuer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    admission_id: str | None = Field(default=None, max_length=64)
+    issuer: IssuerIn | None = None
+    description: str | None = Field(default=None, max_length=64)
+    started_at: dt.datetime | None = None
+    accession_number: str | None = Field(default=None, max_length=16)
+
+    def to_encounter(self) -> Encounter:
+        return Encounter(
+            admission_id=self.admission_id,
+            issuer=self.issuer.to_issuer() if self.issuer else None,
+            description=self.description,
+            started_at=self.started_at,
+            accession_number=self.accession_number,
+        )
+
+
+class ContextIn(BaseModel):
+    """A context to create: who the photos are of, and in which encounter."""
+
+    model_config = ConfigDict(extra="forbid")
+    patient: PatientIn
+    encounter: EncounterIn | None = None

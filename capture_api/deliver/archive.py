@@ -1,0 +1,76 @@
+"""What the outbox and the priors view need from an archive, whatever the archive is.
+
+Two implementations: ``DicomWebArchive`` (STOW-RS/QIDO-RS/WADO-RS to a PACS/VNA, PS3.18) and
+``LocalArchive`` (Part 10 files + DICOMDIR in a folder, so ``make run`` works with no server).
+All methods are synchronous: the outbox runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InstanceRef:
+    """The three UIDs that locate an instance (PS3.18 resource path)."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    """The archive has the instance (new, or an identical one it already held).
+
+    ``warnings`` are the archive's warnings in words (PS3.18 202 / Warning Reason), recorded on
+    the capture; ``duplicate`` says the archive already held this SOP Instance UID.
+    """
+
+    warnings: tuple[str, ...] = ()
+    duplicate: bool = False
+    retrieve_url: str | None = None
+
+
+@dataclass(frozen=True)
+class PriorImage:
+    """An earlier photo of the patient, as found in the archive (QIDO-RS attributes)."""
+
+    ref: InstanceRef
+    acquired: str | None  # DICOM DT or DA+TM, as the archive returned it
+    body_site_code: str | None  # Anatomic Region Sequence > Code Value (SCT)
+    body_site_meaning: str | None
+    laterality: str | None  # Image Laterality (L, R, B, U)
+    description: str | None  # Series Description
+    comment: str | None  # Image Comments (the capture note)
+
+
+class Archive(Protocol):
+    """An archive the outbox can deliver to and the priors view can read from."""
+
+    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
+        """Store one Part 10 instance. Raise ArchiveUnavailable / ArchiveRejected."""
+        ...
+
+    def is_visible(self, ref: InstanceRef) -> bool:
+        """Whether a query for the instance finds it (QIDO-RS), i.e. users can see it."""
+        ...
+
+    def find_priors(
+        self,
+        patient_id: str,
+        issuer: str | None = None,
+        body_site_code: str | None = None,
+        limit: int = 50,
+    ) -> list[PriorImage]:
+        """The patient's photos (XC), newest first, optionally of one coded body site."""
+        ...
+
+    def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
+        """A small upright JPEG of the instance (at most ``max_size`` px on the long side)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

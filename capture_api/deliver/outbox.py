@@ -1,0 +1,292 @@
+"""The outbox worker: every encoded capture reaches the archive exactly once, and is verified.
+
+Claims are portable and safe across threads, processes and replicas: candidates are picked
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas do not queue on each other's rows) and
+each is taken by a conditional UPDATE that only succeeds while no live lease holds the row.
+A worker that dies leaves a lease that expires; the next worker re-sends, and the archive
+sees the same SOP Instance UID, which it stores once (a duplicate counts as success).
+
+Transient failures (archive down, timeouts) retry with exponential backoff and full jitter;
+permanent ones (4xx, refused instance, wrong credentials) fail with the archive's reason.
+After STOW, QIDO-RS must show the instance before the capture is "verified" and its spooled
+bytes may go.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine, or_, update
+from sqlmodel import col, select
+
+from capture_api.capture.spool import Spool
+from capture_api.deliver.archive import Archive, InstanceRef
+from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
+from capture_api.store.db import is_postgres, session
+from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
+
+log = logging.getLogger("capture.outbox")
+
+
+@dataclass(frozen=True)
+class OutboxPolicy:
+    """Timing of claims and retries (from Settings)."""
+
+    lease: dt.timedelta = dt.timedelta(seconds=120)
+    retry_base: float = 2.0
+    retry_max: float = 300.0
+    verify_attempts: int = 10
+    spool_retention: dt.timedelta = dt.timedelta(0)
+    poll: float = 0.5
+
+    def backoff(self, attempts: int) -> dt.timedelta:
+        """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
+        ceiling = min(self.retry_max, self.retry_base * 2 ** min(attempts, 20))
+        return dt.timedelta(seconds=random.uniform(self.retry_base / 2, max(ceiling, 0.01)))
+
+
+class OutboxWorker:
+    """Claims pending captures and moves them forward; run it in one or more threads."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        archive: Archive,
+        encode: Callable[[CaptureRecord], CaptureRecord],
+        policy: OutboxPolicy = OutboxPolicy(),
+        name: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.archive = archive
+        self.encode = encode
+        self.policy = policy
+        self.name = name or f"worker-{uuid.uuid4().hex[:12]}"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(self, threads: int = 1) -> None:
+        """Start ``threads`` daemon threads that drain the outbox until ``stop``."""
+        for i in range(threads):
+            thread = threading.Thread(target=self.run, name=f"{self.name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def run(self) -> None:
+        """Work until stopped; sleep ``poll`` seconds when nothing is due."""
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # never let one bad row or DB hiccup kill the worker
+                log.exception("outbox iteration failed")
+                worked = False
+            if not worked:
+                self._stop.wait(self.policy.poll)
+
+    def run_once(self) -> bool:
+        """Claim and advance one capture; False when nothing is due."""
+        owner = f"{self.name}:{threading.get_ident()}"
+        record = self._claim(owner)
+        if record is None:
+            self._sweep_spool()
+            return False
+        self._advance(record, owner)
+        return True
+
+    # --- claiming -------------------------------------------------------------------------
+
+    def _claim(self, owner: str) -> CaptureRecord | None:
+        now = utcnow()
+        free = or_(
+            col(CaptureRecord.lease_expires_at).is_(None), col(CaptureRecord.lease_expires_at) < now
+        )
+        due = (
+            select(CaptureRecord.id)
+            .where(col(CaptureRecord.status).in_([s.value for s in PENDING]))
+            .where(col(CaptureRecord.next_attempt_at) <= now)
+            .where(free)
+            .order_by(col(CaptureRecord.next_attempt_at))
+            .limit(8)
+        )
+        if is_postgres(self.engine):
+            due = due.with_for_update(skip_locked=True)
+        with session(self.engine) as s:
+            for capture_id in s.exec(due).all():
+                taken = s.exec(
+                    update(CaptureRecord)
+                    .where(col(CaptureRecord.id) == capture_id)
+                    .where(free)
+                    .values(lease_owner=owner, lease_expires_at=now + self.policy.lease)
+                )
+                if taken.rowcount == 1:
+                    s.commit()
+                    return s.get(CaptureRecord, capture_id)
+            s.rollback()
+        return None
+
+    # --- the state machine ----------------------------------------------------------------
+
+    def _advance(self, record: CaptureRecord, owner: str) -> None:
+        if record.status == CaptureStatus.RECEIVED:
+            encoded = self.encode(record)
+            self._save(encoded.id, owner, next_attempt_at=utcnow())
+        elif record.status == CaptureStatus.ENCODED:
+            self._send(record, owner)
+        elif record.status == CaptureStatus.STORED:
+            self._verify(record, owner)
+
+    def _send(self, record: CaptureRecord, owner: str) -> None:
+        ref = _ref(record)
+        try:
+            data = Path(record.dicom_path or "").read_bytes()
+        except OSError as exc:
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.FAILED,
+                failure_kind="spool-lost",
+                reason=f"the encoded photo is missing from the spool ({exc.strerror})",
+            )
+            return
+        try:
+            result = self.archive.store(data, ref)
+        except ArchiveUnavailable as exc:
+            self._retry(record, owner, str(exc), stow=True)
+        except ArchiveRejected as exc:
+            kind = "archive-auth" if isinstance(exc, ArchiveAuthFailed) else "archive-rejected"
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.FAILED,
+                reason=str(exc),
+                failure_kind=kind,
+                stow_requests=record.stow_requests + 1,
+            )
+        else:
+            warnings = json.loads(record.warnings_json) + list(result.warnings)
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.STORED,
+                stored_at=utcnow(),
+                warnings_json=json.dumps(warnings),
+                attempts=0,
+                last_error=None,
+                stow_requests=record.stow_requests + 1,
+                next_attempt_at=utcnow(),
+            )
+
+    def _verify(self, record: CaptureRecord, owner: str) -> None:
+        try:
+            visible = self.archive.is_visible(_ref(record))
+        except ArchiveUnavailable as exc:
+            self._retry(record, owner, str(exc))
+            return
+        except ArchiveRejected as exc:
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.FAILED,
+                reason=str(exc),
+                failure_kind="archive-rejected",
+            )
+            return
+        if visible:
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.VERIFIED,
+                verified_at=utcnow(),
+                last_error=None,
+            )
+            if self.policy.spool_retention <= dt.timedelta(0):
+                self._delete_spool(record.id)
+        elif record.verify_attempts + 1 >= self.policy.verify_attempts:
+            # Stored but never visible: send again (the archive treats it as a duplicate).
+            self._save(
+                record.id,
+                owner,
+                status=CaptureStatus.ENCODED,
+                verify_attempts=0,
+                last_error="the archive accepted the photo but does not show it; re-sending",
+                next_attempt_at=utcnow(),
+            )
+        else:
+            self._save(
+                record.id,
+                owner,
+                verify_attempts=record.verify_attempts + 1,
+                next_attempt_at=utcnow() + self.policy.backoff(record.verify_attempts),
+            )
+
+    def _retry(self, record: CaptureRecord, owner: str, error: str, *, stow: bool = False) -> None:
+        log.warning("archive unavailable, will retry (attempt %d)", record.attempts + 1)
+        self._save(
+            record.id,
+            owner,
+            attempts=record.attempts + 1,
+            last_error=f"{error} (will retry)",
+            next_attempt_at=utcnow() + self.policy.backoff(record.attempts),
+            stow_requests=record.stow_requests + (1 if stow else 0),
+        )
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _save(self, capture_id: str, owner: str, **values: object) -> None:
+        """Write the outcome and release the lease, only if we still hold it."""
+        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+        with session(self.engine) as s:
+            s.exec(
+                update(CaptureRecord)
+                .where(col(CaptureRecord.id) == capture_id)
+                .where(col(CaptureRecord.lease_owner) == owner)
+                .values(**values)
+            )
+            s.commit()
+
+    def _delete_spool(self, capture_id: str) -> None:
+        with session(self.engine) as s:
+            row = s.get(CaptureRecord, capture_id)
+            if row is None or row.spool_deleted_at is not None:
+                return
+            Spool.delete(row.photo_path)
+            Spool.delete(row.dicom_path)
+            row.spool_deleted_at = utcnow()
+            s.add(row)
+            s.commit()
+
+    def _sweep_spool(self) -> None:
+        """Delete spooled bytes of captures verified longer ago than the retention."""
+        if self.policy.spool_retention <= dt.timedelta(0):
+            return
+        cutoff = utcnow() - self.policy.spool_retention
+        with session(self.engine) as s:
+            due = s.exec(
+                select(CaptureRecord.id)
+                .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
+                .where(col(CaptureRecord.spool_deleted_at).is_(None))
+                .where(col(CaptureRecord.verified_at) < cutoff)
+                .limit(100)
+            ).all()
+        for capture_id in due:
+            self._delete_spool(capture_id)
+
+
+def _ref(record: CaptureRecord) -> InstanceRef:
+    return InstanceRef(
+        record.study_uid or "", record.series_uid or "", record.sop_instance_uid or ""
+    )

@@ -1,0 +1,79 @@
+"""Wiring: settings -> database, spool, archive, capture service and outbox worker.
+
+One object per process, built at start-up (the API's lifespan, the ``worker`` command) and
+torn down at shutdown. Nothing here talks to the network at construction time, so the
+service starts even when the archive is down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from capture_api.capture.service import CaptureService
+from capture_api.capture.spool import Spool
+from capture_api.config import Settings
+from capture_api.deliver.archive import Archive
+from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
+from capture_api.encode.pipeline import EncoderOptions
+from capture_api.encode.prepare import Limits
+from capture_api.store.db import make_engine, migrate
+
+
+@dataclass
+class Runtime:
+    """Everything a process needs to accept, deliver and show captures."""
+
+    settings: Settings
+    engine: Engine
+    service: CaptureService
+    archive: Archive
+    worker: OutboxWorker
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.sqlalchemy_url)
+        migrate(engine)
+        options = EncoderOptions(
+            uid_root=settings.uid_root,
+            institution_name=settings.institution_name,
+            station_name=settings.station_name,
+            limits=Limits(settings.max_upload_bytes, settings.max_pixels),
+        )
+        service = CaptureService(engine, Spool(settings.spool_dir), options)
+        archive = archive_from_settings(settings)
+        worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
+        return cls(settings, engine, service, archive, worker)
+
+    def start(self) -> None:
+        if self.settings.worker_enabled:
+            self.worker.start(self.settings.worker_threads)
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.archive.close()
+        self.engine.dispose()
+
+
+def archive_from_settings(settings: Settings) -> Archive:
+    """DICOMweb when a base URL is configured, else the embedded local DICOMDIR archive."""
+    if settings.dicomweb_url:
+        from capture_api.deliver.dicomweb import DicomWebArchive
+
+        return DicomWebArchive.from_settings(settings)
+    from capture_api.deliver.local_archive import LocalArchive
+
+    return LocalArchive(settings.local_archive_dir)
+
+
+def policy_from_settings(settings: Settings) -> OutboxPolicy:
+    return OutboxPolicy(
+        lease=dt.timedelta(seconds=settings.lease_seconds),
+        retry_base=settings.retry_base_seconds,
+        retry_max=settings.retry_max_seconds,
+        verify_attempts=settings.verify_attempts,
+        spool_retention=dt.timedelta(seconds=settings.spool_retention_seconds),
+        poll=settings.poll_seconds,
+    )

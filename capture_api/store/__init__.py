@@ -1,0 +1,1 @@
+"""Persistence: the capture records and the outbox live in one SQL database."""

@@ -1,0 +1,97 @@
+"""The tables: encounter contexts, and one row per capture that doubles as the outbox.
+
+A capture row moves received -> encoded -> stored -> verified (or failed, with a reason a
+person can read). The outbox columns (attempts, next_attempt_at, lease_*) let several
+worker threads and processes share the table: a row is claimed by a conditional UPDATE
+(and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), and a claim expires if its worker dies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Column, String, Text
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    """Aware UTC (sqlmodel's UTCDateTime refuses naive values and returns UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class CaptureStatus(StrEnum):
+    """Where a capture is on its way to the archive."""
+
+    RECEIVED = "received"  # photo spooled durably; not yet encoded
+    ENCODED = "encoded"  # DICOM object spooled; waiting for (or retrying) STOW
+    STORED = "stored"  # the archive accepted it; waiting for QIDO to show it
+    VERIFIED = "verified"  # the archive shows it: done; spooled bytes can go
+    FAILED = "failed"  # will not be delivered; ``reason`` says why
+
+
+#: States the outbox worker acts on.
+PENDING = (CaptureStatus.RECEIVED, CaptureStatus.ENCODED, CaptureStatus.STORED)
+
+
+class ContextRecord(SQLModel, table=True):
+    """A patient + encounter context captures are made in (from EHR launch, worklist, scan)."""
+
+    __tablename__ = "encounter_context"
+
+    id: str = Field(primary_key=True, max_length=64)
+    patient_json: str = Field(sa_column=Column(Text, nullable=False))
+    encounter_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    study_uid: str = Field(max_length=64)
+    source: str = Field(max_length=32)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CaptureRecord(SQLModel, table=True):
+    """One photo: its metadata, where its bytes are spooled, and its delivery state."""
+
+    __tablename__ = "capture"
+
+    id: str = Field(primary_key=True, max_length=128)  # the client's capture id
+    context_id: str = Field(foreign_key="encounter_context.id", index=True, max_length=64)
+    status: CaptureStatus = Field(
+        default=CaptureStatus.RECEIVED,
+        sa_column=Column(String(16), nullable=False, index=True),
+    )
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    failure_kind: str | None = Field(default=None, max_length=32)  # see capture.service
+    warnings_json: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+
+    body_site_code: str | None = Field(default=None, max_length=32)
+    laterality: str | None = Field(default=None, max_length=1)
+    sensitivity_level: str = Field(default="normal", max_length=16)
+    sensitivity_categories: str = Field(default="", max_length=128)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    view: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    operator: str | None = Field(default=None, max_length=64)
+    device: str | None = Field(default=None, max_length=64)
+    captured_at: dt.datetime | None = None
+    instance_number: int = 1
+
+    sop_instance_uid: str | None = Field(default=None, max_length=64, index=True)
+    study_uid: str | None = Field(default=None, max_length=64)
+    series_uid: str | None = Field(default=None, max_length=64)
+    photo_path: str | None = Field(default=None, max_length=512)
+    dicom_path: str | None = Field(default=None, max_length=512)
+
+    attempts: int = 0
+    verify_attempts: int = 0
+    stow_requests: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: dt.datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+    created_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    updated_at: dt.datetime = Field(default_factory=utcnow)
+    encoded_at: dt.datetime | None = None
+    stored_at: dt.datetime | None = None
+    verified_at: dt.datetime | None = None
+    spool_deleted_at: dt.datetime | None = None

@@ -1,0 +1,1 @@
+"""Tests of delivery to archives (DICOMweb against a real Orthanc)."""

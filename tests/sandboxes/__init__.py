@@ -1,0 +1,1 @@
+"""Development sandboxes: small stand-ins for services the tests need (token servers, proxies)."""
