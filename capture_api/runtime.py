@@ -42,7 +42,8 @@ class Runtime:
             station_name=settings.station_name,
             limits=Limits(settings.max_upload_bytes, settings.max_pixels),
         )
-        service = CaptureService(engine, Spool(settings.spool_dir), options)
+        lease = dt.timedelta(seconds=settings.lease_seconds)
+        service = CaptureService(engine, Spool(settings.spool_dir), options, lease)
         archive = archive_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
         return cls(settings, engine, service, archive, worker)

@@ -4,6 +4,11 @@ The order is the promise: the photo is on disk (fsync'd) and its row committed b
 API says 202; encoding then happens at once so a bad photo gets its 4xx in the same request.
 If the process dies in between, the outbox finds the ``received`` row and encodes it later.
 A re-sent capture id returns the first result; the same id with a different photo is refused.
+
+The request holds a lease on its new row while it encodes, so the outbox does not encode the
+same photo at the same time; and an encode only lands by a conditional ``received ->``
+update, so a late one can never overwrite a capture that has moved on (found by the delivery
+benchmark at concurrency 16).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -68,10 +73,17 @@ class CaptureRequest:
 class CaptureService:
     """The capture use cases over one database and one spool."""
 
-    def __init__(self, engine: Engine, spool: Spool, options: EncoderOptions) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        spool: Spool,
+        options: EncoderOptions,
+        lease: dt.timedelta = dt.timedelta(seconds=120),
+    ) -> None:
         self.engine = engine
         self.spool = spool
         self.options = options
+        self.lease = lease
 
     # --- contexts ---------------------------------------------------------------------------
 
@@ -113,6 +125,7 @@ class CaptureService:
         target = self.spool.path_for(f"{request.capture_id}:{upload.sha256}", ".photo")
         self.spool.move(upload.path, target)
         record = self._new_record(request, upload.sha256, upload.size, target)
+        record.lease_owner, record.lease_expires_at = "upload", utcnow() + self.lease
         try:
             with session(self.engine) as s:
                 record.instance_number = _next_instance_number(s, request.context_id)
@@ -126,28 +139,34 @@ class CaptureService:
         return self.encode(record), True
 
     def encode(self, record: CaptureRecord) -> CaptureRecord:
-        """received -> encoded (DICOM spooled) or failed (the encoder refused the photo)."""
+        """received -> encoded (DICOM spooled) or failed (the encoder refused the photo).
+
+        Completes the received step and releases whatever claim the row had (the upload's or
+        a worker's). If another encode of the same row landed first, this one leaves no trace.
+        """
         context = self.context(record.context_id)
         try:
             ctx = self._capture_context(_request_of(record), context, record.instance_number)
             wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
         except InputRejected as exc:
             return self._fail_input(record, exc)
-        dicom = self.spool.write_bytes(self.spool.path_for(record.id, ".dcm"), wrapped.to_bytes())
+        attempt = self.spool.path_for(f"{record.id}:{uuid.uuid4().hex}", ".dcm")
+        dicom = self.spool.write_bytes(attempt, wrapped.to_bytes())
         now = utcnow()
-        with session(self.engine) as s:
-            row = s.get(CaptureRecord, record.id)
-            assert row is not None
-            row.status = CaptureStatus.ENCODED
-            row.sop_instance_uid = wrapped.sop_instance_uid
-            row.study_uid = wrapped.study_instance_uid
-            row.series_uid = wrapped.series_instance_uid
-            row.dicom_path = str(dicom.path)
-            row.warnings_json = json.dumps(list(wrapped.warnings))
-            row.encoded_at = row.updated_at = row.next_attempt_at = now
-            s.add(row)
-            s.commit()
-        return row
+        landed = self._finish_received(
+            record.id,
+            status=CaptureStatus.ENCODED.value,
+            sop_instance_uid=wrapped.sop_instance_uid,
+            study_uid=wrapped.study_instance_uid,
+            series_uid=wrapped.series_instance_uid,
+            dicom_path=str(dicom.path),
+            warnings_json=json.dumps(list(wrapped.warnings)),
+            encoded_at=now,
+            next_attempt_at=now,
+        )
+        if not landed:
+            Spool.delete(dicom.path)
+        return self._current(record.id)
 
     def get(self, capture_id: str) -> CaptureRecord | None:
         with session(self.engine) as s:
@@ -217,16 +236,31 @@ class CaptureService:
 
     def _fail_input(self, record: CaptureRecord, exc: InputRejected) -> CaptureRecord:
         kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), "invalid-input")
+        landed = self._finish_received(
+            record.id, status=CaptureStatus.FAILED.value, reason=str(exc), failure_kind=kind
+        )
+        if landed:
+            Spool.delete(record.photo_path)
+        return self._current(record.id)
+
+    def _finish_received(self, capture_id: str, **values: object) -> bool:
+        """Move a row out of ``received`` (only if it is still there) and release its claim."""
+        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
         with session(self.engine) as s:
-            row = s.get(CaptureRecord, record.id)
-            assert row is not None
-            row.status = CaptureStatus.FAILED
-            row.reason, row.failure_kind = str(exc), kind
-            row.updated_at = utcnow()
-            s.add(row)
+            result = s.exec(
+                update(CaptureRecord)
+                .where(col(CaptureRecord.id) == capture_id)
+                .where(col(CaptureRecord.status) == CaptureStatus.RECEIVED.value)
+                .values(**values)
+            )
             s.commit()
-        Spool.delete(record.photo_path)
-        return row
+        return bool(result.rowcount == 1)
+
+    def _current(self, capture_id: str) -> CaptureRecord:
+        record = self.get(capture_id)
+        if record is None:  # rows are never deleted
+            raise LookupError(f"capture {capture_id} vanished")
+        return record
 
 
 def _next_instance_number(s: Session, context_id: str) -> int:

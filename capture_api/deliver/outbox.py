@@ -142,8 +142,7 @@ class OutboxWorker:
 
     def _advance(self, record: CaptureRecord, owner: str) -> None:
         if record.status == CaptureStatus.RECEIVED:
-            encoded = self.encode(record)
-            self._save(encoded.id, owner, next_attempt_at=utcnow())
+            self.encode(record)  # left by a crash before encoding; encode releases the claim
         elif record.status == CaptureStatus.ENCODED:
             self._send(record, owner)
         elif record.status == CaptureStatus.STORED:

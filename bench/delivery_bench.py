@@ -1,0 +1,773 @@
+"""Benchmark delivery end to end: phone upload -> DICOM -> STOW-RS -> QIDO-RS-verified, on Orthanc.
+
+Run from the repository root::
+
+    PYTHONPATH=. /tmp/venv/bin/python bench/delivery_bench.py            # full run (~1-3 min)
+    PYTHONPATH=. /tmp/venv/bin/python bench/delivery_bench.py --quick    # smoke run
+    PYTHONPATH=. /tmp/venv/bin/python bench/delivery_bench.py --json delivery.json
+
+It needs Orthanc with its DICOMweb plugin (``apt-get install orthanc orthanc-dicomweb``).
+
+Set-up: a fresh Orthanc (``tests.orthanc.OrthancServer``, storage in a temporary folder) and,
+for each concurrency level, a fresh service process (``python -m capture_api run``) with its
+own SQLite database and spool in a temporary ``CAPTURE_DATA_DIR``,
+``CAPTURE_DICOMWEB_URL`` = that Orthanc, ``CAPTURE_WORKER_THREADS`` = max(4, concurrency) and
+``CAPTURE_POLL_SECONDS`` = 0.02. Orthanc is emptied before every measured phase, so each phase
+stores into an archive holding only its own warm-up instance.
+
+Photos: camera-like 12 MP JPEGs (4032x3024, baseline, 4:2:0, quality 92, EXIF; about 3.8 MB
+each), made with ``bench/wrap_bench.py``'s generator from three seeds, each photo then given
+its own pixels by XOR-ing a 252x252 patch at a per-photo position before encoding; every photo
+is distinct (checked by SHA-256). Every level uploads the first ``n`` of them with new
+capture ids, so every upload makes a new SOP instance.
+
+What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
+
+* ``ours photos/s``: ``n`` photos sent by ``c`` client threads (one httpx client each, each
+  sending its next photo as soon as the previous one got its 202), divided by the time from
+  the first send to the last photo seen ``verified`` (``n`` = the photos seen verified):
+  sustained accepted-to-verified throughput, service and archive together.
+* ``ours p50/p95 ms``: per photo, from just before the upload starts to the poll that first
+  sees ``verified`` (so it includes the upload, the in-request encode, the outbox's STOW-RS
+  and its QIDO-RS check). One poller thread reads ``GET /api/v1/captures?context_id=...``
+  every 20 ms (one request per tick, whatever the number of photos in flight, so the
+  poller's own load stays constant); the figures are thus up to ~20 ms late.
+* ``upload p50/p95 ms``: per photo, send to 202 (the photo is spooled, committed and wrapped).
+* ``direct photos/s`` and ``direct p50/p95 ms``: the floor. The same photos, wrapped to DICOM
+  once in this process by ``capture_api.encode.pipeline.wrap_photo``, stored by ``c`` threads
+  straight into Orthanc with ``DicomWebArchive.store`` (one STOW-RS request per instance, the
+  product's own multipart/related body), ``n`` requests; latency is one request.
+* ``ratio``: direct photos/s / ours photos/s: how many times slower than the bare STOW floor.
+* ``failed``: photos not ``verified`` when the level ends: seen ``failed`` before verification,
+  or seen ``verified`` and then no longer (the poller keeps watching for 1 s after the last
+  photo, untimed). Such photos still count in ``ours`` if they were seen verified; the reasons
+  go to stderr and the JSON, and the exit status is 1.
+* ``API peak RSS MB``: ``VmHWM`` of the service process (``/proc/<pid>/status``) at the end of
+  the level. The service restarts between levels, so each level's peak is its own. Unlike
+  ``ru_maxrss``, ``VmHWM`` belongs to the address space and starts afresh at ``exec``.
+
+One uncounted warm-up photo goes through each service (and one direct STOW precedes each
+direct phase) before timing. Caveat: the service, Orthanc and this load generator (HTTP
+clients, poller) share the same CPUs; on a 2-core machine they compete, and the absolute
+figures are lower than on a dedicated server. ``--json PATH`` writes every figure, the raw
+samples and the machine as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from tests.orthanc import OrthancServer
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEED = 20240517
+BASE_SEEDS = (SEED + 12, SEED + 13, SEED + 14)
+WIDTH, HEIGHT = 4032, 3024
+JPEG_QUALITY = 92
+PATCH = 252  # side of the per-photo XOR patch: 16 x 12 positions fit in 4032 x 3024
+MB = 1_000_000
+POLL_SECONDS = 0.02
+STARTUP_SECONDS = 60.0
+LEVEL_TIMEOUT_SECONDS = 300.0
+SETTLE_SECONDS = 1.0
+HTTP_TIMEOUT_SECONDS = 120.0
+INSTALL_HINT = "apt-get install orthanc orthanc-dicomweb"
+
+#: (concurrency, photos) per level.
+DEFAULT_LEVELS = ((1, 24), (4, 48), (16, 48))
+QUICK_LEVELS = ((1, 8), (4, 16), (16, 16))
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure what it set out to (the message says why)."""
+
+
+# --- figures ------------------------------------------------------------------------------
+
+
+def nearest_rank(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile by nearest rank: the smallest sample >= ``q`` of the samples."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class Latencies:
+    """Per-photo durations, in milliseconds."""
+
+    samples_ms: list[float]
+
+    @property
+    def p50_ms(self) -> float:
+        return nearest_rank(self.samples_ms, 0.50)
+
+    @property
+    def p95_ms(self) -> float:
+        return nearest_rank(self.samples_ms, 0.95)
+
+
+@dataclass(frozen=True)
+class OursResult:
+    """One level through the service."""
+
+    photos_per_s: float
+    wall_s: float
+    verified: Latencies  # send -> seen verified by the poller
+    upload: Latencies  # send -> 202
+    server: Latencies  # the service's own created_at -> verified_at
+    idle_rss_mb: float  # VmRSS after start-up and the warm-up photo
+    peak_rss_mb: float  # VmHWM at the end of the level
+    failures: list[str]  # captures not verified at the end of the level, with the reason
+    orthanc_instances: int  # instances in Orthanc after the level (n + 1 warm-up expected)
+
+
+@dataclass(frozen=True)
+class DirectResult:
+    """One level of bare STOW-RS requests."""
+
+    photos_per_s: float
+    wall_s: float
+    request: Latencies
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    concurrency: int
+    n: int
+    ours: OursResult
+    direct: DirectResult
+
+    @property
+    def ratio(self) -> float:
+        return self.direct.photos_per_s / self.ours.photos_per_s
+
+
+@dataclass
+class Sample:
+    """One photo's trip through the service (``time.perf_counter`` seconds)."""
+
+    capture_id: str
+    photo: int
+    sent: float = math.nan
+    accepted: float = math.nan
+    verified: float = math.nan
+    server_ms: float = math.nan
+    failure: str | None = None  # why it is not ``verified`` at the end of its level
+
+
+# --- photos -------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def make_photos(count: int) -> list[bytes]:
+    """``count`` distinct camera-like 12 MP JPEGs (see the module docstring)."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.wrap_bench import camera_exif, photo_pixels
+
+    started = time.perf_counter()
+    bases = [np.asarray(photo_pixels(WIDTH, HEIGHT, seed)) for seed in BASE_SEEDS[:count]]
+    exif = camera_exif(1)
+    columns = WIDTH // PATCH
+    photos: list[bytes] = []
+    for i in range(count):
+        pixels = bases[i % len(bases)].copy()
+        cell = i // len(bases)
+        top, left = (cell // columns) * PATCH, (cell % columns) * PATCH
+        pixels[top : top + PATCH, left : left + PATCH] ^= np.uint8(0x5A)
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(
+            out,
+            "JPEG",
+            quality=JPEG_QUALITY,
+            subsampling=2,
+            progressive=False,
+            optimize=False,
+            exif=exif,
+        )
+        photos.append(out.getvalue())
+    if len({hashlib.sha256(p).digest() for p in photos}) != count:
+        raise BenchError("generated photos are not all distinct")
+    mean_mb = sum(map(len, photos)) / count / MB
+    elapsed = time.perf_counter() - started
+    log(f"generated {count} photos {WIDTH}x{HEIGHT}, mean {mean_mb:.2f} MB ({elapsed:.1f} s)")
+    return photos
+
+
+def wrap_direct(photos: Sequence[bytes], run: str) -> list[tuple[bytes, Any]]:
+    """Each photo as the service would wrap it, with capture ids of its own, and its ref."""
+    from capture_api.capture.model import CaptureContext
+    from capture_api.context.model import Patient
+    from capture_api.deliver.archive import InstanceRef
+    from capture_api.encode.pipeline import wrap_photo
+    from capture_api.encode.uids import derived_uid
+
+    started = time.perf_counter()
+    patient = Patient(patient_id="BENCH-DIRECT")
+    study = derived_uid(None, "context-study", f"bench-direct-{run}")
+    wrapped: list[tuple[bytes, Any]] = []
+    for i, photo in enumerate(photos):
+        ctx = CaptureContext(
+            capture_id=f"direct-{run}-{i:04d}",
+            patient=patient,
+            study_uid=study,
+            instance_number=i + 1,
+        )
+        dicom = wrap_photo(photo, ctx)
+        ref = InstanceRef(
+            dicom.study_instance_uid, dicom.series_instance_uid, dicom.sop_instance_uid
+        )
+        wrapped.append((dicom.to_bytes(), ref))
+    log(f"wrapped {len(photos)} photos for the direct STOW ({time.perf_counter() - started:.1f} s)")
+    return wrapped
+
+
+# --- the service process ------------------------------------------------------------------
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    """A ``kB`` field (``VmHWM``, ``VmRSS``) of ``/proc/<pid>/status``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == key:
+            return int(value.split()[0])
+    raise BenchError(f"no {key} in /proc/{pid}/status")
+
+
+class Service:
+    """``python -m capture_api run`` in a subprocess, with its own data folder."""
+
+    def __init__(self, workdir: Path, dicomweb_url: str, threads: int) -> None:
+        from tests.orthanc import free_port
+
+        self.workdir = workdir
+        self.port = free_port()
+        self.dicomweb_url = dicomweb_url
+        self.threads = threads
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "service.log"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise BenchError("the service is not running")
+        return self._process.pid
+
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAPTURE_DATABASE_URL")
+        }
+        env.update(
+            PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
+            CAPTURE_DATA_DIR=str(self.workdir / "data"),
+            CAPTURE_DICOMWEB_URL=self.dicomweb_url,
+            CAPTURE_WORKER_THREADS=str(self.threads),
+            CAPTURE_POLL_SECONDS=str(POLL_SECONDS),
+        )
+        return env
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "capture_api", "run", "--host", "127.0.0.1"]
+        with self.log_path.open("wb") as out:
+            self._process = subprocess.Popen(
+                [*command, "--port", str(self.port)],
+                cwd=REPO_ROOT,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise BenchError(f"the service did not start on port {self.port}:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- one level through the service --------------------------------------------------------
+
+
+def _server_ms(item: dict[str, Any]) -> float:
+    created = dt.datetime.fromisoformat(item["created_at"])
+    verified = dt.datetime.fromisoformat(item["verified_at"])
+    return (verified - created).total_seconds() * 1000
+
+
+def upload(client: httpx.Client, context_id: str, capture_id: str, photo: bytes) -> None:
+    answer = client.post(
+        "/api/v1/captures",
+        files={"photo": (f"{capture_id}.jpg", photo, "image/jpeg")},
+        data={"capture_id": capture_id, "context_id": context_id},
+    )
+    if answer.status_code != 202:
+        raise BenchError(f"upload of {capture_id} answered {answer.status_code}: {answer.text}")
+
+
+def list_captures(client: httpx.Client, context_id: str) -> tuple[float, list[dict[str, Any]]]:
+    """One poll: the context's captures, and the time the answer arrived."""
+    answer = client.get("/api/v1/captures", params={"context_id": context_id})
+    now = time.perf_counter()
+    answer.raise_for_status()
+    items: list[dict[str, Any]] = answer.json()
+    return now, items
+
+
+def poll_verified(
+    client: httpx.Client, context_id: str, samples: Sequence[Sample], deadline: float
+) -> None:
+    """Every 20 ms, list the context's captures; stamp each sample when first seen verified.
+
+    A capture seen ``failed`` first gets its ``failure`` set and is no longer waited for.
+    """
+    pending = {s.capture_id: s for s in samples}
+    tick = time.perf_counter()
+    while pending:
+        now, items = list_captures(client, context_id)
+        for item in items:
+            sample = pending.get(item["capture_id"])
+            if sample is None:
+                continue
+            if item["status"] == "verified":
+                sample.verified = now
+                sample.server_ms = _server_ms(item)
+                del pending[sample.capture_id]
+            elif item["status"] == "failed":
+                sample.failure = f"failed before verification: {item['reason']}"
+                del pending[sample.capture_id]
+        if now > deadline:
+            late = {i["capture_id"]: (i["status"], i["retrying"]) for i in items}
+            raise BenchError(f"{len(pending)} captures not verified in time: {late}")
+        tick += POLL_SECONDS
+        time.sleep(max(0.0, tick - time.perf_counter()))
+
+
+def settle(client: httpx.Client, context_id: str, samples: Sequence[Sample]) -> None:
+    """Keep polling for SETTLE_SECONDS (untimed); flag captures no longer ``verified``."""
+    end = time.perf_counter() + SETTLE_SECONDS
+    while True:
+        _, items = list_captures(client, context_id)
+        by_id = {item["capture_id"]: item for item in items}
+        for sample in samples:
+            item = by_id[sample.capture_id]
+            if sample.failure is None and item["status"] != "verified":
+                why = item["reason"] or item["retrying"] or "no reason given"
+                sample.failure = f"verified, then {item['status']}: {why}"
+        if time.perf_counter() > end:
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def create_context(client: httpx.Client, patient_id: str) -> str:
+    answer = client.post("/api/v1/contexts", json={"patient": {"id": patient_id}})
+    answer.raise_for_status()
+    return str(answer.json()["context_id"])
+
+
+def run_concurrently(workers: Sequence[Callable[[], None]]) -> None:
+    """Run every callable in its own thread; re-raise the first failure."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(workers)) as pool:
+        futures = [pool.submit(work) for work in workers]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+
+
+def bench_ours(
+    service: Service, orthanc: OrthancServer, photos: Sequence[bytes], concurrency: int, n: int
+) -> OursResult:
+    """Upload ``n`` photos with ``concurrency`` clients; follow each until verified."""
+    run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
+    with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        context_id = create_context(client, f"BENCH-{concurrency}")
+        warmup = Sample(f"warmup-{run}", 0)
+        upload(client, context_id, warmup.capture_id, photos[0])
+        poll_verified(client, context_id, [warmup], time.perf_counter() + 60)
+        if warmup.failure is not None:
+            raise BenchError(f"the warm-up capture did not get through: {warmup.failure}")
+    idle_rss_mb = proc_status_kb(service.pid, "VmRSS") * 1024 / MB
+
+    samples = [Sample(f"bench-{run}-{i:04d}", i) for i in range(n)]
+    jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
+    for sample in samples:
+        jobs.put(sample)
+
+    def client_thread() -> None:
+        with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+            while True:
+                try:
+                    sample = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                sample.sent = time.perf_counter()
+                upload(client, context_id, sample.capture_id, photos[sample.photo])
+                sample.accepted = time.perf_counter()
+
+    def poller_thread() -> None:
+        with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+            poll_verified(client, context_id, samples, time.perf_counter() + LEVEL_TIMEOUT_SECONDS)
+
+    def clients() -> None:
+        run_concurrently([client_thread] * concurrency)
+
+    run_concurrently([clients, poller_thread])
+    with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        settle(client, context_id, samples)
+    peak_rss_mb = proc_status_kb(service.pid, "VmHWM") * 1024 / MB
+    seen = [s for s in samples if not math.isnan(s.verified)]
+    if not seen:
+        raise BenchError(f"no capture was verified; first failure: {samples[0].failure}")
+    held = orthanc.instance_count()
+    if held != n + 1:
+        log(f"warning: Orthanc holds {held} instances after the level, expected {n + 1}")
+    wall = max(s.verified for s in seen) - min(s.sent for s in samples)
+    return OursResult(
+        photos_per_s=len(seen) / wall,
+        wall_s=wall,
+        verified=Latencies([(s.verified - s.sent) * 1000 for s in seen]),
+        upload=Latencies([(s.accepted - s.sent) * 1000 for s in samples]),
+        server=Latencies([s.server_ms for s in seen]),
+        idle_rss_mb=idle_rss_mb,
+        peak_rss_mb=peak_rss_mb,
+        failures=[f"{s.capture_id}: {s.failure}" for s in samples if s.failure is not None],
+        orthanc_instances=held,
+    )
+
+
+# --- one level of direct STOW -------------------------------------------------------------
+
+
+def bench_direct(
+    orthanc: OrthancServer, wrapped: Sequence[tuple[bytes, Any]], concurrency: int, n: int
+) -> DirectResult:
+    """STOW ``n`` instances (after one warm-up) with ``concurrency`` threads, one client each."""
+    from capture_api.deliver.dicomweb import DicomWebArchive
+
+    warmup, *measured = wrapped[: n + 1]
+    with DicomWebArchive(orthanc.base_url, timeout=HTTP_TIMEOUT_SECONDS) as archive:
+        archive.store(*warmup)
+    jobs: queue.SimpleQueue[tuple[bytes, Any]] = queue.SimpleQueue()
+    for item in measured:
+        jobs.put(item)
+    spans: list[tuple[float, float]] = []
+
+    def stow_thread() -> None:
+        with DicomWebArchive(orthanc.base_url, timeout=HTTP_TIMEOUT_SECONDS) as archive:
+            while True:
+                try:
+                    part10, ref = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                started = time.perf_counter()
+                archive.store(part10, ref)
+                spans.append((started, time.perf_counter()))
+
+    run_concurrently([stow_thread] * concurrency)
+    held = orthanc.instance_count()
+    if held != n + 1:
+        raise BenchError(f"Orthanc holds {held} instances after direct STOW, expected {n + 1}")
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
+    return DirectResult(
+        photos_per_s=n / wall,
+        wall_s=wall,
+        request=Latencies([(end - start) * 1000 for start, end in spans]),
+    )
+
+
+# --- report -------------------------------------------------------------------------------
+
+COLUMNS = (
+    "concurrency",
+    "n",
+    "ours photos/s",
+    "ours p50 ms",
+    "ours p95 ms",
+    "upload p50 ms",
+    "upload p95 ms",
+    "direct photos/s",
+    "direct p50 ms",
+    "direct p95 ms",
+    "ratio",
+    "API peak RSS MB",
+    "failed",
+)
+
+
+def table_row(r: LevelResult) -> list[str]:
+    return [
+        str(r.concurrency),
+        str(r.n),
+        f"{r.ours.photos_per_s:.2f}",
+        f"{r.ours.verified.p50_ms:.0f}",
+        f"{r.ours.verified.p95_ms:.0f}",
+        f"{r.ours.upload.p50_ms:.0f}",
+        f"{r.ours.upload.p95_ms:.0f}",
+        f"{r.direct.photos_per_s:.2f}",
+        f"{r.direct.request.p50_ms:.0f}",
+        f"{r.direct.request.p95_ms:.0f}",
+        f"{r.ratio:.2f}",
+        f"{r.ours.peak_rss_mb:.0f}",
+        str(len(r.ours.failures)),
+    ]
+
+
+def format_table(results: Sequence[LevelResult]) -> str:
+    """A markdown table, every column right-aligned."""
+    rows = [table_row(r) for r in results]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(COLUMNS)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
+    return "\n".join([line(COLUMNS), rule, *(line(r) for r in rows)])
+
+
+def orthanc_versions(orthanc: OrthancServer) -> tuple[str, str]:
+    """Orthanc's version (``GET /system``) and its DICOMweb plugin's."""
+    system = httpx.get(f"{orthanc.rest_url}/system", timeout=10).json()
+    plugin = httpx.get(f"{orthanc.rest_url}/plugins/dicom-web", timeout=10)
+    plugin_version = plugin.json().get("Version", "?") if plugin.status_code == 200 else "?"
+    return str(system.get("Version", "?")), str(plugin_version)
+
+
+def machine_info(orthanc: OrthancServer) -> dict[str, str | int | None]:
+    from bench.wrap_bench import cpu_model
+
+    orthanc_version, dicomweb_version = orthanc_versions(orthanc)
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "httpx": metadata.version("httpx"),
+        "uvicorn": metadata.version("uvicorn"),
+        "orthanc": orthanc_version,
+        "orthanc_dicomweb": dicomweb_version,
+    }
+
+
+def machine_line(machine: dict[str, str | int | None]) -> str:
+    return (
+        f"machine: {machine['cpu']}, {machine['cpu_count']} CPUs (shared by the API, Orthanc "
+        f"and the load generator), {machine['platform']}; Python {machine['python']}, "
+        f"httpx {machine['httpx']}, uvicorn {machine['uvicorn']}; Orthanc {machine['orthanc']} "
+        f"with DICOMweb {machine['orthanc_dicomweb']}"
+    )
+
+
+def results_json(
+    results: Sequence[LevelResult], machine: dict[str, str | int | None], photo_mb: float
+) -> str:
+    def latencies(name: str, lat: Latencies) -> dict[str, Any]:
+        return {
+            f"{name}_p50_ms": lat.p50_ms,
+            f"{name}_p95_ms": lat.p95_ms,
+            f"{name}_samples_ms": lat.samples_ms,
+        }
+
+    levels = [
+        {
+            "concurrency": r.concurrency,
+            "n": r.n,
+            "ours_photos_per_s": r.ours.photos_per_s,
+            "ours_wall_s": r.ours.wall_s,
+            **latencies("ours_verified", r.ours.verified),
+            **latencies("ours_upload", r.ours.upload),
+            **latencies("ours_server_created_to_verified", r.ours.server),
+            "api_idle_rss_mb": r.ours.idle_rss_mb,
+            "api_peak_rss_mb": r.ours.peak_rss_mb,
+            "ours_failures": r.ours.failures,
+            "orthanc_instances_after_ours": r.ours.orthanc_instances,
+            "direct_photos_per_s": r.direct.photos_per_s,
+            "direct_wall_s": r.direct.wall_s,
+            **latencies("direct_request", r.direct.request),
+            "ratio": r.ratio,
+        }
+        for r in results
+    ]
+    setup = {
+        "photo_pixels": f"{WIDTH}x{HEIGHT}",
+        "photo_mean_mb": photo_mb,
+        "poll_seconds": POLL_SECONDS,
+        "worker_threads": "max(4, concurrency)",
+    }
+    return json.dumps({"machine": machine, "setup": setup, "levels": levels}, indent=2) + "\n"
+
+
+# --- driver -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Upload -> verified throughput and latency on Orthanc, against bare STOW-RS."
+    )
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument(
+        "--quick", action="store_true", help="smoke run: 8/16/16 photos at concurrency 1/4/16"
+    )
+    sizes.add_argument(
+        "--photos", type=int, metavar="N", help="photos per level (default 24/48/48)"
+    )
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.photos is not None and args.photos < 1:
+        parser.error("--photos must be at least 1")
+    return args
+
+
+def levels_for(args: argparse.Namespace) -> list[tuple[int, int]]:
+    levels = QUICK_LEVELS if args.quick else DEFAULT_LEVELS
+    if args.photos is not None:
+        return [(c, int(args.photos)) for c, _ in levels]
+    return list(levels)
+
+
+def require_orthanc() -> None:
+    from tests.orthanc import DICOMWEB_PLUGIN, ORTHANC
+
+    missing = [str(p) for p in (ORTHANC, DICOMWEB_PLUGIN) if not p.exists()]
+    if missing:
+        sys.exit(
+            f"delivery_bench: Orthanc with its DICOMweb plugin is not installed "
+            f"(missing {', '.join(missing)}); install it: {INSTALL_HINT}"
+        )
+
+
+@dataclass
+class Run:
+    """Everything the driver started, so ``finally`` can stop it."""
+
+    services: list[Service] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for service in self.services:
+            service.stop()
+
+
+def bench_level(
+    tmp: Path,
+    orthanc: OrthancServer,
+    run: Run,
+    photos: Sequence[bytes],
+    wrapped: Sequence[tuple[bytes, Any]],
+    concurrency: int,
+    n: int,
+) -> LevelResult:
+    log(f"concurrency {concurrency}: {n} photos through the service ...")
+    orthanc.clear()
+    service = Service(tmp / f"service-c{concurrency}", orthanc.base_url, max(4, concurrency))
+    run.services.append(service)
+    service.start()
+    try:
+        ours = bench_ours(service, orthanc, photos, concurrency, n)
+    except BenchError as exc:
+        raise BenchError(f"{exc}\nservice log:\n{service.log_tail()}") from exc
+    finally:
+        service.stop()
+    log(f"concurrency {concurrency}: {n} direct STOW-RS requests ...")
+    orthanc.clear()
+    direct = bench_direct(orthanc, wrapped, concurrency, n)
+    return LevelResult(concurrency, n, ours, direct)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    require_orthanc()
+    from tests.orthanc import OrthancServer
+
+    levels = levels_for(args)
+    most = max(n for _, n in levels)
+    started = time.perf_counter()
+    run = Run()
+    with tempfile.TemporaryDirectory(prefix="delivery-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        orthanc = OrthancServer(tmp / "orthanc")
+        try:
+            orthanc.start()
+            photos = make_photos(most)
+            # photos[0] twice: the first copy is the warm-up STOW of every direct phase
+            run_id = f"{os.getpid()}-{time.time_ns() % 10**9}"
+            wrapped = wrap_direct([photos[0], *photos], run_id)
+            results = [bench_level(tmp, orthanc, run, photos, wrapped, c, n) for c, n in levels]
+            machine = machine_info(orthanc)
+        except BenchError as exc:
+            sys.exit(f"delivery_bench: {exc}")
+        finally:
+            run.stop()
+            orthanc.stop()
+    photo_mb = sum(map(len, photos)) / len(photos) / MB
+    print(format_table(results))
+    print(machine_line(machine))
+    log(f"total {time.perf_counter() - started:.0f} s")
+    if args.json is not None:
+        args.json.write_text(results_json(results, machine, photo_mb))
+        log(f"wrote {args.json}")
+    failures = [f for r in results for f in r.ours.failures]
+    if failures:
+        log(f"delivery_bench: {len(failures)} photo(s) not verified at the end of their level:")
+        for failure in failures:
+            log(f"  {failure}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

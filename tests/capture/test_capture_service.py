@@ -1,0 +1,65 @@
+"""CaptureService races: the upload's encode and the outbox's must never both land."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from sqlmodel import Session
+
+from capture_api.capture.service import CaptureRequest, CaptureService
+from capture_api.capture.spool import Spool
+from capture_api.context.schemas import ContextIn, PatientIn
+from capture_api.encode.pipeline import EncoderOptions
+from capture_api.store.db import make_engine, migrate
+from capture_api.store.records import CaptureRecord, CaptureStatus
+from tests.conftest import phone_jpeg
+
+
+def _service(tmp: Path) -> CaptureService:
+    engine = make_engine(f"sqlite:///{tmp / 'capture.db'}")
+    migrate(engine)
+    return CaptureService(engine, Spool(tmp / "spool"), EncoderOptions())
+
+
+def test_a_late_encode_does_not_overwrite_a_capture_that_moved_on(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    context = service.create_context(ContextIn(patient=PatientIn(id="P1")))
+    record, created = service.accept(
+        CaptureRequest(capture_id="race", context_id=context.id), io.BytesIO(phone_jpeg(64, 48))
+    )
+    assert created and record.status == CaptureStatus.ENCODED
+    assert record.lease_owner is None  # the upload's claim is released once encoded
+    with Session(service.engine) as s:
+        row = s.get(CaptureRecord, "race")
+        assert row is not None
+        row.status = CaptureStatus.VERIFIED
+        s.add(row)
+        s.commit()
+    dicom_files = set((tmp_path / "spool").rglob("*.dcm"))
+
+    record.status = CaptureStatus.RECEIVED  # the stale copy a worker that claimed it still holds
+    after = service.encode(record)
+
+    assert after.status == CaptureStatus.VERIFIED
+    assert after.dicom_path is not None and Path(after.dicom_path) in dicom_files
+    assert set((tmp_path / "spool").rglob("*.dcm")) == dicom_files
+
+
+def test_the_upload_holds_a_claim_while_it_encodes(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    context = service.create_context(ContextIn(patient=PatientIn(id="P1")))
+    seen: list[tuple[str | None, str]] = []
+    original = service.encode
+
+    def spying_encode(record: CaptureRecord) -> CaptureRecord:
+        current = service.get(record.id)
+        assert current is not None
+        seen.append((current.lease_owner, current.status))
+        return original(record)
+
+    service.encode = spying_encode  # type: ignore[method-assign]
+    service.accept(
+        CaptureRequest(capture_id="held", context_id=context.id), io.BytesIO(phone_jpeg(64, 48))
+    )
+    assert seen == [("upload", CaptureStatus.RECEIVED.value)]
