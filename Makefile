@@ -27,6 +27,7 @@ pytest: $(VENV)/.dev-installed
 
 bench: apt-test $(VENV)/.dev-installed
 	$(BIN)/python bench/wrap_bench.py
+	$(BIN)/python bench/delivery_bench.py
 
 openapi: $(VENV)/.dev-installed
 	$(BIN)/capture-api openapi > openapi/openapi.json

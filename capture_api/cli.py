@@ -35,7 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    handlers = {"run": _run, "openapi": _openapi, "wrap": _wrap, "migrate": _migrate}
+    handlers = {
+        "run": _run,
+        "openapi": _openapi,
+        "wrap": _wrap,
+        "migrate": _migrate,
+        "requeue": _requeue,
+    }
     handler = handlers.get(args.command, _worker)
     return handler(args)
 
@@ -48,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None)
     sub.add_parser("openapi", help="print the service's OpenAPI document as JSON")
     sub.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    requeue = sub.add_parser("requeue", help="re-send captures the archive refused, once fixed")
+    requeue.add_argument(
+        "--kind",
+        action="append",
+        choices=["archive-auth", "archive-rejected"],
+        help="which failures to re-send (default: archive-auth); may be repeated",
+    )
     worker = sub.add_parser("worker", help="run only the delivery outbox (no HTTP)")
     worker.add_argument("--threads", type=int, default=None)
     _add_wrap_parser(sub)
@@ -96,6 +109,18 @@ def _migrate(_: argparse.Namespace) -> int:
     from capture_api.store.db import make_engine, migrate
 
     migrate(make_engine(get_settings().sqlalchemy_url))
+    return EXIT_OK
+
+
+def _requeue(args: argparse.Namespace) -> int:
+    from capture_api.runtime import Runtime
+
+    runtime = Runtime.build(get_settings())
+    try:
+        count = runtime.service.requeue_failed(tuple(args.kind or ["archive-auth"]))
+    finally:
+        runtime.close()
+    print(f"{count} captures queued to be sent again", file=sys.stderr)
     return EXIT_OK
 
 

@@ -168,6 +168,31 @@ class CaptureService:
             Spool.delete(dicom.path)
         return self._current(record.id)
 
+    def requeue_failed(self, kinds: tuple[str, ...] = ("archive-auth",)) -> int:
+        """Send failed captures again after an administrator fixed the cause.
+
+        Only deliveries the archive refused (``archive-auth``, ``archive-rejected``) whose DICOM
+        object is still spooled can be re-sent; a refused photo cannot. Returns how many.
+        """
+        allowed = [k for k in kinds if k in ("archive-auth", "archive-rejected")]
+        with session(self.engine) as s:
+            result = s.exec(
+                update(CaptureRecord)
+                .where(col(CaptureRecord.status) == CaptureStatus.FAILED.value)
+                .where(col(CaptureRecord.failure_kind).in_(allowed))
+                .where(col(CaptureRecord.dicom_path).is_not(None))
+                .values(
+                    status=CaptureStatus.ENCODED.value,
+                    reason=None,
+                    failure_kind=None,
+                    attempts=0,
+                    next_attempt_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+            s.commit()
+        return int(result.rowcount)
+
     def get(self, capture_id: str) -> CaptureRecord | None:
         with session(self.engine) as s:
             return s.get(CaptureRecord, capture_id)

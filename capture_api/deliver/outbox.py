@@ -49,8 +49,8 @@ class OutboxPolicy:
 
     def backoff(self, attempts: int) -> dt.timedelta:
         """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
-        ceiling = min(self.retry_max, self.retry_base * 2 ** min(attempts, 20))
-        return dt.timedelta(seconds=random.uniform(self.retry_base / 2, max(ceiling, 0.01)))
+        ceiling = max(min(self.retry_max, self.retry_base * 2 ** min(attempts, 20)), 0.01)
+        return dt.timedelta(seconds=random.uniform(min(self.retry_base / 2, ceiling), ceiling))
 
 
 class OutboxWorker:

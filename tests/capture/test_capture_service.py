@@ -63,3 +63,25 @@ def test_the_upload_holds_a_claim_while_it_encodes(tmp_path: Path) -> None:
         CaptureRequest(capture_id="held", context_id=context.id), io.BytesIO(phone_jpeg(64, 48))
     )
     assert seen == [("upload", CaptureStatus.RECEIVED.value)]
+
+
+def test_captures_refused_for_credentials_can_be_sent_again(tmp_path: Path) -> None:
+    service = _service(tmp_path)
+    context = service.create_context(ContextIn(patient=PatientIn(id="P1")))
+    for capture_id, kind in (("auth", "archive-auth"), ("photo", "corrupt-image")):
+        service.accept(
+            CaptureRequest(capture_id=capture_id, context_id=context.id),
+            io.BytesIO(phone_jpeg(64, 48, seed=len(capture_id))),
+        )
+        with Session(service.engine) as s:
+            row = s.get(CaptureRecord, capture_id)
+            assert row is not None
+            row.status, row.failure_kind, row.reason = CaptureStatus.FAILED, kind, "refused"
+            s.add(row)
+            s.commit()
+
+    assert service.requeue_failed(("archive-auth", "corrupt-image")) == 1
+    resent, refused = service.get("auth"), service.get("photo")
+    assert resent is not None and resent.status == CaptureStatus.ENCODED
+    assert resent.reason is None and resent.failure_kind is None
+    assert refused is not None and refused.status == CaptureStatus.FAILED
