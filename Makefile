@@ -10,12 +10,12 @@ SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests use as independent readers, validators and archive.
 APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb
 
-.PHONY: run test check pytest bench openapi venv apt-test clean
+.PHONY: run test check pytest bench openapi venv apt-test pg-up clean
 
 run: $(BIN)/capture-api
 	$(BIN)/capture-api run
 
-test: apt-test $(VENV)/.dev-installed check pytest
+test: apt-test pg-up $(VENV)/.dev-installed check pytest
 
 check: $(VENV)/.dev-installed
 	$(BIN)/ruff check capture_api tests bench
@@ -53,6 +53,12 @@ apt-test:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+
+# The concurrency tests use the machine's PostgreSQL (127.0.0.1:5432); start it if it is down.
+pg-up:
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+	  echo "starting PostgreSQL"; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -236,8 +236,8 @@ def _add_general_equipment(
     ds.SoftwareVersions = versions if len(versions) > 1 else versions[0]
     if institution:
         ds.InstitutionName = institution
-    if station:
-        ds.StationName = station[:16]
+    if station and len(station) <= 16:  # SH: a longer device label is not cut, just not sent
+        ds.StationName = station
 
 
 def _add_general_acquisition(ds: Dataset, clock: _Clock) -> None:

@@ -303,3 +303,10 @@ def test_values_dicom_cannot_hold_are_refused_not_truncated(bad: dict[str, str])
             PersonName.parse(bad["name"])
         else:
             Encounter(admission_id=bad["admission"])
+
+
+def test_device_label_is_the_station_name_only_when_it_fits() -> None:
+    short = wrap_photo(SMALL, _ctx(device="WARD7-PHONE3")).dataset
+    long = wrap_photo(SMALL, _ctx(device="Samsung Galaxy S24 Ultra of ward 7")).dataset
+    assert short.StationName == "WARD7-PHONE3"
+    assert "StationName" not in long
