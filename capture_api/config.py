@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
@@ -24,6 +24,35 @@ class ArchiveAuthKind(StrEnum):
     BASIC = "basic"
     BEARER = "bearer"
     OAUTH2 = "oauth2"  # client credentials grant (RFC 6749 4.4)
+
+
+class ClientAuthMethod(StrEnum):
+    """How we authenticate at an EHR's token endpoint (SMART App Launch 2 client types)."""
+
+    NONE = "none"  # public client: PKCE only
+    CLIENT_SECRET_BASIC = "client_secret_basic"
+    PRIVATE_KEY_JWT = "private_key_jwt"  # asymmetric (RS384/ES384), SMART "confidential-asymmetric"
+
+
+class EhrRegistration(BaseModel):
+    """One EHR (FHIR server) this deployment is registered with; launches from others fail."""
+
+    iss: str = Field(description="The FHIR base URL the EHR sends as iss")
+    client_id: str
+    auth_method: ClientAuthMethod = ClientAuthMethod.NONE
+    client_secret: SecretStr | None = None
+    private_key_file: Path | None = Field(default=None, description="PEM key for private_key_jwt")
+    private_key_id: str | None = Field(default=None, description="kid of that key in our JWKS")
+    scopes: str = "launch openid fhirUser patient/Patient.rs patient/Encounter.rs"
+    standalone_scopes: str = (
+        "launch/patient openid fhirUser patient/Patient.rs patient/Encounter.rs"
+    )
+    mrn_system: str | None = Field(
+        default=None, description="Patient.identifier.system of the MRN (else type MR is used)"
+    )
+    issuer_of_patient_id: str | None = Field(
+        default=None, description="Issuer of Patient ID for DICOM (default: the MRN system)"
+    )
 
 
 class Settings(BaseSettings):
@@ -76,6 +105,25 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Keep spooled bytes this long after verification."
     )
     poll_seconds: float = Field(default=0.5, gt=0, description="Idle worker poll interval.")
+
+    # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="How browsers reach this service; the SMART redirect URI is built from it.",
+    )
+    ehrs: list[EhrRegistration] = Field(
+        default_factory=list, description="JSON list of EHR registrations (CAPTURE_EHRS)."
+    )
+    session_ttl_seconds: int = Field(default=8 * 3600, gt=0)
+    session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    cookie_secure: bool = Field(default=True, description="Secure cookie flag; only off in dev.")
+    cookie_samesite: str = Field(default="lax", pattern="^(lax|strict|none)$")
+    worklist_url: str | None = Field(default=None, description="UPS-RS base URL (DICOMweb)")
+    worklist_station_code: str | None = Field(
+        default=None, description="Scheduled Station Name Code Sequence > Code Value to match"
+    )
+    worklist_label: str | None = Field(default=None, description="Worklist Label to match")
+    worklist_aet: str = Field(default="CAPTURE", max_length=16, description="Our AE title (UPS)")
 
     @property
     def spool_dir(self) -> Path:

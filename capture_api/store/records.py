@@ -43,8 +43,55 @@ class ContextRecord(SQLModel, table=True):
     patient_json: str = Field(sa_column=Column(Text, nullable=False))
     encounter_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     study_uid: str = Field(max_length=64)
-    source: str = Field(max_length=32)
+    source: str = Field(max_length=32)  # integration | smart | worklist | scan
     created_at: dt.datetime = Field(default_factory=utcnow)
+    session_id: str | None = Field(default=None, max_length=64, index=True)
+    iss: str | None = Field(default=None, max_length=512)
+    fhir_patient_id: str | None = Field(default=None, max_length=128)
+    fhir_encounter_id: str | None = Field(default=None, max_length=128)
+    workitem_uid: str | None = Field(default=None, max_length=64)
+    workitem_transaction_uid: str | None = Field(default=None, max_length=64)
+
+
+class LaunchState(SQLModel, table=True):
+    """An authorization request in flight (SMART App Launch: between /launch and callback).
+
+    Kept server-side so the PKCE verifier never reaches the browser; single use; short-lived.
+    """
+
+    __tablename__ = "launch_state"
+
+    state: str = Field(primary_key=True, max_length=128)
+    iss: str = Field(max_length=512)
+    code_verifier: str = Field(max_length=128)
+    launch: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    nonce: str | None = Field(default=None, max_length=128)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in clinician (backend-for-frontend): the tokens stay here, never in the browser.
+
+    The browser holds only a random cookie; ``id`` is its SHA-256, so a database reader
+    cannot replay sessions.
+    """
+
+    __tablename__ = "user_session"
+
+    id: str = Field(primary_key=True, max_length=64)
+    iss: str = Field(max_length=512)
+    access_token: str = Field(sa_column=Column(Text, nullable=False))
+    refresh_token: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    token_expires_at: dt.datetime | None = None
+    scope: str = Field(default="", sa_column=Column(Text, nullable=False))
+    fhir_user: str | None = Field(default=None, max_length=512)
+    patient_fhir_id: str | None = Field(default=None, max_length=128)
+    encounter_fhir_id: str | None = Field(default=None, max_length=128)
+    need_patient_banner: bool = True
+    context_id: str | None = Field(default=None, max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    last_seen_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
 
 
 class CaptureRecord(SQLModel, table=True):
