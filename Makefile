@@ -12,14 +12,21 @@ APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb
 
 .PHONY: run test check pytest bench openapi venv apt-test pg-up clean
 
+# With no EHR configured, the development EHR sandbox (synthetic patients) runs beside the
+# service: open http://127.0.0.1:9000/ and click "Launch capture".
+SANDBOX_EHRS := [{"iss":"http://127.0.0.1:9000/fhir","client_id":"capture-dev","mrn_system":"urn:oid:2.16.840.1.113883.3.9999.1","scopes":"launch openid fhirUser online_access patient/Patient.rs patient/Encounter.rs user/Patient.rs"}]
+
 run: $(BIN)/capture-api
-	$(BIN)/capture-api run
+	@if [ -n "$$CAPTURE_EHRS" ]; then exec $(BIN)/capture-api run; fi; \
+	$(BIN)/python -m ehr_sandbox --port 9000 & sandbox=$$!; \
+	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
+	CAPTURE_EHRS='$(SANDBOX_EHRS)' CAPTURE_COOKIE_SECURE=false $(BIN)/capture-api run
 
 test: apt-test pg-up $(VENV)/.dev-installed check pytest
 
 check: $(VENV)/.dev-installed
-	$(BIN)/ruff check capture_api tests bench
-	$(BIN)/ruff format --check capture_api tests bench
+	$(BIN)/ruff check capture_api tests bench ehr_sandbox
+	$(BIN)/ruff format --check capture_api tests bench ehr_sandbox
 	$(BIN)/mypy
 
 pytest: $(VENV)/.dev-installed

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     )
     worklist_label: str | None = Field(default=None, description="Worklist Label to match")
     worklist_aet: str = Field(default="CAPTURE", max_length=16, description="Our AE title (UPS)")
+    web_client_dir: Path = Field(
+        default=Path("web_client"), description="The phone client's static files (served at /)."
+    )
 
     @property
     def spool_dir(self) -> Path:

@@ -12,6 +12,9 @@ boundary where they happen, ``raise ... from exc``, so callers never need to kno
     │   ├── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
     │   ├── UnknownContext       the capture names a patient/encounter context we do not have
     │   └── CaptureConflict      a capture id re-used for a different photo
+    ├── FhirError                the EHR's FHIR server (capture_api.context.fhir): 401/403/404/5xx
+    ├── NotSignedIn              no valid session: open capture from the patient's chart
+    ├── PatientMismatch          a capture or scan for another patient than the launched one
     ├── EncodeError              our own failure while building the object (a bug, not the user's)
     └── ArchiveError             the archive (PACS/VNA) did not take or show the instance
         ├── ArchiveUnavailable   transient: 5xx, timeout, connection refused -> retry with backoff
@@ -55,6 +58,14 @@ class UnknownContext(InputRejected):
 
 class CaptureConflict(InputRejected):
     """The capture id was already used for a different photo: a client bug, never merged."""
+
+
+class NotSignedIn(CaptureError):
+    """No (or an expired) session where one is required."""
+
+
+class PatientMismatch(CaptureError):
+    """The safety rule: a session launched for one patient never captures another."""
 
 
 class EncodeError(CaptureError):

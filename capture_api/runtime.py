@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from capture_api.capture.service import CaptureService
 from capture_api.capture.spool import Spool
 from capture_api.config import Settings
+from capture_api.context.ehr_context import EhrContexts
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
@@ -31,6 +32,7 @@ class Runtime:
     service: CaptureService
     archive: Archive
     worker: OutboxWorker
+    ehr_contexts: EhrContexts
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -46,7 +48,8 @@ class Runtime:
         service = CaptureService(engine, Spool(settings.spool_dir), options, lease)
         archive = archive_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
-        return cls(settings, engine, service, archive, worker)
+        ehr_contexts = EhrContexts(settings, engine, service)
+        return cls(settings, engine, service, archive, worker, ehr_contexts)
 
     def start(self) -> None:
         if self.settings.worker_enabled:

@@ -10,11 +10,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from capture_api import __version__
 from capture_api.api import errors
 from capture_api.api.limits import BodySizeLimit
-from capture_api.api.routes import body_sites, captures, contexts, health, priors
+from capture_api.api.routes import (
+    body_sites,
+    captures,
+    contexts,
+    health,
+    launch,
+    priors,
+    scan,
+    worklist,
+)
 from capture_api.config import Settings, get_settings
 from capture_api.runtime import Runtime
 
@@ -30,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings)
         app.state.runtime = runtime
+        app.state.on_launch = runtime.ehr_contexts.on_launch
         runtime.start()
         try:
             yield
@@ -49,6 +61,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
     app.include_router(health.router)
-    for router in (body_sites.router, contexts.router, captures.router, priors.router):
-        app.include_router(router, prefix="/api/v1")
+    app.include_router(launch.router)  # /launch, /launch/callback, /logout, /api/v1/session
+    routers = (body_sites, contexts, scan, captures, priors, worklist)
+    for module in routers:
+        app.include_router(module.router, prefix="/api/v1")
+    _mount_client(app, settings)
     return app
+
+
+def _mount_client(app: FastAPI, settings: Settings) -> None:
+    """The phone client's static files at /app, its page at / (when the folder exists)."""
+    folder = settings.web_client_dir
+    if not (folder / "index.html").is_file():
+        return
+    app.mount("/app", StaticFiles(directory=folder), name="client")
+
+    @app.get("/", include_in_schema=False, response_model=None)
+    def client_page() -> FileResponse | RedirectResponse:
+        return FileResponse(folder / "index.html", headers={"Cache-Control": "no-cache"})

@@ -8,24 +8,51 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from capture_api.context.fhir import (
+    FhirError,
+    FhirForbidden,
+    FhirNotFound,
+    FhirUnauthorized,
+    FhirUnavailable,
+)
+from capture_api.context.smart import LaunchError
+from capture_api.context.worklist import (
+    WorkitemNotFound,
+    WorkitemTaken,
+    WorklistError,
+    WorklistUnavailable,
+)
 from capture_api.exceptions import (
     ArchiveError,
     CaptureConflict,
     CaptureError,
     ImageTooLarge,
     InputRejected,
+    NotSignedIn,
+    PatientMismatch,
     UnknownContext,
     UnsupportedFormat,
 )
 
 #: Most specific first.
 STATUS_OF: tuple[tuple[type[CaptureError], int], ...] = (
+    (NotSignedIn, 401),
+    (PatientMismatch, 403),
     (UnknownContext, 404),
     (CaptureConflict, 409),
     (ImageTooLarge, 413),
     (UnsupportedFormat, 415),
     (InputRejected, 422),
     (ArchiveError, 502),
+    (FhirUnauthorized, 401),
+    (FhirForbidden, 403),
+    (FhirNotFound, 404),
+    (FhirUnavailable, 503),
+    (FhirError, 502),
+    (WorkitemTaken, 409),
+    (WorkitemNotFound, 404),
+    (WorklistUnavailable, 503),
+    (WorklistError, 502),
     (CaptureError, 500),
 )
 
@@ -40,6 +67,8 @@ STATUS_OF_KIND = {
 
 
 def status_for(exc: CaptureError) -> int:
+    if isinstance(exc, LaunchError):  # carries its own: 400/401/403/502
+        return exc.status_code
     return next(code for cls, code in STATUS_OF if isinstance(exc, cls))
 
 

@@ -142,3 +142,18 @@ class CaptureRecord(SQLModel, table=True):
     stored_at: dt.datetime | None = None
     verified_at: dt.datetime | None = None
     spool_deleted_at: dt.datetime | None = None
+
+
+class AuditEventRecord(SQLModel, table=True):
+    """One audit event (append-only): launch, scan, capture refused for the wrong patient, ..."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow, index=True)
+    action: str = Field(max_length=64)
+    outcome: str = Field(max_length=16)
+    actor: str | None = Field(default=None, max_length=512)
+    session_id: str | None = Field(default=None, max_length=64)
+    patient: str | None = Field(default=None, max_length=64, index=True)
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

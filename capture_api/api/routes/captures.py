@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from pydantic import BaseModel
 
+from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import STATUS_OF_KIND
 from capture_api.capture.anatomy import Laterality
@@ -76,6 +77,7 @@ def upload_capture(
     request: Request,
     response: Response,
     service: ServiceDep,
+    access: AccessDep,
     photo: Annotated[UploadFile, File(description="The camera's JPEG or HEIC file")],
     capture_id: Annotated[str, Form(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
     context_id: Annotated[str, Form(min_length=1, max_length=64)],
@@ -95,6 +97,7 @@ def upload_capture(
     second object); with a different photo it is refused (409). A photo the encoder refuses
     is answered 413/415/422 with the reason, and recorded as failed.
     """
+    access.context(context_id, "capture")
     capture_request = CaptureRequest(
         capture_id=capture_id,
         context_id=context_id,
@@ -117,11 +120,14 @@ def upload_capture(
 
 
 @router.get("/{capture_id}", response_model=CaptureOut, responses={404: {"description": "Unknown"}})
-def get_capture(capture_id: str, request: Request, service: ServiceDep) -> CaptureOut:
+def get_capture(
+    capture_id: str, request: Request, service: ServiceDep, access: AccessDep
+) -> CaptureOut:
     """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
     record = service.get(capture_id)
     if record is None:
         raise HTTPException(404, detail=f"no capture {capture_id!r}")
+    access.context(record.context_id, "read")
     return capture_out(record, request)
 
 
@@ -129,8 +135,9 @@ def get_capture(capture_id: str, request: Request, service: ServiceDep) -> Captu
 def list_captures(
     request: Request,
     service: ServiceDep,
+    access: AccessDep,
     context_id: Annotated[str, Query(min_length=1, max_length=64)],
 ) -> list[CaptureOut]:
     """All captures of one encounter context, oldest first."""
-    service.context(context_id)
+    access.context(context_id, "read")
     return [capture_out(r, request) for r in service.for_context(context_id)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
+from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep
 from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
 from capture_api.store.records import ContextRecord
@@ -41,12 +42,16 @@ def context_out(record: ContextRecord) -> ContextOut:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ContextOut)
-def create_context(body: ContextIn, service: ServiceDep) -> ContextOut:
-    """Open a capture context for a patient (and encounter) known to the caller."""
+def create_context(body: ContextIn, service: ServiceDep, access: AccessDep) -> ContextOut:
+    """Open a capture context for a patient known to a trusted caller (integration mode only).
+
+    When EHRs are registered, contexts come only from a launch, a scan or the worklist (403).
+    """
+    access.check_can_create_context()
     return context_out(service.create_context(body))
 
 
 @router.get("/{context_id}", response_model=ContextOut, responses={404: {"description": "Unknown"}})
-def get_context(context_id: str, service: ServiceDep) -> ContextOut:
+def get_context(context_id: str, access: AccessDep) -> ContextOut:
     """The patient banner data of a context."""
-    return context_out(service.context(context_id))
+    return context_out(access.context(context_id, "read"))

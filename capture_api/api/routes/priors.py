@@ -12,7 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel
 
-from capture_api.api.deps import ArchiveDep, ServiceDep
+from capture_api.api.access import AccessDep
+from capture_api.api.deps import ArchiveDep
 from capture_api.context.schemas import PatientIn
 from capture_api.deliver.archive import Archive, PriorImage
 
@@ -35,8 +36,8 @@ class PriorOut(BaseModel):
     thumbnail_url: str
 
 
-def _patient(service: ServiceDep, context_id: str) -> PatientIn:
-    return PatientIn.model_validate_json(service.context(context_id).patient_json)
+def _patient(access: AccessDep, context_id: str) -> PatientIn:
+    return PatientIn.model_validate_json(access.context(context_id, "priors").patient_json)
 
 
 def _issuer(patient: PatientIn) -> str | None:
@@ -54,13 +55,13 @@ def list_priors(
     context_id: str,
     request: Request,
     response: Response,
-    service: ServiceDep,
+    access: AccessDep,
     archive: ArchiveDep,
     body_site: Annotated[str | None, Query(pattern=r"^[0-9]{5,18}$")] = None,
 ) -> list[PriorOut]:
     """The patient's photos in the archive, newest first, optionally of one coded site."""
     response.headers.update(_NO_STORE)
-    priors = _priors(archive, _patient(service, context_id), body_site)
+    priors = _priors(archive, _patient(access, context_id), body_site)
     return [
         PriorOut(
             study_uid=p.ref.study_uid,
@@ -96,12 +97,12 @@ def prior_thumbnail(
     study_uid: str,
     series_uid: str,
     sop_instance_uid: str,
-    service: ServiceDep,
+    access: AccessDep,
     archive: ArchiveDep,
     size: Annotated[int, Query(ge=32, le=512)] = 256,
 ) -> Response:
     """A small JPEG of one of the patient's photos (never another patient's)."""
-    priors = _priors(archive, _patient(service, context_id), None)
+    priors = _priors(archive, _patient(access, context_id), None)
     match = next((p for p in priors if p.ref.sop_instance_uid == sop_instance_uid), None)
     if match is None or (match.ref.study_uid, match.ref.series_uid) != (study_uid, series_uid):
         raise HTTPException(404, detail="no such photo for this patient")

@@ -1,0 +1,62 @@
+"""What a request may touch: the one place routes ask before reading or writing PHI.
+
+With no EHR registered (integration mode: a trusted system calls the API, README says so)
+every context is reachable. With EHRs registered, every PHI route needs a signed-in session
+and may only use contexts that session opened (launch, scan, worklist claim); anything else is
+refused with 403 and audited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from capture_api.context.ehr_context import EhrContexts
+from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
+from capture_api.exceptions import NotSignedIn, PatientMismatch
+from capture_api.runtime import Runtime
+from capture_api.store.records import ContextRecord, UserSession
+
+CONTEXTS_FROM_EHR = (
+    "this deployment takes patients only from the EHR (launch, wristband scan or worklist); "
+    "contexts cannot be created by hand"
+)
+
+
+class Access:
+    """Per-request access decisions (a FastAPI dependency)."""
+
+    def __init__(self, request: Request) -> None:
+        runtime: Runtime = request.app.state.runtime
+        self.runtime = runtime
+        self.ehr_mode = bool(runtime.settings.ehrs)
+        self.session: UserSession | None = None
+        if self.ehr_mode:
+            store = SessionStore(runtime.engine, runtime.settings)
+            self.session = store.get(request.cookies.get(COOKIE_NAME))
+
+    @property
+    def contexts(self) -> EhrContexts:
+        return self.runtime.ehr_contexts
+
+    def require_session(self) -> UserSession:
+        if self.session is None:
+            raise NotSignedIn(NOT_SIGNED_IN)
+        return self.session
+
+    def context(self, context_id: str, action: str) -> ContextRecord:
+        """The context, if this request may use it (404 unknown, 401/403 not allowed)."""
+        if not self.ehr_mode:
+            return self.runtime.service.context(context_id)
+        signed_in = self.require_session()  # before the lookup: no probing of context ids
+        record = self.runtime.service.context(context_id)
+        self.contexts.check_context(signed_in, record, action=action)
+        return record
+
+    def check_can_create_context(self) -> None:
+        if self.ehr_mode:
+            raise PatientMismatch(CONTEXTS_FROM_EHR)
+
+
+AccessDep = Annotated[Access, Depends(Access)]

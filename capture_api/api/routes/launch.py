@@ -1,0 +1,200 @@
+"""SMART App Launch 2.2 endpoints: EHR launch, standalone launch, callback, logout, session.
+
+* ``GET /launch?iss=&launch=`` -- the EHR launch URL (app-launch.html "Launch App: EHR
+  Launch"); without ``launch`` it is a standalone launch ("Launch App: Standalone Launch",
+  ``iss`` optional when exactly one EHR is registered).
+* ``GET /launch/callback?code=&state=`` -- the redirect URI ("Obtain authorization code").
+* ``POST /logout`` and ``GET /api/v1/session``.
+
+These are browser navigations, so failures are a small HTML page with the reason, not JSON.
+The authorization request's secrets (state, PKCE verifier, nonce) are kept in the
+``launch_state`` table, never in the browser, and each is single use.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy import delete
+from sqlalchemy.engine import CursorResult
+from sqlmodel import col
+
+from capture_api.config import Settings
+from capture_api.context.sessions import (
+    COOKIE_NAME,
+    NOT_SIGNED_IN,
+    SessionStore,
+    session_store,
+)
+from capture_api.context.smart import LaunchError, SmartClient
+from capture_api.exceptions import CaptureError
+from capture_api.store.db import session as db_session
+from capture_api.store.records import LaunchState, UserSession, utcnow
+
+router = APIRouter(tags=["launch"])
+
+#: How long the clinician may take at the EHR's authorization step (login, patient picker).
+LAUNCH_STATE_TTL = dt.timedelta(minutes=10)
+
+#: The hook the integrator sets on ``app.state.on_launch``: build the capture context for a
+#: new session (e.g. read Patient/Encounter from FHIR) and return its id.
+OnLaunch = Callable[[UserSession], str | None]
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.runtime.settings
+    return settings
+
+
+def error_page(message: str, status_code: int) -> HTMLResponse:
+    """A minimal page for a failed launch; the message is escaped (it may quote the EHR)."""
+    body = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        "<title>capture: sign-in failed</title></head><body>"
+        "<h1>capture could not open</h1>"
+        f"<p role=alert>{html.escape(message)}</p>"
+        "<p>Open capture again from the patient's chart in the EHR.</p></body></html>"
+    )
+    return HTMLResponse(body, status_code=status_code, headers=_NO_STORE)
+
+
+@router.get("/launch", response_class=HTMLResponse, status_code=302)
+def launch(request: Request, iss: str | None = None, launch: str | None = None) -> Response:
+    """Start the authorization request and redirect the browser to the EHR.
+
+    app-launch.html: the app SHALL only proceed for an ``iss`` it trusts (checked before any
+    network call), discovers the endpoints, and sends ``aud`` = iss with PKCE S256.
+    """
+    settings = _settings(request)
+    try:
+        if not iss:
+            if launch or len(settings.ehrs) != 1:
+                raise LaunchError("open capture from the patient's chart in the EHR (no iss)")
+            iss = settings.ehrs[0].iss
+        with SmartClient(settings) as smart:
+            auth = smart.begin(iss, launch)
+    except LaunchError as exc:
+        return error_page(str(exc), exc.status_code)
+    engine = request.app.state.runtime.engine
+    with db_session(engine) as s:
+        s.exec(delete(LaunchState).where(col(LaunchState.created_at) < utcnow() - LAUNCH_STATE_TTL))
+        s.add(
+            LaunchState(
+                state=auth.state,
+                iss=auth.iss,
+                code_verifier=auth.code_verifier,
+                launch=auth.launch,
+                nonce=auth.nonce,
+            )
+        )
+        s.commit()
+    return RedirectResponse(auth.url, status_code=302, headers=_NO_STORE)
+
+
+@router.get("/launch/callback", response_class=HTMLResponse, status_code=303)
+def callback(
+    request: Request,
+    code: str | None = None,
+    state: str | None = None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> Response:
+    """Finish the launch: check ``state``, exchange the code, start the session.
+
+    app-launch.html: the app SHALL validate ``state`` (here: it must be one we issued, unused,
+    and younger than ten minutes); an ``error`` from the EHR is shown as sent.
+    """
+    runtime = request.app.state.runtime
+    pending = _take_launch_state(runtime.engine, state) if state else None
+    if error:
+        detail = f"the EHR did not authorize capture ({error[:64]}"
+        detail += f": {error_description[:200]})" if error_description else ")"
+        return error_page(detail, 403 if error == "access_denied" else 400)
+    if not code or not state:
+        return error_page("the EHR's answer is missing its code or state", 400)
+    if pending is None:
+        return error_page("this sign-in is unknown or was already used", 403)
+    if utcnow() - _aware(pending.created_at) > LAUNCH_STATE_TTL:
+        return error_page("this sign-in took too long", 403)
+    store = SessionStore(runtime.engine, runtime.settings)
+    try:
+        with SmartClient(runtime.settings) as smart:
+            result = smart.exchange_code(
+                pending.iss,
+                code,
+                pending.code_verifier,
+                launch=pending.launch,
+                nonce=pending.nonce,
+            )
+        cookie, row = store.create(pending.iss, result)
+    except LaunchError as exc:
+        return error_page(str(exc), exc.status_code)
+    hook: OnLaunch | None = getattr(request.app.state, "on_launch", None)
+    if hook is not None:
+        try:
+            context_id = hook(row)
+        except CaptureError as exc:
+            store.delete(cookie)
+            status = exc.status_code if isinstance(exc, LaunchError) else 400
+            return error_page(str(exc), status)
+        if context_id is not None:
+            row = store.set_context_id(row, context_id)
+    response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
+    store.set_cookie(response, cookie)
+    return response
+
+
+@router.post("/logout", status_code=204)
+def logout(request: Request) -> Response:
+    """End the session here (the EHR's own session is the EHR's business)."""
+    store = session_store(request)
+    store.delete(request.cookies.get(COOKIE_NAME))
+    response = Response(status_code=204)
+    store.clear_cookie(response)
+    return response
+
+
+@router.get("/api/v1/session")
+def get_session(request: Request) -> JSONResponse:
+    """Who and what this browser is signed in for; never any token."""
+    row = session_store(request).get(request.cookies.get(COOKIE_NAME))
+    if row is None:
+        return JSONResponse({"detail": NOT_SIGNED_IN}, status_code=401)
+    return JSONResponse(session_json(row), headers={"Cache-Control": "no-store"})
+
+
+def session_json(row: UserSession) -> dict[str, Any]:
+    return {
+        "iss": row.iss,
+        "patient_fhir_id": row.patient_fhir_id,
+        "encounter_fhir_id": row.encounter_fhir_id,
+        "fhir_user": row.fhir_user,
+        "need_patient_banner": row.need_patient_banner,
+        "context_id": row.context_id,
+        "expires_at": _aware(row.expires_at).isoformat(),
+    }
+
+
+def _take_launch_state(engine: Any, state: str) -> LaunchState | None:
+    """Look up and delete in one go: a state value works once, even under a race."""
+    with db_session(engine) as s:
+        row = s.get(LaunchState, state)
+        if row is None:
+            return None
+        result = s.exec(delete(LaunchState).where(col(LaunchState.state) == state))
+        s.commit()
+        if isinstance(result, CursorResult) and result.rowcount != 1:
+            return None  # another request consumed it first
+        return row
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)

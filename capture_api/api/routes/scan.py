@@ -1,0 +1,37 @@
+"""Wristband / QR scan or a typed MRN: find the patient in the EHR, show the banner to confirm.
+
+The scanned or typed value is only an identifier; every demographic comes from the EHR's FHIR
+Patient. In a session launched for a patient, another patient's wristband is refused (403).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from capture_api.api.access import AccessDep
+from capture_api.api.routes.contexts import ContextOut, context_out
+
+router = APIRouter(prefix="/scan", tags=["contexts"])
+
+
+class ScanIn(BaseModel):
+    """What the scanner read: ``system|value`` (FHIR token) or just the MRN."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifier: str = Field(min_length=1, max_length=256)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContextOut,
+    responses={
+        401: {"description": "Not signed in"},
+        403: {"description": "Another patient than the one opened from the EHR"},
+        404: {"description": "No such patient in the EHR"},
+    },
+)
+def scan_patient(body: ScanIn, access: AccessDep) -> ContextOut:
+    """Open a capture context for the patient with this identifier (confirm the banner)."""
+    return context_out(access.contexts.scan(access.require_session(), body.identifier))

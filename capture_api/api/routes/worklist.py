@@ -1,0 +1,251 @@
+"""The encounter worklist (IHE EBIW over UPS-RS, DICOM PS3.18 chapter 11 / PS3.4 Annex CC).
+
+``GET /worklist`` lists today's SCHEDULED workitems of this station; ``POST /worklist/{uid}/
+claim`` takes one (Change State to IN PROGRESS) and opens a capture context for its patient
+and encounter; ``POST /worklist/contexts/{id}/complete`` records the archived photos on the
+workitem (Update: Output Information Sequence) and sets it COMPLETED once every photo is
+``verified``; ``.../cancel`` gives a claimed item up (CANCELED).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from capture_api.api.access import AccessDep
+from capture_api.api.deps import ServiceDep, get_runtime
+from capture_api.context.schemas import EncounterIn, PatientIn
+from capture_api.context.worklist import (
+    ProducedInstance,
+    WorkitemNotFound,
+    WorkitemTaken,
+    WorklistClient,
+    WorklistError,
+    WorklistUnavailable,
+)
+from capture_api.store.db import session
+from capture_api.store.records import CaptureStatus, ContextRecord
+
+router = APIRouter(prefix="/worklist", tags=["worklist"])
+
+_ERRORS: dict[int | str, dict[str, str]] = {
+    502: {"description": "The worklist refused the request (its answer in detail)"},
+    503: {"description": "No worklist configured, or it cannot be reached"},
+}
+
+
+class WorklistItemOut(BaseModel):
+    """One encounter on today's worklist, as the phone lists it."""
+
+    uid: str
+    name: str
+    family_name: str | None
+    given_name: str | None
+    birth_date: dt.date | None
+    sex: str | None
+    mrn: str | None
+    admission_id: str | None
+    scheduled_at: dt.datetime | None
+    description: str | None
+    priority: str | None
+    station: str | None
+
+
+class ClaimOut(BaseModel):
+    """The capture context opened for a claimed workitem: upload photos to ``context_id``."""
+
+    context_id: str
+    study_uid: str
+    workitem_uid: str
+    patient: PatientIn
+    encounter: EncounterIn | None
+
+
+class CompleteOut(BaseModel):
+    """The workitem is COMPLETED with these instances in its Output Information Sequence."""
+
+    context_id: str
+    workitem_uid: str
+    state: str
+    sop_instance_uids: list[str]
+
+
+@contextmanager
+def _worklist(request: Request) -> Iterator[WorklistClient]:
+    """A client for the configured worklist, with its errors turned into HTTP answers."""
+    settings = get_runtime(request).settings
+    if not settings.worklist_url:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="no worklist is configured for this service: ask an administrator to set "
+            "CAPTURE_WORKLIST_URL (and CAPTURE_WORKLIST_STATION_CODE)",
+        )
+    client = WorklistClient(
+        settings.worklist_url,
+        station_code=settings.worklist_station_code,
+        label=settings.worklist_label,
+        aet=settings.worklist_aet,
+    )
+    try:
+        yield client
+    except WorkitemTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    except WorkitemNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    except WorklistUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
+    except WorklistError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
+    finally:
+        client.close()
+
+
+def link_workitem(engine: Engine, context_id: str, uid: str, transaction_uid: str) -> None:
+    """Remember which workitem (and our Transaction UID for it) a context came from."""
+    with session(engine) as s:
+        record = s.get(ContextRecord, context_id)
+        if record is None:
+            raise LookupError(f"context {context_id} vanished")
+        record.workitem_uid = uid
+        record.workitem_transaction_uid = transaction_uid
+        s.add(record)
+        s.commit()
+
+
+@router.get("", response_model=list[WorklistItemOut], responses=_ERRORS)
+def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
+    """Today's encounters scheduled for this station (SCHEDULED workitems), earliest first."""
+    if access.ehr_mode:
+        access.require_session()
+    with _worklist(request) as worklist:
+        items = worklist.today()
+    return [
+        WorklistItemOut(
+            uid=w.uid,
+            name=w.display_name,
+            family_name=w.family_name,
+            given_name=w.given_name,
+            birth_date=w.birth_date,
+            sex=w.sex.value if w.sex else None,
+            mrn=w.patient_id,
+            admission_id=w.admission_id,
+            scheduled_at=w.scheduled_start,
+            description=w.description,
+            priority=w.priority,
+            station=w.station_code,
+        )
+        for w in items
+    ]
+
+
+@router.post(
+    "/{uid}/claim",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ClaimOut,
+    responses={409: {"description": "Another device has claimed it"}, **_ERRORS},
+)
+def claim_workitem(uid: str, request: Request, service: ServiceDep, access: AccessDep) -> ClaimOut:
+    """Take the encounter (IN PROGRESS) and open a capture context for it.
+
+    409 when another device is already photographing this encounter; 403 when this session was
+    launched for another patient.
+    """
+    signed_in = access.require_session() if access.ehr_mode else None
+    with _worklist(request) as worklist:
+        context = worklist.get(uid).to_context()
+        if signed_in is not None:
+            access.contexts.check_same_patient(signed_in, context.patient, action="worklist-claim")
+        transaction_uid = worklist.claim(uid)
+        try:
+            record = service.create_context(context, source="worklist")
+            link_workitem(service.engine, record.id, uid, transaction_uid)
+            if signed_in is not None:
+                access.contexts.adopt(signed_in, record.id)
+        except Exception:
+            worklist.cancel(uid, transaction_uid)  # do not leave it IN PROGRESS for nobody
+            raise
+    return ClaimOut(
+        context_id=record.id,
+        study_uid=record.study_uid,
+        workitem_uid=uid,
+        patient=context.patient,
+        encounter=context.encounter,
+    )
+
+
+def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
+    record = access.context(context_id, "worklist")
+    if not record.workitem_uid or not record.workitem_transaction_uid:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="this patient context was not opened from the worklist",
+        )
+    return record.workitem_uid, record.workitem_transaction_uid
+
+
+@router.post(
+    "/contexts/{context_id}/complete",
+    response_model=CompleteOut,
+    responses={
+        404: {"description": "Unknown context"},
+        409: {"description": "Photos not yet in the archive, or not a worklist context"},
+        **_ERRORS,
+    },
+)
+def complete_context(
+    context_id: str, request: Request, service: ServiceDep, access: AccessDep
+) -> CompleteOut:
+    """Mark the encounter's workitem COMPLETED, listing its archived photos.
+
+    Only once every photo of the context is ``verified`` in the archive; until then 409
+    says how many are still on their way.
+    """
+    uid, transaction_uid = _claimed(access, context_id)
+    captures = service.for_context(context_id)
+    if not captures:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="no photos have been taken for this encounter yet: take one, or cancel",
+        )
+    pending = [c for c in captures if c.status != CaptureStatus.VERIFIED]
+    if pending:
+        failed = sum(1 for c in pending if c.status == CaptureStatus.FAILED)
+        count = len(pending)
+        detail = f"{count} photo{'s are' if count != 1 else ' is'} not in the archive yet"
+        if failed:
+            detail += f" ({failed} failed: see the capture status for the reason)"
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=detail)
+    instances = [
+        ProducedInstance(
+            study_uid=c.study_uid or "",
+            series_uid=c.series_uid or "",
+            sop_instance_uid=c.sop_instance_uid or "",
+        )
+        for c in captures
+    ]
+    started = min((c.created_at for c in captures), default=None)
+    with _worklist(request) as worklist:
+        worklist.complete(uid, transaction_uid, instances, started_at=started)
+    return CompleteOut(
+        context_id=context_id,
+        workitem_uid=uid,
+        state="COMPLETED",
+        sop_instance_uids=[i.sop_instance_uid for i in instances],
+    )
+
+
+@router.post(
+    "/contexts/{context_id}/cancel",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "Unknown context"}, **_ERRORS},
+)
+def cancel_context(context_id: str, request: Request, access: AccessDep) -> None:
+    """Give the encounter's workitem up (CANCELED), e.g. when the wrong patient was opened."""
+    uid, transaction_uid = _claimed(access, context_id)
+    with _worklist(request) as worklist:
+        worklist.cancel(uid, transaction_uid)

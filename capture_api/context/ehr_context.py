@@ -1,0 +1,209 @@
+"""Tie every capture to the patient the EHR opened: contexts from a launch or a scan.
+
+This is the product's main safety rule ("hand entered demographics don't work", HIMSS-SIIM):
+demographics come from the EHR's FHIR API, never from typing; a session launched for one
+patient can never capture, scan or claim another patient (403, audited). Patients are
+compared by MRN and issuer as DICOM will carry them, not by display name (two "John Smith").
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from capture_api.audit.trail import Outcome, record
+from capture_api.capture.service import CaptureService
+from capture_api.config import Settings
+from capture_api.context.fhir import FhirClient, FhirNotFound
+from capture_api.context.fhir_mapping import encounter_in, patient_in
+from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.context.sessions import SessionStore
+from capture_api.context.smart import find_registration
+from capture_api.exceptions import InvalidMetadata, PatientMismatch
+from capture_api.store.db import session as db_session
+from capture_api.store.records import ContextRecord, UserSession
+
+WRONG_PATIENT = (
+    "this is not the patient opened from the EHR ({opened}); photos can only be taken for the "
+    "patient whose chart launched capture: open the right chart and launch capture again"
+)
+
+
+class EhrContexts:
+    """Create and check capture contexts for signed-in sessions."""
+
+    def __init__(self, settings: Settings, engine: Engine, service: CaptureService) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.service = service
+        self.sessions = SessionStore(engine, settings)
+
+    # --- launch ------------------------------------------------------------------------------
+
+    def on_launch(self, row: UserSession) -> str | None:
+        """The context of an EHR launch (patient + encounter read from FHIR), or None."""
+        if row.patient_fhir_id is None:
+            return None
+        registration = find_registration(self.settings, row.iss)
+        # The token was issued a moment ago by this very launch: use it as it is.
+        with FhirClient(row.iss, row.access_token) as fhir:
+            patient = fhir.read_patient(row.patient_fhir_id)
+            encounter = (
+                fhir.read_encounter(row.encounter_fhir_id) if row.encounter_fhir_id else None
+            )
+        mapped = patient_in(
+            patient, mrn_system=registration.mrn_system, issuer=registration.issuer_of_patient_id
+        )
+        visit = encounter_in(encounter, patient_id=patient.id) if encounter else None
+        context = self._create(
+            row, mapped, visit, "smart", patient.id, encounter.id if encounter else None
+        )
+        record(
+            self.engine,
+            "launch",
+            Outcome.SUCCESS,
+            actor=row.fhir_user,
+            session_id=row.id,
+            patient=mapped.id,
+        )
+        return context.id
+
+    # --- wristband / QR / manual ID ------------------------------------------------------------
+
+    def scan(self, row: UserSession, identifier: str) -> ContextRecord:
+        """Look the patient up by identifier in the EHR and open a context for them."""
+        registration = find_registration(self.settings, row.iss)
+        system, _, value = identifier.rpartition("|")
+        system = system or registration.mrn_system or ""
+        if not value.strip():
+            raise InvalidMetadata("the scanned code holds no patient identifier")
+        with FhirClient(row.iss, self.sessions.access_token(row)) as fhir:
+            matches = fhir.search_patients(system or None, value.strip())
+            if len(matches) != 1:
+                self._refuse_scan(row, value, len(matches))
+            patient = matches[0]
+            mapped = patient_in(
+                patient,
+                mrn_system=registration.mrn_system,
+                issuer=registration.issuer_of_patient_id,
+            )
+            self.check_same_patient(row, mapped, action="scan")
+            encounter = (
+                fhir.read_encounter(row.encounter_fhir_id)
+                if row.encounter_fhir_id and row.patient_fhir_id == patient.id
+                else None
+            )
+        visit = encounter_in(encounter, patient_id=patient.id) if encounter else None
+        context = self._create(
+            row, mapped, visit, "scan", patient.id, encounter.id if encounter else None
+        )
+        record(
+            self.engine,
+            "scan",
+            Outcome.SUCCESS,
+            actor=row.fhir_user,
+            session_id=row.id,
+            patient=mapped.id,
+        )
+        return context
+
+    def _refuse_scan(self, row: UserSession, value: str, found: int) -> None:
+        record(
+            self.engine,
+            "scan",
+            Outcome.REFUSED,
+            actor=row.fhir_user,
+            session_id=row.id,
+            detail=f"{found} patients match the scanned identifier",
+        )
+        if found == 0:
+            raise FhirNotFound("no patient with this identifier in the EHR: check the wristband")
+        raise InvalidMetadata(
+            "more than one patient in the EHR has this identifier: use the patient's MRN"
+        )
+
+    # --- the rule ------------------------------------------------------------------------------
+
+    def check_same_patient(self, row: UserSession, candidate: PatientIn, *, action: str) -> None:
+        """Refuse (403, audited) a patient other than the one this session was launched for."""
+        opened = self._launched_patient(row)
+        if opened is None or _same(opened, candidate):
+            return
+        record(
+            self.engine,
+            action,
+            Outcome.REFUSED,
+            actor=row.fhir_user,
+            session_id=row.id,
+            patient=candidate.id,
+            detail=f"session opened for MRN {opened.id}",
+        )
+        raise PatientMismatch(WRONG_PATIENT.format(opened=_who(opened)))
+
+    def check_context(self, row: UserSession, context: ContextRecord, *, action: str) -> None:
+        """A session may only use contexts it opened itself."""
+        if context.session_id == row.id:
+            return
+        patient = PatientIn.model_validate_json(context.patient_json)
+        record(
+            self.engine,
+            action,
+            Outcome.REFUSED,
+            actor=row.fhir_user,
+            session_id=row.id,
+            patient=patient.id,
+            detail="context of another session",
+        )
+        opened = self._launched_patient(row)
+        raise PatientMismatch(WRONG_PATIENT.format(opened=_who(opened) if opened else "none"))
+
+    def adopt(self, row: UserSession, context_id: str) -> None:
+        """Make a context (e.g. a claimed worklist item) this session's own."""
+        with db_session(self.engine) as s:
+            stored = s.get(ContextRecord, context_id)
+            assert stored is not None
+            stored.session_id, stored.iss = row.id, row.iss
+            s.add(stored)
+            s.commit()
+        if row.context_id is None or row.patient_fhir_id is None:
+            self.sessions.set_context_id(row, context_id)
+
+    def _launched_patient(self, row: UserSession) -> PatientIn | None:
+        if row.patient_fhir_id is None or row.context_id is None:
+            return None
+        with db_session(self.engine) as s:
+            context = s.get(ContextRecord, row.context_id)
+        return PatientIn.model_validate_json(context.patient_json) if context else None
+
+    def _create(
+        self,
+        row: UserSession,
+        patient: PatientIn,
+        encounter: EncounterIn | None,
+        source: str,
+        fhir_patient: str | None,
+        fhir_encounter: str | None,
+    ) -> ContextRecord:
+        context = self.service.create_context(
+            ContextIn(patient=patient, encounter=encounter), source
+        )
+        with db_session(self.engine) as s:
+            stored = s.get(ContextRecord, context.id)
+            assert stored is not None
+            stored.session_id, stored.iss = row.id, row.iss
+            stored.fhir_patient_id, stored.fhir_encounter_id = fhir_patient, fhir_encounter
+            s.add(stored)
+            s.commit()
+        self.sessions.set_context_id(row, context.id)
+        return stored
+
+
+def _same(a: PatientIn, b: PatientIn) -> bool:
+    def issuer(p: PatientIn) -> tuple[str | None, str | None]:
+        return (p.issuer.namespace, p.issuer.universal_id) if p.issuer else (None, None)
+
+    return a.id == b.id and issuer(a) == issuer(b)
+
+
+def _who(patient: PatientIn) -> str:
+    name = f"{patient.name.family}, {patient.name.given}" if patient.name else "unnamed"
+    return f"{name}, MRN {patient.id}"

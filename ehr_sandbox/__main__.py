@@ -1,0 +1,3 @@
+from ehr_sandbox.server import main
+
+main()

@@ -1,0 +1,105 @@
+"""Synthetic patients, encounters and a practitioner (FHIR R4 JSON). No real person.
+
+Chosen to exercise what breaks naive code: non-ASCII and non-Latin names, two patients with
+the same name, a missing birth date, an encounter without an identifier, a minor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+MRN_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.1"
+VISIT_SYSTEM = "urn:oid:2.16.840.1.113883.3.9999.2"
+HOSPITAL = "Sandbox General Hospital"
+
+
+def _patient(
+    pid: str, mrn: str, family: str, given: str, sex: str, birth: str | None
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": [
+            {
+                "use": "usual",
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}
+                    ]
+                },
+                "system": MRN_SYSTEM,
+                "value": mrn,
+                "assigner": {"display": HOSPITAL},
+            }
+        ],
+        "name": [{"use": "official", "family": family, "given": [given]}],
+        "gender": sex,
+    }
+    if birth:
+        resource["birthDate"] = birth
+    return resource
+
+
+PATIENTS: dict[str, dict[str, Any]] = {
+    p["id"]: p
+    for p in (
+        _patient("pat-muller", "100001", "Müller", "Jürgen", "male", "1950-03-14"),
+        _patient("pat-smith-a", "100002", "Smith", "John", "male", "1980-01-01"),
+        _patient("pat-smith-b", "100003", "Smith", "John", "male", "1975-06-30"),
+        _patient("pat-okada", "100004", "岡田", "花子", "female", None),
+        _patient("pat-ngata", "100005", "Ngata", "Aroha", "female", "2014-05-05"),
+    )
+}
+
+PRACTITIONER: dict[str, Any] = {
+    "resourceType": "Practitioner",
+    "id": "prac-nina",
+    "name": [{"family": "Nurse", "given": ["Nina"]}],
+}
+
+
+def _encounter(
+    eid: str, pid: str, visit: str | None, klass: str, service: str, location: str, hour: int
+) -> dict[str, Any]:
+    start = dt.datetime.combine(dt.date.today(), dt.time(hour, 0), tzinfo=dt.UTC)
+    resource: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "in-progress",
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": klass,
+            "display": {"AMB": "ambulatory", "EMER": "emergency", "IMP": "inpatient"}[klass],
+        },
+        "serviceType": {"text": service},
+        "subject": {"reference": f"Patient/{pid}"},
+        "period": {"start": start.isoformat()},
+        "location": [{"location": {"display": location}}],
+    }
+    if visit:
+        resource["identifier"] = [
+            {
+                "use": "official",
+                "type": {
+                    "coding": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "VN"}
+                    ]
+                },
+                "system": VISIT_SYSTEM,
+                "value": visit,
+            }
+        ]
+    return resource
+
+
+ENCOUNTERS: dict[str, dict[str, Any]] = {
+    e["id"]: e
+    for e in (
+        _encounter("enc-muller", "pat-muller", "V-5001", "AMB", "Dermatology", "Derm clinic", 9),
+        _encounter("enc-smith-a", "pat-smith-a", "V-5002", "EMER", "Emergency", "ED bay 4", 10),
+        _encounter("enc-smith-b", "pat-smith-b", None, "IMP", "Wound care", "Ward 7", 11),
+        _encounter("enc-okada", "pat-okada", "V-5004", "AMB", "Wound care", "Wound clinic", 13),
+        _encounter("enc-ngata", "pat-ngata", "V-5005", "EMER", "Paediatrics", "Children's ED", 14),
+    )
+}

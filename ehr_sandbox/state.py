@@ -1,0 +1,30 @@
+"""What the sandbox's servers share: tokens, data, its own URL and the app it launches."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from ehr_sandbox import data
+from ehr_sandbox.tokens import TokenRegistry
+
+
+@dataclass
+class SandboxState:
+    """One sandbox instance (tests make several, each with its own state)."""
+
+    base_url: str  # e.g. http://127.0.0.1:9000 ; FHIR base is {base_url}/fhir
+    app_launch_url: str = "http://127.0.0.1:8000/launch"  # the SMART app (capture) to launch
+    tokens: TokenRegistry = field(default_factory=TokenRegistry)
+    patients: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: copy.deepcopy(data.PATIENTS)
+    )
+    encounters: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: copy.deepcopy(data.ENCOUNTERS)
+    )
+    extra: dict[str, Any] = field(default_factory=dict)  # per-module state (clients, workitems)
+
+    @property
+    def fhir_base(self) -> str:
+        return f"{self.base_url}/fhir"

@@ -1,0 +1,298 @@
+"""The encounter worklist end to end over real HTTP (UPS-RS, DICOM PS3.18 chapter 11).
+
+The EHR sandbox serves UPS-RS on loopback; the capture app (embedded local archive) claims
+a workitem, takes a photo in its context and completes the workitem with the stored instance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from capture_api.api.app import create_app
+from capture_api.api.routes import worklist as worklist_routes
+from capture_api.config import Settings
+from capture_api.context.worklist import (
+    TAKEN_MESSAGE,
+    ProducedInstance,
+    WorkitemTaken,
+    WorklistClient,
+    WorklistError,
+)
+from ehr_sandbox import data
+from ehr_sandbox.server import SandboxServer
+from ehr_sandbox.ups_server import reset_workitems, workitem_uid
+from tests.conftest import SAMPLES
+
+PHOTO = (SAMPLES / "orientation" / "portrait_6.jpg").read_bytes()
+DERM = "DERM-PHONE-01"
+MEDIA = {"Accept": "application/dicom+json", "Content-Type": "application/dicom+json"}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_worklist(sandbox: SandboxServer) -> None:
+    reset_workitems(sandbox.state)
+
+
+def _dicomweb(sandbox: SandboxServer) -> str:
+    return f"{sandbox.state.base_url}/dicom-web"
+
+
+def _app(
+    tmp: Path, sandbox: SandboxServer | None, station: str | None = DERM, **overrides: Any
+) -> FastAPI:
+    settings = Settings(
+        **overrides,
+        data_dir=tmp,
+        poll_seconds=0.05,
+        retry_base_seconds=0.05,
+        worklist_url=_dicomweb(sandbox) if sandbox else None,
+        worklist_station_code=station,
+    )
+    app = create_app(settings)
+    app.include_router(worklist_routes.router, prefix="/api/v1")  # integrator: add in app.py
+    return app
+
+
+@pytest.fixture
+def client(tmp_path: Path, sandbox: SandboxServer) -> Iterator[TestClient]:
+    with TestClient(_app(tmp_path / "phone-a", sandbox)) as c:
+        yield c
+
+
+def _workitem(sandbox: SandboxServer, uid: str) -> dict[str, Any]:
+    response = httpx.get(f"{_dicomweb(sandbox)}/workitems/{uid}", headers=MEDIA)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/dicom+json")
+    item: dict[str, Any] = response.json()[0]
+    return item
+
+
+def _value(item: dict[str, Any], tag: str) -> Any:
+    return (item.get(tag, {}).get("Value") or [None])[0]
+
+
+def _upload(client: TestClient, context_id: str, capture_id: str) -> Any:
+    return client.post(
+        "/api/v1/captures",
+        data={"capture_id": capture_id, "context_id": context_id},
+        files={"photo": ("photo.jpg", PHOTO, "image/jpeg")},
+    )
+
+
+def _wait_verified(client: TestClient, capture_id: str, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/captures/{capture_id}").json()
+        if body["status"] == "verified":
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"{capture_id} stayed {body.get('status')} ({body})")
+
+
+# --- the UPS-RS server and client -------------------------------------------------------------
+
+
+def test_today_lists_only_todays_scheduled_items_of_the_station(sandbox: SandboxServer) -> None:
+    base = _dicomweb(sandbox)
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    later = {  # a DERM item scheduled tomorrow: outside the DT range
+        "00100020": {"vr": "LO", "Value": ["100001"]},
+        "00404005": {"vr": "DT", "Value": [tomorrow.strftime("%Y%m%d%H%M%S+0000")]},
+        "00404025": {"vr": "SQ", "Value": [{"00080100": {"vr": "SH", "Value": [DERM]}}]},
+    }
+    created = httpx.post(f"{base}/workitems?1.2.826.0.1.3680043.10.1.99", json=[later])
+    assert created.status_code == 201, created.text
+    with WorklistClient(base, station_code=DERM) as worklist:
+        items = worklist.today()
+        taken = worklist.claim(items[0].uid)
+        assert taken
+        remaining = worklist.today()
+    derm = {"enc-muller", "enc-smith-a", "enc-ngata"}
+    assert [w.uid for w in items] == [
+        workitem_uid(e) for e in ("enc-muller", "enc-smith-a", "enc-ngata")
+    ]
+    assert {w.station_code for w in items} == {DERM}
+    assert all(w.state == "SCHEDULED" for w in items)
+    muller = items[0]
+    assert (muller.family_name, muller.given_name, muller.patient_id) == (
+        "Müller",
+        "Jürgen",
+        "100001",
+    )
+    assert muller.admission_id == "V-5001"
+    assert muller.admission_issuer_uid == data.VISIT_SYSTEM.removeprefix("urn:oid:")
+    assert muller.birth_date == dt.date(1950, 3, 14)
+    assert muller.scheduled_start is not None and muller.scheduled_start.hour == 9
+    # the claimed item is IN PROGRESS now, so it is no longer on the SCHEDULED worklist
+    assert {w.uid for w in remaining} == {workitem_uid(e) for e in derm - {"enc-muller"}}
+    with WorklistClient(base, station_code="WOUND-PHONE-01") as wound:
+        wound_items = wound.today()
+    assert {w.uid for w in wound_items} == {workitem_uid("enc-smith-b"), workitem_uid("enc-okada")}
+    no_visit = next(w for w in wound_items if w.uid == workitem_uid("enc-smith-b"))
+    encounter = no_visit.to_context().encounter
+    assert no_visit.admission_id is None
+    assert encounter is not None and encounter.admission_id is None
+
+
+def test_search_semantics_keywords_tags_204_and_400(sandbox: SandboxServer) -> None:
+    url = f"{_dicomweb(sandbox)}/workitems"
+    by_keyword = httpx.get(url, params={"PatientID": "100004"}, headers=MEDIA)
+    by_tag = httpx.get(url, params={"00100020": "100004"}, headers=MEDIA)
+    assert by_keyword.status_code == by_tag.status_code == 200
+    assert by_keyword.json() == by_tag.json() and len(by_tag.json()) == 1
+    assert httpx.get(url, params={"00404025.00080100": "WOUND-PHONE-01"}).status_code == 200
+    assert len(httpx.get(url, params={"00741202": "Sandbox*"}).json()) == 5
+    assert httpx.get(url, params={"PatientID": "no-such-mrn"}).status_code == 204
+    assert len(httpx.get(url, params={"limit": "2", "offset": "1"}).json()) == 2
+    for bad in ({"NoSuchKeyword": "x"}, {"0040XXXX": "x"}, {"PatientBirthName": "x"}):
+        refused = httpx.get(url, params=bad)
+        assert refused.status_code == 400, bad
+        assert "299" in refused.headers["warning"]
+    assert httpx.get(url, params={"00404005": "yesterday-ish"}).status_code == 400
+
+
+def test_unknown_matching_key_raises_a_readable_error(sandbox: SandboxServer) -> None:
+    with (
+        WorklistClient(_dicomweb(sandbox)) as worklist,
+        pytest.raises(WorklistError, match="not a DICOM attribute") as caught,
+    ):
+        worklist.search([("ScheduledStationNmeCodeSequence.CodeValue", DERM)])
+    assert "400" in str(caught.value)
+
+
+def test_state_machine_follows_table_cc_1_1_2(sandbox: SandboxServer) -> None:
+    base = _dicomweb(sandbox)
+    uid = workitem_uid("enc-okada")
+    url = f"{base}/workitems/{uid}"
+
+    def put(state: str, transaction: str | None) -> httpx.Response:
+        body: dict[str, Any] = {"00741000": {"vr": "CS", "Value": [state]}}
+        if transaction:
+            body["00081195"] = {"vr": "UI", "Value": [transaction]}
+        return httpx.put(f"{url}/state", content=json.dumps([body]), headers=MEDIA)
+
+    assert put("COMPLETED", "1.2.3").status_code == 409  # not claimed yet
+    assert put("IN PROGRESS", None).status_code == 400  # Transaction UID missing
+    assert put("IN PROGRESS", "1.2.3").status_code == 200
+    assert "00081195" not in _workitem(sandbox, uid)  # never returned (PS3.18 11.5.3.3)
+    second = put("IN PROGRESS", "1.2.4")
+    assert second.status_code == 409 and "already IN PROGRESS" in second.headers["warning"]
+    assert put("CANCELED", "1.2.4").status_code == 400  # not the owner
+    update = [{"00741204": {"vr": "LO", "Value": ["changed"]}}]
+    assert httpx.post(f"{url}?1.2.4", json=update).status_code == 400  # wrong transaction
+    assert httpx.post(f"{url}?1.2.3", json=update).status_code == 200
+    assert _value(_workitem(sandbox, uid), "00741204") == "changed"
+    refused = put("COMPLETED", "1.2.3")  # no Performed Procedure Sequence yet
+    assert refused.status_code == 409 and "0074,1216" in refused.headers["warning"]
+    assert put("CANCELED", "1.2.3").status_code == 200
+    assert _value(_workitem(sandbox, uid), "00741000") == "CANCELED"
+    assert httpx.post(f"{url}?1.2.3", json=update).status_code == 400  # final: no updates
+    again = put("CANCELED", "1.2.3")
+    assert again.status_code == 200 and "already in the requested state" in again.headers["warning"]
+    assert httpx.get(f"{base}/workitems/1.2.3.4.5").status_code == 404
+
+
+def test_client_claim_twice_raises_workitem_taken(sandbox: SandboxServer) -> None:
+    uid = workitem_uid("enc-smith-a")
+    with WorklistClient(_dicomweb(sandbox)) as one, WorklistClient(_dicomweb(sandbox)) as two:
+        transaction = one.claim(uid)
+        with pytest.raises(WorkitemTaken, match="already being photographed on another device"):
+            two.claim(uid)
+        one.complete(uid, transaction, [ProducedInstance("1.2.3", "1.2.3.1", "1.2.3.1.1")])
+        one.complete(uid, transaction, [])  # idempotent once COMPLETED
+    item = _workitem(sandbox, uid)
+    assert _value(item, "00741000") == "COMPLETED"
+
+
+# --- the capture API --------------------------------------------------------------------------
+
+
+def test_worklist_route_lists_todays_encounters(client: TestClient) -> None:
+    response = client.get("/api/v1/worklist")
+    assert response.status_code == 200, response.text
+    items = response.json()
+    assert [i["mrn"] for i in items] == ["100001", "100002", "100005"]
+    first = items[0]
+    assert first["name"] == "Müller, Jürgen" and first["birth_date"] == "1950-03-14"
+    assert first["admission_id"] == "V-5001" and first["description"]
+    assert first["scheduled_at"].startswith(dt.date.today().isoformat())
+
+
+def test_worklist_route_without_configuration_is_503(tmp_path: Path) -> None:
+    with TestClient(_app(tmp_path, None)) as c:
+        response = c.get("/api/v1/worklist")
+    assert response.status_code == 503
+    assert "no worklist is configured" in response.json()["detail"]
+
+
+def test_claim_capture_complete(client: TestClient, sandbox: SandboxServer, tmp_path: Path) -> None:
+    uid = workitem_uid("enc-muller")
+    claimed = client.post(f"/api/v1/worklist/{uid}/claim")
+    assert claimed.status_code == 201, claimed.text
+    context_id = claimed.json()["context_id"]
+
+    context = client.get(f"/api/v1/contexts/{context_id}").json()
+    assert context["source"] == "worklist"
+    assert context["patient"]["id"] == "100001"
+    assert context["patient"]["name"] == {"family": "Müller", "given": "Jürgen"}
+    assert context["patient"]["issuer"]["namespace"] == data.MRN_SYSTEM
+    assert context["encounter"]["admission_id"] == "V-5001"
+    assert context["encounter"]["issuer"]["universal_id"] == "2.16.840.1.113883.3.9999.2"
+    assert _value(_workitem(sandbox, uid), "00741000") == "IN PROGRESS"
+    assert uid not in [i["uid"] for i in client.get("/api/v1/worklist").json()]
+
+    with TestClient(_app(tmp_path / "phone-b", sandbox)) as other_phone:
+        second = other_phone.post(f"/api/v1/worklist/{uid}/claim")
+    assert second.status_code == 409
+    assert second.json()["detail"] == TAKEN_MESSAGE
+
+    assert client.post(f"/api/v1/worklist/contexts/{context_id}/complete").status_code == 409
+    upload = _upload(client, context_id, "wl-1")
+    assert upload.status_code == 202, upload.text
+    early = client.post(f"/api/v1/worklist/contexts/{context_id}/complete")
+    if early.status_code == 409:  # the outbox may already have verified it: both are correct
+        assert "not in the archive yet" in early.json()["detail"]
+    verified = _wait_verified(client, "wl-1")
+
+    done = client.post(f"/api/v1/worklist/contexts/{context_id}/complete")
+    assert done.status_code == 200, done.text
+    assert done.json()["sop_instance_uids"] == [verified["sop_instance_uid"]]
+    item = _workitem(sandbox, uid)
+    assert _value(item, "00741000") == "COMPLETED"
+    performed = _value(item, "00741216")
+    output = performed["00404033"]["Value"][0]
+    assert _value(output, "0020000D") == verified["study_uid"] == claimed.json()["study_uid"]
+    assert _value(output, "0020000E") == verified["series_uid"]
+    ref = output["00081199"]["Value"][0]
+    assert _value(ref, "00081155") == verified["sop_instance_uid"]
+    assert _value(ref, "00081150") == "1.2.840.10008.5.1.4.1.1.77.1.4"
+    assert _value(performed["00404028"]["Value"][0], "00080100") == DERM
+
+
+def test_complete_before_verified_is_409(tmp_path: Path, sandbox: SandboxServer) -> None:
+    uid = workitem_uid("enc-ngata")
+    with TestClient(_app(tmp_path, sandbox, worker_enabled=False)) as c:  # nothing is delivered
+        context_id = c.post(f"/api/v1/worklist/{uid}/claim").json()["context_id"]
+        assert _upload(c, context_id, "wl-pending").status_code == 202
+        response = c.post(f"/api/v1/worklist/contexts/{context_id}/complete")
+        assert response.status_code == 409
+        assert response.json()["detail"] == "1 photo is not in the archive yet"
+        assert c.post(f"/api/v1/worklist/contexts/{context_id}/cancel").status_code == 204
+    assert _value(_workitem(sandbox, uid), "00741000") == "CANCELED"
