@@ -8,6 +8,8 @@ compared by MRN and issuer as DICOM will carry them, not by display name (two "J
 
 from __future__ import annotations
 
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.patient import Patient
 from sqlalchemy import Engine
 
 from capture_api.audit.trail import Outcome, record
@@ -15,7 +17,7 @@ from capture_api.capture.service import CaptureService
 from capture_api.config import Settings
 from capture_api.context.fhir import FhirClient, FhirNotFound
 from capture_api.context.fhir_mapping import encounter_in, patient_in
-from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.context.schemas import ContextIn, PatientIn
 from capture_api.context.sessions import SessionStore
 from capture_api.context.smart import find_registration
 from capture_api.exceptions import InvalidMetadata, PatientMismatch
@@ -43,78 +45,38 @@ class EhrContexts:
         """The context of an EHR launch (patient + encounter read from FHIR), or None."""
         if row.patient_fhir_id is None:
             return None
-        registration = find_registration(self.settings, row.iss)
         # The token was issued a moment ago by this very launch: use it as it is.
         with FhirClient(row.iss, row.access_token) as fhir:
             patient = fhir.read_patient(row.patient_fhir_id)
             encounter = (
                 fhir.read_encounter(row.encounter_fhir_id) if row.encounter_fhir_id else None
             )
-        mapped = patient_in(
-            patient, mrn_system=registration.mrn_system, issuer=registration.issuer_of_patient_id
-        )
-        visit = encounter_in(encounter, patient_id=patient.id) if encounter else None
-        context = self._create(
-            row, mapped, visit, "smart", patient.id, encounter.id if encounter else None
-        )
-        record(
-            self.engine,
-            "launch",
-            Outcome.SUCCESS,
-            actor=row.fhir_user,
-            session_id=row.id,
-            patient=mapped.id,
-        )
-        return context.id
+        return self._open(row, patient, self._map(row, patient), encounter, "launch").id
 
     # --- wristband / QR / manual ID ------------------------------------------------------------
 
     def scan(self, row: UserSession, identifier: str) -> ContextRecord:
         """Look the patient up by identifier in the EHR and open a context for them."""
-        registration = find_registration(self.settings, row.iss)
         system, _, value = identifier.rpartition("|")
-        system = system or registration.mrn_system or ""
+        system = system or find_registration(self.settings, row.iss).mrn_system or ""
         if not value.strip():
             raise InvalidMetadata("the scanned code holds no patient identifier")
         with FhirClient(row.iss, self.sessions.access_token(row)) as fhir:
             matches = fhir.search_patients(system or None, value.strip())
             if len(matches) != 1:
-                self._refuse_scan(row, value, len(matches))
+                self._refuse_scan(row, len(matches))
             patient = matches[0]
-            mapped = patient_in(
-                patient,
-                mrn_system=registration.mrn_system,
-                issuer=registration.issuer_of_patient_id,
-            )
+            mapped = self._map(row, patient)
             self.check_same_patient(row, mapped, action="scan")
             encounter = (
                 fhir.read_encounter(row.encounter_fhir_id)
                 if row.encounter_fhir_id and row.patient_fhir_id == patient.id
                 else None
             )
-        visit = encounter_in(encounter, patient_id=patient.id) if encounter else None
-        context = self._create(
-            row, mapped, visit, "scan", patient.id, encounter.id if encounter else None
-        )
-        record(
-            self.engine,
-            "scan",
-            Outcome.SUCCESS,
-            actor=row.fhir_user,
-            session_id=row.id,
-            patient=mapped.id,
-        )
-        return context
+        return self._open(row, patient, mapped, encounter, "scan")
 
-    def _refuse_scan(self, row: UserSession, value: str, found: int) -> None:
-        record(
-            self.engine,
-            "scan",
-            Outcome.REFUSED,
-            actor=row.fhir_user,
-            session_id=row.id,
-            detail=f"{found} patients match the scanned identifier",
-        )
+    def _refuse_scan(self, row: UserSession, found: int) -> None:
+        self._audit(row, "scan", Outcome.REFUSED, detail=f"{found} patients match")
         if found == 0:
             raise FhirNotFound("no patient with this identifier in the EHR: check the wristband")
         raise InvalidMetadata(
@@ -128,12 +90,10 @@ class EhrContexts:
         opened = self._launched_patient(row)
         if opened is None or _same(opened, candidate):
             return
-        record(
-            self.engine,
+        self._audit(
+            row,
             action,
             Outcome.REFUSED,
-            actor=row.fhir_user,
-            session_id=row.id,
             patient=candidate.id,
             detail=f"session opened for MRN {opened.id}",
         )
@@ -144,28 +104,84 @@ class EhrContexts:
         if context.session_id == row.id:
             return
         patient = PatientIn.model_validate_json(context.patient_json)
-        record(
-            self.engine,
-            action,
-            Outcome.REFUSED,
-            actor=row.fhir_user,
-            session_id=row.id,
-            patient=patient.id,
-            detail="context of another session",
+        self._audit(
+            row, action, Outcome.REFUSED, patient=patient.id, detail="context of another session"
         )
         opened = self._launched_patient(row)
         raise PatientMismatch(WRONG_PATIENT.format(opened=_who(opened) if opened else "none"))
 
     def adopt(self, row: UserSession, context_id: str) -> None:
         """Make a context (e.g. a claimed worklist item) this session's own."""
+        self._link(row, context_id)
+        if row.context_id is None or row.patient_fhir_id is None:
+            self.sessions.set_context_id(row, context_id)
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _map(self, row: UserSession, patient: Patient) -> PatientIn:
+        registration = find_registration(self.settings, row.iss)
+        return patient_in(
+            patient, mrn_system=registration.mrn_system, issuer=registration.issuer_of_patient_id
+        )
+
+    def _open(
+        self,
+        row: UserSession,
+        patient: Patient,
+        mapped: PatientIn,
+        encounter: Encounter | None,
+        action: str,
+    ) -> ContextRecord:
+        """Create the session's context for this patient (and encounter), audited."""
+        visit = encounter_in(encounter, patient_id=patient.id) if encounter else None
+        source = "smart" if action == "launch" else action
+        context = self.service.create_context(ContextIn(patient=mapped, encounter=visit), source)
+        stored = self._link(
+            row,
+            context.id,
+            fhir_patient=patient.id,
+            fhir_encounter=encounter.id if encounter else None,
+        )
+        self.sessions.set_context_id(row, context.id)
+        self._audit(row, action, Outcome.SUCCESS, patient=mapped.id)
+        return stored
+
+    def _link(
+        self,
+        row: UserSession,
+        context_id: str,
+        *,
+        fhir_patient: str | None = None,
+        fhir_encounter: str | None = None,
+    ) -> ContextRecord:
         with db_session(self.engine) as s:
             stored = s.get(ContextRecord, context_id)
             assert stored is not None
             stored.session_id, stored.iss = row.id, row.iss
+            stored.fhir_patient_id = fhir_patient or stored.fhir_patient_id
+            stored.fhir_encounter_id = fhir_encounter or stored.fhir_encounter_id
             s.add(stored)
             s.commit()
-        if row.context_id is None or row.patient_fhir_id is None:
-            self.sessions.set_context_id(row, context_id)
+        return stored
+
+    def _audit(
+        self,
+        row: UserSession,
+        action: str,
+        outcome: Outcome,
+        *,
+        patient: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        record(
+            self.engine,
+            action,
+            outcome,
+            actor=row.fhir_user,
+            session_id=row.id,
+            patient=patient,
+            detail=detail,
+        )
 
     def _launched_patient(self, row: UserSession) -> PatientIn | None:
         if row.patient_fhir_id is None or row.context_id is None:
@@ -173,28 +189,6 @@ class EhrContexts:
         with db_session(self.engine) as s:
             context = s.get(ContextRecord, row.context_id)
         return PatientIn.model_validate_json(context.patient_json) if context else None
-
-    def _create(
-        self,
-        row: UserSession,
-        patient: PatientIn,
-        encounter: EncounterIn | None,
-        source: str,
-        fhir_patient: str | None,
-        fhir_encounter: str | None,
-    ) -> ContextRecord:
-        context = self.service.create_context(
-            ContextIn(patient=patient, encounter=encounter), source
-        )
-        with db_session(self.engine) as s:
-            stored = s.get(ContextRecord, context.id)
-            assert stored is not None
-            stored.session_id, stored.iss = row.id, row.iss
-            stored.fhir_patient_id, stored.fhir_encounter_id = fhir_patient, fhir_encounter
-            s.add(stored)
-            s.commit()
-        self.sessions.set_context_id(row, context.id)
-        return stored
 
 
 def _same(a: PatientIn, b: PatientIn) -> bool:

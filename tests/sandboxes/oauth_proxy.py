@@ -20,7 +20,6 @@ import base64
 import secrets
 import threading
 import time
-from types import TracebackType
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -30,13 +29,16 @@ from fastapi import FastAPI, Form, Header, Request, Response
 from fastapi.responses import JSONResponse
 
 from tests.orthanc import free_port
+from tests.sandboxes.threaded import ThreadedSandbox
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept")
 _FORWARDED_RESPONSE_HEADERS = ("content-type", "warning", "location", "content-location")
 
 
-class OAuthProxy:
+class OAuthProxy(ThreadedSandbox):
     """A token endpoint plus a Bearer-checking reverse proxy to ``upstream`` (Orthanc's root)."""
+
+    label = "OAuth proxy"
 
     def __init__(
         self,
@@ -63,7 +65,6 @@ class OAuthProxy:
                 self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
             )
         )
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -144,32 +145,3 @@ class OAuthProxy:
         with self._lock:
             expiry = self._tokens.get(token)
         return expiry is not None and expiry > time.monotonic()
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.run, name="oauth-proxy", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"the OAuth proxy did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._http.close()
-
-    def __enter__(self) -> OAuthProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -19,11 +19,9 @@ import asyncio
 import io
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
 
 import httpx
 import pydicom
@@ -32,6 +30,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tests.orthanc import free_port
+from tests.sandboxes.threaded import ThreadedSandbox
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept")
 _FORWARDED_RESPONSE_HEADERS = ("content-type", "warning", "location", "content-location")
@@ -56,8 +55,10 @@ class _Instance:
     sop_instance_uid: str
 
 
-class RefusingArchive:
+class RefusingArchive(ThreadedSandbox):
     """A reverse proxy to ``upstream`` (Orthanc's root) that refuses configured instances."""
+
+    label = "refusing archive"
 
     def __init__(self, upstream: str, refuse: Mapping[str, Refusal] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
@@ -71,7 +72,6 @@ class RefusingArchive:
                 self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
             )
         )
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -113,37 +113,6 @@ class RefusingArchive:
             return Response(upstream.content, status_code=upstream.status_code, headers=headers)
 
         return app
-
-    # --- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.run, name="refusing-archive", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"the refusing archive did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._http.close()
-
-    def __enter__(self) -> RefusingArchive:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _store_failure(refused: list[_Instance], how: Mapping[str, Refusal]) -> Response:

@@ -1,0 +1,52 @@
+"""Run a test sandbox (a FastAPI app) with uvicorn in a daemon thread on loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Self
+
+import httpx
+import uvicorn
+
+
+class ThreadedSandbox:
+    """Lifecycle shared by the sandboxes: ``start``/``stop`` and use as a context manager.
+
+    Subclasses set ``label``, ``port``, ``_server`` (a ``uvicorn.Server``) and ``_http`` (the
+    ``httpx.Client`` they forward with) in their constructor.
+    """
+
+    label = "sandbox"
+    port: int
+    _server: uvicorn.Server
+    _http: httpx.Client
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.run, name=self.label, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the {self.label} did not start on port {self.port}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
