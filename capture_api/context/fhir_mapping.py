@@ -213,6 +213,7 @@ def encounter_in(encounter: Encounter, *, patient_id: str | None = None) -> Enco
         issuer=_issuer_of(visit, "visit number") if visit and admission else None,
         description=_description(encounter),
         started_at=_full_datetime(encounter.period.start if encounter.period else None),
+        unit=_unit(encounter),
     )
 
 
@@ -226,13 +227,21 @@ def _visit_identifier(identifiers: Sequence[Identifier]) -> Identifier | None:
 
 
 def _description(encounter: Encounter) -> str | None:
-    service = encounter.serviceType
-    service_text = service.text if service else None
-    if service and not service_text:
-        service_text = next((c.display for c in service.coding or [] if c.display), None)
     klass = encounter.class_fhir
     class_text = (klass.display or klass.code) if klass else None
-    location = next(
+    parts = (_service(encounter), class_text, _location(encounter))
+    return word_truncate(_clean(p) for p in parts if p)
+
+
+def _service(encounter: Encounter) -> str | None:
+    service = encounter.serviceType
+    if service is None:
+        return None
+    return service.text or next((c.display for c in service.coding or [] if c.display), None)
+
+
+def _location(encounter: Encounter) -> str | None:
+    return next(
         (
             loc.location.display
             for loc in encounter.location or []
@@ -240,7 +249,13 @@ def _description(encounter: Encounter) -> str | None:
         ),
         None,
     )
-    return word_truncate(_clean(p) for p in (service_text, class_text, location) if p)
+
+
+def _unit(encounter: Encounter) -> str | None:
+    """The ward or clinic: the encounter's location, else its service (audit reports)."""
+    return word_truncate(
+        [_clean(text)] if (text := _location(encounter) or _service(encounter)) else []
+    )
 
 
 def word_truncate(parts: Iterable[str], limit: int = LO_MAX) -> str | None:

@@ -65,6 +65,9 @@ class EncounterIn(BaseModel):
     description: str | None = Field(default=None, max_length=64)
     started_at: dt.datetime | None = None
     accession_number: str | None = Field(default=None, max_length=16)
+    unit: str | None = Field(
+        default=None, max_length=64, description="The ward or clinic (reports group by it)"
+    )
 
     def to_encounter(self) -> Encounter:
         return Encounter(
