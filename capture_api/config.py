@@ -53,6 +53,14 @@ class EhrRegistration(BaseModel):
     issuer_of_patient_id: str | None = Field(
         default=None, description="Issuer of Patient ID for DICOM (default: the MRN system)"
     )
+    notify: list[str] = Field(
+        default_factory=list,
+        description="FHIR resources to create after verified storage: Media, DocumentReference",
+    )
+    backend_scopes: str = Field(
+        default="system/Media.cu system/DocumentReference.cu",
+        description="Client-credentials scopes for notifications (SMART Backend Services)",
+    )
 
 
 class Settings(BaseSettings):
@@ -124,6 +132,9 @@ class Settings(BaseSettings):
     )
     worklist_label: str | None = Field(default=None, description="Worklist Label to match")
     worklist_aet: str = Field(default="CAPTURE", max_length=16, description="Our AE title (UPS)")
+    wado_url: str | None = Field(
+        default=None, description="WADO-RS base the EHR links to (default: the DICOMweb URL)"
+    )
     web_client_dir: Path = Field(
         default=Path("web_client"), description="The phone client's static files (served at /)."
     )

@@ -51,6 +51,8 @@ class ContextRecord(SQLModel, table=True):
     fhir_encounter_id: str | None = Field(default=None, max_length=128)
     workitem_uid: str | None = Field(default=None, max_length=64)
     workitem_transaction_uid: str | None = Field(default=None, max_length=64)
+    complete_requested_at: dt.datetime | None = None  # worklist: complete once all verified
+    completed_at: dt.datetime | None = None
 
 
 class LaunchState(SQLModel, table=True):
