@@ -16,6 +16,7 @@ from capture_api.capture.service import CaptureService
 from capture_api.capture.spool import Spool
 from capture_api.config import Settings
 from capture_api.context.ehr_context import EhrContexts
+from capture_api.context.worklist_completion import WorklistCompletion
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
@@ -33,6 +34,7 @@ class Runtime:
     archive: Archive
     worker: OutboxWorker
     ehr_contexts: EhrContexts
+    worklist_completion: WorklistCompletion
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -49,13 +51,16 @@ class Runtime:
         archive = archive_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
         ehr_contexts = EhrContexts(settings, engine, service)
-        return cls(settings, engine, service, archive, worker, ehr_contexts)
+        completion = WorklistCompletion(settings, engine, service)
+        return cls(settings, engine, service, archive, worker, ehr_contexts, completion)
 
     def start(self) -> None:
         if self.settings.worker_enabled:
             self.worker.start(self.settings.worker_threads)
+            self.worklist_completion.start()
 
     def close(self) -> None:
+        self.worklist_completion.stop()
         self.worker.stop()
         self.archive.close()
         self.engine.dispose()

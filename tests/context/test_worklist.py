@@ -87,11 +87,11 @@ def _value(item: dict[str, Any], tag: str) -> Any:
     return (item.get(tag, {}).get("Value") or [None])[0]
 
 
-def _upload(client: TestClient, context_id: str, capture_id: str) -> Any:
+def _upload(client: TestClient, context_id: str, capture_id: str, photo: bytes = PHOTO) -> Any:
     return client.post(
         "/api/v1/captures",
         data={"capture_id": capture_id, "context_id": context_id},
-        files={"photo": ("photo.jpg", PHOTO, "image/jpeg")},
+        files={"photo": ("photo.jpg", photo, "image/jpeg")},
     )
 
 
@@ -286,13 +286,38 @@ def test_claim_capture_complete(client: TestClient, sandbox: SandboxServer, tmp_
     assert _value(performed["00404028"]["Value"][0], "00080100") == DERM
 
 
-def test_complete_before_verified_is_409(tmp_path: Path, sandbox: SandboxServer) -> None:
+def test_complete_before_verified_completes_once_the_photos_are_in_the_archive(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     uid = workitem_uid("enc-ngata")
-    with TestClient(_app(tmp_path, sandbox, worker_enabled=False)) as c:  # nothing is delivered
+    with TestClient(_app(tmp_path, sandbox, worker_enabled=False)) as c:  # nothing delivered yet
         context_id = c.post(f"/api/v1/worklist/{uid}/claim").json()["context_id"]
         assert _upload(c, context_id, "wl-pending").status_code == 202
         response = c.post(f"/api/v1/worklist/contexts/{context_id}/complete")
-        assert response.status_code == 409
-        assert response.json()["detail"] == "1 photo is not in the archive yet"
+        assert response.status_code == 202
+        assert response.json()["state"] == "COMPLETION REQUESTED"
+        assert response.json()["pending"] == 1
+        assert _value(_workitem(sandbox, uid), "00741000") == "IN PROGRESS"
+
+        runtime = c.app.state.runtime  # type: ignore[attr-defined]
+        assert runtime.worklist_completion.run_pending() == 0  # the photo is not verified yet
+        while runtime.worker.run_once():  # deliver it (encode -> store -> verify)
+            pass
+        assert c.get("/api/v1/captures/wl-pending").json()["status"] == "verified"
+        assert runtime.worklist_completion.run_pending() == 1
+        assert runtime.worklist_completion.run_pending() == 0  # done once
+    assert _value(_workitem(sandbox, uid), "00741000") == "COMPLETED"
+
+
+def test_an_encounter_with_a_failed_photo_is_not_completed(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    uid = workitem_uid("enc-smith-a")
+    with TestClient(_app(tmp_path, sandbox, worker_enabled=False)) as c:
+        context_id = c.post(f"/api/v1/worklist/{uid}/claim").json()["context_id"]
+        corrupt = (SAMPLES / "camera" / "corrupted.jpg").read_bytes()
+        assert _upload(c, context_id, "wl-bad", photo=corrupt).status_code == 422
+        response = c.post(f"/api/v1/worklist/contexts/{context_id}/complete")
+        assert response.status_code == 409 and "failed" in response.json()["detail"]
         assert c.post(f"/api/v1/worklist/contexts/{context_id}/cancel").status_code == 204
     assert _value(_workitem(sandbox, uid), "00741000") == "CANCELED"

@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -21,15 +21,15 @@ from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep, get_runtime
 from capture_api.context.schemas import EncounterIn, PatientIn
 from capture_api.context.worklist import (
-    ProducedInstance,
     WorkitemNotFound,
     WorkitemTaken,
     WorklistClient,
     WorklistError,
     WorklistUnavailable,
 )
+from capture_api.context.worklist_completion import CompletionRefused
 from capture_api.store.db import session
-from capture_api.store.records import CaptureStatus, ContextRecord
+from capture_api.store.records import ContextRecord
 
 router = APIRouter(prefix="/worklist", tags=["worklist"])
 
@@ -73,6 +73,7 @@ class CompleteOut(BaseModel):
     workitem_uid: str
     state: str
     sop_instance_uids: list[str]
+    pending: int = 0
 
 
 @contextmanager
@@ -192,50 +193,35 @@ def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
     "/contexts/{context_id}/complete",
     response_model=CompleteOut,
     responses={
+        202: {"description": "Will complete once the remaining photos are in the archive"},
         404: {"description": "Unknown context"},
-        409: {"description": "Photos not yet in the archive, or not a worklist context"},
+        409: {"description": "No photos, failed photos, or not a worklist context"},
         **_ERRORS,
     },
 )
 def complete_context(
-    context_id: str, request: Request, service: ServiceDep, access: AccessDep
+    context_id: str, request: Request, response: Response, access: AccessDep
 ) -> CompleteOut:
-    """Mark the encounter's workitem COMPLETED, listing its archived photos.
+    """Finish the encounter: the workitem becomes COMPLETED, listing its archived photos.
 
-    Only once every photo of the context is ``verified`` in the archive; until then 409
-    says how many are still on their way.
+    At once (200) when every photo is verified; otherwise 202, and it completes by itself as
+    soon as the remaining photos are verified in the archive. 409 when a photo failed.
     """
-    uid, transaction_uid = _claimed(access, context_id)
-    captures = service.for_context(context_id)
-    if not captures:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail="no photos have been taken for this encounter yet: take one, or cancel",
-        )
-    pending = [c for c in captures if c.status != CaptureStatus.VERIFIED]
-    if pending:
-        failed = sum(1 for c in pending if c.status == CaptureStatus.FAILED)
-        count = len(pending)
-        detail = f"{count} photo{'s are' if count != 1 else ' is'} not in the archive yet"
-        if failed:
-            detail += f" ({failed} failed: see the capture status for the reason)"
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=detail)
-    instances = [
-        ProducedInstance(
-            study_uid=c.study_uid or "",
-            series_uid=c.series_uid or "",
-            sop_instance_uid=c.sop_instance_uid or "",
-        )
-        for c in captures
-    ]
-    started = min((c.created_at for c in captures), default=None)
-    with _worklist(request) as worklist:
-        worklist.complete(uid, transaction_uid, instances, started_at=started)
+    uid, _ = _claimed(access, context_id)
+    completion = get_runtime(request).worklist_completion
+    try:
+        with _worklist(request):
+            result = completion.request(access.context(context_id, "worklist"))
+    except CompletionRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    if not result.completed:
+        response.status_code = status.HTTP_202_ACCEPTED
     return CompleteOut(
         context_id=context_id,
         workitem_uid=uid,
-        state="COMPLETED",
-        sop_instance_uids=[i.sop_instance_uid for i in instances],
+        state="COMPLETED" if result.completed else "COMPLETION REQUESTED",
+        sop_instance_uids=result.sop_instance_uids,
+        pending=result.pending,
     )
 
 
