@@ -28,6 +28,8 @@ from capture_api.store.records import UserSession, utcnow
 COOKIE_NAME = "capture_session"
 #: Refresh this long before the access token's expiry so a FHIR call never races it.
 REFRESH_MARGIN = dt.timedelta(seconds=30)
+#: How stale last_seen_at may get: the idle timeout is minutes, a write per request is waste.
+TOUCH_EVERY = dt.timedelta(seconds=30)
 NOT_SIGNED_IN = "not signed in: open capture from the patient's chart in the EHR"
 
 #: One lock per session id (in this process) so concurrent requests refresh once, not N times;
@@ -104,9 +106,10 @@ class SessionStore:
                 s.delete(row)
                 s.commit()
                 return None
-            row.last_seen_at = now
-            s.add(row)
-            s.commit()
+            if now - _aware(row.last_seen_at) >= TOUCH_EVERY:  # not a durable write per request
+                row.last_seen_at = now
+                s.add(row)
+                s.commit()
             return row
 
     def set_context_id(self, row: UserSession, context_id: str | None) -> UserSession:
