@@ -23,7 +23,9 @@ from capture_api.api.routes import (
     health,
     launch,
     priors,
+    reports,
     scan,
+    timeline,
     worklist,
 )
 from capture_api.config import Settings, get_settings
@@ -62,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
     app.include_router(health.router)
     app.include_router(launch.router)  # /launch, /launch/callback, /logout, /api/v1/session
-    routers = (body_sites, contexts, scan, captures, priors, worklist)
+    routers = (body_sites, contexts, scan, captures, priors, timeline, worklist, reports)
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     _mount_client(app, settings)

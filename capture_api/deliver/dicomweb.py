@@ -262,13 +262,17 @@ class DicomWebArchive:
             return attrs
         if key not in cache:
             cache[key] = {
-                _text(item, _SOP_INSTANCE_UID) or "": item for item in self._series_metadata(*key)
+                _text(item, _SOP_INSTANCE_UID) or "": item for item in self.series_metadata(*key)
             }
         full = cache[key].get(_text(attrs, _SOP_INSTANCE_UID) or "", {})
         return {**attrs, **{tag: full[tag] for tag in missing if tag in full}}
 
-    def _series_metadata(self, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
-        """WADO-RS Retrieve of a series' metadata resource (PS3.18 10.4): every attribute."""
+    def series_metadata(self, study_uid: str, series_uid: str) -> list[dict[str, Any]]:
+        """WADO-RS Retrieve of a series' metadata resource (PS3.18 10.4): every attribute.
+
+        DICOM JSON objects, one per instance, private attributes included (the timeline reads
+        the sensitivity block from them); [] when the server has no metadata resource.
+        """
         response = self._send(
             "GET",
             f"/studies/{study_uid}/series/{series_uid}/metadata",

@@ -181,6 +181,19 @@ class LocalArchive:
 
     # --- reading ------------------------------------------------------------------------------
 
+    def header(self, ref: InstanceRef) -> Dataset | None:
+        """The stored instance's attributes without pixel data; None when absent or unreadable.
+
+        (The timeline reads the sensitivity block from it.)
+        """
+        entry = self._index().get(ref.sop_instance_uid)
+        if entry is None or entry.ref != ref:
+            return None
+        try:
+            return dcmread(entry.path, stop_before_pixels=True)
+        except Exception:  # pydicom's parse errors have no common base class
+            return None
+
     def _index(self) -> dict[str, _Entry]:
         """The DICOMDIR's instances by SOP Instance UID, re-read only when the file changed."""
         try:

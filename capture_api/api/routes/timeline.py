@@ -1,0 +1,221 @@
+"""The wound-care timeline of the context's patient: one coded site, oldest first, compared.
+
+Patient-scoped like the priors view: only the context's own patient is asked for, an image is
+served only for an instance on that patient's timeline, and every answer (errors included)
+is ``Cache-Control: no-store``. Sensitivity (``capture_api.capture.timeline``): restricted
+photos are listed as ``blurred`` and their images are blurred on the server; very-restricted
+photos are not listed and their images and comparisons answer 404, as for an unknown photo.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from capture_api.api.access import AccessDep
+from capture_api.api.deps import ArchiveDep, get_runtime
+from capture_api.api.errors import status_for
+from capture_api.capture.anatomy import Laterality
+from capture_api.capture.timeline import (
+    PREVIEW_SIZE,
+    THUMBNAIL_SIZE,
+    Timeline,
+    TimelineItem,
+    days_between,
+    patient_of,
+)
+from capture_api.deliver.archive import InstanceRef
+from capture_api.exceptions import CaptureError
+from capture_api.runtime import Runtime
+
+_NO_STORE = {"Cache-Control": "no-store"}
+_NOT_FOUND = "no such photo on this patient's timeline"
+_UID = r"^[0-9]+(\.[0-9]+)*$"
+
+
+class _NoStoreRoute(APIRoute):
+    """Adds ``no-store`` to every answer, also the ones our exception handlers would build."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def no_store(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except CaptureError as exc:  # as capture_api.api.errors answers it
+                response = JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+            except HTTPException as exc:
+                response = JSONResponse(
+                    {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+                )
+            except RequestValidationError as exc:
+                response = await request_validation_exception_handler(request, exc)
+            response.headers.update(_NO_STORE)
+            return response
+
+        return no_store
+
+
+router = APIRouter(
+    prefix="/contexts/{context_id}/timeline", tags=["timeline"], route_class=_NoStoreRoute
+)
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+class ImageSize(enum.IntEnum):
+    """The two renderings: a thumbnail for the strip, a preview for side by side."""
+
+    THUMBNAIL = THUMBNAIL_SIZE
+    PREVIEW = PREVIEW_SIZE
+
+
+class EncounterOut(BaseModel):
+    """The encounter (study) a photo was taken in, as far as it is known."""
+
+    admission_id: str | None
+    description: str | None
+
+
+class TimelineItemOut(BaseModel):
+    """One photo of the site, with URLs of its images (blurred when restricted)."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    acquired: str | None  # DICOM DT as the archive holds it
+    encounter: EncounterOut
+    body_site_code: str | None
+    body_site_meaning: str | None
+    laterality: str | None
+    note: str | None  # Image Comments
+    sensitivity: str  # normal | restricted (very-restricted photos are never listed)
+    blurred: bool
+    thumbnail_url: str
+    preview_url: str
+
+
+class TimelineOut(BaseModel):
+    """The photos of one site (and side), oldest first."""
+
+    body_site: str
+    laterality: str | None
+    items: list[TimelineItemOut]
+
+
+class CompareOut(BaseModel):
+    """Two photos of the timeline side by side."""
+
+    a: TimelineItemOut
+    b: TimelineItemOut
+    days_between: int | None  # calendar days between the acquisition dates; None if unknown
+
+
+def _timeline(context_id: str, action: str, access: AccessDep, archive: ArchiveDep) -> Timeline:
+    record = access.context(context_id, action)
+    return Timeline(archive, access.runtime.engine, patient_of(record))
+
+
+def _out(item: TimelineItem, context_id: str, request: Request) -> TimelineItemOut:
+    ref, prior = item.ref, item.prior
+    image = request.url_for(
+        "timeline_image",
+        context_id=context_id,
+        study_uid=ref.study_uid,
+        series_uid=ref.series_uid,
+        sop_instance_uid=ref.sop_instance_uid,
+    ).path
+    return TimelineItemOut(
+        study_uid=ref.study_uid,
+        series_uid=ref.series_uid,
+        sop_instance_uid=ref.sop_instance_uid,
+        acquired=prior.acquired,
+        encounter=EncounterOut(
+            admission_id=item.encounter.admission_id, description=item.encounter.description
+        ),
+        body_site_code=prior.body_site_code,
+        body_site_meaning=prior.body_site_meaning,
+        laterality=prior.laterality,
+        note=prior.comment,
+        sensitivity=item.sensitivity.value,
+        blurred=item.blurred,
+        thumbnail_url=f"{image}?size={THUMBNAIL_SIZE}",
+        preview_url=f"{image}?size={PREVIEW_SIZE}",
+    )
+
+
+@router.get("", response_model=TimelineOut)
+def get_timeline(
+    context_id: str,
+    request: Request,
+    access: AccessDep,
+    archive: ArchiveDep,
+    body_site: Annotated[str, Query(pattern=r"^[0-9]{5,18}$", description="SNOMED CT code")],
+    laterality: Annotated[Laterality | None, Query()] = None,
+) -> TimelineOut:
+    """All the patient's photos of the site (and side), across encounters, oldest first."""
+    timeline = _timeline(context_id, "timeline", access, archive)
+    side = laterality.value if laterality else None
+    return TimelineOut(
+        body_site=body_site,
+        laterality=side,
+        items=[_out(i, context_id, request) for i in timeline.items(body_site, side)],
+    )
+
+
+@router.get(
+    "/compare",
+    response_model=CompareOut,
+    responses={404: {"description": "Either photo is not on this patient's timeline"}},
+)
+def compare(
+    context_id: str,
+    request: Request,
+    access: AccessDep,
+    archive: ArchiveDep,
+    a: Annotated[str, Query(pattern=_UID, max_length=64)],
+    b: Annotated[str, Query(pattern=_UID, max_length=64)],
+) -> CompareOut:
+    """Two of the patient's photos side by side, with the days between them."""
+    timeline = _timeline(context_id, "timeline", access, archive)
+    first, second = timeline.find([a, b])
+    if first is None or second is None:
+        raise HTTPException(404, detail=_NOT_FOUND)
+    return CompareOut(
+        a=_out(first, context_id, request),
+        b=_out(second, context_id, request),
+        days_between=days_between(first, second),
+    )
+
+
+@router.get(
+    "/{study_uid}/{series_uid}/{sop_instance_uid}/image",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "Blurred when restricted"},
+        404: {"description": "Not on this patient's timeline"},
+    },
+)
+def timeline_image(
+    context_id: str,
+    study_uid: str,
+    series_uid: str,
+    sop_instance_uid: str,
+    access: AccessDep,
+    archive: ArchiveDep,
+    size: Annotated[ImageSize, Query()] = ImageSize.THUMBNAIL,
+) -> Response:
+    """A JPEG of one timeline photo (256 or 1024 px); restricted photos only ever blurred."""
+    timeline = _timeline(context_id, "timeline", access, archive)
+    ref = InstanceRef(study_uid, series_uid, sop_instance_uid)
+    (item,) = timeline.find([ref])
+    if item is None:
+        raise HTTPException(404, detail=_NOT_FOUND)
+    return Response(timeline.image(item, int(size)), media_type="image/jpeg")

@@ -1,0 +1,474 @@
+"""The wound-care audit report: per unit, how many photos were taken, coded and delivered.
+
+Aggregate only: one row per encounter unit (ward or clinic, from the context's encounter) plus
+a total row. No patient, encounter or capture identifier ever reaches the report; failure
+reasons are grouped by their text, with DICOM UIDs masked.
+
+The range is whole days, inclusive at both ends, in UTC unless another IANA time zone is asked
+for: ``2026-03-01..2026-03-31`` in UTC means ``2026-03-01T00:00Z <= created_at <
+2026-04-01T00:00Z``. A photo counts in the range it was *taken* (accepted by the API,
+``created_at``), wherever its delivery ended.
+
+Figures per row:
+
+* photos taken: captures created in the range (whatever their state);
+* with body site: those with a coded body site (share of photos taken);
+* delivered within 5 minutes: verified, with ``verified_at - created_at <= 300 s`` (share of
+  photos taken);
+* delivered later: verified after more than 5 minutes (or with no recorded delivery time);
+* pending: still on the way (received, encoded or stored);
+* failed: will not be delivered, with the reasons grouped (reason text -> count).
+
+Rendered as JSON (the pydantic models below), CSV (spreadsheet-safe) or a printable HTML page.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as dt
+import hashlib
+import html
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import Engine, select
+from sqlmodel import col
+
+from capture_api.context.schemas import EncounterIn
+from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord
+
+#: Label of captures whose encounter names no unit (and the ``unit`` filter value selecting them).
+NO_UNIT = "(no unit)"
+#: Label of the total row in CSV and HTML.
+TOTAL = "(all units)"
+#: Delivered "on time": verified at most this long after the photo was accepted.
+ON_TIME = dt.timedelta(minutes=5)
+#: Longest range one report may cover (bounds the query).
+MAX_DAYS = 366
+#: A failure reason recorded without text.
+NO_REASON = "(no reason recorded)"
+
+_UID = re.compile(r"\b\d+(?:\.\d+){3,}\b")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+class ReportRangeError(ValueError):
+    """The requested range or time zone cannot be used (the API answers 422)."""
+
+
+@dataclass(frozen=True)
+class ReportRange:
+    """Whole days ``first..last`` (inclusive) in time zone ``tz``."""
+
+    first: dt.date
+    last: dt.date
+    tz: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if self.last < self.first:
+            raise ReportRangeError(f"'to' ({self.last}) is before 'from' ({self.first})")
+        days = (self.last - self.first).days + 1
+        if days > MAX_DAYS:
+            raise ReportRangeError(f"the range is {days} days; at most {MAX_DAYS} are allowed")
+        self.zone()  # validates
+
+    def zone(self) -> dt.tzinfo:
+        if self.tz.upper() in {"UTC", "Z"}:
+            return dt.UTC
+        try:
+            return ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ReportRangeError(f"unknown time zone {self.tz!r} (use an IANA name)") from exc
+
+    def bounds(self) -> tuple[dt.datetime, dt.datetime]:
+        """``[start, end)`` in UTC: midnight of ``first`` to midnight after ``last``."""
+        zone = self.zone()
+        start = dt.datetime.combine(self.first, dt.time.min, tzinfo=zone)
+        end = dt.datetime.combine(self.last + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+# --- the report's wire form (JSON) ------------------------------------------------------------
+
+
+class AuditRow(BaseModel):
+    """The figures of one unit (or of all units: the total row)."""
+
+    unit: str | None = Field(description="Encounter unit; null when the encounter names none")
+    label: str = Field(description=f"Display name: the unit, {NO_UNIT!r} or {TOTAL!r}")
+    photos_taken: int
+    with_body_site: int
+    with_body_site_pct: float | None = Field(description="Share of photos taken, 1 decimal")
+    delivered_within_5_min: int
+    delivered_within_5_min_pct: float | None = Field(description="Share of photos taken")
+    delivered_later: int
+    pending: int
+    failed: int
+    failure_reasons: dict[str, int] = Field(description="Reason text -> count, most frequent first")
+
+
+class WoundAuditReport(BaseModel):
+    """Wound-care photo audit for a date range (aggregate: no patient identifiers)."""
+
+    first_day: dt.date = Field(serialization_alias="from", description="First day")
+    last_day: dt.date = Field(serialization_alias="to", description="Last day, inclusive")
+    timezone: str
+    range_start: dt.datetime = Field(description="Inclusive, UTC")
+    range_end: dt.datetime = Field(description="Exclusive, UTC")
+    unit_filter: str | None
+    on_time_seconds: int
+    generated_at: dt.datetime
+    units: list[AuditRow]
+    total: AuditRow
+
+
+# --- counting ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    unit: str | None
+    taken: int = 0
+    with_body_site: int = 0
+    on_time: int = 0
+    late: int = 0
+    pending: int = 0
+    failed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(
+        self,
+        status: str,
+        created_at: dt.datetime,
+        verified_at: dt.datetime | None,
+        body_site_code: str | None,
+        reason: str | None,
+    ) -> None:
+        self.taken += 1
+        if body_site_code:
+            self.with_body_site += 1
+        if status == CaptureStatus.VERIFIED:
+            if verified_at is not None and _utc(verified_at) - _utc(created_at) <= ON_TIME:
+                self.on_time += 1
+            else:
+                self.late += 1
+        elif status == CaptureStatus.FAILED:
+            self.failed += 1
+            self.reasons[redact_reason(reason)] += 1
+        else:
+            self.pending += 1
+
+    def merge(self, other: _Tally) -> None:
+        self.taken += other.taken
+        self.with_body_site += other.with_body_site
+        self.on_time += other.on_time
+        self.late += other.late
+        self.pending += other.pending
+        self.failed += other.failed
+        self.reasons.update(other.reasons)
+
+    def row(self, label: str) -> AuditRow:
+        ordered = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))
+        return AuditRow(
+            unit=self.unit,
+            label=label,
+            photos_taken=self.taken,
+            with_body_site=self.with_body_site,
+            with_body_site_pct=_pct(self.with_body_site, self.taken),
+            delivered_within_5_min=self.on_time,
+            delivered_within_5_min_pct=_pct(self.on_time, self.taken),
+            delivered_later=self.late,
+            pending=self.pending,
+            failed=self.failed,
+            failure_reasons=dict(ordered),
+        )
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """Stored timestamps are UTC; tolerate naive ones from older rows."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def redact_reason(reason: str | None) -> str:
+    """The reason as shown in the report: trimmed, DICOM UIDs masked (they identify studies)."""
+    text = " ".join((reason or "").split())
+    return _UID.sub("<UID>", text) if text else NO_REASON
+
+
+def unit_of(encounter_json: str | None) -> str | None:
+    """The encounter's ward/clinic, or None when it names none (or cannot be read)."""
+    if not encounter_json:
+        return None
+    try:
+        unit = EncounterIn.model_validate_json(encounter_json).unit
+    except ValidationError:  # written by an older/newer release: read the one field we need
+        try:
+            raw: Any = json.loads(encounter_json)
+        except ValueError:
+            return None
+        unit = raw.get("unit") if isinstance(raw, dict) else None
+        if not isinstance(unit, str):
+            return None
+    unit = " ".join(unit.split()) if unit else ""
+    return unit or None
+
+
+def _label(unit: str | None) -> str:
+    return NO_UNIT if unit is None else unit
+
+
+def _order(unit: str | None) -> tuple[int, str, str]:
+    return (1, "", "") if unit is None else (0, unit.casefold(), unit)
+
+
+def build_report(
+    engine: Engine,
+    report_range: ReportRange,
+    *,
+    unit: str | None = None,
+    now: dt.datetime | None = None,
+) -> WoundAuditReport:
+    """Count the captures taken in ``report_range`` per unit (only ``unit`` when given).
+
+    ``unit`` matches the unit name exactly (whitespace-normalised); ``NO_UNIT`` selects the
+    captures whose encounter names no unit.
+    """
+    start, end = report_range.bounds()
+    wanted = " ".join(unit.split()) if unit is not None else None
+    target = None if wanted == NO_UNIT else wanted  # the unit the rows must have
+    query = (
+        select(
+            col(CaptureRecord.context_id),
+            col(CaptureRecord.status),
+            col(CaptureRecord.created_at),
+            col(CaptureRecord.verified_at),
+            col(CaptureRecord.body_site_code),
+            col(CaptureRecord.reason),
+            col(ContextRecord.encounter_json),
+        )
+        .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
+        .where(col(CaptureRecord.created_at) >= start)
+        .where(col(CaptureRecord.created_at) < end)
+    )
+    units_of_context: dict[str, str | None] = {}
+    tallies: dict[str | None, _Tally] = {}
+    with engine.connect() as connection:
+        for (
+            context_id,
+            status,
+            created_at,
+            verified_at,
+            site,
+            reason,
+            encounter,
+        ) in connection.execute(query):
+            if context_id not in units_of_context:
+                units_of_context[context_id] = unit_of(encounter)
+            row_unit = units_of_context[context_id]
+            if wanted is not None and row_unit != target:
+                continue
+            tally = tallies.setdefault(row_unit, _Tally(row_unit))
+            tally.add(str(status), created_at, verified_at, site, reason)
+    if wanted is not None and not tallies:  # show the unit asked for, with zeros
+        tallies[target] = _Tally(target)
+    total = _Tally(None)
+    for tally in tallies.values():
+        total.merge(tally)
+    return WoundAuditReport(
+        first_day=report_range.first,
+        last_day=report_range.last,
+        timezone=report_range.tz,
+        range_start=start,
+        range_end=end,
+        unit_filter=wanted,
+        on_time_seconds=int(ON_TIME.total_seconds()),
+        generated_at=(now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0),
+        units=[tallies[u].row(_label(u)) for u in sorted(tallies, key=_order)],
+        total=total.row(TOTAL),
+    )
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+CSV_HEADER = (
+    "unit",
+    "photos taken",
+    "with body site",
+    "with body site %",
+    "delivered within 5 min",
+    "delivered within 5 min %",
+    "delivered later",
+    "pending",
+    "failed",
+    "failure reasons",
+)
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula (OWASP CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def format_reasons(reasons: dict[str, int]) -> str:
+    """``reason (n); reason (n)``, most frequent first."""
+    return "; ".join(f"{reason} ({count})" for reason, count in reasons.items())
+
+
+def _csv_cells(row: AuditRow) -> list[str]:
+    return [
+        row.label,
+        str(row.photos_taken),
+        str(row.with_body_site),
+        _fmt_pct(row.with_body_site_pct),
+        str(row.delivered_within_5_min),
+        _fmt_pct(row.delivered_within_5_min_pct),
+        str(row.delivered_later),
+        str(row.pending),
+        str(row.failed),
+        format_reasons(row.failure_reasons),
+    ]
+
+
+def to_csv(report: WoundAuditReport) -> bytes:
+    """UTF-8 (with BOM, so spreadsheets detect it), a header row, one row per unit, the total."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for row in [*report.units, report.total]:
+        writer.writerow([spreadsheet_safe(cell) for cell in _csv_cells(row)])
+    return out.getvalue().encode("utf-8-sig")
+
+
+def csv_filename(report: WoundAuditReport) -> str:
+    return f"wound-audit_{report.first_day.isoformat()}_{report.last_day.isoformat()}.csv"
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+STYLE = """
+body { font: 11pt/1.4 system-ui, sans-serif; margin: 1.5em; color: #000; }
+h1 { font-size: 15pt; margin: 0 0 .3em; }
+p.meta { margin: 0 0 1em; color: #333; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #888; padding: .25em .45em; vertical-align: top; }
+th { background: #eee; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr.total td { font-weight: bold; border-top: 2px solid #000; }
+ul { margin: 0; padding-left: 1.1em; }
+footer { margin-top: 1em; font-size: 9pt; color: #333; }
+@media print {
+  @page { size: A4 landscape; margin: 12mm; }
+  body { margin: 0; }
+  thead { display: table-header-group; }
+  tr { page-break-inside: avoid; }
+  th { background: #eee; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+""".strip()
+
+#: For the page's Content-Security-Policy: the one inline style block, nothing else.
+STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+HTML_CSP = (
+    f"default-src 'none'; style-src '{STYLE_HASH}'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+
+_HTML_HEADER = (
+    "Unit",
+    "Photos taken",
+    "With body site",
+    "Body site %",
+    "Delivered within 5 min",
+    "Within 5 min %",
+    "Delivered later",
+    "Pending",
+    "Failed",
+    "Failure reasons",
+)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _html_row(row: AuditRow, css_class: str | None = None) -> str:
+    numbers: Sequence[object] = (
+        row.photos_taken,
+        row.with_body_site,
+        _fmt_pct(row.with_body_site_pct),
+        row.delivered_within_5_min,
+        _fmt_pct(row.delivered_within_5_min_pct),
+        row.delivered_later,
+        row.pending,
+        row.failed,
+    )
+    reasons = "".join(
+        f"<li>{_e(reason)} ({count})</li>" for reason, count in row.failure_reasons.items()
+    )
+    cells = [f'<th scope="row">{_e(row.label)}</th>']
+    cells += [f'<td class="n">{_e(n)}</td>' for n in numbers]
+    cells.append(f"<td><ul>{reasons}</ul></td>" if reasons else "<td></td>")
+    attr = f' class="{_e(css_class)}"' if css_class else ""
+    return f"<tr{attr}>{''.join(cells)}</tr>"
+
+
+def _lines(parts: Iterable[str]) -> str:
+    return "\n".join(parts)
+
+
+def to_html(report: WoundAuditReport) -> str:
+    """A self-contained printable page: no scripts, no external resources, values escaped."""
+    span = f"{report.first_day.isoformat()} to {report.last_day.isoformat()}"
+    title = f"Wound-care photo audit {span} ({report.timezone})"
+    generated = report.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    scope = f"Unit: {report.unit_filter}" if report.unit_filter is not None else "All units"
+    header = "".join(f'<th scope="col">{_e(h)}</th>' for h in _HTML_HEADER)
+    rows = [_html_row(row) for row in report.units]
+    rows.append(_html_row(report.total, "total"))
+    minutes = report.on_time_seconds // 60
+    return _lines(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_e(title)}</title>",
+            f"<style>{STYLE}</style>",
+            "</head>",
+            "<body>",
+            f"<h1>{_e(title)}</h1>",
+            f'<p class="meta">{_e(scope)} · whole days {_e(span)}, time zone '
+            f"{_e(report.timezone)} · generated {_e(generated)}</p>",
+            "<table>",
+            f"<thead><tr>{header}</tr></thead>",
+            "<tbody>",
+            *rows,
+            "</tbody>",
+            "</table>",
+            "<footer>",
+            f"<p>Photos taken: captures accepted in the range. Delivered within {minutes} min: "
+            f"verified in the archive at most {minutes} minutes after acceptance; percentages "
+            "are of photos taken. Pending: still on the way to the archive. Aggregate figures "
+            "only; no patient identifiers.</p>",
+            "</footer>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )

@@ -1,0 +1,422 @@
+"""The wound-care timeline: one patient's photos of one coded site, across encounters.
+
+Photos come from the archive (``Archive.find_priors``, the same query as the priors view),
+so a photo is on the timeline once the archive shows it (a capture still in the outbox is
+not). Each photo gets three things the archive query does not give:
+
+* its **sensitivity level** (the minimal privacy model of this view):
+
+  - ``normal``: shown;
+  - ``restricted``: listed with ``blurred=True``; its images are blurred here, on the server,
+    and the clear pixels are never sent;
+  - ``very-restricted``: not listed, and its image and comparison are refused as unknown.
+
+  Where the level comes from, in order: our database (``CaptureRecord.sensitivity_level``,
+  by SOP Instance UID: every photo this service captured); else the instance's private block
+  (group 0011, creator ``CAPTURE SENSITIVITY 1``, element xx10: HL7 Confidentiality code,
+  see ``capture_api.encode.vl_photo``) read through the archive (the local File-set's Part
+  10 header, or a DICOMweb server's series metadata); an instance without that block was not
+  marked by anyone, and is ``normal``. An archive that cannot say (an ``Archive`` of another
+  type; a DICOMweb server without the series metadata resource, or whose metadata leaves the
+  instance or its private tags out) gives ``normal`` too. A header that should be readable
+  but fails to read (damaged or vanished file, metadata request failing), and a level or code
+  we do not know, are treated as ``restricted``: listed, and only ever served blurred.
+
+* its **encounter**: Admission ID and description from the context it was captured in (our
+  database), else the instance's Admission ID (0038,0010) and Study Description (0008,1030).
+
+* its **moment**: the acquisition date-time the archive reported, parsed as a DICOM DT; the
+  timeline is ordered by it, oldest first (photos whose moment is unknown come last).
+
+Nothing here is cached: every request asks the archive and the database again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.valuerep import DT
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from capture_api.capture.sensitivity import SensitivityLevel
+from capture_api.context.schemas import EncounterIn, PatientIn
+from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
+from capture_api.deliver.dicomweb import DicomWebArchive
+from capture_api.deliver.local_archive import LocalArchive
+from capture_api.deliver.thumbnails import blurred
+from capture_api.encode.vl_photo import (
+    CONFIDENTIALITY_ELEMENT,
+    LEVEL_ELEMENT,
+    SENSITIVITY_CREATOR,
+    SENSITIVITY_GROUP,
+)
+from capture_api.exceptions import ArchiveError
+from capture_api.store.db import session
+from capture_api.store.records import CaptureRecord, ContextRecord
+
+#: How many photos one timeline asks the archive for (newest first: the oldest drop out).
+TIMELINE_LIMIT = 1000
+THUMBNAIL_SIZE = 256
+PREVIEW_SIZE = 1024
+#: Sizes the image route serves: a thumbnail and a preview (long side, px).
+IMAGE_SIZES = (THUMBNAIL_SIZE, PREVIEW_SIZE)
+#: The blur radius is this fraction of the image size, so a preview is as unreadable as a thumb.
+_BLUR_FRACTION = 20
+_MIN_BLUR_RADIUS = 12
+
+#: HL7 v3 Confidentiality (2.16.840.1.113883.5.25) -> our level. U, L, M and N are all
+#: "may be shown"; R and V are ours; anything else is handled as restricted (fail closed).
+_CONFIDENTIALITY = {
+    "U": SensitivityLevel.NORMAL,
+    "L": SensitivityLevel.NORMAL,
+    "M": SensitivityLevel.NORMAL,
+    "N": SensitivityLevel.NORMAL,
+    "R": SensitivityLevel.RESTRICTED,
+    "V": SensitivityLevel.VERY_RESTRICTED,
+}
+
+_ADMISSION_ID = "00380010"
+_STUDY_DESCRIPTION = "00081030"
+_SOP_INSTANCE_UID = "00080018"
+
+
+# --- the patient ------------------------------------------------------------------------------
+
+
+def patient_of(context: ContextRecord) -> PatientIn:
+    """The patient a context was opened for."""
+    return PatientIn.model_validate_json(context.patient_json)
+
+
+def issuer_of(patient: PatientIn) -> str | None:
+    """The issuer the archive is asked with: the local namespace, else the universal ID."""
+    if patient.issuer is None:
+        return None
+    return patient.issuer.namespace or patient.issuer.universal_id
+
+
+# --- what the archive query does not give -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Encounter:
+    """The encounter (study) a photo belongs to, as far as it is known."""
+
+    admission_id: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Sensitivity and encounter of one instance, as a source (database, header) says."""
+
+    sensitivity: SensitivityLevel
+    encounter: Encounter
+
+
+@dataclass(frozen=True)
+class TimelineItem:
+    """One photo on the timeline, with its privacy decision made."""
+
+    prior: PriorImage
+    moment: dt.datetime | None
+    sensitivity: SensitivityLevel
+    encounter: Encounter
+
+    @property
+    def ref(self) -> InstanceRef:
+        return self.prior.ref
+
+    @property
+    def blurred(self) -> bool:
+        """Restricted photos are only ever served blurred."""
+        return self.sensitivity is SensitivityLevel.RESTRICTED
+
+    @property
+    def hidden(self) -> bool:
+        """Very-restricted photos are not part of the timeline at all."""
+        return self.sensitivity is SensitivityLevel.VERY_RESTRICTED
+
+
+def level_from_code(code: str | None, level: str | None = None) -> SensitivityLevel:
+    """The level of a private block: its Confidentiality code, else its level text.
+
+    A block that names neither, or names something we do not know, is restricted.
+    """
+    if code:
+        return _CONFIDENTIALITY.get(code.strip().upper(), SensitivityLevel.RESTRICTED)
+    try:
+        return SensitivityLevel((level or "").strip())
+    except ValueError:
+        return SensitivityLevel.RESTRICTED
+
+
+def extras_from_dataset(ds: Dataset) -> Extras:
+    """Sensitivity (private block) and encounter of a Part 10 header."""
+    try:
+        block = ds.private_block(SENSITIVITY_GROUP, SENSITIVITY_CREATOR)
+    except KeyError:
+        level = SensitivityLevel.NORMAL  # nobody marked it
+    else:
+        code = block[CONFIDENTIALITY_ELEMENT].value if CONFIDENTIALITY_ELEMENT in block else None
+        text = block[LEVEL_ELEMENT].value if LEVEL_ELEMENT in block else None
+        level = level_from_code(_first(code), _first(text))
+    return Extras(
+        sensitivity=level,
+        encounter=Encounter(
+            admission_id=_first(ds.get("AdmissionID")),
+            description=_first(ds.get("StudyDescription")),
+        ),
+    )
+
+
+def extras_from_json(attrs: Mapping[str, Any]) -> Extras:
+    """The same from a DICOM JSON object (PS3.18 F.2): private tags are ``0011xxyy``."""
+    level = SensitivityLevel.NORMAL
+    for slot in range(0x10, 0x100):
+        if _json_text(attrs, f"{SENSITIVITY_GROUP:04X}{slot:04X}") != SENSITIVITY_CREATOR:
+            continue
+        prefix = f"{SENSITIVITY_GROUP:04X}{slot:02X}"
+        level = level_from_code(
+            _json_text(attrs, f"{prefix}{CONFIDENTIALITY_ELEMENT:02X}"),
+            _json_text(attrs, f"{prefix}{LEVEL_ELEMENT:02X}"),
+        )
+        break
+    return Extras(
+        sensitivity=level,
+        encounter=Encounter(
+            admission_id=_json_text(attrs, _ADMISSION_ID),
+            description=_json_text(attrs, _STUDY_DESCRIPTION),
+        ),
+    )
+
+
+def archive_extras(archive: Archive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:
+    """Extras of instances we did not capture, read through the archive, by SOP UID.
+
+    The ``Archive`` protocol has no call for an instance's header, so this knows the two
+    implementations and their public header reads. An instance missing from the answer means
+    the archive cannot say; a read that fails is restricted (see the module docstring).
+    """
+    if isinstance(archive, LocalArchive):
+        return {ref.sop_instance_uid: _local_extras(archive, ref) for ref in refs}
+    if isinstance(archive, DicomWebArchive):
+        return _dicomweb_extras(archive, refs)
+    return {}
+
+
+def _local_extras(archive: LocalArchive, ref: InstanceRef) -> Extras:
+    ds = archive.header(ref)
+    if ds is None:
+        return Extras(SensitivityLevel.RESTRICTED, Encounter())
+    return extras_from_dataset(ds)
+
+
+def _dicomweb_extras(archive: DicomWebArchive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:
+    """One WADO-RS series metadata request per series (PS3.18 10.4): every attribute.
+
+    A request that fails (unreachable, refused) makes the series' photos restricted; a server
+    without the metadata resource, or metadata without the instance, cannot say (left out).
+    """
+    found: dict[str, Extras] = {}
+    by_series: dict[tuple[str, str], list[InstanceRef]] = {}
+    for ref in refs:
+        by_series.setdefault((ref.study_uid, ref.series_uid), []).append(ref)
+    for (study_uid, series_uid), members in by_series.items():
+        try:
+            items = archive.series_metadata(study_uid, series_uid)
+        except ArchiveError:
+            for ref in members:
+                found[ref.sop_instance_uid] = Extras(SensitivityLevel.RESTRICTED, Encounter())
+            continue
+        metadata = {_json_text(i, _SOP_INSTANCE_UID): i for i in items if isinstance(i, Mapping)}
+        for ref in members:
+            attrs = metadata.get(ref.sop_instance_uid)
+            if attrs is not None:
+                found[ref.sop_instance_uid] = extras_from_json(attrs)
+    return found
+
+
+def database_extras(engine: Engine, sop_uids: Iterable[str]) -> dict[str, Extras]:
+    """Extras of the photos this service captured, by SOP Instance UID."""
+    wanted = sorted(set(sop_uids))
+    if not wanted:
+        return {}
+    with session(engine) as s:
+        captures = s.exec(
+            select(CaptureRecord).where(col(CaptureRecord.sop_instance_uid).in_(wanted))
+        ).all()
+        context_ids = {c.context_id for c in captures}
+        contexts = {
+            c.id: c
+            for c in s.exec(
+                select(ContextRecord).where(col(ContextRecord.id).in_(sorted(context_ids)))
+            ).all()
+        }
+    found: dict[str, Extras] = {}
+    for capture in captures:
+        if capture.sop_instance_uid is None:
+            continue
+        try:
+            level = SensitivityLevel(capture.sensitivity_level)
+        except ValueError:
+            level = SensitivityLevel.RESTRICTED  # a value we do not know: never clear
+        found[capture.sop_instance_uid] = Extras(
+            sensitivity=level, encounter=_encounter_of(contexts.get(capture.context_id))
+        )
+    return found
+
+
+def _encounter_of(context: ContextRecord | None) -> Encounter:
+    if context is None or not context.encounter_json:
+        return Encounter()
+    encounter = EncounterIn.model_validate_json(context.encounter_json)
+    return Encounter(admission_id=encounter.admission_id, description=encounter.description)
+
+
+# --- time -------------------------------------------------------------------------------------
+
+
+def parse_acquired(value: str | None) -> dt.datetime | None:
+    """A DICOM DT (or DA+TM run together) as a datetime; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = DT(value.strip())
+    except (ValueError, TypeError):
+        return None
+    return dt.datetime(
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond,
+        tzinfo=moment.tzinfo,
+    )
+
+
+def _sort_key(item: TimelineItem) -> tuple[int, dt.datetime, str]:
+    """Oldest first; an offset makes the comparison in UTC; unknown moments last."""
+    moment = item.moment
+    if moment is None:
+        return (1, dt.datetime.min, item.ref.sop_instance_uid)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return (0, moment, item.ref.sop_instance_uid)
+
+
+def days_between(a: TimelineItem, b: TimelineItem) -> int | None:
+    """Calendar days between the two photos' local acquisition dates (never negative)."""
+    if a.moment is None or b.moment is None:
+        return None
+    return abs((b.moment.date() - a.moment.date()).days)
+
+
+# --- the timeline -----------------------------------------------------------------------------
+
+
+class Timeline:
+    """One patient's photos in the archive, with sensitivity applied."""
+
+    def __init__(self, archive: Archive, engine: Engine, patient: PatientIn) -> None:
+        self.archive = archive
+        self.engine = engine
+        self.patient = patient
+
+    def items(self, body_site: str, laterality: str | None = None) -> list[TimelineItem]:
+        """Photos of the coded site (and side), oldest first; very-restricted ones left out."""
+        priors = [
+            p
+            for p in self._priors(body_site)
+            if p.body_site_code == body_site and (laterality is None or p.laterality == laterality)
+        ]
+        items = [i for i in self._decide(priors) if not i.hidden]
+        items.sort(key=_sort_key)
+        return items
+
+    def find(self, refs: Sequence[InstanceRef | str]) -> list[TimelineItem | None]:
+        """Each photo, if it is on one of this patient's timelines (coded site, not hidden).
+
+        A ``str`` is a SOP Instance UID; an ``InstanceRef`` must match all three UIDs.
+        """
+        priors = {p.ref.sop_instance_uid: p for p in self._priors(None) if p.body_site_code}
+        matches: list[PriorImage | None] = []
+        for ref in refs:
+            uid = ref if isinstance(ref, str) else ref.sop_instance_uid
+            prior = priors.get(uid)
+            if prior is not None and isinstance(ref, InstanceRef) and prior.ref != ref:
+                prior = None
+            matches.append(prior)
+        decided = {i.ref.sop_instance_uid: i for i in self._decide([m for m in matches if m])}
+        found: list[TimelineItem | None] = []
+        for match in matches:
+            item = decided.get(match.ref.sop_instance_uid) if match else None
+            found.append(item if item is not None and not item.hidden else None)
+        return found
+
+    def image(self, item: TimelineItem, size: int) -> bytes:
+        """A JPEG of at most ``size`` px: blurred here when the photo is restricted."""
+        if item.hidden:  # never: hidden items are not returned by items() or find()
+            raise ValueError("a very-restricted photo has no image")
+        jpeg = self.archive.thumbnail(item.ref, size)
+        if item.blurred:
+            return blurred(jpeg, max(_MIN_BLUR_RADIUS, size // _BLUR_FRACTION))
+        return jpeg
+
+    def _priors(self, body_site: str | None) -> list[PriorImage]:
+        return self.archive.find_priors(
+            self.patient.id, issuer_of(self.patient), body_site, limit=TIMELINE_LIMIT
+        )
+
+    def _decide(self, priors: Sequence[PriorImage]) -> list[TimelineItem]:
+        known = database_extras(self.engine, (p.ref.sop_instance_uid for p in priors))
+        foreign = [p.ref for p in priors if p.ref.sop_instance_uid not in known]
+        if foreign:
+            known |= archive_extras(self.archive, foreign)
+        items = []
+        for prior in priors:
+            extras = known.get(prior.ref.sop_instance_uid)
+            items.append(
+                TimelineItem(
+                    prior=prior,
+                    moment=parse_acquired(prior.acquired),
+                    # no extras: the archive cannot say (see the module docstring)
+                    sensitivity=extras.sensitivity if extras else SensitivityLevel.NORMAL,
+                    encounter=extras.encounter if extras else Encounter(),
+                )
+            )
+        return items
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _first(value: Any) -> str | None:
+    """A DICOM value (single or multi) as its first string, None when empty."""
+    if value is None:
+        return None
+    if hasattr(value, "value"):  # a DataElement
+        value = value.value
+    if isinstance(value, list | tuple | MultiValue):
+        value = value[0] if len(value) else None
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
+def _json_text(attrs: Mapping[str, Any], tag: str) -> str | None:
+    element = attrs.get(tag)
+    values = element.get("Value") if isinstance(element, Mapping) else None
+    if not isinstance(values, list) or not values or values[0] is None:
+        return None
+    first = values[0]
+    if isinstance(first, Mapping):
+        return str(first.get("Alphabetic", "")) or None
+    return str(first).strip() or None
