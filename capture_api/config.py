@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # --- outbox ------------------------------------------------------------------------------
     worker_enabled: bool = Field(default=True, description="Run the delivery worker in-process.")
     worker_threads: int = Field(default=2, ge=1, le=64)
+    notify_enabled: bool = Field(
+        default=True, description="Run the EHR notification worker in this process."
+    )
     lease_seconds: float = Field(default=120.0, gt=0, description="A dead worker's claim expiry.")
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)

@@ -21,6 +21,7 @@ from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
+from capture_api.notify.worker import NotifyWorker
 from capture_api.store.db import make_engine, migrate
 
 
@@ -35,6 +36,7 @@ class Runtime:
     worker: OutboxWorker
     ehr_contexts: EhrContexts
     worklist_completion: WorklistCompletion
+    notifier: NotifyWorker | None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -52,14 +54,23 @@ class Runtime:
         worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
         ehr_contexts = EhrContexts(settings, engine, service)
         completion = WorklistCompletion(settings, engine, service)
-        return cls(settings, engine, service, archive, worker, ehr_contexts, completion)
+        notifier = (
+            NotifyWorker(engine, settings, policy_from_settings(settings))
+            if settings.notify_enabled and any(r.notify for r in settings.ehrs)
+            else None
+        )
+        return cls(settings, engine, service, archive, worker, ehr_contexts, completion, notifier)
 
     def start(self) -> None:
         if self.settings.worker_enabled:
             self.worker.start(self.settings.worker_threads)
             self.worklist_completion.start()
+            if self.notifier is not None:
+                self.notifier.start(1)
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.stop()
         self.worklist_completion.stop()
         self.worker.stop()
         self.archive.close()

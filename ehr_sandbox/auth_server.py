@@ -18,6 +18,10 @@ Endpoints (http://hl7.org/fhir/smart-app-launch/STU2.2):
   exp at most 5 minutes ahead, jti not replayed). Errors per RFC 6749 section 5.2.
   A refresh token is issued only when ``offline_access`` or ``online_access`` was granted
   (scopes-and-launch-context.html); refresh tokens rotate on use.
+* ``POST /auth/token`` with ``grant_type=client_credentials`` -- SMART Backend Services
+  (backend-services.html): confidential clients only (client_secret_basic or private_key_jwt),
+  ``system/`` scopes granted as requested, no refresh token, no launch context; tokens live
+  ``backend_token_ttl`` seconds (default 300); ``backend_tokens_issued`` counts them per client.
 * ``GET /auth/jwks`` -- the sandbox's public key; id_tokens are RS256 (OIDC default).
 
 Test knobs in ``state.extra``: ``token_ttl`` (seconds, default 3600), ``smart_grant_v1``
@@ -53,6 +57,7 @@ LAUNCH_TTL = 300.0
 PRACTITIONER_ID = "prac-nina"
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 4.1
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_SYSTEM_SCOPE = re.compile(r"^system/([A-Za-z]+|\*)\.([cruds]+|read|write|\*)$")
 
 SCOPES_SUPPORTED = [
     "openid",
@@ -70,6 +75,13 @@ SCOPES_SUPPORTED = [
     "user/Practitioner.rs",
     "patient/Patient.read",
     "patient/Encounter.read",
+]
+#: Advertised for SMART Backend Services; granted only by the client_credentials grant.
+BACKEND_SCOPES = [
+    "system/Media.cu",
+    "system/DocumentReference.cu",
+    "system/Media.rs",
+    "system/DocumentReference.rs",
 ]
 CAPABILITIES = [
     "launch-ehr",
@@ -200,14 +212,18 @@ def router(state: SandboxState) -> APIRouter:
                 "jwks_uri": f"{state.base_url}/auth/jwks",
                 "authorization_endpoint": f"{state.base_url}/auth/authorize",
                 "token_endpoint": token_url,
-                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "grant_types_supported": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                ],
                 "token_endpoint_auth_methods_supported": [
                     "none",
                     "client_secret_basic",
                     "private_key_jwt",
                 ],
                 "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-                "scopes_supported": SCOPES_SUPPORTED,
+                "scopes_supported": SCOPES_SUPPORTED + BACKEND_SCOPES,
                 "response_types_supported": ["code"],
                 "capabilities": CAPABILITIES,
                 "code_challenge_methods_supported": ["S256"],
@@ -492,6 +508,8 @@ def router(state: SandboxState) -> APIRouter:
                 return code_grant(client_id, form)
             if grant_type == "refresh_token":
                 return refresh_grant(client_id, form)
+            if grant_type == "client_credentials":
+                return client_credentials_grant(client_id, form)
             raise OAuthError("unsupported_grant_type", f"{grant_type!r} is not supported")
         except OAuthError as exc:
             return exc.response()
@@ -511,6 +529,32 @@ def router(state: SandboxState) -> APIRouter:
         ):
             raise OAuthError("invalid_grant", "PKCE verification failed")
         return token_response(client_id, grant, with_id_token=True)
+
+    def client_credentials_grant(client_id: str, form: dict[str, str]) -> JSONResponse:
+        """SMART Backend Services (backend-services.html): confidential clients, system/ scopes.
+
+        The client was authenticated by ``authenticate`` (client_secret_basic or a verified
+        private_key_jwt assertion); a public client is refused. ``system/`` scopes are granted
+        as requested; others are dropped. No refresh token and no launch context; lifetime
+        ``state.extra["backend_token_ttl"]`` (default 300 s: the spec's SHOULD NOT exceed).
+        """
+        client = store["smart_clients"][client_id]
+        if not client["secret"] and not client["jwks"]:
+            raise OAuthError(
+                "unauthorized_client", "client_credentials needs a confidential client", 401
+            )
+        granted = " ".join(s for s in form.get("scope", "").split() if _SYSTEM_SCOPE.match(s))
+        if not granted:
+            raise OAuthError("invalid_scope", "request at least one system/ scope")
+        ttl = int(state.extra.get("backend_token_ttl", 300))
+        access = state.tokens.issue(
+            TokenInfo(client_id=client_id, scope=granted, expires_at=time.time() + ttl)
+        )
+        with lock:
+            counts: dict[str, int] = state.extra.setdefault("backend_tokens_issued", {})
+            counts[client_id] = counts.get(client_id, 0) + 1
+        body = {"access_token": access, "token_type": "Bearer", "expires_in": ttl, "scope": granted}
+        return JSONResponse(body, headers=_NO_STORE)
 
     def refresh_grant(client_id: str, form: dict[str, str]) -> JSONResponse:
         with lock:

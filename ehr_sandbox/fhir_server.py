@@ -25,21 +25,40 @@ matters to capture, so the client is tested against the answers a real EHR gives
   patient); other patients answer 403. ``user/`` and ``system/`` scopes reach any record.
   Granular scopes (``...?param=value``) are not granted here: refusing is the safe reading.
 
-Resources are served as stored; they are validated against the R4B models once, in the tests,
-not at runtime.
+* create (R4 http.html#create, 3.1.0.8.1 conditional create): ``POST /fhir/Media`` and
+  ``/fhir/DocumentReference`` with ``If-None-Exist: identifier=system|value``: no match -> stored,
+  201 with ``Location``; one match -> 200 with the existing resource; several -> 412. Bodies are
+  validated with the ``fhir.resources`` R4B models (400 OperationOutcome otherwise). Needs a
+  ``c`` permission (``system/Media.c``, ``.cu``, v1 ``.write``; or ``user/`` / ``patient/``,
+  the latter only for the token's patient). Then read ``GET /fhir/Media/{id}`` and search
+  ``GET /fhir/Media?identifier=...&patient=...`` (same for DocumentReference). Test knobs in
+  ``state.extra``: ``fhir_posts`` (POST counts per type), ``fhir_created`` (the stored
+  resources), ``fhir_write_fault`` ((status, text): answer every POST so, as an
+  OperationOutcome). ``enable_writes(state)`` advertises them in the CapabilityStatement
+  (``create`` + ``conditionalCreate: true``; ``conditional=False`` for a server without it);
+  off by default, so the statement existing clients see is unchanged.
+
+Read-only resources are served as stored; they are validated against the R4B models once, in
+the tests, not at runtime.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import secrets
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from fhir.resources.R4B.documentreference import DocumentReference
+from fhir.resources.R4B.media import Media
+from pydantic import ValidationError
 
 from ehr_sandbox import data
 from ehr_sandbox.state import SandboxState
@@ -49,6 +68,12 @@ FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
 _SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SEARCH_PARAMS = frozenset({"identifier", "_format"})
+WRITABLE_TYPES = ("Media", "DocumentReference")
+_WRITE_SEARCH_PARAMS = frozenset({"identifier", "patient", "_format"})
+#: R4B models used to validate what clients POST (Media and DocumentReference are as in R4).
+_R4B_MODELS: dict[str, Any] = {"Media": Media, "DocumentReference": DocumentReference}
+#: Conditional create must check-and-insert atomically (R4 http.html 3.1.0.8.1).
+_WRITE_LOCK = threading.Lock()
 #: v1 scope suffixes and their v2 equivalents (SMART App Launch 2, scopes-and-launch-context).
 _V1_PERMISSIONS = {"read": "rs", "write": "cud", "*": "cruds"}
 
@@ -140,6 +165,8 @@ def _levels(token: TokenInfo, resource: str, permission: str) -> set[str]:
 def router(state: SandboxState) -> APIRouter:
     """The FHIR endpoints, bound to one sandbox's state."""
     api = APIRouter(prefix="/fhir", tags=["FHIR R4"], route_class=_FhirRoute)
+    if "fhir_writable" not in state.extra:  # like an EHR that takes photos into the chart
+        enable_writes(state)
 
     def authenticate(request: Request) -> TokenInfo:
         header = request.headers.get("authorization", "")
@@ -236,6 +263,124 @@ def router(state: SandboxState) -> APIRouter:
         ]
         return _fhir(_searchset(state, "Patient", matches, str(request.url)))
 
+    # --- writes: conditional create of Media / DocumentReference ------------------------------
+
+    def created(resource_type: str) -> dict[str, dict[str, Any]]:
+        store: dict[str, dict[str, dict[str, Any]]] = state.extra.setdefault("fhir_created", {})
+        return store.setdefault(resource_type, {})
+
+    def subject_patient(resource: dict[str, Any]) -> str | None:
+        ref = str((resource.get("subject") or {}).get("reference", ""))
+        return ref.removeprefix("Patient/") if ref.startswith("Patient/") else None
+
+    async def conditional_create(resource_type: str, request: Request) -> JSONResponse:
+        """R4 http.html#create and 3.1.0.8.1 conditional create (If-None-Exist)."""
+        counts: dict[str, int] = state.extra.setdefault("fhir_posts", {})
+        with _WRITE_LOCK:
+            counts[resource_type] = counts.get(resource_type, 0) + 1
+        token = authenticate(request)
+        levels = _levels(token, resource_type, "c")
+        if not levels:
+            raise FhirProblem(
+                403,
+                "forbidden",
+                f"the token's scopes do not allow create of {resource_type}",
+                {"WWW-Authenticate": 'Bearer realm="fhir", error="insufficient_scope"'},
+            )
+        fault = state.extra.get("fhir_write_fault")
+        if fault:
+            status, text = fault
+            raise FhirProblem(int(status), "processing" if status >= 500 else "invalid", text)
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise FhirProblem(400, "structure", "the body is not JSON") from exc
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise FhirProblem(400, "invalid", f"the body is not a {resource_type}")
+        body.pop("id", None)
+        try:
+            _R4B_MODELS[resource_type].model_validate(body)
+        except ValidationError as exc:
+            raise FhirProblem(400, "invalid", f"{resource_type} is invalid: {exc}") from exc
+        if not in_compartment(token, levels, subject_patient(body)):
+            raise FhirProblem(403, "forbidden", "the token does not allow writing for this patient")
+        condition = request.headers.get("if-none-exist")
+        with _WRITE_LOCK:
+            existing = created(resource_type)
+            if condition:
+                wanted = _condition_terms(condition)
+                matches = [
+                    r
+                    for r in existing.values()
+                    if all(any(_has_identifier(r, s, v) for s, v in t) for t in wanted)
+                ]
+                if len(matches) > 1:
+                    raise FhirProblem(
+                        412, "duplicate", f"{len(matches)} {resource_type} resources match"
+                    )
+                if matches:
+                    return _fhir(copy.deepcopy(matches[0]), 200)
+            rid = secrets.token_hex(8)
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            meta = dict(body.get("meta") or {})
+            meta.update({"versionId": "1", "lastUpdated": now})
+            stored = {"resourceType": resource_type, "id": rid, **body, "meta": meta}
+            existing[rid] = stored
+        location = f"{state.fhir_base}/{resource_type}/{rid}/_history/1"
+        return _fhir(copy.deepcopy(stored), 201, {"Location": location, "ETag": 'W/"1"'})
+
+    def search_created(resource_type: str, request: Request) -> JSONResponse:
+        token = authenticate(request)
+        levels = authorize(token, resource_type, "s")
+        unknown = sorted(set(request.query_params) - _WRITE_SEARCH_PARAMS)
+        if unknown:
+            raise FhirProblem(400, "not-supported", f"unsupported search parameter {unknown[0]}")
+        wanted = [_token_terms(v) for v in request.query_params.getlist("identifier")]
+        patients = {p.removeprefix("Patient/") for p in request.query_params.getlist("patient")}
+        with _WRITE_LOCK:
+            candidates = [copy.deepcopy(r) for r in created(resource_type).values()]
+        matches = [
+            r
+            for r in candidates
+            if in_compartment(token, levels, subject_patient(r))
+            and all(any(_has_identifier(r, s, v) for s, v in t) for t in wanted)
+            and (not patients or subject_patient(r) in patients)
+        ]
+        return _fhir(_searchset(state, resource_type, matches, str(request.url)))
+
+    def read_created(resource_type: str, rid: str, request: Request) -> JSONResponse:
+        token = authenticate(request)
+        levels = authorize(token, resource_type, "r")
+        with _WRITE_LOCK:
+            resource = read(created(resource_type), resource_type, rid)
+        if not in_compartment(token, levels, subject_patient(resource)):
+            raise FhirProblem(403, "forbidden", f"the token does not allow reading {resource_type}")
+        return _fhir(resource)
+
+    @api.post("/Media")
+    async def create_media(request: Request) -> JSONResponse:
+        return await conditional_create("Media", request)
+
+    @api.post("/DocumentReference")
+    async def create_document_reference(request: Request) -> JSONResponse:
+        return await conditional_create("DocumentReference", request)
+
+    @api.get("/Media")
+    def search_media(request: Request) -> JSONResponse:
+        return search_created("Media", request)
+
+    @api.get("/DocumentReference")
+    def search_document_reference(request: Request) -> JSONResponse:
+        return search_created("DocumentReference", request)
+
+    @api.get("/Media/{rid}")
+    def read_media(rid: str, request: Request) -> JSONResponse:
+        return read_created("Media", rid, request)
+
+    @api.get("/DocumentReference/{rid}")
+    def read_document_reference(rid: str, request: Request) -> JSONResponse:
+        return read_created("DocumentReference", rid, request)
+
     return api
 
 
@@ -278,6 +423,19 @@ def _token_terms(param: str) -> list[tuple[str | None, str | None]]:
         else:
             system, value = _unescape(pieces[0]), _unescape("|".join(pieces[1:]))
             terms.append((system, value or None))
+    return terms
+
+
+def _condition_terms(condition: str) -> list[list[tuple[str | None, str | None]]]:
+    """``If-None-Exist`` is a search query string (R4 http.html 3.1.0.8.1); only identifier."""
+    params = parse_qsl(condition, keep_blank_values=True)
+    if not params:
+        raise FhirProblem(400, "invalid", "If-None-Exist is empty")
+    terms = []
+    for name, value in params:
+        if name != "identifier":
+            raise FhirProblem(400, "not-supported", f"unsupported If-None-Exist parameter {name}")
+        terms.append(_token_terms(value))
     return terms
 
 
@@ -374,7 +532,51 @@ def capability_statement(state: SandboxState) -> dict[str, Any]:
                     },
                     {"type": "Encounter", "interaction": [{"code": "read"}]},
                     {"type": "Practitioner", "interaction": [{"code": "read"}]},
+                    *_writable_resources(state),
                 ],
             }
         ],
     }
+
+
+def enable_writes(
+    state: SandboxState,
+    types: tuple[str, ...] = WRITABLE_TYPES,
+    *,
+    conditional: bool = True,
+) -> None:
+    """Advertise create (+ ``conditionalCreate``) of ``types`` in the CapabilityStatement.
+
+    The sandbox advertises Media and DocumentReference with conditional create by default;
+    tests call this to advertise less (e.g. no conditional create). The POST endpoints answer
+    either way: a client that honours the CapabilityStatement, as capture's notifier does,
+    will not use what is not advertised.
+    """
+    writable: dict[str, bool] = state.extra.setdefault("fhir_writable", {})
+    for resource_type in types:
+        writable[resource_type] = conditional
+
+
+def _writable_resources(state: SandboxState) -> list[dict[str, Any]]:
+    """Writable types: create with conditionalCreate (R4 capabilitystatement.html)."""
+    writable: dict[str, bool] = state.extra.get("fhir_writable", {})
+    return [
+        {
+            "type": resource_type,
+            "interaction": [{"code": "create"}, {"code": "read"}, {"code": "search-type"}],
+            "conditionalCreate": conditional,
+            "searchParam": [
+                {
+                    "name": "identifier",
+                    "definition": f"http://hl7.org/fhir/SearchParameter/{resource_type}-identifier",
+                    "type": "token",
+                },
+                {
+                    "name": "patient",
+                    "definition": "http://hl7.org/fhir/SearchParameter/clinical-patient",
+                    "type": "reference",
+                },
+            ],
+        }
+        for resource_type, conditional in sorted(writable.items())
+    ]

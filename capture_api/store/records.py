@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Column, String, Text
+from sqlalchemy import Column, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -159,3 +159,41 @@ class AuditEventRecord(SQLModel, table=True):
     session_id: str | None = Field(default=None, max_length=64)
     patient: str | None = Field(default=None, max_length=64, index=True)
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class NotificationStatus(StrEnum):
+    """Where one EHR notification (a FHIR resource about a verified capture) stands."""
+
+    PENDING = "pending"  # to be created (or retried) in the EHR
+    SENT = "sent"  # the EHR created it, or already had it (conditional create); resource_id set
+    FAILED = "failed"  # will not be retried; ``reason`` says why
+
+
+class NotificationRecord(SQLModel, table=True):
+    """One FHIR resource (Media, DocumentReference) to create in the EHR for a verified capture.
+
+    A second outbox, with the same claim/lease/backoff columns as ``CaptureRecord``; the
+    unique (capture_id, resource_type) pair makes "insert if missing" safe across replicas.
+    """
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("capture_id", "resource_type", name="uq_notification_capture_type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    capture_id: str = Field(foreign_key="capture.id", index=True, max_length=128)
+    resource_type: str = Field(max_length=32)
+    iss: str = Field(max_length=512)
+    status: NotificationStatus = Field(
+        default=NotificationStatus.PENDING,
+        sa_column=Column(String(16), nullable=False, index=True),
+    )
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: dt.datetime | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resource_id: str | None = Field(default=None, max_length=128)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)

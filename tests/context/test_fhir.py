@@ -102,7 +102,11 @@ def test_capability_statement(sandbox: SandboxServer) -> None:
         "Patient": {"read", "search-type"},
         "Encounter": {"read"},
         "Practitioner": {"read"},
+        "Media": {"create", "read", "search-type"},  # photos into the chart (notify)
+        "DocumentReference": {"create", "read", "search-type"},
     }
+    writable = [r for r in rest.resource or [] if r.type in {"Media", "DocumentReference"}]
+    assert all(r.conditionalCreate for r in writable)
     patient = next(r for r in rest.resource or [] if r.type == "Patient")
     assert [(p.name, p.type) for p in patient.searchParam or []] == [("identifier", "token")]
     assert rest.security is not None

@@ -1,0 +1,344 @@
+"""The notification worker: each verified photo reaches the EHR as FHIR R4 resources, once.
+
+A pull model, so nothing is lost between "verified" and "enqueued": every pass first inserts
+the missing ``notification`` rows -- one per (verified capture, resource type in the EHR
+registration's ``notify`` list) -- relying on the unique (capture_id, resource_type) constraint
+so replicas racing to insert the same row are harmless (the loser's unique violation is
+caught). Then it claims due pending rows exactly like the delivery outbox
+(``capture_api.deliver.outbox``): candidates ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, each
+taken by a conditional UPDATE that only succeeds while no live lease holds it; a dead worker's
+lease expires and another worker takes over.
+
+Each row becomes one FHIR R4 conditional create (R4 http.html 3.1.0.8.1) keyed on the SOP
+Instance UID identifier, so a retry, a second worker or a re-run never makes a second resource.
+Outcomes: 201/200 -> sent (the EHR's id kept); 412 (several matches) and 400/422/403/404 ->
+failed with the EHR's reason (OperationOutcome diagnostics), never retried; 401 -> a fresh
+SMART Backend Services token once, then retry later; 5xx, 408, 429, timeouts, EHR down ->
+retry with ``OutboxPolicy.backoff`` (exponential, full jitter), as STOW does. Before the first
+post to an EHR the worker reads its CapabilityStatement (once per worker start); resource types
+it cannot create with ``conditionalCreate`` are failed with that reason instead of posted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, exists, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
+from capture_api.context.smart import LaunchError, find_registration
+from capture_api.deliver.outbox import OutboxPolicy
+from capture_api.notify import resources
+from capture_api.notify.backend_auth import (
+    PUBLIC_CLIENT_REASON,
+    BackendTokens,
+    NotifyAuthError,
+    NotifyUnavailable,
+)
+from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
+from capture_api.store.db import is_postgres, session
+from capture_api.store.records import (
+    CaptureRecord,
+    CaptureStatus,
+    ContextRecord,
+    NotificationRecord,
+    NotificationStatus,
+    UserSession,
+    utcnow,
+)
+
+log = logging.getLogger("capture.notify")
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+
+class NotifyWorker:
+    """Enqueues and sends EHR notifications; run it in one or more threads (like OutboxWorker)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        policy: OutboxPolicy | None = None,
+        http: httpx.Client | None = None,
+        name: str | None = None,
+        batch: int = 100,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.policy = policy or OutboxPolicy()
+        self.name = name or f"notify-{uuid.uuid4().hex[:12]}"
+        self.batch = batch
+        self._owns_http = http is None
+        self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT_SECONDS)
+        self.tokens = BackendTokens(self.http)
+        self.writer = FhirWriter(self.http)
+        self.wado_base = settings.wado_url or settings.dicomweb_url
+        self._capabilities: dict[str, Capabilities] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._warned_no_wado = False
+
+    # --- running ---------------------------------------------------------------------------
+
+    def start(self, threads: int = 1) -> None:
+        """Start ``threads`` daemon threads that notify until ``stop``."""
+        for i in range(threads):
+            thread = threading.Thread(target=self.run, name=f"{self.name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        if self._owns_http:
+            self.http.close()
+
+    def run(self) -> None:
+        """Work until stopped; sleep ``poll`` seconds when nothing is due."""
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:  # never let one bad row or DB hiccup kill the worker
+                log.exception("notify iteration failed")
+                worked = False
+            if not worked:
+                self._stop.wait(self.policy.poll)
+
+    def run_once(self) -> bool:
+        """Enqueue what is missing, then claim and send one notification; False when idle."""
+        self.enqueue_missing()
+        owner = f"{self.name}:{threading.get_ident()}"
+        row = self._claim(owner)
+        if row is None:
+            return False
+        self._deliver(row, owner)
+        return True
+
+    # --- enqueueing (pull model) ------------------------------------------------------------
+
+    def enqueue_missing(self) -> int:
+        """Insert the missing rows for verified captures of notifying EHRs; returns how many."""
+        registrations = [r for r in self.settings.ehrs if r.notify]
+        if not registrations:
+            return 0
+        if not self.wado_base:
+            if not self._warned_no_wado:
+                log.warning(
+                    "EHR notifications are configured but no WADO-RS base is: set "
+                    "CAPTURE_WADO_URL (or CAPTURE_DICOMWEB_URL); nothing is enqueued"
+                )
+                self._warned_no_wado = True
+            return 0
+        added = 0
+        for registration in registrations:
+            base = registration.iss.rstrip("/")
+            for resource_type in dict.fromkeys(registration.notify):
+                already = exists().where(
+                    col(NotificationRecord.capture_id) == col(CaptureRecord.id),
+                    col(NotificationRecord.resource_type) == resource_type,
+                )
+                missing = (
+                    select(CaptureRecord.id)
+                    .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
+                    .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
+                    .where(col(ContextRecord.iss).in_([base, f"{base}/"]))
+                    .where(~already)
+                    .limit(self.batch)
+                )
+                with session(self.engine) as s:
+                    capture_ids = list(s.exec(missing).all())
+                for capture_id in capture_ids:
+                    added += self._insert(capture_id, resource_type, registration.iss)
+        return added
+
+    def _insert(self, capture_id: str, resource_type: str, iss: str) -> int:
+        """Insert one row; another replica may have won the race (unique violation)."""
+        with session(self.engine) as s:
+            s.add(NotificationRecord(capture_id=capture_id, resource_type=resource_type, iss=iss))
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return 0
+        return 1
+
+    # --- claiming (as capture_api.deliver.outbox) --------------------------------------------
+
+    def _claim(self, owner: str) -> NotificationRecord | None:
+        now = utcnow()
+        free = or_(
+            col(NotificationRecord.lease_expires_at).is_(None),
+            col(NotificationRecord.lease_expires_at) < now,
+        )
+        due = (
+            select(NotificationRecord.id)
+            .where(col(NotificationRecord.status) == NotificationStatus.PENDING.value)
+            .where(col(NotificationRecord.next_attempt_at) <= now)
+            .where(free)
+            .order_by(col(NotificationRecord.next_attempt_at))
+            .limit(8)
+        )
+        if is_postgres(self.engine):
+            due = due.with_for_update(skip_locked=True)
+        with session(self.engine) as s:
+            for row_id in s.exec(due).all():
+                taken = s.exec(
+                    update(NotificationRecord)
+                    .where(col(NotificationRecord.id) == row_id)
+                    .where(col(NotificationRecord.status) == NotificationStatus.PENDING.value)
+                    .where(free)
+                    .values(lease_owner=owner, lease_expires_at=now + self.policy.lease)
+                )
+                if taken.rowcount == 1:
+                    s.commit()
+                    return s.get(NotificationRecord, row_id)
+            s.rollback()
+        return None
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def _deliver(self, row: NotificationRecord, owner: str) -> None:
+        loaded = self._load(row)
+        if loaded is None:
+            self._fail(row, owner, "the capture or its context no longer exists")
+            return
+        capture, context, fhir_user = loaded
+        try:
+            registration = find_registration(self.settings, row.iss)
+        except LaunchError:
+            self._fail(row, owner, f"the EHR {row.iss} is no longer registered with capture")
+            return
+        if row.resource_type not in registration.notify:
+            self._fail(row, owner, f"{row.resource_type} is no longer in the EHR's notify list")
+            return
+        if registration.auth_method is ClientAuthMethod.NONE:
+            self._fail(row, owner, PUBLIC_CLIENT_REASON)
+            return
+        if not self.wado_base:
+            self._fail(row, owner, "no WADO-RS base is configured (CAPTURE_WADO_URL)")
+            return
+        try:
+            problem = self._capabilities_of(registration.iss).problem(row.resource_type)
+        except NotifyUnavailable as exc:
+            self._retry(row, owner, str(exc))
+            return
+        if problem:
+            self._fail(row, owner, problem)
+            return
+        inputs = resources.NotifyInputs(
+            wado_base=self.wado_base,
+            mrn_system=registration.mrn_system,
+            fhir_user=fhir_user,
+            iss=registration.iss,
+        )
+        try:
+            resource = resources.build(row.resource_type, capture, context, inputs)
+            condition = resources.if_none_exist(capture)
+        except resources.ResourceInvalid as exc:
+            self._fail(row, owner, str(exc))
+            return
+        self._post(row, owner, registration, resource, condition)
+
+    def _post(
+        self,
+        row: NotificationRecord,
+        owner: str,
+        registration: EhrRegistration,
+        resource: dict[str, Any],
+        condition: str,
+    ) -> None:
+        result: WriteResult | None = None
+        for fresh in (False, True):  # a 401 earns exactly one fresh token
+            if fresh:
+                self.tokens.invalidate(registration)
+            try:
+                token = self.tokens.get(registration)
+            except NotifyAuthError as exc:
+                self._fail(row, owner, str(exc))
+                return
+            except NotifyUnavailable as exc:
+                self._retry(row, owner, str(exc))
+                return
+            result = self.writer.conditional_create(registration.iss, resource, condition, token)
+            if result.outcome is not Outcome.UNAUTHORIZED:
+                break
+        assert result is not None
+        if result.outcome is Outcome.SENT:
+            log.info("notified the EHR: %s for capture %s", row.resource_type, row.capture_id)
+            self._save(
+                row.id,
+                owner,
+                status=NotificationStatus.SENT.value,
+                resource_id=result.resource_id,
+                reason=None,
+            )
+        elif result.outcome is Outcome.PERMANENT:
+            self._fail(row, owner, result.reason or "the EHR refused the resource")
+        elif result.outcome is Outcome.UNAUTHORIZED:
+            self._retry(row, owner, "the EHR refused a freshly issued token (HTTP 401)")
+        else:
+            self._retry(row, owner, result.reason or "the EHR is unavailable")
+
+    def _capabilities_of(self, iss: str) -> Capabilities:
+        """The EHR's CapabilityStatement, read once per worker start (per EHR)."""
+        key = iss.rstrip("/")
+        with self._lock:
+            known = self._capabilities.get(key)
+        if known is not None:
+            return known
+        capabilities = self.writer.capabilities(iss)
+        with self._lock:
+            self._capabilities[key] = capabilities
+        return capabilities
+
+    def _load(
+        self, row: NotificationRecord
+    ) -> tuple[CaptureRecord, ContextRecord, str | None] | None:
+        with session(self.engine) as s:
+            capture = s.get(CaptureRecord, row.capture_id)
+            context = s.get(ContextRecord, capture.context_id) if capture else None
+            if capture is None or context is None:
+                return None
+            user = s.get(UserSession, context.session_id) if context.session_id else None
+            return capture, context, user.fhir_user if user else None
+
+    # --- persistence ----------------------------------------------------------------------
+
+    def _fail(self, row: NotificationRecord, owner: str, reason: str) -> None:
+        log.warning("EHR notification failed: %s for capture %s", row.resource_type, row.capture_id)
+        self._save(row.id, owner, status=NotificationStatus.FAILED.value, reason=reason)
+
+    def _retry(self, row: NotificationRecord, owner: str, error: str) -> None:
+        log.warning("EHR unavailable, will retry notification (attempt %d)", row.attempts + 1)
+        self._save(
+            row.id,
+            owner,
+            attempts=row.attempts + 1,
+            reason=f"{error} (will retry)",
+            next_attempt_at=utcnow() + self.policy.backoff(row.attempts),
+        )
+
+    def _save(self, row_id: int | None, owner: str, **values: object) -> None:
+        """Write the outcome and release the lease, only if we still hold it."""
+        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+        with session(self.engine) as s:
+            s.exec(
+                update(NotificationRecord)
+                .where(col(NotificationRecord.id) == row_id)
+                .where(col(NotificationRecord.lease_owner) == owner)
+                .values(**values)
+            )
+            s.commit()
+
+
+def worker_from_settings(engine: Engine, settings: Settings, policy: OutboxPolicy) -> NotifyWorker:
+    """The integrator's one-liner (``Runtime.build``): a worker when any EHR notifies."""
+    return NotifyWorker(engine, settings, policy)
