@@ -18,19 +18,18 @@ import datetime as dt
 import json
 import logging
 import random
-import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from capture_api.capture.spool import Spool
 from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
-from capture_api.store.db import is_postgres, session
+from capture_api.store.db import session
+from capture_api.store.leases import LeasedWorker, claim, save
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 
 log = logging.getLogger("capture.outbox")
@@ -53,7 +52,7 @@ class OutboxPolicy:
         return dt.timedelta(seconds=random.uniform(min(self.retry_base / 2, ceiling), ceiling))
 
 
-class OutboxWorker:
+class OutboxWorker(LeasedWorker):
     """Claims pending captures and moves them forward; run it in one or more threads."""
 
     def __init__(
@@ -64,79 +63,23 @@ class OutboxWorker:
         policy: OutboxPolicy = OutboxPolicy(),
         name: str | None = None,
     ) -> None:
+        super().__init__(name, "worker")
         self.engine = engine
         self.archive = archive
         self.encode = encode
         self.policy = policy
-        self.name = name or f"worker-{uuid.uuid4().hex[:12]}"
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    # --- running ---------------------------------------------------------------------------
-
-    def start(self, threads: int = 1) -> None:
-        """Start ``threads`` daemon threads that drain the outbox until ``stop``."""
-        for i in range(threads):
-            thread = threading.Thread(target=self.run, name=f"{self.name}-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def run(self) -> None:
-        """Work until stopped; sleep ``poll`` seconds when nothing is due."""
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # never let one bad row or DB hiccup kill the worker
-                log.exception("outbox iteration failed")
-                worked = False
-            if not worked:
-                self._stop.wait(self.policy.poll)
+        self.poll = policy.poll
 
     def run_once(self) -> bool:
         """Claim and advance one capture; False when nothing is due."""
-        owner = f"{self.name}:{threading.get_ident()}"
-        record = self._claim(owner)
+        owner = self.owner
+        states = [s.value for s in PENDING]
+        record = claim(self.engine, CaptureRecord, states, owner, self.policy.lease)
         if record is None:
             self._sweep_spool()
             return False
         self._advance(record, owner)
         return True
-
-    # --- claiming -------------------------------------------------------------------------
-
-    def _claim(self, owner: str) -> CaptureRecord | None:
-        now = utcnow()
-        free = or_(
-            col(CaptureRecord.lease_expires_at).is_(None), col(CaptureRecord.lease_expires_at) < now
-        )
-        due = (
-            select(CaptureRecord.id)
-            .where(col(CaptureRecord.status).in_([s.value for s in PENDING]))
-            .where(col(CaptureRecord.next_attempt_at) <= now)
-            .where(free)
-            .order_by(col(CaptureRecord.next_attempt_at))
-            .limit(8)
-        )
-        if is_postgres(self.engine):
-            due = due.with_for_update(skip_locked=True)
-        with session(self.engine) as s:
-            for capture_id in s.exec(due).all():
-                taken = s.exec(
-                    update(CaptureRecord)
-                    .where(col(CaptureRecord.id) == capture_id)
-                    .where(free)
-                    .values(lease_owner=owner, lease_expires_at=now + self.policy.lease)
-                )
-                if taken.rowcount == 1:
-                    s.commit()
-                    return s.get(CaptureRecord, capture_id)
-            s.rollback()
-        return None
 
     # --- the state machine ----------------------------------------------------------------
 
@@ -246,16 +189,7 @@ class OutboxWorker:
     # --- persistence ----------------------------------------------------------------------
 
     def _save(self, capture_id: str, owner: str, **values: object) -> None:
-        """Write the outcome and release the lease, only if we still hold it."""
-        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
-        with session(self.engine) as s:
-            s.exec(
-                update(CaptureRecord)
-                .where(col(CaptureRecord.id) == capture_id)
-                .where(col(CaptureRecord.lease_owner) == owner)
-                .values(**values)
-            )
-            s.commit()
+        save(self.engine, CaptureRecord, capture_id, owner, **values)
 
     def _delete_spool(self, capture_id: str) -> None:
         with session(self.engine) as s:

@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, exists, or_, update
+from sqlalchemy import Engine, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -42,7 +41,8 @@ from capture_api.notify.backend_auth import (
     NotifyUnavailable,
 )
 from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
-from capture_api.store.db import is_postgres, session
+from capture_api.store.db import session
+from capture_api.store.leases import LeasedWorker, claim, save
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -57,7 +57,7 @@ log = logging.getLogger("capture.notify")
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 
-class NotifyWorker:
+class NotifyWorker(LeasedWorker):
     """Enqueues and sends EHR notifications; run it in one or more threads (like OutboxWorker)."""
 
     def __init__(
@@ -69,10 +69,11 @@ class NotifyWorker:
         name: str | None = None,
         batch: int = 100,
     ) -> None:
+        super().__init__(name, "notify")
         self.engine = engine
         self.settings = settings
         self.policy = policy or OutboxPolicy()
-        self.name = name or f"notify-{uuid.uuid4().hex[:12]}"
+        self.poll = self.policy.poll
         self.batch = batch
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT_SECONDS)
@@ -81,42 +82,21 @@ class NotifyWorker:
         self.wado_base = settings.wado_url or settings.dicomweb_url
         self._capabilities: dict[str, Capabilities] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._warned_no_wado = False
 
     # --- running ---------------------------------------------------------------------------
 
-    def start(self, threads: int = 1) -> None:
-        """Start ``threads`` daemon threads that notify until ``stop``."""
-        for i in range(threads):
-            thread = threading.Thread(target=self.run, name=f"{self.name}-{i}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout)
+        super().stop(timeout)
         if self._owns_http:
             self.http.close()
-
-    def run(self) -> None:
-        """Work until stopped; sleep ``poll`` seconds when nothing is due."""
-        while not self._stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # never let one bad row or DB hiccup kill the worker
-                log.exception("notify iteration failed")
-                worked = False
-            if not worked:
-                self._stop.wait(self.policy.poll)
 
     def run_once(self) -> bool:
         """Enqueue what is missing, then claim and send one notification; False when idle."""
         self.enqueue_missing()
-        owner = f"{self.name}:{threading.get_ident()}"
-        row = self._claim(owner)
+        owner = self.owner
+        pending = [NotificationStatus.PENDING.value]
+        row = claim(self.engine, NotificationRecord, pending, owner, self.policy.lease)
         if row is None:
             return False
         self._deliver(row, owner)
@@ -169,41 +149,6 @@ class NotifyWorker:
                 s.rollback()
                 return 0
         return 1
-
-    # --- claiming (as capture_api.deliver.outbox) --------------------------------------------
-
-    def _claim(self, owner: str) -> NotificationRecord | None:
-        now = utcnow()
-        free = or_(
-            col(NotificationRecord.lease_expires_at).is_(None),
-            col(NotificationRecord.lease_expires_at) < now,
-        )
-        due = (
-            select(NotificationRecord.id)
-            .where(col(NotificationRecord.status) == NotificationStatus.PENDING.value)
-            .where(col(NotificationRecord.next_attempt_at) <= now)
-            .where(free)
-            .order_by(col(NotificationRecord.next_attempt_at))
-            .limit(8)
-        )
-        if is_postgres(self.engine):
-            due = due.with_for_update(skip_locked=True)
-        with session(self.engine) as s:
-            for row_id in s.exec(due).all():
-                taken = s.exec(
-                    update(NotificationRecord)
-                    .where(col(NotificationRecord.id) == row_id)
-                    .where(col(NotificationRecord.status) == NotificationStatus.PENDING.value)
-                    .where(free)
-                    .values(lease_owner=owner, lease_expires_at=now + self.policy.lease)
-                )
-                if taken.rowcount == 1:
-                    s.commit()
-                    return s.get(NotificationRecord, row_id)
-            s.rollback()
-        return None
-
-    # --- sending -----------------------------------------------------------------------------
 
     def _deliver(self, row: NotificationRecord, owner: str) -> None:
         loaded = self._load(row)
@@ -327,16 +272,7 @@ class NotifyWorker:
         )
 
     def _save(self, row_id: int | None, owner: str, **values: object) -> None:
-        """Write the outcome and release the lease, only if we still hold it."""
-        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
-        with session(self.engine) as s:
-            s.exec(
-                update(NotificationRecord)
-                .where(col(NotificationRecord.id) == row_id)
-                .where(col(NotificationRecord.lease_owner) == owner)
-                .values(**values)
-            )
-            s.commit()
+        save(self.engine, NotificationRecord, row_id, owner, **values)
 
 
 def worker_from_settings(engine: Engine, settings: Settings, policy: OutboxPolicy) -> NotifyWorker:
