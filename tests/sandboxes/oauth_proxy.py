@@ -23,12 +23,9 @@ import time
 from typing import Annotated
 from urllib.parse import unquote
 
-import httpx
-import uvicorn
 from fastapi import FastAPI, Form, Header, Request, Response
 from fastapi.responses import JSONResponse
 
-from tests.orthanc import free_port
 from tests.sandboxes.threaded import ThreadedSandbox
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept")
@@ -54,29 +51,15 @@ class OAuthProxy(ThreadedSandbox):
         self.client_secret = client_secret
         self.expires_in = expires_in
         self.static_tokens = static_tokens
-        self.port = free_port()
         self.issued = 0
         self.rejected = 0  # archive requests refused with 401
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=30.0)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self._serve()
 
     @property
     def token_url(self) -> str:
         return f"{self.url}/token"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/dicom-web"
 
     def revoke_all(self) -> None:
         with self._lock:

@@ -23,13 +23,10 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
 import pydicom
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from tests.orthanc import free_port
 from tests.sandboxes.threaded import ThreadedSandbox
 
 _FORWARDED_REQUEST_HEADERS = ("content-type", "accept")
@@ -63,23 +60,9 @@ class RefusingArchive(ThreadedSandbox):
     def __init__(self, upstream: str, refuse: Mapping[str, Refusal] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.refuse: dict[str, Refusal] = dict(refuse or {})
-        self.port = free_port()
         self.stow_requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=30.0)
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-            )
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.url}/dicom-web"
+        self._serve()
 
     # --- the app -------------------------------------------------------------------------------
 

@@ -9,13 +9,16 @@ from typing import Self
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+
+from tests.orthanc import free_port
 
 
 class ThreadedSandbox:
     """Lifecycle shared by the sandboxes: ``start``/``stop`` and use as a context manager.
 
-    Subclasses set ``label``, ``port``, ``_server`` (a ``uvicorn.Server``) and ``_http`` (the
-    ``httpx.Client`` they forward with) in their constructor.
+    Subclasses set ``label``, build their app in ``_app()`` and call ``_serve()`` at the end of
+    their constructor (it picks the port and the client they forward upstream with).
     """
 
     label = "sandbox"
@@ -23,6 +26,25 @@ class ThreadedSandbox:
     _server: uvicorn.Server
     _http: httpx.Client
     _thread: threading.Thread | None = None
+
+    def _app(self) -> FastAPI:
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        self.port = free_port()
+        self._http = httpx.Client(timeout=30.0)
+        config = uvicorn.Config(
+            self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/dicom-web"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.run, name=self.label, daemon=True)
