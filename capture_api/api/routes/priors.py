@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep
+from capture_api.capture.timeline import issuer_of, patient_of
 from capture_api.context.schemas import PatientIn
 from capture_api.deliver.archive import Archive, PriorImage
 
@@ -37,17 +38,11 @@ class PriorOut(BaseModel):
 
 
 def _patient(access: AccessDep, context_id: str) -> PatientIn:
-    return PatientIn.model_validate_json(access.context(context_id, "priors").patient_json)
-
-
-def _issuer(patient: PatientIn) -> str | None:
-    if patient.issuer is None:
-        return None
-    return patient.issuer.namespace or patient.issuer.universal_id
+    return patient_of(access.context(context_id, "priors"))
 
 
 def _priors(archive: Archive, patient: PatientIn, body_site: str | None) -> list[PriorImage]:
-    return archive.find_priors(patient.id, _issuer(patient), body_site, limit=100)
+    return archive.find_priors(patient.id, issuer_of(patient), body_site, limit=100)
 
 
 @router.get("", response_model=list[PriorOut])
