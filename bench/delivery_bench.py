@@ -65,8 +65,6 @@ import math
 import os
 import platform
 import queue
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,6 +77,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from tests.deliver.service_process import ServiceProcess
     from tests.orthanc import OrthancServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -260,85 +259,31 @@ def proc_status_kb(pid: int, key: str) -> int:
     raise BenchError(f"no {key} in /proc/{pid}/status")
 
 
-class Service:
-    """``python -m capture_api run`` in a subprocess, with its own data folder."""
+def start_service(workdir: Path, dicomweb_url: str, threads: int) -> ServiceProcess:
+    """``python -m capture_api run`` with its own data folder (the tests' ServiceProcess)."""
+    from tests.deliver.service_process import ServiceProcess
 
-    def __init__(self, workdir: Path, dicomweb_url: str, threads: int) -> None:
-        from tests.orthanc import free_port
+    service = ServiceProcess(
+        {
+            "CAPTURE_DATA_DIR": str(workdir / "data"),
+            "CAPTURE_DICOMWEB_URL": dicomweb_url,
+            "CAPTURE_WORKER_THREADS": str(threads),
+            "CAPTURE_POLL_SECONDS": str(POLL_SECONDS),
+        },
+        log_path=workdir / "service.log",
+    )
+    service.launch()
+    try:
+        service.wait_ready(STARTUP_SECONDS)
+    except RuntimeError as exc:
+        raise BenchError(str(exc)) from exc
+    return service
 
-        self.workdir = workdir
-        self.port = free_port()
-        self.dicomweb_url = dicomweb_url
-        self.threads = threads
-        self._process: subprocess.Popen[bytes] | None = None
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "service.log"
-
-    @property
-    def pid(self) -> int:
-        if self._process is None:
-            raise BenchError("the service is not running")
-        return self._process.pid
-
-    def env(self) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CAPTURE_DATABASE_URL")
-        }
-        env.update(
-            PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
-            CAPTURE_DATA_DIR=str(self.workdir / "data"),
-            CAPTURE_DICOMWEB_URL=self.dicomweb_url,
-            CAPTURE_WORKER_THREADS=str(self.threads),
-            CAPTURE_POLL_SECONDS=str(POLL_SECONDS),
-        )
-        return env
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "capture_api", "run", "--host", "127.0.0.1"]
-        with self.log_path.open("wb") as out:
-            self._process = subprocess.Popen(
-                [*command, "--port", str(self.port)],
-                cwd=REPO_ROOT,
-                env=self.env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise BenchError(f"the service did not start on port {self.port}:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+def service_pid(service: ServiceProcess) -> int:
+    if service.pid is None:
+        raise BenchError("the service is not running")
+    return service.pid
 
 
 # --- one level through the service --------------------------------------------------------
@@ -429,18 +374,22 @@ def run_concurrently(workers: Sequence[Callable[[], None]]) -> None:
 
 
 def bench_ours(
-    service: Service, orthanc: OrthancServer, photos: Sequence[bytes], concurrency: int, n: int
+    service: ServiceProcess,
+    orthanc: OrthancServer,
+    photos: Sequence[bytes],
+    concurrency: int,
+    n: int,
 ) -> OursResult:
     """Upload ``n`` photos with ``concurrency`` clients; follow each until verified."""
     run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
-    with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+    with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-{concurrency}")
         warmup = Sample(f"warmup-{run}", 0)
         upload(client, context_id, warmup.capture_id, photos[0])
         poll_verified(client, context_id, [warmup], time.perf_counter() + 60)
         if warmup.failure is not None:
             raise BenchError(f"the warm-up capture did not get through: {warmup.failure}")
-    idle_rss_mb = proc_status_kb(service.pid, "VmRSS") * 1024 / MB
+    idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
 
     samples = [Sample(f"bench-{run}-{i:04d}", i) for i in range(n)]
     jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
@@ -448,7 +397,7 @@ def bench_ours(
         jobs.put(sample)
 
     def client_thread() -> None:
-        with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
             while True:
                 try:
                     sample = jobs.get_nowait()
@@ -459,16 +408,16 @@ def bench_ours(
                 sample.accepted = time.perf_counter()
 
     def poller_thread() -> None:
-        with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
             poll_verified(client, context_id, samples, time.perf_counter() + LEVEL_TIMEOUT_SECONDS)
 
     def clients() -> None:
         run_concurrently([client_thread] * concurrency)
 
     run_concurrently([clients, poller_thread])
-    with httpx.Client(base_url=service.base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+    with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         settle(client, context_id, samples)
-    peak_rss_mb = proc_status_kb(service.pid, "VmHWM") * 1024 / MB
+    peak_rss_mb = proc_status_kb(service_pid(service), "VmHWM") * 1024 / MB
     seen = [s for s in samples if not math.isnan(s.verified)]
     if not seen:
         raise BenchError(f"no capture was verified; first failure: {samples[0].failure}")
@@ -693,11 +642,11 @@ def require_orthanc() -> None:
 class Run:
     """Everything the driver started, so ``finally`` can stop it."""
 
-    services: list[Service] = field(default_factory=list)
+    services: list[ServiceProcess] = field(default_factory=list)
 
     def stop(self) -> None:
         for service in self.services:
-            service.stop()
+            service.close()
 
 
 def bench_level(
@@ -711,9 +660,8 @@ def bench_level(
 ) -> LevelResult:
     log(f"concurrency {concurrency}: {n} photos through the service ...")
     orthanc.clear()
-    service = Service(tmp / f"service-c{concurrency}", orthanc.base_url, max(4, concurrency))
+    service = start_service(tmp / f"service-c{concurrency}", orthanc.base_url, max(4, concurrency))
     run.services.append(service)
-    service.start()
     try:
         ours = bench_ours(service, orthanc, photos, concurrency, n)
     except BenchError as exc:
