@@ -8,7 +8,7 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests use as independent readers, validators and archive.
-APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb
+APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium
 
 .PHONY: run test check pytest bench openapi venv apt-test pg-up clean
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from capture_api.capture.sensitivity_policy import SensitiveSiteRule
+
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
 
 
@@ -137,6 +139,10 @@ class Settings(BaseSettings):
     worklist_aet: str = Field(default="CAPTURE", max_length=16, description="Our AE title (UPS)")
     wado_url: str | None = Field(
         default=None, description="WADO-RS base the EHR links to (default: the DICOMweb URL)"
+    )
+    sensitive_sites: list[SensitiveSiteRule] | None = Field(
+        default=None,
+        description="Sites whose photos are suggested restricted (JSON rules; default built in)",
     )
     web_client_dir: Path = Field(
         default=Path("web_client"), description="The phone client's static files (served at /)."
