@@ -68,6 +68,10 @@ class PatientMismatch(CaptureError):
     """The safety rule: a session launched for one patient never captures another."""
 
 
+class RoleRequired(CaptureError):
+    """The user is signed in but lacks the role the action needs (403)."""
+
+
 class EncodeError(CaptureError):
     """Building the DICOM object failed for a reason that is ours, not the sender's."""
 

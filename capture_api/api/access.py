@@ -14,7 +14,8 @@ from fastapi import Depends, Request
 
 from capture_api.context.ehr_context import EhrContexts
 from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
-from capture_api.exceptions import NotSignedIn, PatientMismatch
+from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired
+from capture_api.privacy.roles import Role, roles_of
 from capture_api.runtime import Runtime
 from capture_api.store.records import ContextRecord, UserSession
 
@@ -35,6 +36,18 @@ class Access:
         if self.ehr_mode:
             store = SessionStore(runtime.engine, runtime.settings)
             self.session = store.get(request.cookies.get(COOKIE_NAME))
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The user's roles (``capture_api.privacy.roles``)."""
+        return roles_of(self.session, ehr_mode=self.ehr_mode)
+
+    def require_role(self, role: Role, action: str) -> None:
+        """Refuse (403) unless the user has ``role``; ``action`` names what was asked."""
+        if self.ehr_mode:
+            self.require_session()
+        if role not in self.roles:
+            raise RoleRequired(f"{action} needs the {role.value!r} role, which you do not have")
 
     @property
     def contexts(self) -> EhrContexts:

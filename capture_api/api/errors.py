@@ -30,6 +30,7 @@ from capture_api.exceptions import (
     InputRejected,
     NotSignedIn,
     PatientMismatch,
+    RoleRequired,
     UnknownContext,
     UnsupportedFormat,
 )
@@ -38,6 +39,7 @@ from capture_api.exceptions import (
 STATUS_OF: tuple[tuple[type[CaptureError], int], ...] = (
     (NotSignedIn, 401),
     (PatientMismatch, 403),
+    (RoleRequired, 403),
     (UnknownContext, 404),
     (CaptureConflict, 409),
     (ImageTooLarge, 413),

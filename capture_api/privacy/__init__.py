@@ -1,0 +1,1 @@
+"""Who may see what: roles, sensitive-image enforcement, break-the-glass and consent."""
