@@ -1,36 +1,336 @@
-// Patient banner from the server-side session: the browser holds no token, only a cookie.
-"use strict";
+// capture, the phone client: patient -> body site -> privacy -> photos -> review -> send.
+// The patient banner stays on top of every screen. Photos are only in memory until "send",
+// then only encrypted in IndexedDB until the archive has them (js/vault.js).
 
-async function getJson(url) {
-  const response = await fetch(url, { credentials: "same-origin" });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `HTTP ${response.status}`);
-  return body;
+import { t } from "./i18n/en.js";
+import { $, say, showScreen, translate } from "./js/dom.js";
+import { ApiError, paths, postJson, setCsrfToken } from "./js/api.js";
+import {
+  claimWorkitem,
+  loadContext,
+  loadSession,
+  renderBanner,
+  renderWorklist,
+  scanWristband,
+  unclaimWorkitem,
+} from "./js/patient.js";
+import { SitePicker } from "./js/site.js";
+import { describeSite, renderDetails, renderPriors, siteTitle } from "./js/details.js";
+import { Camera } from "./js/camera.js";
+import { SendList, renderReview, thumbnail } from "./js/photos.js";
+import { Vault } from "./js/vault.js";
+import { Uploader } from "./js/uploader.js";
+import { askConsent } from "./js/consent.js";
+
+const state = { session: null, context: null, site: null, photos: [], retaking: null };
+let vault = null;
+let uploader = null;
+const sendList = new SendList();
+const picker = new SitePicker((choice) => chooseSite(choice));
+const camera = new Camera((photo) => addPhoto(photo));
+
+// --- start ---------------------------------------------------------------------------------
+
+async function sessionTag(session) {
+  const basis = session.csrf_token || `${session.iss}|${session.expires_at}|${session.context_id}`;
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(basis));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function show(text, message) {
-  document.getElementById("banner-text").textContent = text;
-  document.getElementById("message").textContent = message || "";
+async function openVault(session) {
+  const expires = session.expires_at ? Date.parse(session.expires_at) : null;
+  vault = await Vault.open(await sessionTag(session), expires);
+  uploader = new Uploader(vault);
+  uploader.addEventListener("change", (event) => onUploadChange(event.detail));
+  uploader.addEventListener("consent-required", (event) => onConsentRequired(event.detail.detail));
+  uploader.addEventListener("session-expired", () => onSessionExpired());
+  return vault.purgeLeftovers();
 }
 
-async function main() {
+async function boot() {
+  translate();
+  document.title = t("app.title");
+  watchNetwork();
+  registerServiceWorker();
+  showScreen("screen-patient");
+  let session;
   try {
-    const session = await getJson("/api/v1/session");
-    if (!session.context_id) {
-      show("No patient selected", "Scan the wristband or pick a patient from the worklist.");
-      return;
-    }
-    const context = await getJson(`/api/v1/contexts/${encodeURIComponent(session.context_id)}`);
-    const p = context.patient;
-    const name = p.name ? `${p.name.family}, ${p.name.given}` : "(no name)";
-    const parts = [name, p.birth_date ? `born ${p.birth_date}` : "birth date unknown", `MRN ${p.id}`];
-    if (context.encounter && context.encounter.admission_id) {
-      parts.push(`visit ${context.encounter.admission_id}`);
-    }
-    show(parts.join(" · "));
+    session = await loadSession();
   } catch (error) {
-    show("Not signed in", error.message);
+    renderBanner(null);
+    say("patient-message", startError(error), "error");
+    return;
+  }
+  state.session = session;
+  setCsrfToken(session.csrf_token);
+  const purged = await openVault(session);
+  if (purged) say("site-message", t("patient.leftovers", { count: purged }), "warning");
+  if (!session.context_id) return choosePatient();
+  try {
+    const context = await loadContext(session.context_id);
+    openContext({ context_id: session.context_id, ...context }, false);
+  } catch (error) {
+    renderBanner(null);
+    say("patient-message", error.message, "error");
   }
 }
 
-main();
+function startError(error) {
+  if (error.status === 401) return t("patient.not_signed_in");
+  if (error.status === 0) return t("patient.unreachable");
+  return error.message;
+}
+
+function registerServiceWorker() {
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {}); // optional: offline shell
+}
+
+function watchNetwork() {
+  window.addEventListener("offline", () => say("net-status", t("app.offline"), "warning"));
+  window.addEventListener("online", () => {
+    say("net-status", t("app.online"), "info");
+    setTimeout(() => navigator.onLine && say("net-status", ""), 3000);
+  });
+  if (!navigator.onLine) say("net-status", t("app.offline"), "warning");
+  window.addEventListener("beforeunload", (event) => {
+    if ((uploader && uploader.unsent() > 0) || state.photos.length > 0) {
+      event.preventDefault();
+      event.returnValue = t("app.leave_warning");
+    }
+  });
+}
+
+// --- patient -------------------------------------------------------------------------------
+
+function choosePatient() {
+  renderBanner(null);
+  say("patient-message", t("patient.choose"), "info");
+  $("patient-choose").hidden = false;
+  renderWorklist(async (item) => {
+    try {
+      openContext(await claimWorkitem(item.uid), true);
+    } catch (error) {
+      say("patient-message", error.message, "error");
+    }
+  });
+}
+
+$("scan-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    openContext(await scanWristband($("scan-input").value.trim()), true);
+  } catch (error) {
+    say("patient-message", error.message, "error");
+  }
+});
+
+/** A patient is open: the banner shows them; a scanned or claimed one is confirmed first. */
+function openContext(context, confirm) {
+  state.context = context;
+  renderBanner(context);
+  $("patient-choose").hidden = true;
+  say("patient-message", "");
+  if (!confirm) return startSite();
+  $("patient-confirm").hidden = false;
+  showScreen("screen-patient");
+}
+
+$("patient-yes").addEventListener("click", () => {
+  $("patient-confirm").hidden = true;
+  startSite();
+});
+
+$("patient-no").addEventListener("click", async () => {
+  const wrong = state.context;
+  state.context = null;
+  $("patient-confirm").hidden = true;
+  if (wrong.workitem_uid) await unclaimWorkitem(wrong.context_id).catch(() => {});
+  $("scan-input").value = "";
+  choosePatient();
+});
+
+// --- site and details ----------------------------------------------------------------------
+
+function startSite() {
+  camera.stopLive();
+  picker.clearSearch();
+  picker.render();
+  showScreen("screen-site");
+}
+
+async function chooseSite(choice) {
+  try {
+    state.site = await describeSite(choice);
+  } catch (error) {
+    say("site-message", error instanceof ApiError && error.status === 404 ? t("site.unknown", { code: choice.code }) : error.message, "error");
+    return;
+  }
+  picker.remember(choice);
+  renderDetails(state.site);
+  showScreen("screen-details");
+  loadPriors();
+}
+
+async function loadPriors() {
+  const newest = await renderPriors(state.context.context_id, state.site);
+  camera.setOverlay(newest ? newest.preview_url : null);
+}
+
+for (const input of document.querySelectorAll('input[name="side"]')) {
+  input.addEventListener("change", () => {
+    state.site.laterality = input.value;
+    renderDetails(state.site);
+    loadPriors();
+  });
+}
+for (const input of document.querySelectorAll('input[name="sensitivity"]')) {
+  input.addEventListener("change", () => (state.site.sensitivity = input.value));
+}
+
+$("details-change").addEventListener("click", () => startSite());
+$("details-take").addEventListener("click", () => {
+  if (state.site.paired && !state.site.laterality) {
+    $("side-needed").hidden = false;
+    document.querySelector('input[name="side"]').focus();
+    return;
+  }
+  openCamera();
+});
+
+// --- camera and review ---------------------------------------------------------------------
+
+function openCamera() {
+  $("camera-site").textContent = siteTitle(state.site);
+  updateCount();
+  showScreen("screen-camera");
+}
+
+function updateCount() {
+  $("camera-count").textContent = t("camera.count", { count: state.photos.length });
+  $("camera-review").disabled = state.photos.length === 0;
+}
+
+async function addPhoto({ blob, filename }) {
+  const photo = {
+    id: crypto.randomUUID(),
+    blob,
+    filename,
+    thumb: await thumbnail(blob),
+    note: "",
+    view: "",
+    capturedAt: new Date().toISOString(),
+  };
+  if (state.retaking !== null) state.photos.splice(state.retaking, 1, photo);
+  else state.photos.push(photo);
+  state.retaking = null;
+  updateCount();
+  if (!camera.stream) openReview(); // from the phone's camera app: straight to review
+}
+
+function openReview() {
+  camera.stopLive();
+  $("review-site").textContent = siteTitle(state.site);
+  renderReview(state.photos, {
+    retake(photo) {
+      state.retaking = state.photos.indexOf(photo);
+      openCamera();
+    },
+    remove(photo) {
+      state.photos.splice(state.photos.indexOf(photo), 1);
+      openReview();
+    },
+  });
+  showScreen("screen-review");
+}
+
+$("camera-review").addEventListener("click", () => openReview());
+$("review-more").addEventListener("click", () => openCamera());
+$("review-send").addEventListener("click", () => sendAll());
+
+// --- sending -------------------------------------------------------------------------------
+
+async function sendAll() {
+  const site = state.site;
+  const title = siteTitle(site);
+  const photos = state.photos.splice(0);
+  showScreen("screen-send");
+  say("send-message", "");
+  for (const photo of photos) {
+    const meta = {
+      context_id: state.context.context_id,
+      body_site: site.code,
+      laterality: site.laterality,
+      sensitivity: site.sensitivity,
+      categories: site.categories,
+      note: photo.note.trim(),
+      view: photo.view.trim(),
+      captured_at: photo.capturedAt,
+      filename: photo.filename,
+    };
+    await vault.seal(photo.id, meta, photo.blob);
+    photo.blob = null; // from now on only the encrypted copy exists
+    sendList.add(photo, title);
+    uploader.add(photo.id);
+  }
+  updateCount();
+}
+
+function onUploadChange(change) {
+  sendList.update(change);
+  if (uploader.states.size && [...uploader.states.values()].every((s) => s.state === "verified")) {
+    say("send-message", t("send.all_done"), "success");
+  }
+}
+
+async function onConsentRequired(detail) {
+  if (await askConsent(state.context.context_id, detail)) uploader.resume();
+  else await uploader.discardQueued(t("consent.declined"));
+}
+
+async function onSessionExpired() {
+  await uploader.discardQueued(t("error.session_expired"));
+  await vault.purgeMine();
+  say("send-message", t("error.session_expired"), "error");
+  say("site-message", t("error.session_expired"), "error");
+}
+
+/** A claimed worklist encounter: COMPLETED once its photos are verified (the service finishes
+ * it by itself if some are still on their way), or given back when none were taken. A refusal
+ * (a photo failed) leaves it IN PROGRESS, where the worklist shows it to be followed up. */
+async function closeWorkitem(context) {
+  if (!context?.workitem_uid) return;
+  const taken = [...uploader.states.values()].some((s) => s.state !== "failed");
+  const path = taken ? paths.complete(context.context_id) : paths.unclaim(context.context_id);
+  await postJson(path, {}).catch(() => {});
+}
+
+$("send-more").addEventListener("click", () => openCamera());
+$("send-other").addEventListener("click", () => startSite());
+$("send-finish").addEventListener("click", () => finish());
+
+/** Sign out and leave nothing: the queue, the previews, the session cookie. */
+async function finish() {
+  if (uploader && uploader.unsent() > 0 && !window.confirm(t("finish.confirm"))) return;
+  camera.stopLive();
+  if (uploader) {
+    await uploader.discardQueued(t("finish.done"));
+    uploader.stop(); // photos the service already has go on to the archive without us
+  }
+  await closeWorkitem(state.context);
+  if (vault) await vault.purgeMine();
+  state.photos = [];
+  sendList.clear();
+  const signedOut = await postJson(paths.logout, {}).then(
+    () => true,
+    () => false,
+  );
+  setCsrfToken(null);
+  state.context = null;
+  renderBanner(null);
+  $("patient-choose").hidden = true;
+  showScreen("screen-patient");
+  say("patient-message", t(signedOut ? "finish.done" : "finish.offline"), signedOut ? "success" : "warning");
+}
+
+boot();

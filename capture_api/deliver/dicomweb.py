@@ -200,7 +200,7 @@ class DicomWebArchive:
         """
         candidates = [
             attrs
-            for attrs in self._patient_instances(patient_id, issuer)
+            for attrs in self._patient_instances(patient_id)
             if _text(attrs, _PATIENT_ID) == patient_id  # no wildcard surprises (PS3.4 C.2.2.2.4)
         ]
         candidates.sort(key=_acquired_sort_key, reverse=True)
@@ -220,11 +220,13 @@ class DicomWebArchive:
                 priors.append(prior)
         return priors
 
-    def _patient_instances(self, patient_id: str, issuer: str | None) -> list[dict[str, Any]]:
-        """All-instances search; if the server has none, studies then each study's instances."""
+    def _patient_instances(self, patient_id: str) -> list[dict[str, Any]]:
+        """All-instances search; if the server has none, studies then each study's instances.
+
+        The issuer is not a search key: Orthanc 1.10 matches nothing for an Issuer of Patient
+        ID with a space in it ("Sandbox General Hospital"), so ``find_priors`` checks it.
+        """
         keys = [("PatientID", patient_id), ("Modality", "XC")]
-        if issuer is not None:
-            keys.append(("IssuerOfPatientID", issuer))
         keys += [("includefield", tag) for tag in _PRIOR_FIELDS]
         found = self._search("/instances", keys)
         if found is not None:

@@ -1,0 +1,127 @@
+"""Offline and no residue: a photo waits encrypted in IndexedDB while the network is gone,
+is delivered exactly once when it returns, and is wiped as soon as the archive verifies it;
+leftovers of a page that is gone are purged on the next start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Dialog, Page, Route
+
+from tests.conftest import SAMPLES
+from tests.web.browser import Phone, requires_chromium
+from tests.web.stack import WebStack
+
+pytestmark = requires_chromium
+
+PHOTO_12MP = SAMPLES / "tests" / "42_IndexError.jpg"  # 4032x3024, 2.9 MB
+SKIN_OF_POSTERIOR_LOWER_LEG = "47224004"
+
+
+def _assert_sealed(record: dict[str, object], photo: Path) -> None:
+    """The stored photo is AES-GCM ciphertext (+16 byte tag), not the JPEG."""
+    sealed = record["photo"]
+    assert isinstance(sealed, dict)
+    data = sealed["data"]
+    assert isinstance(data, dict)
+    assert data["bytes"] == photo.stat().st_size + 16
+    assert data["head"] != photo.read_bytes()[:4].hex()  # not FFD8FFE1...
+    assert set(record) == {"id", "page", "session", "expires", "created", "photo", "info"}
+
+
+def _drop_before_the_service(route: Route, page: Page) -> None:
+    page.context.set_offline(True)
+    route.continue_()  # fails: the browser is offline now
+
+
+def _drop_the_answer(route: Route, page: Page) -> None:
+    route.fetch()  # the service stores the photo and answers 202 ...
+    page.context.set_offline(True)
+    route.abort("internetdisconnected")  # ... but the phone never hears it
+
+
+@pytest.mark.parametrize(
+    "drop",
+    [_drop_before_the_service, _drop_the_answer],
+    ids=["before-the-service-has-it", "after-the-service-has-it"],
+)
+def test_offline_during_upload_then_online_delivers_once_and_leaves_nothing(
+    stack: WebStack, nurse: Phone, drop: Callable[[Route, Page], None]
+) -> None:
+    nurse.launch(stack.launch_url("enc-smith-a"))
+    nurse.tap_region(SKIN_OF_POSTERIOR_LOWER_LEG, "L", view="back")
+    nurse.take_photo(PHOTO_12MP)
+    in_flight: list[Route] = []
+    nurse.page.route("**/api/v1/captures", lambda route: in_flight.append(route))  # held
+    nurse.send()
+    for _ in range(500):  # the route handler runs while Playwright waits
+        if in_flight:
+            break
+        nurse.page.wait_for_timeout(20)
+    assert nurse.states() == ["uploading"]
+    drop(in_flight[0], nurse.page)  # the network goes while the upload is under way
+    nurse.page.unroute("**/api/v1/captures")
+    nurse.wait_states("offline")
+    assert "Offline" in nurse.page.inner_text("#net-status")
+    (record,) = nurse.queued()
+    _assert_sealed(record, PHOTO_12MP)
+    nurse.shot("06-sending-offline")
+
+    nurse.page.context.set_offline(False)
+    nurse.wait_states("verified")
+    assert nurse.states() == ["verified"]
+    assert nurse.queued() == []  # wiped as soon as the archive showed it
+    (capture,) = nurse.captures()
+    assert capture["status"] == "verified" and capture["body_site"] == SKIN_OF_POSTERIOR_LOWER_LEG
+    assert stack.patient_sop_uids("100002").count(capture["sop_instance_uid"]) == 1  # once
+
+
+def _waiting_offline(stack: WebStack, nurse: Phone, side: str, photo: Path) -> None:
+    """A photo of the front of a lower leg, sent with no network: it waits in the queue."""
+    nurse.launch(stack.launch_url("enc-ngata"))
+    nurse.tap_region("25763004", side)
+    nurse.take_photo(photo)
+    nurse.page.context.set_offline(True)
+    nurse.send()
+    nurse.wait_states("offline")
+    assert len(nurse.queued()) == 1
+
+
+def test_leftovers_of_a_closed_page_are_purged_on_the_next_start(
+    stack: WebStack, nurse: Phone
+) -> None:
+    _waiting_offline(stack, nurse, "R", SAMPLES / "gps" / "DSCN0010.jpg")
+    # The tab is closed (or the phone killed it) before the network came back.
+    page = nurse.page.context.new_page()
+    nurse.page.close()
+    page.context.set_offline(False)
+    later = Phone(page)
+    later.launch(stack.launch_url("enc-ngata"))
+    assert "1 photo from an earlier session" in later.page.inner_text("#site-message")
+    assert later.queued() == []
+    assert later.errors == []
+
+
+def test_finishing_with_photos_still_waiting_asks_first_then_deletes_them(
+    stack: WebStack, nurse: Phone
+) -> None:
+    _waiting_offline(stack, nurse, "L", SAMPLES / "gps" / "DSCN0021.jpg")
+    asked: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    nurse.page.on("dialog", answer)
+    nurse.page.click("#send-finish")
+    nurse.page.wait_for_selector("#patient-message:not([hidden])")
+    assert asked == [
+        "Some photos have not been sent yet. Sign out and delete them from this phone?"
+    ]
+    assert "Nothing from this session is left on this phone" in nurse.page.inner_text(
+        "#patient-message"
+    )
+    assert nurse.queued() == []
+    nurse.page.context.set_offline(False)

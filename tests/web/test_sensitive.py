@@ -1,0 +1,108 @@
+"""Sensitive sites and wound-care comparison: the flag is suggested for sensitive sites, prior
+photos of the site are shown with sensitive ones blurred, and the latest prior is laid over
+the live camera."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageFilter
+from playwright.sync_api import Locator
+
+from tests.conftest import SAMPLES
+from tests.web.browser import Phone, requires_chromium
+from tests.web.stack import WebStack
+
+pytestmark = requires_chromium
+
+SKIN_OF_FACE = "73897004"
+SKIN_OF_BUTTOCK = "22180002"
+SKIN_OF_ANTERIOR_THIGH = "61248009"
+PHOTO = SAMPLES / "orientation" / "landscape_1.jpg"
+
+
+def _sharpness(jpeg: bytes) -> float:
+    """Mean absolute Laplacian of the grey image: high for a clear photo, low once blurred."""
+    grey = Image.open(io.BytesIO(jpeg)).convert("L")
+    edges = np.asarray(grey.filter(ImageFilter.FIND_EDGES), dtype=np.float64)
+    return float(edges[2:-2, 2:-2].mean())
+
+
+def _photograph(nurse: Phone, sensitivity: str) -> None:
+    """From the site screen: the left thigh, with this sensitivity, one photo, until verified."""
+    nurse.tap_region(SKIN_OF_ANTERIOR_THIGH, "L")
+    nurse.page.check(f'input[name="sensitivity"][value="{sensitivity}"]')
+    nurse.take_photo(PHOTO)
+    nurse.send()
+    nurse.wait_states("verified")
+    nurse.page.click("#send-other")
+    nurse.wait_screen("site")
+
+
+def test_sensitive_sites_suggest_the_flag(stack: WebStack, nurse: Phone) -> None:
+    nurse.launch(stack.launch_url("enc-smith-b"))
+    nurse.tap_region(SKIN_OF_FACE)
+    assert nurse.page.is_checked('input[name="sensitivity"][value="restricted"]')
+    notice = nurse.page.inner_text("#sensitivity-suggested")
+    assert "identifiable face" in notice
+    nurse.shot("08-sensitive-suggested")
+
+    nurse.page.click("#details-change")
+    nurse.tap_region(SKIN_OF_BUTTOCK, "L", view="back")
+    assert nurse.page.is_checked('input[name="sensitivity"][value="restricted"]')
+    assert nurse.page.is_visible("#sensitivity-suggested")
+
+    nurse.page.click("#details-change")
+    nurse.tap_region(SKIN_OF_ANTERIOR_THIGH, "R")
+    assert nurse.page.is_checked('input[name="sensitivity"][value="normal"]')
+    assert nurse.page.is_hidden("#sensitivity-suggested")
+
+
+def test_priors_of_sensitive_photos_are_blurred_and_the_latest_overlays_the_camera(
+    stack: WebStack, nurse: Phone
+) -> None:
+    nurse.launch(stack.launch_url("enc-smith-b"))
+    _photograph(nurse, "normal")
+    _photograph(nurse, "restricted")
+
+    nurse.tap_region(SKIN_OF_ANTERIOR_THIGH, "L")
+    priors = nurse.page.locator("#priors li")
+    priors.nth(1).locator("img").wait_for()
+    assert priors.count() == 2
+    newest, oldest = priors.nth(0), priors.nth(1)  # shown newest first
+    assert newest.get_attribute("data-blurred") == "true"
+    assert oldest.get_attribute("data-blurred") == "false"
+    assert "blurred" in (newest.locator("img").get_attribute("alt") or "")
+    loaded = "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+    nurse.page.wait_for_function(f"() => ({loaded})([...document.querySelectorAll('#priors img')])")
+    nurse.page.evaluate("document.querySelector('#priors').scrollIntoView({block: 'center'})")
+    nurse.shot("09-priors-blurred")
+    clear = _sharpness(nurse.page.request.get(_image_url(oldest)).body())
+    blurred = _sharpness(nurse.page.request.get(_image_url(newest)).body())
+    assert blurred < clear / 3, (blurred, clear)
+
+    # The live camera with the latest prior (the restricted one: blurred too) over it.
+    nurse.page.click("#details-take")
+    nurse.wait_screen("camera")
+    nurse.page.click("#live-start")
+    nurse.page.wait_for_function("() => document.querySelector('#live-video').videoWidth > 0")
+    overlay = nurse.page.locator("#live-overlay")
+    assert overlay.is_visible()
+    assert "size=1024" in (overlay.get_attribute("src") or "")
+    assert "/timeline/" in (overlay.get_attribute("src") or "")
+    assert overlay.evaluate("img => getComputedStyle(img).opacity") == "0.4"
+    nurse.page.fill("#overlay-opacity", "60")
+    assert overlay.evaluate("img => getComputedStyle(img).opacity") == "0.6"
+    nurse.shot("10-live-overlay")
+    nurse.page.click("#live-shutter")
+    nurse.wait_text("#camera-count", "1 photo taken")
+    nurse.page.click("#camera-review")
+    nurse.wait_screen("review")
+    assert nurse.page.locator("#review-list canvas").count() == 1
+    assert nurse.page.evaluate("() => document.querySelector('#live-video').srcObject") is None
+
+
+def _image_url(item: Locator) -> str:
+    origin = "/".join(item.page.url.split("/")[:3])
+    return origin + (item.locator("img").get_attribute("src") or "")

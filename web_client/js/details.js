@@ -1,0 +1,87 @@
+// The chosen site before the camera: its coded name, the side, who may see the photos (the
+// service suggests "restricted" for sensitive sites: genitals, breast, buttocks, face...), and
+// the patient's earlier photos of the same site. Restricted priors arrive blurred from the
+// server; very restricted ones are never listed.
+
+import { t } from "../i18n/en.js";
+import { $, clear, el } from "./dom.js";
+import { getJson, paths } from "./api.js";
+
+/** "20261102091530.250+0100" (DICOM DT) -> "2026-11-02". */
+export function dicomDate(value) {
+  const m = /^(\d{4})(\d{2})(\d{2})/.exec(value || "");
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : t("priors.date_unknown");
+}
+
+function checkRadio(name, value) {
+  for (const input of document.querySelectorAll(`input[name="${name}"]`)) {
+    input.checked = input.value === value;
+  }
+}
+
+/** Site details from the service + what was tapped or searched: the state of the next photos. */
+export async function describeSite(choice) {
+  const site = await getJson(paths.site(choice.code));
+  const suggested = site.suggested_sensitivity;
+  return {
+    code: site.code,
+    meaning: site.meaning,
+    label: choice.label,
+    paired: site.paired,
+    laterality: site.paired ? choice.laterality : null,
+    sensitivity: suggested ? suggested.level : "normal",
+    categories: suggested ? suggested.categories : [],
+    suggested,
+  };
+}
+
+export function siteTitle(site) {
+  const side = site.laterality ? ` (${t(`side.${site.laterality}`)})` : "";
+  return `${site.meaning}${side}`;
+}
+
+/** Fill the details screen for `site`; radio changes are written back into `site`. */
+export function renderDetails(site) {
+  $("details-site").textContent = siteTitle(site);
+  $("side-box").hidden = !site.paired;
+  $("side-needed").hidden = !(site.paired && !site.laterality);
+  checkRadio("side", site.laterality || "");
+  checkRadio("sensitivity", site.sensitivity);
+  const note = $("sensitivity-suggested");
+  if (site.suggested) {
+    const why = site.suggested.categories.map((c) => {
+      const key = `sensitivity.category.${c}`;
+      return t(key) === key ? t("sensitivity.category.other") : t(key);
+    });
+    note.textContent = t("sensitivity.suggested", {
+      why: why.length ? why.join(", ") : t("sensitivity.category.other"),
+    });
+  }
+  note.hidden = !site.suggested;
+}
+
+/** The patient's earlier photos of this site (and side); returns the newest (the overlay). */
+export async function renderPriors(contextId, site) {
+  const list = clear($("priors"));
+  $("priors-message").textContent = "";
+  let timeline;
+  try {
+    timeline = await getJson(paths.timeline(contextId, site.code, site.laterality));
+  } catch (error) {
+    $("priors-message").textContent = t("priors.error", { detail: error.message });
+    return null;
+  }
+  const items = timeline.items;
+  if (items.length === 0) $("priors-message").textContent = t("priors.none");
+  for (const item of [...items].reverse()) {
+    const date = dicomDate(item.acquired);
+    const alt = item.blurred
+      ? `${t("priors.item", { date })}: ${t("priors.blurred")}`
+      : t("priors.item", { date });
+    const image = el("img", { src: item.thumbnail_url, alt, loading: "lazy", decoding: "async" });
+    const caption = el("figcaption", {}, item.blurred ? `${date} · ${t("priors.blurred")}` : date);
+    const figure = el("figure", { class: item.blurred ? "blurred" : null }, image, caption);
+    list.append(el("li", { dataset: { blurred: String(item.blurred), sop: item.sop_instance_uid } }, figure));
+  }
+  return items.length ? items[items.length - 1] : null;
+}

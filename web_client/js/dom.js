@@ -1,0 +1,59 @@
+// Small DOM helpers. Text always goes in as textContent (never innerHTML): names and server
+// messages are data, and the page's CSP forbids inline script anyway.
+
+import { t } from "../i18n/en.js";
+
+export const $ = (id) => document.getElementById(id);
+
+/** el("button", {class: "x", onclick: fn, "aria-label": "…"}, "text", childNode, …) */
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Fill every [data-i18n] / [data-i18n-aria] / [data-i18n-placeholder] below `root`. */
+export function translate(root = document) {
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of root.querySelectorAll("[data-i18n-aria]")) {
+    node.setAttribute("aria-label", t(node.dataset.i18nAria));
+  }
+  for (const node of root.querySelectorAll("[data-i18n-placeholder]")) {
+    node.setAttribute("placeholder", t(node.dataset.i18nPlaceholder));
+  }
+}
+
+/** Show one screen (a <section class="screen">), hide the others, move focus to its heading. */
+export function showScreen(id) {
+  for (const screen of document.querySelectorAll("section.screen")) {
+    screen.hidden = screen.id !== id;
+  }
+  const heading = $(id).querySelector("h1, h2");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: false });
+  }
+  document.body.dataset.screen = id;
+}
+
+/** A message in a live region (role=status or role=alert) that screen readers announce. */
+export function say(id, text, kind = "info") {
+  const node = $(id);
+  node.textContent = text || "";
+  node.dataset.kind = kind;
+  node.hidden = !text;
+}
+
+export function clear(node) {
+  while (node.firstChild) node.firstChild.remove();
+  return node;
+}
