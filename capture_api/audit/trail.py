@@ -1,26 +1,67 @@
-"""Append-only audit events for PHI access and refusals.
+"""Append-only audit events for PHI access and change: the one way rows enter the trail.
 
-This release records the safety-relevant events (launches, scans, refused wrong-patient
-captures); the full IHE BALP / FHIR AuditEvent trail with export and syslog forwarding builds
-on this table. Rows are only ever inserted; nothing in capture updates or deletes them.
+Two kinds of callers:
+
+* ``capture_api.audit.middleware`` records every PHI request (route, method, status, actor,
+  the patient it concerned) through ``append``;
+* domain code records what happens outside a request, or a decision inside one, through
+  ``record`` (launch, scan, wrong-patient refusals, STOW, verification, spool purge, EHR
+  notification, and task C's break-the-glass unblur and consent with a purpose of use).
+
+Rows are only ever inserted; the database refuses UPDATE and DELETE (migration 0006). Writing
+never breaks the caller: a failed insert is logged without PHI and counted
+(``failed_writes``), and the request or worker goes on. After the insert the row is handed to
+the syslog forwarder, if one is configured (``capture_api.audit.forwarding``).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+import logging
+import threading
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 
-from capture_api.store.db import session
-from capture_api.store.records import AuditEventRecord
+from capture_api.audit import events, forwarding
+from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
+from capture_api.audit.source import this_host
+from capture_api.audit.subjects import Subject, subject_of
+from capture_api.store.records import AuditEventRecord, CaptureRecord, NotificationRecord
+
+log = logging.getLogger("capture.audit")
+
+__all__ = [
+    "OUTCOME_CODES",
+    "Outcome",
+    "Purpose",
+    "append",
+    "failed_writes",
+    "record",
+    "record_capture",
+    "record_notification",
+]
+
+DETAIL_LIMIT = 1000
 
 
-class Outcome(StrEnum):
-    """FHIR AuditEvent.outcome-ish: 0 success, 4 minor failure (refused), 8 serious failure."""
+class _Counter:
+    """A thread-safe count of audit rows that could not be written."""
 
-    SUCCESS = "success"
-    REFUSED = "refused"
-    FAILED = "failed"
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+_failed = _Counter()
+_NODE = this_host()
+
+
+def failed_writes() -> int:
+    """How many audit rows this process could not write (for metrics and alerts)."""
+    return _failed.value
 
 
 def record(
@@ -32,16 +73,107 @@ def record(
     session_id: str | None = None,
     patient: str | None = None,
     detail: str | None = None,
-) -> None:
-    """Append one event. ``patient`` is the MRN the event concerns (the trail is PHI)."""
-    event = AuditEventRecord(
+    purpose: str | None = None,
+    context_id: str | None = None,
+    capture_id: str | None = None,
+    sop_instance_uid: str | None = None,
+    peer: str | None = None,
+) -> AuditEventRecord | None:
+    """Append one domain event; returns the stored row (None if it could not be written).
+
+    ``patient`` is the MRN the event concerns (the trail is PHI); when it is not given it is
+    resolved from ``context_id`` or ``capture_id`` (which also give its issuer). ``purpose``
+    is a ``Purpose`` code (e.g. ``Purpose.ETREAT`` with the clinician's reason in ``detail``
+    for break-the-glass).
+    ``peer`` is the system the event involved (archive or EHR base URL).
+    """
+    subject = Subject(context_id=context_id, capture_id=capture_id)
+    if context_id or capture_id:
+        try:
+            subject = subject_of(engine, context_id=context_id, capture_id=capture_id)
+        except Exception as exc:
+            log.warning("audit subject not resolved (%s)", type(exc).__name__)
+    same_patient = patient is None or patient == subject.patient
+    row = AuditEventRecord(
         action=action,
-        outcome=outcome.value,
+        outcome=Outcome(outcome).value,
         actor=actor,
         session_id=session_id,
-        patient=patient,
-        detail=(detail or "")[:1000] or None,
+        patient=patient or subject.patient,
+        patient_issuer=subject.patient_issuer if same_patient else None,
+        detail=detail,
+        purpose=purpose,
+        context_id=subject.context_id,
+        capture_id=subject.capture_id,
+        sop_instance_uid=sop_instance_uid or subject.sop_instance_uid,
+        study_uid=subject.study_uid,
+        peer=peer,
     )
-    with session(engine) as s:
-        s.add(event)
-        s.commit()
+    return append(engine, row)
+
+
+def record_capture(
+    engine: Engine,
+    action: str,
+    outcome: Outcome,
+    capture: CaptureRecord,
+    *,
+    detail: str | None = None,
+    peer: str | None = None,
+) -> AuditEventRecord | None:
+    """A worker's event about one capture (STOW, verification, spool purge, notification)."""
+    return record(
+        engine,
+        action,
+        outcome,
+        capture_id=capture.id,
+        context_id=capture.context_id,
+        sop_instance_uid=capture.sop_instance_uid,
+        detail=detail,
+        peer=peer,
+    )
+
+
+def record_notification(
+    engine: Engine,
+    notification: NotificationRecord,
+    outcome: Outcome,
+    reason: str | None = None,
+) -> AuditEventRecord | None:
+    """The EHR notification worker's event: a FHIR resource created in the EHR, or refused."""
+    detail = notification.resource_type + (f": {reason}" if reason else "")
+    return record(
+        engine,
+        "notify",
+        outcome,
+        capture_id=notification.capture_id,
+        detail=detail,
+        peer=notification.iss,
+    )
+
+
+def append(engine: Engine, row: AuditEventRecord) -> AuditEventRecord | None:
+    """Complete the row's codes, insert it, and hand it to the forwarder; never raises."""
+    kind = events.kind_of(row.action)
+    row.balp_action = row.balp_action or events.balp_action(row.action, row.method).value
+    row.event_code = row.event_code or kind.event_id.value
+    if row.event_type is None and kind.event_type is not None:
+        row.event_type = kind.event_type.value
+    row.detail = (row.detail or "")[:DETAIL_LIMIT] or None
+    row.node = row.node or _NODE
+    # PostgreSQL refuses NUL in text; a refused request may quote one (a hostile id or query).
+    values = {
+        key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+        for key, value in row.model_dump(exclude={"id"}).items()
+    }
+    try:  # a Core insert: the ORM's unit of work costs more CPU than the row is worth
+        with engine.begin() as connection:
+            result = connection.execute(insert(AuditEventRecord), values)
+            primary_key = result.inserted_primary_key
+            row.id = int(primary_key[0]) if primary_key else None
+    except Exception as exc:
+        _failed.add()
+        log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)
+        return None
+    forwarding.forward(engine, row)
+    return row

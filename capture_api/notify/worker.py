@@ -30,6 +30,7 @@ from sqlalchemy import Engine, exists
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from capture_api.audit import trail as audit
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.context.smart import LaunchError, find_registration
 from capture_api.deliver.outbox import OutboxPolicy
@@ -225,6 +226,7 @@ class NotifyWorker(LeasedWorker):
                 resource_id=result.resource_id,
                 reason=None,
             )
+            audit.record_notification(self.engine, row, audit.Outcome.SUCCESS)
         elif result.outcome is Outcome.PERMANENT:
             self._fail(row, owner, result.reason or "the EHR refused the resource")
         elif result.outcome is Outcome.UNAUTHORIZED:
@@ -260,6 +262,7 @@ class NotifyWorker(LeasedWorker):
     def _fail(self, row: NotificationRecord, owner: str, reason: str) -> None:
         log.warning("EHR notification failed: %s for capture %s", row.resource_type, row.capture_id)
         self._save(row.id, owner, status=NotificationStatus.FAILED.value, reason=reason)
+        audit.record_notification(self.engine, row, audit.Outcome.FAILED, reason)
 
     def _retry(self, row: NotificationRecord, owner: str, error: str) -> None:
         log.warning("EHR unavailable, will retry notification (attempt %d)", row.attempts + 1)

@@ -1,0 +1,319 @@
+"""Record every PHI request in the audit trail, centrally, after its response has been sent.
+
+A pure ASGI middleware (outermost, so a 401/403/413/429 from the security layers is recorded
+too). For an audited request (``capture_api.audit.audited_routes``) it notes, while the
+request runs, only what costs nothing: status, a JSON answer's ids (bodies up to 64 KiB),
+Set-Cookie. Once the last byte of the response is out, it writes one row in a worker thread:
+
+* action (named by the route), BALP action (by method), outcome (2xx/3xx success, 4xx minor
+  failure 4, 5xx serious failure 8), the route template and status;
+* actor: the session's fhirUser (EHR mode), ``integration`` (no EHR registered: the trusted
+  integration caller), or nobody (a request without a session in EHR mode);
+* the patient (MRN and issuer) from the context the request concerned: the path's
+  ``context_id``, the capture's context, the ``context_id`` query parameter, or the ids in
+  the JSON answer (a new context or capture); for sign-in, the session's own context;
+* client address, a hash of the user agent, and the X-Request-Id (taken from the request
+  when it sends a sane one, else made; returned in the response so a complaint can be traced).
+
+Uploads are not slowed: the row is written after the 202 has been sent, and the photo body
+is never looked at. A failed write is logged without PHI and counted (``trail.failed_writes``);
+the request has already succeeded by then.
+
+The middleware also starts and stops syslog forwarding with the app (lifespan).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from capture_api.audit import forwarding, trail
+from capture_api.audit.audited_routes import UNMATCHED, action_for, is_audited, route_template
+from capture_api.audit.events import Outcome
+from capture_api.audit.fhir_audit import INTEGRATION_ACTOR
+from capture_api.audit.subjects import Subject, subject_of
+from capture_api.config import Settings
+from capture_api.context.sessions import COOKIE_NAME, session_id
+from capture_api.store.db import session as db_session
+from capture_api.store.records import AuditEventRecord, UserSession
+
+log = logging.getLogger("capture.audit")
+
+JSON_LIMIT = 64 * 1024
+WRITER_THREADS = 4
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ID_FIELDS = ("context_id", "capture_id", "sop_instance_uid")
+_SESSION_CONTEXT_ACTIONS = ("login", "logout", "session")
+
+
+@dataclass
+class _Exchange:
+    """What one request and its response told us (no bodies kept but small JSON answers)."""
+
+    method: str
+    request_id: str
+    client_ip: str | None
+    user_agent_hash: str | None
+    cookie_session: str | None
+    query: dict[str, list[str]]
+    status: int | None = None
+    set_cookie_session: str | None = None
+    json_body: bytearray = field(default_factory=bytearray)
+    json_ok: bool = False
+
+
+class AuditMiddleware:
+    """Audit every PHI request; forward the trail to syslog while the app runs."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.ehr_mode = bool(settings.ehrs)
+        self._writers: anyio.CapacityLimiter | None = None  # made in the event loop
+        forwarding.attach(settings)  # before the lifespan: the outbox may record at start-up
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
+        if scope["type"] != "http" or not is_audited(scope["path"], scope["method"]):
+            await self.app(scope, receive, send)
+            return
+        exchange = _begin(scope)
+        actor_before = None
+        if scope["path"] == "/logout" and exchange.cookie_session:
+            # the session row is gone once the request ran: read its user first
+            actor_before = await anyio.to_thread.run_sync(
+                _session_row, _engine(scope), exchange.cookie_session
+            )
+
+        async def observe(message: Message) -> None:
+            _observe(exchange, message)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observe)
+        except Exception:
+            exchange.status = exchange.status or 500
+            await self._record(scope, exchange, actor_before)
+            raise
+        await self._record(scope, exchange, actor_before)
+
+    def _lifespan_send(self, send: Send) -> Send:
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete" and not forwarding.is_attached(
+                self.settings
+            ):
+                forwarding.attach(self.settings)  # a second lifespan of the same app
+            if message["type"] == "lifespan.shutdown.complete":
+                await anyio.to_thread.run_sync(forwarding.detach, self.settings)
+            await send(message)
+
+        return wrapped
+
+    async def _record(
+        self, scope: Scope, exchange: _Exchange, actor_before: UserSession | None
+    ) -> None:
+        engine = _engine(scope)
+        if engine is None:
+            return
+        if self._writers is None:  # own limiter: audit writes take none of the routes' tokens
+            self._writers = anyio.CapacityLimiter(WRITER_THREADS)
+        try:
+            await anyio.to_thread.run_sync(
+                self._write, engine, scope, exchange, actor_before, limiter=self._writers
+            )
+        except Exception as exc:  # the response is out: never turn it into an error now
+            log.error("audit event for a request not recorded (%s)", type(exc).__name__)
+
+    def _write(
+        self,
+        engine: Engine,
+        scope: Scope,
+        exchange: _Exchange,
+        actor_before: UserSession | None,
+    ) -> None:
+        template = route_template(scope)
+        action = action_for(template) if template else "api"
+        sid = exchange.set_cookie_session or exchange.cookie_session
+        user = actor_before or (_session_row(engine, sid) if sid else None)
+        ids = _ids(scope, exchange)
+        if not ids.get("context_id") and user and action in _SESSION_CONTEXT_ACTIONS:
+            ids["context_id"] = user.context_id
+        subject = _subject(engine, ids, exchange)
+        status = exchange.status or 500
+        row = AuditEventRecord(
+            action=action,
+            outcome=_outcome(status).value,
+            actor=_actor(user, self.ehr_mode),
+            session_id=user.id if user else None,
+            patient=subject.patient,
+            patient_issuer=subject.patient_issuer,
+            context_id=subject.context_id,
+            capture_id=subject.capture_id,
+            sop_instance_uid=ids.get("sop_instance_uid") or subject.sop_instance_uid,
+            study_uid=subject.study_uid,
+            method=exchange.method,
+            route=template or UNMATCHED,
+            http_status=status,
+            client_ip=exchange.client_ip,
+            user_agent_hash=exchange.user_agent_hash,
+            request_id=exchange.request_id,
+            detail=_query_text(exchange) if action == "audit-export" else None,
+        )
+        trail.append(engine, row)
+
+
+# --- while the request runs (no I/O) --------------------------------------------------------------
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _cookie(header: str | None) -> str | None:
+    if not header:
+        return None
+    try:
+        jar = SimpleCookie(header)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE_NAME)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def _begin(scope: Scope) -> _Exchange:
+    request_id = _header(scope, b"x-request-id")
+    if request_id is None or not _REQUEST_ID.match(request_id):
+        request_id = uuid.uuid4().hex
+    agent = _header(scope, b"user-agent")
+    cookie = _cookie(_header(scope, b"cookie"))
+    client = scope.get("client")
+    query = parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
+    return _Exchange(
+        method=str(scope["method"]).upper(),
+        request_id=request_id,
+        client_ip=str(client[0])[:64] if client else None,
+        user_agent_hash=hashlib.sha256(agent.encode()).hexdigest()[:16] if agent else None,
+        cookie_session=session_id(cookie) if cookie else None,
+        query=query,
+    )
+
+
+def _observe(exchange: _Exchange, message: Message) -> None:
+    """Note the status, a new session cookie and a small JSON answer; tag the request id."""
+    if message["type"] == "http.response.start":
+        exchange.status = int(message["status"])
+        headers = list(message.get("headers") or [])
+        for name, value in headers:
+            lowered = bytes(name).lower()
+            if lowered == b"content-type":
+                media = bytes(value).split(b";")[0].strip().lower()
+                exchange.json_ok = media == b"application/json" and exchange.status < 300
+            elif lowered == b"set-cookie":
+                new = _cookie(bytes(value).decode("latin-1"))
+                if new:
+                    exchange.set_cookie_session = session_id(new)
+        if not any(bytes(n).lower() == b"x-request-id" for n, _ in headers):
+            headers.append((b"x-request-id", exchange.request_id.encode("ascii")))
+            message["headers"] = headers
+    elif message["type"] == "http.response.body" and exchange.json_ok:
+        body = bytes(message.get("body", b""))
+        if len(exchange.json_body) + len(body) > JSON_LIMIT:
+            exchange.json_ok = False  # too large to be a single context or capture: skip
+            exchange.json_body.clear()
+        else:
+            exchange.json_body += body
+
+
+# --- after the response (in a worker thread) -----------------------------------------------------
+
+
+def _engine(scope: Scope) -> Engine | None:
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    engine = getattr(runtime, "engine", None)
+    return engine if isinstance(engine, Engine) else None
+
+
+def _session_row(engine: Engine | None, sid: str) -> UserSession | None:
+    """The session (for its user), or None; never raises (the request must go on)."""
+    if engine is None:
+        return None
+    try:
+        with db_session(engine) as s:
+            return s.get(UserSession, sid)
+    except Exception as exc:
+        log.error("audit: session not read (%s)", type(exc).__name__)
+        return None
+
+
+def _actor(user: UserSession | None, ehr_mode: bool) -> str | None:
+    if user is not None:
+        return user.fhir_user or f"session {user.id[:12]}"
+    return None if ehr_mode else INTEGRATION_ACTOR
+
+
+def _outcome(status: int) -> Outcome:
+    if status >= 500:
+        return Outcome.FAILED
+    return Outcome.REFUSED if status >= 400 else Outcome.SUCCESS
+
+
+def _ids(scope: Scope, exchange: _Exchange) -> dict[str, str | None]:
+    """context/capture/SOP ids from the path, the query, else the JSON answer."""
+    params = scope.get("path_params") or {}
+    ids: dict[str, str | None] = {k: _text(params.get(k)) for k in _ID_FIELDS}
+    if not ids["context_id"] and exchange.query.get("context_id"):
+        ids["context_id"] = _text(exchange.query["context_id"][0][:64])
+    answer = _json(exchange)
+    for key in _ID_FIELDS:
+        ids[key] = ids[key] or _text(answer.get(key))
+    return ids
+
+
+def _json(exchange: _Exchange) -> dict[str, Any]:
+    if not exchange.json_ok or not exchange.json_body:
+        return {}
+    try:
+        parsed = json.loads(bytes(exchange.json_body))
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    """An id as the trail keeps it: text, no control characters (a database refuses NUL)."""
+    if not isinstance(value, str | int):
+        return None
+    cleaned = "".join(c for c in str(value) if c.isprintable())[:128]
+    return cleaned or None
+
+
+def _subject(engine: Engine, ids: dict[str, str | None], exchange: _Exchange) -> Subject:
+    context_id, capture_id = ids.get("context_id"), ids.get("capture_id")
+    if context_id or capture_id:
+        return subject_of(engine, context_id=context_id, capture_id=capture_id)
+    patient = _json(exchange).get("patient")
+    if isinstance(patient, dict) and isinstance(patient.get("id"), str):
+        return Subject(patient=patient["id"][:64])  # e.g. a worklist claim's answer
+    return Subject()
+
+
+def _query_text(exchange: _Exchange) -> str | None:
+    """The export's filters, kept as the query of the audit-export event (A.5.3 Query)."""
+    pairs = [f"{k}={v}" for k, values in sorted(exchange.query.items()) for v in values]
+    return "&".join(pairs)[:1000] or None

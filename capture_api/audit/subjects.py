@@ -1,0 +1,100 @@
+"""Whose data an event touched: the patient (MRN and issuer) behind a context or a capture.
+
+The trail stores the MRN and issuer as DICOM carries them (Patient ID, Issuer of Patient ID),
+resolved from the context the event names, so an auditor can ask "who saw this patient's
+photos" with one filter. Names and birth dates are never copied into the trail.
+
+A context's patient never changes once it is created, and neither does a capture's context
+and SOP Instance UID once it is encoded, so resolved subjects are kept in a small per-process
+cache: a clinician's visit reads the same context dozens of times, and each request's audit
+row would otherwise cost a database read.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from capture_api.context.schemas import PatientIn
+from capture_api.store.db import session
+from capture_api.store.records import CaptureRecord, ContextRecord
+
+CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The patient and the objects an event concerns (any may be unknown)."""
+
+    patient: str | None = None
+    patient_issuer: str | None = None
+    context_id: str | None = None
+    capture_id: str | None = None
+    sop_instance_uid: str | None = None
+    study_uid: str | None = None
+
+
+def issuer_text(patient: PatientIn) -> str | None:
+    """The issuer as one string: its universal id (OID/URI), else its local namespace."""
+    if patient.issuer is None:
+        return None
+    return patient.issuer.universal_id or patient.issuer.namespace
+
+
+class _Cache:
+    """A thread-safe LRU of resolved (immutable) subjects."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str, str], Subject] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Subject | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, str, str], subject: Subject) -> None:
+        with self._lock:
+            self._items[key] = subject
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_cache = _Cache(CACHE_SIZE)
+
+
+def subject_of(
+    engine: Engine, *, context_id: str | None = None, capture_id: str | None = None
+) -> Subject:
+    """Resolve the patient of a capture (through its context) or of a context."""
+    kind = "capture" if capture_id else "context"
+    key = (engine.url.render_as_string(hide_password=True), kind, capture_id or context_id or "")
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    with session(engine) as s:
+        capture = s.get(CaptureRecord, capture_id) if capture_id else None
+        if capture is not None:
+            context_id = capture.context_id
+        context = s.get(ContextRecord, context_id) if context_id else None
+    if context is None:
+        return Subject(context_id=context_id, capture_id=capture_id)
+    patient = PatientIn.model_validate_json(context.patient_json)
+    subject = Subject(
+        patient=patient.id,
+        patient_issuer=issuer_text(patient),
+        context_id=context.id,
+        capture_id=capture.id if capture else capture_id,
+        sop_instance_uid=capture.sop_instance_uid if capture else None,
+        study_uid=capture.study_uid if capture else context.study_uid,
+    )
+    if capture is None or capture.sop_instance_uid:  # a capture's UID is final once encoded
+        _cache.put(key, subject)
+    return subject
