@@ -5,12 +5,16 @@ Endpoints (http://hl7.org/fhir/smart-app-launch/STU2.2):
 * ``GET /fhir/.well-known/smart-configuration`` -- discovery (conformance.html), always JSON.
 * ``GET /`` -- the "EHR": today's encounters, each with a *Launch capture* button
   (``/ehr/launch/{encounter}`` makes a launch id and sends the browser to the app's launch URL
-  with ``iss`` and ``launch``: app-launch.html "EHR Launch").
+  with ``iss`` and ``launch``: app-launch.html "EHR Launch"). ``?user=prac-vera`` (links on the
+  page) chooses who is signed in: Nurse Nina (default, clinician), Dr Vera Okafor
+  (clinician + sensitive-viewer) or Otto Berg (auditor); without it the user is
+  ``state.extra["sandbox_user"]`` (tests), else Nurse Nina.
 * ``GET /auth/authorize`` -- authorization endpoint. Checks client_id, exact redirect_uri,
   ``response_type=code``, ``aud`` = the FHIR base (refused with 400 otherwise), PKCE S256 only
   (``plain`` is refused, as the spec requires), ``state``. EHR launch: context from the launch
-  id. Standalone with ``launch/patient``: an HTML patient picker. The sandbox's user is always
-  Nurse Nina (``Practitioner/prac-nina``) and consent is automatic.
+  id. Standalone with ``launch/patient``: an HTML patient picker. The user is the one the
+  launch was made for (standalone: ``state.extra["sandbox_user"]``, default Nurse Nina,
+  ``Practitioner/prac-nina``) and consent is automatic.
 * ``POST /auth/token`` -- ``authorization_code`` (single-use codes, 60 s, PKCE S256 verified,
   redirect_uri must match) and ``refresh_token``. Client authentication per registration:
   public (``client_id`` in the body), ``client_secret_basic``, or ``private_key_jwt`` (RS384 /
@@ -22,7 +26,9 @@ Endpoints (http://hl7.org/fhir/smart-app-launch/STU2.2):
   (backend-services.html): confidential clients only (client_secret_basic or private_key_jwt),
   ``system/`` scopes granted as requested, no refresh token, no launch context; tokens live
   ``backend_token_ttl`` seconds (default 300); ``backend_tokens_issued`` counts them per client.
-* ``GET /auth/jwks`` -- the sandbox's public key; id_tokens are RS256 (OIDC default).
+* ``GET /auth/jwks`` -- the sandbox's public key; id_tokens are RS256 (OIDC default). The
+  id_token carries ``fhirUser`` and ``capture_roles`` (the user's capture roles, a JSON list:
+  ``data.CAPTURE_ROLES``), as a hospital identity provider configured for capture would.
 
 Test knobs in ``state.extra``: ``token_ttl`` (seconds, default 3600), ``smart_grant_v1``
 (answer with v1 ``.read`` scopes), ``smart_faults`` (a set: ``id_token_bad_signature``,
@@ -48,6 +54,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from joserfc import errors as jose_errors
 from joserfc import jwk, jws, jwt
 
+from ehr_sandbox import data
 from ehr_sandbox.state import SandboxState
 from ehr_sandbox.tokens import TokenInfo
 
@@ -145,7 +152,9 @@ def revoke_refresh_tokens(state: SandboxState) -> None:
         store["smart_refresh"].clear()
 
 
-def create_launch(state: SandboxState, encounter_id: str) -> str:
+def create_launch(
+    state: SandboxState, encounter_id: str, practitioner: str = PRACTITIONER_ID
+) -> str:
     """A launch id binding patient + encounter + user (app-launch.html "EHR Launch")."""
     store = _store(state)
     encounter = state.encounters[encounter_id]
@@ -155,7 +164,7 @@ def create_launch(state: SandboxState, encounter_id: str) -> str:
         store["smart_launches"][launch_id] = {
             "patient": patient,
             "encounter": encounter_id,
-            "practitioner": PRACTITIONER_ID,
+            "practitioner": practitioner,
             "expires": time.time() + LAUNCH_TTL,
         }
     return launch_id
@@ -198,8 +207,8 @@ def router(state: SandboxState) -> APIRouter:
     lock: threading.Lock = store["smart_lock"]
     token_url = f"{state.base_url}/auth/token"
 
-    def fhir_user() -> str:
-        return f"{state.fhir_base}/Practitioner/{PRACTITIONER_ID}"
+    def fhir_user(practitioner: str) -> str:
+        return f"{state.fhir_base}/Practitioner/{practitioner}"
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -238,7 +247,16 @@ def router(state: SandboxState) -> APIRouter:
     # --- the "EHR" -----------------------------------------------------------------------------
 
     @api.get("/", response_class=HTMLResponse)
-    def ehr_page() -> HTMLResponse:
+    def ehr_page(user: str | None = None) -> HTMLResponse:
+        user = user or signed_in_user()
+        if user not in data.PRACTITIONERS:
+            return HTMLResponse("unknown user", status_code=404)
+        who = html.escape(_display(user))
+        choices = " | ".join(
+            f"<a href='/?{urlencode({'user': pid})}'>{html.escape(_display(pid))}</a>"
+            for pid in data.PRACTITIONERS
+            if pid != user
+        )
         rows = []
         for eid, encounter in state.encounters.items():
             pid = str(encounter["subject"]["reference"]).removeprefix("Patient/")
@@ -248,21 +266,25 @@ def router(state: SandboxState) -> APIRouter:
             where = encounter.get("location", [{}])[0].get("location", {}).get("display", "")
             rows.append(
                 f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(where))}</td>"
-                f"<td><a href='/ehr/launch/{html.escape(eid)}'>Launch capture</a></td></tr>"
+                f"<td><a href='/ehr/launch/{html.escape(eid)}?{urlencode({'user': user})}'>"
+                "Launch capture</a></td></tr>"
             )
         standalone = html.escape(f"{state.app_launch_url}?{urlencode({'iss': state.fhir_base})}")
         return HTMLResponse(
             "<!doctype html><html><head><meta charset=utf-8><title>Sandbox EHR</title></head>"
-            "<body><h1>Sandbox EHR (synthetic data)</h1><p>Signed in as Nurse Nina.</p>"
+            f"<body><h1>Sandbox EHR (synthetic data)</h1><p>Signed in as {who} "
+            f"(capture roles: {html.escape(', '.join(data.CAPTURE_ROLES.get(user, [])))}). "
+            f"Sign in as: {choices}</p>"
             f"<table>{''.join(rows)}</table>"
             f"<p><a href='{standalone}'>Open capture (standalone launch)</a></p></body></html>"
         )
 
     @api.get("/ehr/launch/{encounter_id}")
-    def ehr_launch(encounter_id: str) -> Response:
-        if encounter_id not in state.encounters:
-            return HTMLResponse("unknown encounter", status_code=404)
-        launch_id = create_launch(state, encounter_id)
+    def ehr_launch(encounter_id: str, user: str | None = None) -> Response:
+        user = user or signed_in_user()
+        if encounter_id not in state.encounters or user not in data.PRACTITIONERS:
+            return HTMLResponse("unknown encounter or user", status_code=404)
+        launch_id = create_launch(state, encounter_id, user)
         query = urlencode({"iss": state.fhir_base, "launch": launch_id})
         return RedirectResponse(f"{state.app_launch_url}?{query}", status_code=302)
 
@@ -307,7 +329,9 @@ def router(state: SandboxState) -> APIRouter:
         text = " ".join(granted)
         return _v1(text) if state.extra.get("smart_grant_v1") else text
 
-    def issue_code(q: dict[str, str], patient: str | None, encounter: str | None) -> Response:
+    def issue_code(
+        q: dict[str, str], patient: str | None, encounter: str | None, practitioner: str
+    ) -> Response:
         code = secrets.token_urlsafe(32)
         with lock:
             store["smart_codes"][code] = {
@@ -318,6 +342,7 @@ def router(state: SandboxState) -> APIRouter:
                 "nonce": q.get("nonce"),
                 "patient": patient,
                 "encounter": encounter,
+                "practitioner": practitioner,
                 "expires": time.time() + CODE_TTL,
             }
         params = {"code": code, "state": q["state"]}
@@ -339,7 +364,7 @@ def router(state: SandboxState) -> APIRouter:
                 return authorize_error(
                     q["redirect_uri"], q["state"], "invalid_request", "unknown or expired launch"
                 )
-            return issue_code(q, context["patient"], context["encounter"])
+            return issue_code(q, context["patient"], context["encounter"], context["practitioner"])
         if "launch/patient" in scopes:
             links = []
             for pid, patient in state.patients.items():
@@ -354,7 +379,7 @@ def router(state: SandboxState) -> APIRouter:
                 "<!doctype html><html><head><meta charset=utf-8><title>Choose a patient</title>"
                 f"</head><body><h1>Choose a patient</h1><ul>{''.join(links)}</ul></body></html>"
             )
-        return issue_code(q, None, None)
+        return issue_code(q, None, None, signed_in_user())
 
     @api.get("/auth/authorize/pick")
     def pick(request: Request) -> Response:
@@ -375,7 +400,11 @@ def router(state: SandboxState) -> APIRouter:
                 ),
                 None,
             )
-        return issue_code(q, patient, encounter)
+        return issue_code(q, patient, encounter, signed_in_user())
+
+    def signed_in_user() -> str:
+        """Who launches when no ``?user=`` says (tests: ``state.extra["sandbox_user"]``)."""
+        return str(state.extra.get("sandbox_user", PRACTITIONER_ID))
 
     # --- token endpoint ------------------------------------------------------------------------
 
@@ -455,7 +484,7 @@ def router(state: SandboxState) -> APIRouter:
                 scope=scope,
                 patient=grant["patient"],
                 encounter=grant["encounter"],
-                fhir_user=fhir_user(),
+                fhir_user=fhir_user(grant["practitioner"]),
                 expires_at=time.time() + ttl,
             )
         )
@@ -477,10 +506,10 @@ def router(state: SandboxState) -> APIRouter:
                 store["smart_refresh"][refresh] = {**grant, "client_id": client_id}
             body["refresh_token"] = refresh
         if with_id_token and "openid" in scopes:
-            body["id_token"] = id_token(client_id, grant.get("nonce"))
+            body["id_token"] = id_token(client_id, grant.get("nonce"), grant["practitioner"])
         return JSONResponse(body, headers=_NO_STORE)
 
-    def id_token(client_id: str, nonce: str | None) -> str:
+    def id_token(client_id: str, nonce: str | None, practitioner: str) -> str:
         faults: set[str] = state.extra.get("smart_faults", set())
         key: jwk.RSAKey = store["smart_signing_key"]
         if "id_token_bad_signature" in faults:
@@ -489,8 +518,9 @@ def router(state: SandboxState) -> APIRouter:
         claims: dict[str, Any] = {
             "iss": state.fhir_base,
             "aud": client_id,
-            "sub": PRACTITIONER_ID,
-            "fhirUser": fhir_user(),
+            "sub": practitioner,
+            "fhirUser": fhir_user(practitioner),
+            "capture_roles": list(data.CAPTURE_ROLES.get(practitioner, [])),
             "iat": now,
             "exp": now + 3600,
         }
@@ -564,3 +594,9 @@ def router(state: SandboxState) -> APIRouter:
         return token_response(client_id, grant, with_id_token=False)
 
     return api
+
+
+def _display(practitioner: str) -> str:
+    """A user's name as the EHR page shows it ("Dr Vera Okafor")."""
+    name = data.PRACTITIONERS[practitioner]["name"][0]
+    return " ".join([*name.get("prefix", []), *name.get("given", []), name.get("family", "")])

@@ -52,10 +52,31 @@ PATIENTS: dict[str, dict[str, Any]] = {
     )
 }
 
-PRACTITIONER: dict[str, Any] = {
-    "resourceType": "Practitioner",
-    "id": "prac-nina",
-    "name": [{"family": "Nurse", "given": ["Nina"]}],
+
+def _practitioner(pid: str, family: str, given: str, prefix: str | None) -> dict[str, Any]:
+    name: dict[str, Any] = {"family": family, "given": [given]}
+    if prefix:
+        name["prefix"] = [prefix]
+    return {"resourceType": "Practitioner", "id": pid, "name": [name]}
+
+
+#: The sandbox EHR's users; its page lets you choose who is signed in.
+PRACTITIONERS: dict[str, dict[str, Any]] = {
+    p["id"]: p
+    for p in (
+        _practitioner("prac-nina", "Nurse", "Nina", None),
+        _practitioner("prac-vera", "Okafor", "Vera", "Dr"),  # dermatologist: sensitive viewer
+        _practitioner("prac-otto", "Berg", "Otto", None),  # privacy officer: auditor
+    )
+}
+PRACTITIONER: dict[str, Any] = PRACTITIONERS["prac-nina"]  # the default user
+
+#: What the sandbox's identity provider says each user may do in capture: the id_token's
+#: ``capture_roles`` claim (capture_api.privacy.roles). Nina has none beyond the baseline.
+CAPTURE_ROLES: dict[str, list[str]] = {
+    "prac-nina": ["clinician"],
+    "prac-vera": ["clinician", "sensitive-viewer"],
+    "prac-otto": ["auditor"],
 }
 
 

@@ -245,7 +245,7 @@ def router(state: SandboxState) -> APIRouter:
         token = authenticate(request)
         if token.fhir_user not in {f"Practitioner/{rid}", f"{state.fhir_base}/Practitioner/{rid}"}:
             authorize(token, "Practitioner", "r")
-        return _fhir(read({data.PRACTITIONER["id"]: data.PRACTITIONER}, "Practitioner", rid))
+        return _fhir(read(data.PRACTITIONERS, "Practitioner", rid))
 
     @api.get("/Patient")
     def search_patient(request: Request) -> JSONResponse:

@@ -1,9 +1,11 @@
 """What a request may touch: the one place routes ask before reading or writing PHI.
 
 With no EHR registered (integration mode: a trusted system calls the API, README says so)
-every context is reachable. With EHRs registered, every PHI route needs a signed-in session
-and may only use contexts that session opened (launch, scan, worklist claim); anything else is
-refused with 403 and audited.
+every context is reachable and the caller holds every role. With EHRs registered, every PHI
+route needs a signed-in session and may only use contexts that session opened (launch, scan,
+worklist claim); anything else is refused with 403 and audited. The session's roles were
+resolved once at launch (``capture_api.privacy.roles``) and decide what sensitive photos the
+user is shown (``visibility``) and whether they may break the glass (``actor``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from capture_api.capture.timeline import Timeline, patient_of
 from capture_api.context.ehr_context import EhrContexts
 from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
+from capture_api.deliver.archive import Archive
 from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired
+from capture_api.privacy.actor import Actor
 from capture_api.privacy.roles import Role, roles_of
+from capture_api.privacy.visibility import Visibility
 from capture_api.runtime import Runtime
 from capture_api.store.records import ContextRecord, UserSession
 
@@ -42,6 +48,18 @@ class Access:
         """The user's roles (``capture_api.privacy.roles``)."""
         return roles_of(self.session, ehr_mode=self.ehr_mode)
 
+    @property
+    def visibility(self) -> Visibility:
+        """What this user is shown of sensitive photos (``capture_api.privacy.visibility``)."""
+        return Visibility(self.roles)
+
+    @property
+    def actor(self) -> Actor:
+        """The user as privacy decisions and audit events name them."""
+        if self.session is None:
+            return Actor(self.roles)
+        return Actor(self.roles, self.session.fhir_user, self.session.id)
+
     def require_role(self, role: Role, action: str) -> None:
         """Refuse (403) unless the user has ``role``; ``action`` names what was asked."""
         if self.ehr_mode:
@@ -66,6 +84,11 @@ class Access:
         record = self.runtime.service.context(context_id)
         self.contexts.check_context(signed_in, record, action=action)
         return record
+
+    def photos(self, context_id: str, action: str, archive: Archive) -> Timeline:
+        """The context's patient's archived photos, as this user may be shown them."""
+        record = self.context(context_id, action)
+        return Timeline(archive, self.runtime.engine, patient_of(record), self.visibility)
 
     def check_can_create_context(self) -> None:
         if self.ehr_mode:

@@ -4,12 +4,13 @@ Photos come from the archive (``Archive.find_priors``, the same query as the pri
 so a photo is on the timeline once the archive shows it (a capture still in the outbox is
 not). Each photo gets three things the archive query does not give:
 
-* its **sensitivity level** (the minimal privacy model of this view):
+* its **sensitivity level**, applied by ``capture_api.privacy.visibility`` for the user's roles:
 
   - ``normal``: shown;
   - ``restricted``: listed with ``blurred=True``; its images are blurred here, on the server,
-    and the clear pixels are never sent;
-  - ``very-restricted``: not listed, and its image and comparison are refused as unknown.
+    and the clear pixels are never sent (except by the audited break-the-glass unblur);
+  - ``very-restricted``: for users without the ``sensitive-viewer`` role not listed, and its
+    image and comparison are refused as unknown; for sensitive viewers listed, blurred.
 
   Where the level comes from, in order: our database (``CaptureRecord.sensitivity_level``,
   by SOP Instance UID: every photo this service captured); else the instance's private block
@@ -28,7 +29,9 @@ not). Each photo gets three things the archive query does not give:
 * its **moment**: the acquisition date-time the archive reported, parsed as a DICOM DT; the
   timeline is ordered by it, oldest first (photos whose moment is unknown come last).
 
-Nothing here is cached: every request asks the archive and the database again.
+The priors view asks the same class (``recent``, ``locate``), so both views make the same
+decision for the same photo. Nothing here is cached: every request asks the archive and the
+database again.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from capture_api.encode.vl_photo import (
     SENSITIVITY_GROUP,
 )
 from capture_api.exceptions import ArchiveError
+from capture_api.privacy.visibility import Visibility
 from capture_api.store.db import session
 from capture_api.store.records import CaptureRecord, ContextRecord
 
@@ -135,13 +139,8 @@ class TimelineItem:
 
     @property
     def blurred(self) -> bool:
-        """Restricted photos are only ever served blurred."""
-        return self.sensitivity is SensitivityLevel.RESTRICTED
-
-    @property
-    def hidden(self) -> bool:
-        """Very-restricted photos are not part of the timeline at all."""
-        return self.sensitivity is SensitivityLevel.VERY_RESTRICTED
+        """Restricted and very-restricted photos are only ever served blurred."""
+        return Visibility.blurred(self.sensitivity)
 
 
 def level_from_code(code: str | None, level: str | None = None) -> SensitivityLevel:
@@ -324,30 +323,71 @@ def days_between(a: TimelineItem, b: TimelineItem) -> int | None:
 
 
 class Timeline:
-    """One patient's photos in the archive, with sensitivity applied."""
+    """One patient's photos in the archive, with sensitivity applied for one user's roles.
 
-    def __init__(self, archive: Archive, engine: Engine, patient: PatientIn) -> None:
+    ``visibility`` defaults to a user without sensitive roles (fail closed).
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        engine: Engine,
+        patient: PatientIn,
+        visibility: Visibility | None = None,
+    ) -> None:
         self.archive = archive
         self.engine = engine
         self.patient = patient
+        self.visibility = visibility or Visibility()
 
     def items(self, body_site: str, laterality: str | None = None) -> list[TimelineItem]:
-        """Photos of the coded site (and side), oldest first; very-restricted ones left out."""
+        """Photos of the coded site (and side), oldest first; those not listed left out."""
         priors = [
             p
             for p in self._priors(body_site)
             if p.body_site_code == body_site and (laterality is None or p.laterality == laterality)
         ]
-        items = [i for i in self._decide(priors) if not i.hidden]
+        items = self._decide(priors)
         items.sort(key=_sort_key)
         return items
 
     def find(self, refs: Sequence[InstanceRef | str]) -> list[TimelineItem | None]:
-        """Each photo, if it is on one of this patient's timelines (coded site, not hidden).
+        """Each photo, if it is on one of this patient's timelines (coded site, listed).
 
         A ``str`` is a SOP Instance UID; an ``InstanceRef`` must match all three UIDs.
         """
         priors = {p.ref.sop_instance_uid: p for p in self._priors(None) if p.body_site_code}
+        return self._match(priors, refs)
+
+    def recent(self, body_site: str | None, limit: int) -> list[TimelineItem]:
+        """The priors view: the patient's photos newest first (coded or not), those listed."""
+        return self._decide(self._priors(body_site, limit))
+
+    def locate(self, ref: InstanceRef) -> TimelineItem | None:
+        """Any listed photo of the patient (coded site or not), by all three UIDs."""
+        priors = {p.ref.sop_instance_uid: p for p in self._priors(None)}
+        (found,) = self._match(priors, [ref])
+        return found
+
+    def image(self, item: TimelineItem, size: int) -> bytes:
+        """A JPEG of at most ``size`` px: blurred here unless the photo is normal."""
+        jpeg = self.archive.thumbnail(item.ref, size)
+        if item.blurred:
+            return blurred(jpeg, max(_MIN_BLUR_RADIUS, size // _BLUR_FRACTION))
+        return jpeg
+
+    def clear_image(self, item: TimelineItem, size: int) -> bytes:
+        """The unblurred JPEG: only for the audited break-the-glass path."""
+        return self.archive.thumbnail(item.ref, size)
+
+    def _priors(self, body_site: str | None, limit: int = TIMELINE_LIMIT) -> list[PriorImage]:
+        return self.archive.find_priors(
+            self.patient.id, issuer_of(self.patient), body_site, limit=limit
+        )
+
+    def _match(
+        self, priors: Mapping[str, PriorImage], refs: Sequence[InstanceRef | str]
+    ) -> list[TimelineItem | None]:
         matches: list[PriorImage | None] = []
         for ref in refs:
             uid = ref if isinstance(ref, str) else ref.sop_instance_uid
@@ -356,27 +396,10 @@ class Timeline:
                 prior = None
             matches.append(prior)
         decided = {i.ref.sop_instance_uid: i for i in self._decide([m for m in matches if m])}
-        found: list[TimelineItem | None] = []
-        for match in matches:
-            item = decided.get(match.ref.sop_instance_uid) if match else None
-            found.append(item if item is not None and not item.hidden else None)
-        return found
-
-    def image(self, item: TimelineItem, size: int) -> bytes:
-        """A JPEG of at most ``size`` px: blurred here when the photo is restricted."""
-        if item.hidden:  # never: hidden items are not returned by items() or find()
-            raise ValueError("a very-restricted photo has no image")
-        jpeg = self.archive.thumbnail(item.ref, size)
-        if item.blurred:
-            return blurred(jpeg, max(_MIN_BLUR_RADIUS, size // _BLUR_FRACTION))
-        return jpeg
-
-    def _priors(self, body_site: str | None) -> list[PriorImage]:
-        return self.archive.find_priors(
-            self.patient.id, issuer_of(self.patient), body_site, limit=TIMELINE_LIMIT
-        )
+        return [decided.get(m.ref.sop_instance_uid) if m else None for m in matches]
 
     def _decide(self, priors: Sequence[PriorImage]) -> list[TimelineItem]:
+        """Each prior with its sensitivity and encounter; the ones not listed left out."""
         known = database_extras(self.engine, (p.ref.sop_instance_uid for p in priors))
         foreign = [p.ref for p in priors if p.ref.sop_instance_uid not in known]
         if foreign:
@@ -384,15 +407,15 @@ class Timeline:
         items = []
         for prior in priors:
             extras = known.get(prior.ref.sop_instance_uid)
-            items.append(
-                TimelineItem(
-                    prior=prior,
-                    moment=parse_acquired(prior.acquired),
-                    # no extras: the archive cannot say (see the module docstring)
-                    sensitivity=extras.sensitivity if extras else SensitivityLevel.NORMAL,
-                    encounter=extras.encounter if extras else Encounter(),
-                )
+            item = TimelineItem(
+                prior=prior,
+                moment=parse_acquired(prior.acquired),
+                # no extras: the archive cannot say (see the module docstring)
+                sensitivity=extras.sensitivity if extras else SensitivityLevel.NORMAL,
+                encounter=extras.encounter if extras else Encounter(),
             )
+            if self.visibility.listed(item.sensitivity):
+                items.append(item)
         return items
 
 

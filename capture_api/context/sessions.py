@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from capture_api.config import Settings
 from capture_api.context.smart import LaunchError, SessionExpired, SmartClient, TokenResult
+from capture_api.privacy.launch_roles import session_roles
 from capture_api.store.db import session as db_session
 from capture_api.store.records import UserSession, utcnow
 
@@ -80,6 +81,7 @@ class SessionStore:
             patient_fhir_id=token.patient,
             encounter_fhir_id=token.encounter,
             need_patient_banner=token.need_patient_banner,
+            roles=session_roles(self.settings, iss, token),
             created_at=now,
             last_seen_at=now,
             expires_at=now + dt.timedelta(seconds=self.settings.session_ttl_seconds),

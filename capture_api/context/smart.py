@@ -209,6 +209,8 @@ class TokenResult:
     need_patient_banner: bool = True
     smart_style_url: str | None = None
     fhir_user: str | None = None
+    #: The id_token's claims, set only after the token was verified (roles are read from them).
+    id_token_claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def allows(self, wanted: str) -> bool:
         """Whether the granted scope covers ``wanted`` (v1 and v2 syntax, see scope_allows)."""
@@ -361,6 +363,7 @@ class SmartClient:
         asked = requested_scope(registration, launch)
         result = _parse_token_response(body, fallback_scope=None)
         fhir_user = None
+        claims: Mapping[str, Any] = {}
         openid_granted = "openid" in result.scope.split()
         if result.id_token:
             claims = self.validate_id_token(result.id_token, registration, config, nonce)
@@ -371,7 +374,7 @@ class SmartClient:
             # scopes-and-launch-context.html: with patient/ scopes the EHR SHALL establish
             # a patient in context; without one we cannot know whose photo this is.
             raise LaunchError("the EHR did not say which patient is open: choose a patient")
-        return _replace(result, fhir_user=fhir_user)
+        return _replace(result, fhir_user=fhir_user, id_token_claims=claims)
 
     def refresh(self, iss: str, refresh_token: str, previous_scope: str) -> TokenResult:
         """``grant_type=refresh_token`` (app-launch.html "Refresh access token").

@@ -1,16 +1,33 @@
 """The roles capture checks before showing sensitive images or the audit trail.
 
-Roles come from the signed-in clinician's SMART token (claims) or from local configuration
-(by fhirUser); in integration mode (no EHR registered) the calling system is trusted with all
-roles, as README says. The full resolution is built with the privacy issue; until then a
-signed-in user is a clinician only.
+Where a signed-in user's roles come from, decided once at launch and stored on the session
+(``user_session.roles``), so no request re-reads a token:
+
+* every signed-in user is a ``clinician`` (they launched capture from a patient's chart);
+* the SMART id_token's role claim (``EhrRegistration.role_claim``, default ``capture_roles``:
+  a JSON list, or one space/comma separated string, of the role names below), from an EHR or
+  identity provider that can issue it; the claim is read only after ``SmartClient`` verified the
+  id_token's signature, issuer, audience and nonce;
+* local configuration ``CAPTURE_ROLE_MAP`` (JSON: fhirUser -> role names), for EHRs that cannot
+  put roles in the token; keys may be absolute (``https://ehr/fhir/Practitioner/1``) or
+  relative to the EHR's FHIR base (``Practitioner/1``).
+
+Names that are not capture roles are ignored: an EHR's own role vocabulary never grants
+anything here by accident. In integration mode (no EHR registered) the calling system is
+trusted with all roles, as README says for that mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from capture_api.store.records import UserSession
+if TYPE_CHECKING:
+    from capture_api.store.records import UserSession
+
+#: The id_token claim read for roles when a registration does not name another.
+DEFAULT_ROLE_CLAIM = "capture_roles"
 
 
 class Role(StrEnum):
@@ -22,6 +39,8 @@ class Role(StrEnum):
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)
+#: What every signed-in user has.
+BASELINE: frozenset[Role] = frozenset({Role.CLINICIAN})
 
 
 def roles_of(session: UserSession | None, *, ehr_mode: bool) -> frozenset[Role]:
@@ -30,4 +49,50 @@ def roles_of(session: UserSession | None, *, ehr_mode: bool) -> frozenset[Role]:
         return ALL_ROLES
     if session is None:
         return frozenset()
-    return frozenset({Role.CLINICIAN})
+    return BASELINE | parse_roles(session.roles)
+
+
+def parse_roles(value: object) -> frozenset[Role]:
+    """Role names from a claim or a stored column: a list, or a space/comma separated string.
+
+    Unknown names are dropped (never an error: an EHR may send its own vocabulary too).
+    """
+    if isinstance(value, str):
+        names: Iterable[object] = value.replace(",", " ").split()
+    elif isinstance(value, list | tuple):
+        names = value
+    else:
+        return frozenset()
+    known = {r.value: r for r in Role}
+    return frozenset(known[n.strip()] for n in names if isinstance(n, str) and n.strip() in known)
+
+
+def roles_text(roles: Iterable[Role]) -> str:
+    """The stored form: sorted names, comma separated (``user_session.roles``)."""
+    return ",".join(sorted(r.value for r in roles))
+
+
+def resolve_roles(
+    *,
+    claims: Mapping[str, Any],
+    claim_name: str | None,
+    fhir_user: str | None,
+    iss: str,
+    role_map: Mapping[str, Iterable[Role]],
+) -> frozenset[Role]:
+    """A new session's roles: the baseline, the token's claim and the local map, united."""
+    roles = set(BASELINE)
+    if claim_name:
+        roles |= parse_roles(claims.get(claim_name))
+    if fhir_user:
+        for key in _user_keys(fhir_user, iss):
+            roles |= set(role_map.get(key, ()))
+    return frozenset(roles)
+
+
+def _user_keys(fhir_user: str, iss: str) -> tuple[str, ...]:
+    """The fhirUser as given, plus its relative form when it lies under the EHR's base."""
+    base = iss.rstrip("/") + "/"
+    if fhir_user.startswith(base):
+        return (fhir_user, fhir_user[len(base) :])
+    return (fhir_user, f"{base}{fhir_user}")

@@ -215,7 +215,10 @@ def test_another_patients_photo_is_never_reachable(
     assert missing.status_code == 404 and missing.headers["cache-control"] == "no-store"
 
 
-def test_restricted_is_blurred_and_very_restricted_is_absent(client: TestClient) -> None:
+def test_restricted_and_very_restricted_are_only_blurred(client: TestClient) -> None:
+    """Integration mode: the trusted caller holds every role, so very-restricted photos are
+    listed too, blurred (a clinician without the sensitive-viewer role does not see them at
+    all: tests/privacy/test_sensitive_photos.py)."""
     v1, v2 = _context(client, "V-1"), _context(client, "V-2")
     clear = _capture(client, v1, "clear", "2026-02-01T10:00:00+00:00", seed=11)
     secret = _capture(
@@ -227,10 +230,11 @@ def test_restricted_is_blurred_and_very_restricted_is_absent(client: TestClient)
     _wait(client, "clear", "secret", "hidden")
 
     items = _timeline(client, v2, f"body_site={FOREARM.code_value}&laterality=L")["items"]
-    assert [i["sop_instance_uid"] for i in items] == [clear, secret]
+    assert [i["sop_instance_uid"] for i in items] == [clear, secret, hidden]
     assert [(i["sensitivity"], i["blurred"]) for i in items] == [
         ("normal", False),
         ("restricted", True),
+        ("very-restricted", True),
     ]
 
     # what the archive would serve clear, and what we serve
@@ -250,17 +254,15 @@ def test_restricted_is_blurred_and_very_restricted_is_absent(client: TestClient)
     compare = client.get(f"/api/v1/contexts/{v1}/timeline/compare?a={clear}&b={secret}").json()
     assert compare["b"]["blurred"] is True and compare["days_between"] == 7
 
-    # very-restricted: not listed, no image, no comparison, even with the right three UIDs
-    hidden_capture = client.get("/api/v1/captures/hidden").json()
-    url = (
-        f"/api/v1/contexts/{v2}/timeline/{hidden_capture['study_uid']}/"
-        f"{hidden_capture['series_uid']}/{hidden}/image"
-    )
+    # very-restricted: its images are only ever blurred too
+    hidden_ref = InstanceRef(items[2]["study_uid"], items[2]["series_uid"], hidden)
     for size in (256, 1024):
-        response = client.get(f"{url}?size={size}")
-        assert response.status_code == 404 and response.headers["cache-control"] == "no-store"
+        response = client.get(f"{items[2]['thumbnail_url'].split('?')[0]}?size={size}")
+        assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
+        clear_hidden = archive.thumbnail(hidden_ref, size)
+        assert _laplacian_variance(response.content) < _laplacian_variance(clear_hidden) / 20
     pair = client.get(f"/api/v1/contexts/{v2}/timeline/compare?a={clear}&b={hidden}")
-    assert pair.status_code == 404
+    assert pair.status_code == 200 and pair.json()["b"]["blurred"] is True
 
 
 def _archive_copy(path: Path, level_code: str | None) -> tuple[bytes, InstanceRef]:
@@ -296,7 +298,7 @@ def test_instances_we_did_not_capture_use_the_archives_private_block(
     levels = {i["sop_instance_uid"]: (i["sensitivity"], i["blurred"]) for i in items}
     assert levels[stored["unmarked"]] == ("normal", False)
     assert levels[stored["r"]] == ("restricted", True)
-    assert stored["v"] not in levels
+    assert levels[stored["v"]] == ("very-restricted", True)  # integration mode: every role
     admission = {i["sop_instance_uid"]: i["encounter"]["admission_id"] for i in items}
     assert admission[stored["unmarked"]] == "V-1"  # read from the header, not our database
 

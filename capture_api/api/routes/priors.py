@@ -1,8 +1,14 @@
 """Earlier photos of the context's patient, for side-by-side comparison (wound care).
 
 Only the context's own patient can be asked for, and an instance's thumbnail is served only
-if the archive lists it for that patient. Responses are ``no-store``: nothing with PHI is
-cached by the browser or by us.
+if the archive lists it for that patient. Sensitivity is decided exactly as on the timeline
+(the same ``Timeline`` lookup: our database, else the instance's private block), for the
+user's roles (``capture_api.privacy.visibility``): restricted photos are listed ``blurred``
+and their thumbnails blurred on the server (the clear pixels are never sent); very-restricted
+photos are not listed and answer 404 unless the user has the ``sensitive-viewer`` role, who
+sees them listed and blurred. A sensitive viewer sees one clear through ``POST .../unblur``
+with a typed reason (break-the-glass, audited: ``capture_api.api.routes.unblur``). Every
+answer is ``no-store``: nothing with PHI is cached by the browser or by us.
 """
 
 from __future__ import annotations
@@ -14,16 +20,20 @@ from pydantic import BaseModel
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep
-from capture_api.capture.timeline import issuer_of, patient_of
-from capture_api.context.schemas import PatientIn
-from capture_api.deliver.archive import Archive, PriorImage
+from capture_api.api.no_store import NoStoreRoute
+from capture_api.api.routes.unblur import NOT_FOUND, photo_params, unblur_url
+from capture_api.capture.timeline import Timeline, TimelineItem
+from capture_api.deliver.archive import InstanceRef
 
-router = APIRouter(prefix="/contexts/{context_id}/priors", tags=["priors"])
-_NO_STORE = {"Cache-Control": "no-store"}
+router = APIRouter(
+    prefix="/contexts/{context_id}/priors", tags=["priors"], route_class=NoStoreRoute
+)
+#: How many photos the priors view asks the archive for (newest first).
+PRIORS_LIMIT = 100
 
 
 class PriorOut(BaseModel):
-    """One earlier photo, with the URL of its small thumbnail."""
+    """One earlier photo, with the URL of its small thumbnail (blurred when sensitive)."""
 
     study_uid: str
     series_uid: str
@@ -34,58 +44,54 @@ class PriorOut(BaseModel):
     laterality: str | None
     description: str | None
     comment: str | None
+    sensitivity: str  # normal | restricted | very-restricted (listed to sensitive viewers only)
+    blurred: bool
     thumbnail_url: str
+    unblur_url: str | None  # POST {reason}: only for a blurred photo and a sensitive viewer
 
 
-def _patient(access: AccessDep, context_id: str) -> PatientIn:
-    return patient_of(access.context(context_id, "priors"))
-
-
-def _priors(archive: Archive, patient: PatientIn, body_site: str | None) -> list[PriorImage]:
-    return archive.find_priors(patient.id, issuer_of(patient), body_site, limit=100)
+def _out(item: TimelineItem, context_id: str, request: Request, timeline: Timeline) -> PriorOut:
+    p, ref = item.prior, item.ref
+    return PriorOut(
+        study_uid=ref.study_uid,
+        series_uid=ref.series_uid,
+        sop_instance_uid=ref.sop_instance_uid,
+        acquired=p.acquired,
+        body_site_code=p.body_site_code,
+        body_site_meaning=p.body_site_meaning,
+        laterality=p.laterality,
+        description=p.description,
+        comment=p.comment,
+        sensitivity=item.sensitivity.value,
+        blurred=item.blurred,
+        thumbnail_url=request.url_for("prior_thumbnail", **photo_params(context_id, item)).path,
+        unblur_url=unblur_url(request, "prior_unblur", context_id, timeline, item),
+    )
 
 
 @router.get("", response_model=list[PriorOut])
 def list_priors(
     context_id: str,
     request: Request,
-    response: Response,
     access: AccessDep,
     archive: ArchiveDep,
     body_site: Annotated[str | None, Query(pattern=r"^[0-9]{5,18}$")] = None,
 ) -> list[PriorOut]:
     """The patient's photos in the archive, newest first, optionally of one coded site."""
-    response.headers.update(_NO_STORE)
-    priors = _priors(archive, _patient(access, context_id), body_site)
+    timeline = access.photos(context_id, "priors", archive)
     return [
-        PriorOut(
-            study_uid=p.ref.study_uid,
-            series_uid=p.ref.series_uid,
-            sop_instance_uid=p.ref.sop_instance_uid,
-            acquired=p.acquired,
-            body_site_code=p.body_site_code,
-            body_site_meaning=p.body_site_meaning,
-            laterality=p.laterality,
-            description=p.description,
-            comment=p.comment,
-            thumbnail_url=str(
-                request.url_for(
-                    "prior_thumbnail",
-                    context_id=context_id,
-                    study_uid=p.ref.study_uid,
-                    series_uid=p.ref.series_uid,
-                    sop_instance_uid=p.ref.sop_instance_uid,
-                ).path
-            ),
-        )
-        for p in priors
+        _out(item, context_id, request, timeline)
+        for item in timeline.recent(body_site, PRIORS_LIMIT)
     ]
 
 
 @router.get(
     "/{study_uid}/{series_uid}/{sop_instance_uid}/thumbnail",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "Not this patient's"}},
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "Blurred when sensitive"},
+        404: {"description": "Not this patient's, or not shown to this user"},
+    },
 )
 def prior_thumbnail(
     context_id: str,
@@ -97,8 +103,8 @@ def prior_thumbnail(
     size: Annotated[int, Query(ge=32, le=512)] = 256,
 ) -> Response:
     """A small JPEG of one of the patient's photos (never another patient's)."""
-    priors = _priors(archive, _patient(access, context_id), None)
-    match = next((p for p in priors if p.ref.sop_instance_uid == sop_instance_uid), None)
-    if match is None or (match.ref.study_uid, match.ref.series_uid) != (study_uid, series_uid):
-        raise HTTPException(404, detail="no such photo for this patient")
-    return Response(archive.thumbnail(match.ref, size), media_type="image/jpeg", headers=_NO_STORE)
+    timeline = access.photos(context_id, "priors", archive)
+    item = timeline.locate(InstanceRef(study_uid, series_uid, sop_instance_uid))
+    if item is None:
+        raise HTTPException(404, detail=NOT_FOUND)
+    return Response(timeline.image(item, size), media_type="image/jpeg")

@@ -2,27 +2,26 @@
 
 Patient-scoped like the priors view: only the context's own patient is asked for, an image is
 served only for an instance on that patient's timeline, and every answer (errors included)
-is ``Cache-Control: no-store``. Sensitivity (``capture_api.capture.timeline``): restricted
+is ``Cache-Control: no-store``. Sensitivity (``capture_api.privacy.visibility``): restricted
 photos are listed as ``blurred`` and their images are blurred on the server; very-restricted
-photos are not listed and their images and comparisons answer 404, as for an unknown photo.
+photos are listed (blurred) only for users with the ``sensitive-viewer`` role, and for
+everyone else are not listed and their images and comparisons answer 404, as for an unknown
+photo. A sensitive viewer sees a blurred photo clear through ``POST .../unblur`` with a typed
+reason (break-the-glass, audited: ``capture_api.api.routes.unblur``).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep, get_runtime
-from capture_api.api.errors import status_for
+from capture_api.api.no_store import NoStoreRoute
+from capture_api.api.routes.unblur import photo_params, unblur_url
 from capture_api.capture.anatomy import Laterality
 from capture_api.capture.timeline import (
     PREVIEW_SIZE,
@@ -30,42 +29,16 @@ from capture_api.capture.timeline import (
     Timeline,
     TimelineItem,
     days_between,
-    patient_of,
 )
 from capture_api.deliver.archive import InstanceRef
-from capture_api.exceptions import CaptureError
 from capture_api.runtime import Runtime
 
-_NO_STORE = {"Cache-Control": "no-store"}
 _NOT_FOUND = "no such photo on this patient's timeline"
 _UID = r"^[0-9]+(\.[0-9]+)*$"
 
 
-class _NoStoreRoute(APIRoute):
-    """Adds ``no-store`` to every answer, also the ones our exception handlers would build."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def no_store(request: Request) -> Response:
-            try:
-                response = await handler(request)
-            except CaptureError as exc:  # as capture_api.api.errors answers it
-                response = JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
-            except HTTPException as exc:
-                response = JSONResponse(
-                    {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-                )
-            except RequestValidationError as exc:
-                response = await request_validation_exception_handler(request, exc)
-            response.headers.update(_NO_STORE)
-            return response
-
-        return no_store
-
-
 router = APIRouter(
-    prefix="/contexts/{context_id}/timeline", tags=["timeline"], route_class=_NoStoreRoute
+    prefix="/contexts/{context_id}/timeline", tags=["timeline"], route_class=NoStoreRoute
 )
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
@@ -96,10 +69,11 @@ class TimelineItemOut(BaseModel):
     body_site_meaning: str | None
     laterality: str | None
     note: str | None  # Image Comments
-    sensitivity: str  # normal | restricted (very-restricted photos are never listed)
+    sensitivity: str  # normal | restricted | very-restricted (listed to sensitive viewers only)
     blurred: bool
     thumbnail_url: str
     preview_url: str
+    unblur_url: str | None  # POST {reason}: only for a blurred photo and a sensitive viewer
 
 
 class TimelineOut(BaseModel):
@@ -119,19 +93,14 @@ class CompareOut(BaseModel):
 
 
 def _timeline(context_id: str, action: str, access: AccessDep, archive: ArchiveDep) -> Timeline:
-    record = access.context(context_id, action)
-    return Timeline(archive, access.runtime.engine, patient_of(record))
+    return access.photos(context_id, action, archive)
 
 
-def _out(item: TimelineItem, context_id: str, request: Request) -> TimelineItemOut:
+def _out(
+    item: TimelineItem, context_id: str, request: Request, timeline: Timeline
+) -> TimelineItemOut:
     ref, prior = item.ref, item.prior
-    image = request.url_for(
-        "timeline_image",
-        context_id=context_id,
-        study_uid=ref.study_uid,
-        series_uid=ref.series_uid,
-        sop_instance_uid=ref.sop_instance_uid,
-    ).path
+    image = request.url_for("timeline_image", **photo_params(context_id, item)).path
     return TimelineItemOut(
         study_uid=ref.study_uid,
         series_uid=ref.series_uid,
@@ -148,6 +117,7 @@ def _out(item: TimelineItem, context_id: str, request: Request) -> TimelineItemO
         blurred=item.blurred,
         thumbnail_url=f"{image}?size={THUMBNAIL_SIZE}",
         preview_url=f"{image}?size={PREVIEW_SIZE}",
+        unblur_url=unblur_url(request, "timeline_unblur", context_id, timeline, item),
     )
 
 
@@ -166,7 +136,7 @@ def get_timeline(
     return TimelineOut(
         body_site=body_site,
         laterality=side,
-        items=[_out(i, context_id, request) for i in timeline.items(body_site, side)],
+        items=[_out(i, context_id, request, timeline) for i in timeline.items(body_site, side)],
     )
 
 
@@ -189,8 +159,8 @@ def compare(
     if first is None or second is None:
         raise HTTPException(404, detail=_NOT_FOUND)
     return CompareOut(
-        a=_out(first, context_id, request),
-        b=_out(second, context_id, request),
+        a=_out(first, context_id, request, timeline),
+        b=_out(second, context_id, request, timeline),
         days_between=days_between(first, second),
     )
 
@@ -212,7 +182,7 @@ def timeline_image(
     archive: ArchiveDep,
     size: Annotated[ImageSize, Query()] = ImageSize.THUMBNAIL,
 ) -> Response:
-    """A JPEG of one timeline photo (256 or 1024 px); restricted photos only ever blurred."""
+    """A JPEG of one timeline photo (256 or 1024 px); sensitive photos only ever blurred."""
     timeline = _timeline(context_id, "timeline", access, archive)
     ref = InstanceRef(study_uid, series_uid, sop_instance_uid)
     (item,) = timeline.find([ref])
