@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from capture_api.capture.anatomy import BodySite, Laterality
 from capture_api.capture.sensitivity import Sensitivity
-from capture_api.context.model import Encounter, Patient, PersonName
+from capture_api.context.model import Encounter, Patient, PersonName, check_lo, check_text
 from capture_api.exceptions import InvalidMetadata
 
 _CAPTURE_ID_MAX = 128
@@ -48,6 +48,9 @@ class CaptureContext:
             raise InvalidMetadata(f"the note is longer than {_NOTE_MAX} characters")
         if self.view and len(self.view) > 1024:
             raise InvalidMetadata("the view description is longer than 1024 characters")
+        check_text("the note", self.note)  # a NUL would also break a PostgreSQL text column
+        check_text("the view description", self.view)
+        check_lo("the device name", self.device)
         if self.body_site and self.body_site.paired and self.laterality is None:
             raise InvalidMetadata(
                 f"{self.body_site.meaning} is on one side of the body: choose left, right or both"

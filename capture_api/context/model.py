@@ -43,9 +43,30 @@ def check_lo(name: str, value: str | None) -> str | None:
         return None
     if len(value) > LO_MAX:
         raise InvalidMetadata(f"{name} is {len(value)} characters; DICOM allows at most {LO_MAX}")
-    if "\\" in value or any(ord(c) < 32 for c in value):
+    if "\\" in value or _first_control(value) is not None:
         raise InvalidMetadata(f"{name} contains a backslash or control character")
     return value
+
+
+#: Control characters the free-text VRs ST and LT may hold (PS3.5 6.2; dciodvfy refuses TAB,
+#: NUL and DEL). ESC is left out: capture writes UTF-8 (ISO_IR 192), never ISO 2022 escapes.
+TEXT_CONTROLS = frozenset("\r\n\f")
+
+
+def check_text(name: str, value: str | None) -> str | None:
+    """Refuse a free-text value (ST, LT) with a control character such as NUL or TAB."""
+    bad = _first_control(value or "", TEXT_CONTROLS)
+    if bad is not None:
+        raise InvalidMetadata(
+            f"{name} contains a control character (U+{ord(bad):04X}), which DICOM text cannot "
+            "hold; remove it and send again"
+        )
+    return value
+
+
+def _first_control(value: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first C0 control character or DEL in ``value`` that is not ``allowed``."""
+    return next((c for c in value if (ord(c) < 32 or c == "\x7f") and c not in allowed), None)
 
 
 @dataclass(frozen=True)
@@ -138,5 +159,6 @@ class Encounter:
     def __post_init__(self) -> None:
         check_lo("admission ID", self.admission_id)
         check_lo("study description", self.description)
+        check_lo("accession number", self.accession_number)
         if self.accession_number and len(self.accession_number) > 16:
             raise InvalidMetadata("an accession number has at most 16 characters")

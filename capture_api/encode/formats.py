@@ -35,6 +35,8 @@ _REFUSED: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\x0a", 0, "JPEG XL"),
     (b"DICM", 128, "DICOM"),
 )
+#: No JPEG, HEIC or other image header fits in fewer bytes (an HEIF ftyp box alone is 16).
+_SHORTEST_PHOTO = 16
 _WHAT_TO_DO = (
     "Send the camera's original JPEG or HEIC photo instead (set the camera to JPEG or HEIC)."
 )
@@ -46,8 +48,13 @@ def sniff(data: bytes) -> PhotoFormat:
         raise CorruptImage(
             "the file is empty (0 bytes): nothing was received; take the photo again"
         )
-    if data[:3] == b"\xff\xd8\xff":
+    if data[:2] == b"\xff\xd8":  # a JPEG, even if cut off right after its start marker
         return PhotoFormat.JPEG
+    if len(data) < _SHORTEST_PHOTO:
+        raise CorruptImage(
+            f"the file is only {len(data)} byte{'s' if len(data) > 1 else ''}, too short to be "
+            "a photo: it was cut off on the way; take or send the photo again"
+        )
     if data[4:8] == b"ftyp":
         return _iso_media_format(data)
     for magic, offset, name in _REFUSED:

@@ -16,19 +16,18 @@ from pydicom.fileset import FileSet
 from sqlmodel import Session, select
 
 from capture_api.api.app import create_app
-from capture_api.capture.anatomy import resolve
 from capture_api.config import EhrRegistration, Settings
 from capture_api.store.records import AuditEventRecord
 from ehr_sandbox import data
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.server import SandboxServer
-from tests.conftest import dciodvfy_errors, phone_jpeg
+from tests.conftest import dciodvfy_errors
+from tests.security.browser import launch_from_ehr, upload
 
 APP = "http://capture.test"
 SCOPES = (
     "launch openid fhirUser online_access patient/Patient.rs patient/Encounter.rs user/Patient.rs"
 )
-FOREARM, _ = resolve("left forearm")
 
 
 @pytest.fixture(scope="module")
@@ -59,28 +58,12 @@ def app(sandbox: SandboxServer, tmp_path: Path) -> Iterator[TestClient]:
 
 
 def _launch(client: TestClient, sandbox: SandboxServer, encounter: str) -> dict[str, Any]:
-    """Click "Launch capture" for an encounter in the sandbox EHR and follow the redirects."""
-    ehr = httpx.get(f"{sandbox.state.base_url}/ehr/launch/{encounter}")
-    start = client.get(ehr.headers["location"], follow_redirects=False)
-    assert start.status_code == 302, start.text
-    back = httpx.get(start.headers["location"]).headers["location"]
-    done = client.get(back, follow_redirects=False)
-    assert done.status_code == 303, done.text
-    session: dict[str, Any] = client.get("/api/v1/session").json()
-    return session
+    """Launch from the sandbox EHR; the client then sends its CSRF token, as the PWA does."""
+    return launch_from_ehr(client, sandbox, encounter)
 
 
 def _upload(client: TestClient, context_id: str, capture_id: str) -> httpx.Response:
-    return client.post(
-        "/api/v1/captures",
-        data={
-            "capture_id": capture_id,
-            "context_id": context_id,
-            "body_site": FOREARM.code_value,
-            "laterality": "L",
-        },
-        files={"photo": ("p.jpg", phone_jpeg(320, 240, seed=len(capture_id)), "image/jpeg")},
-    )
+    return upload(client, context_id, capture_id)
 
 
 def _wait_verified(client: TestClient, capture_id: str) -> None:

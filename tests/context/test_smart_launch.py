@@ -31,6 +31,7 @@ from capture_api.store.db import session as db_session
 from capture_api.store.records import LaunchState, UserSession
 from ehr_sandbox.auth_server import register_client, revoke_refresh_tokens
 from ehr_sandbox.server import SandboxServer
+from tests.security.browser import adopt_csrf_token
 
 APP = "http://testserver"
 CALLBACK = f"{APP}/launch/callback"
@@ -511,6 +512,7 @@ def test_logout_clears_the_session(smart_app: AppFactory, smart_sandbox: Sandbox
     client = smart_app()
     assert ehr_launch(client, smart_sandbox).status_code == 303
     cookie = client.cookies.get(COOKIE_NAME)
+    adopt_csrf_token(client)  # the page sends X-CSRF-Token with every POST
     response = client.post("/logout")
     assert response.status_code == 204
     assert f'{COOKIE_NAME}=""' in response.headers["set-cookie"]

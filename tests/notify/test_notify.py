@@ -46,6 +46,7 @@ from ehr_sandbox.server import free_port
 from ehr_sandbox.state import SandboxState
 from ehr_sandbox.tokens import TokenInfo
 from tests.conftest import phone_jpeg
+from tests.security.browser import launch_from_ehr
 
 APP = "http://capture.test"
 WADO = "http://pacs.test/dicom-web"
@@ -168,14 +169,7 @@ def env(ehr: Ehr, tmp_path: Path) -> Iterator[Env]:
 
 def _launch(env: Env, encounter: str) -> str:
     """Click "Launch capture" in the sandbox EHR; returns the session's context id."""
-    ehr = httpx.get(f"{env.ehr.state.base_url}/ehr/launch/{encounter}")
-    start = env.client.get(ehr.headers["location"], follow_redirects=False)
-    assert start.status_code == 302, start.text
-    back = httpx.get(start.headers["location"]).headers["location"]
-    done = env.client.get(back, follow_redirects=False)
-    assert done.status_code == 303, done.text
-    context_id: str = env.client.get("/api/v1/session").json()["context_id"]
-    return context_id
+    return str(launch_from_ehr(env.client, env.ehr, encounter)["context_id"])
 
 
 def _capture(env: Env, capture_id: str, encounter: str = "enc-muller", **extra: Any) -> str:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -19,6 +18,7 @@ from ehr_sandbox import data
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.server import SandboxServer
 from tests.conftest import phone_jpeg
+from tests.security.browser import launch_from_ehr
 
 APP = "http://capture.test"
 SITE, _ = resolve("sacrum")
@@ -50,13 +50,7 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, SandboxServer]]:
 
 
 def _launch(app: TestClient, ehr: SandboxServer) -> str:
-    start = app.get(
-        httpx.get(f"{ehr.state.base_url}/ehr/launch/enc-okada").headers["location"],
-        follow_redirects=False,
-    )
-    done = app.get(httpx.get(start.headers["location"]).headers["location"], follow_redirects=False)
-    assert done.status_code == 303, done.text
-    return str(app.get("/api/v1/session").json()["context_id"])
+    return str(launch_from_ehr(app, ehr, "enc-okada")["context_id"])
 
 
 def test_a_verified_photo_reaches_the_chart_once(client: tuple[TestClient, SandboxServer]) -> None:

@@ -48,6 +48,9 @@ def create_context(body: ContextIn, service: ServiceDep, access: AccessDep) -> C
     When EHRs are registered, contexts come only from a launch, a scan or the worklist (403).
     """
     access.check_can_create_context()
+    body.patient.to_patient()  # DICOM's rules (LO, PN): a 422 now, not on every photo later
+    if body.encounter:
+        body.encounter.to_encounter()
     return context_out(service.create_context(body))
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import Path as PathParam
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -150,7 +152,12 @@ def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
     response_model=ClaimOut,
     responses={409: {"description": "Another device has claimed it"}, **_ERRORS},
 )
-def claim_workitem(uid: str, request: Request, service: ServiceDep, access: AccessDep) -> ClaimOut:
+def claim_workitem(
+    uid: Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)],  # a DICOM UID
+    request: Request,
+    service: ServiceDep,
+    access: AccessDep,
+) -> ClaimOut:
     """Take the encounter (IN PROGRESS) and open a capture context for it.
 
     409 when another device is already photographing this encounter; 403 when this session was

@@ -1,0 +1,1 @@
+"""The service logging: PHI filter, safe tracebacks and the access log."""
