@@ -674,16 +674,23 @@ def bench_level(
     return LevelResult(concurrency, n, ours, direct)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+@dataclass(frozen=True)
+class Measured:
+    """Everything one run measured (what ``main`` prints and ``bench/report.py`` tabulates)."""
+
+    levels: list[LevelResult]
+    machine: dict[str, str | int | None]
+    photo_mb: float  # mean size of the generated photos
+
+
+def measure(levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS) -> Measured:
+    """Run every (concurrency, photos) level against a fresh Orthanc; raise BenchError."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     require_orthanc()
     from tests.orthanc import OrthancServer
 
-    levels = levels_for(args)
     most = max(n for _, n in levels)
-    started = time.perf_counter()
     run = Run()
     with tempfile.TemporaryDirectory(prefix="delivery-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -696,12 +703,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             wrapped = wrap_direct([photos[0], *photos], run_id)
             results = [bench_level(tmp, orthanc, run, photos, wrapped, c, n) for c, n in levels]
             machine = machine_info(orthanc)
-        except BenchError as exc:
-            sys.exit(f"delivery_bench: {exc}")
         finally:
             run.stop()
             orthanc.stop()
-    photo_mb = sum(map(len, photos)) / len(photos) / MB
+    return Measured(results, machine, sum(map(len, photos)) / len(photos) / MB)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    try:
+        measured = measure(levels_for(args))
+    except BenchError as exc:
+        sys.exit(f"delivery_bench: {exc}")
+    results, machine, photo_mb = measured.levels, measured.machine, measured.photo_mb
     print(format_table(results))
     print(machine_line(machine))
     log(f"total {time.perf_counter() - started:.0f} s")

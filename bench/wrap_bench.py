@@ -501,10 +501,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def repeats_for(spec: PhotoSpec, args: argparse.Namespace) -> int:
-    if args.quick:
+def repeats_for(spec: PhotoSpec, repeat: int | None, quick: bool) -> int:
+    if quick:
         return QUICK_REPEAT
-    return int(args.repeat) if args.repeat is not None else spec.repeat
+    return repeat if repeat is not None else spec.repeat
 
 
 def require_img2dcm() -> str:
@@ -527,11 +527,15 @@ def bench_photo(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.child is not None:
-        child_measure(args.child)
-        return 0
+Machine = dict[str, str | int | None]
+
+
+def measure(repeat: int | None = None, *, quick: bool = False) -> tuple[list[Result], Machine]:
+    """The whole benchmark, without printing: every photo's figures and the machine.
+
+    ``repeat`` timed runs per photo (default: each photo's own), ``quick`` for a smoke run.
+    Used by ``main`` and by ``bench/report.py`` (``make bench``).
+    """
     img2dcm = require_img2dcm()
     try:
         wrap, ctx = load_encoder()
@@ -541,10 +545,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         directory = Path(tmp)
         photos = [write_photo(spec, directory) for spec in PHOTOS]
         results = [
-            bench_photo(spec, photo, repeats_for(spec, args), img2dcm, wrap, ctx)
+            bench_photo(spec, photo, repeats_for(spec, repeat, quick), img2dcm, wrap, ctx)
             for spec, photo in zip(PHOTOS, photos, strict=True)
         ]
-    machine = machine_info(img2dcm)
+    return results, machine_info(img2dcm)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child is not None:
+        child_measure(args.child)
+        return 0
+    results, machine = measure(args.repeat, quick=args.quick)
     print(format_table(results))
     print(machine_line(machine))
     if args.json is not None:

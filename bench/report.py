@@ -1,0 +1,205 @@
+"""Every figure the releases measured, in one run and one Markdown table: ``make bench``.
+
+Run from the repository root after ``make test`` (which installs DCMTK, Orthanc and Chromium)::
+
+    .venv/bin/python -m bench.report            # the full run (about 5 minutes on 2 cores)
+    .venv/bin/python -m bench.report --quick    # smoke run: fewer repeats and photos
+
+Sections, each measured by its own benchmark module (their docstrings define every figure):
+
+1. **Wrap** (``bench/wrap_bench.py``): ``wrap_photo`` + writing the Part 10 file against DCMTK
+   ``img2dcm -vlp`` on the same generated 1, 12 (plain and EXIF-rotated) and 48 MP JPEGs;
+   median and p95 of 15 runs (48 MP: 5), and the peak RSS of one wrap in a fresh process.
+2. **Delivery** (``bench/delivery_bench.py``): 12 MP photos uploaded to a real service process
+   and followed until QIDO-RS verified them in a real Orthanc, at 1, 4 and 16 concurrent
+   clients, against bare STOW-RS of the same instances; the API process's peak RSS.
+3. **Phone client** (``bench/pwa_bench.py``, its ``measure()``): the first-load size of the
+   PWA (gzip) and the median send-to-verified time of a 12 MP photo in headless Chromium.
+
+A section that cannot run prints a row saying why, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # also runnable as ``python bench/report.py``
+    sys.path.insert(0, str(REPO_ROOT))
+
+from bench import delivery_bench, wrap_bench  # noqa: E402 (needs the path above)
+
+QUICK_DELIVERY_LEVELS = ((1, 6), (4, 8), (16, 16))
+PWA_KEYS = ("first_load_kb_gzip", "send_to_verified_ms")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a figure for capture and, where one exists, its reference."""
+
+    figure: str
+    capture: str
+    reference: str = ""
+    note: str = ""
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def wrap_rows(results: Sequence[wrap_bench.Result]) -> list[Row]:
+    rows = [
+        Row(
+            f"wrap {r.spec.label} ({r.file_mb:.1f} MB JPEG), med / p95",
+            f"{r.ours.median_ms:.1f} / {r.ours.p95_ms:.1f} ms",
+            f"img2dcm {r.img2dcm.median_ms:.1f} / {r.img2dcm.p95_ms:.1f} ms",
+            f"x{r.ratio:.2f} of img2dcm, n={len(r.ours.samples_ms)}",
+        )
+        for r in results
+    ]
+    largest = max(results, key=lambda r: r.spec.width * r.spec.height)
+    rows.append(
+        Row(
+            f"peak RSS, one wrap of {largest.spec.label} in a fresh process",
+            f"{largest.memory.peak_rss_mb:.0f} MB",
+            note=f"+{largest.memory.rss_increase_mb:.0f} MB over the loaded encoder",
+        )
+    )
+    return rows
+
+
+def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
+    rows: list[Row] = []
+    for level in measured.levels:
+        ours, direct = level.ours, level.direct
+        rows.append(
+            Row(
+                f"delivery c={level.concurrency}: photos/s, send -> verified",
+                f"{ours.photos_per_s:.1f} /s",
+                f"direct STOW {direct.photos_per_s:.1f} /s",
+                f"n={level.n}, {len(ours.failures)} failed",
+            )
+        )
+        rows.append(
+            Row(
+                f"delivery c={level.concurrency}: send -> verified p50 / p95",
+                f"{ours.verified.p50_ms:.0f} / {ours.verified.p95_ms:.0f} ms",
+                f"STOW {direct.request.p50_ms:.0f} / {direct.request.p95_ms:.0f} ms",
+                f"202 after {ours.upload.p50_ms:.0f} / {ours.upload.p95_ms:.0f} ms",
+            )
+        )
+    peak = max(level.ours.peak_rss_mb for level in measured.levels)
+    rows.append(Row("peak RSS of the API process during delivery", f"{peak:.0f} MB"))
+    return rows
+
+
+def pwa_rows(module: str = "bench.pwa_bench") -> list[Row]:
+    """The phone client's figures from ``<module>.measure()``, or why there are none."""
+    try:
+        pwa = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name not in (module, module.rsplit(".", 1)[0]):
+            raise
+        return _unavailable("phone client", f"{module.replace('.', '/')}.py is not there")
+    figures = pwa.measure()
+    missing = [key for key in PWA_KEYS if key not in figures]
+    if missing:
+        return _unavailable("phone client", f"measure() gave no {', '.join(missing)}")
+    return [
+        Row("PWA first load (gzip)", f"{figures['first_load_kb_gzip']:.0f} KB"),
+        Row(
+            "PWA send -> verified, 12 MP photo, median",
+            f"{figures['send_to_verified_ms']:.0f} ms",
+            note="headless Chromium, loopback",
+        ),
+    ]
+
+
+def _unavailable(section: str, why: str) -> list[Row]:
+    return [Row(section, "not available", note=why)]
+
+
+# --- the table --------------------------------------------------------------------------------
+
+HEADER = ("figure", "capture", "reference", "note")
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """A Markdown table: text columns left-aligned, the figures right-aligned."""
+    cells = [HEADER, *((r.figure, r.capture, r.reference, r.note) for r in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(HEADER))]
+    right = (False, True, True, False)
+
+    def line(values: Sequence[str]) -> str:
+        padded = [
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1))
+            for w, r in zip(widths, right, strict=True)
+        )
+        + "|"
+    )
+    return "\n".join([line(HEADER), rule, *(line(c) for c in cells[1:])])
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def run_section(name: str, measure: Callable[[], list[Row]]) -> tuple[list[Row], bool]:
+    """Rows of one section, or a "not available" row with the error; and whether it worked."""
+    started = time.perf_counter()
+    wrap_bench.log(f"== {name} ...")
+    try:
+        rows = measure()
+    except (delivery_bench.BenchError, RuntimeError, OSError, SystemExit) as exc:
+        wrap_bench.log(f"{name} failed: {exc}")
+        return _unavailable(name, str(exc).splitlines()[0][:160]), False
+    wrap_bench.log(f"== {name}: {time.perf_counter() - started:.0f} s")
+    return rows, all(r.capture != "not available" for r in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Every benchmark figure in one table.")
+    parser.add_argument("--quick", action="store_true", help="smoke run (fewer repeats, photos)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    machines: list[str] = []
+
+    def wrap() -> list[Row]:
+        results, machine = wrap_bench.measure(quick=args.quick)
+        machines.append(wrap_bench.machine_line(machine))
+        return wrap_rows(results)
+
+    def delivery() -> list[Row]:
+        levels = QUICK_DELIVERY_LEVELS if args.quick else delivery_bench.DEFAULT_LEVELS
+        measured = delivery_bench.measure(levels)
+        machines.append(delivery_bench.machine_line(measured.machine))
+        return delivery_rows(measured)
+
+    sections = [("wrap", wrap), ("delivery", delivery), ("phone client", pwa_rows)]
+    rows: list[Row] = []
+    ok = True
+    for name, measure in sections:
+        section_rows, worked = run_section(name, measure)
+        rows += section_rows
+        ok = ok and worked
+    print(markdown(rows))
+    print()
+    for machine in dict.fromkeys(machines):
+        print(machine)
+    print(f"total {time.perf_counter() - started:.0f} s{' (--quick)' if args.quick else ''}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

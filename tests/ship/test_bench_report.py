@@ -1,0 +1,81 @@
+"""``make bench``'s table: the phone-client section with and without ``bench/pwa_bench.py``,
+and the rows made from the wrap and delivery benchmarks' own result types.
+
+The full run takes minutes and is not part of the suite (the README's ``make bench``); this
+keeps the table's assembly honest without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import delivery_bench as db
+from bench import report
+from bench import wrap_bench as wb
+
+
+def test_missing_pwa_module_is_a_not_available_row() -> None:
+    (row,) = report.pwa_rows("bench.no_such_bench")
+    assert row.capture == "not available"
+    assert "bench/no_such_bench.py is not there" in row.note
+
+
+def test_pwa_figures_come_from_its_measure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "fake_pwa_bench.py"
+    module.write_text(
+        "def measure():\n    return {'first_load_kb_gzip': 41.6, 'send_to_verified_ms': 812.4}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rows = report.pwa_rows("fake_pwa_bench")
+    assert [(r.figure, r.capture) for r in rows] == [
+        ("PWA first load (gzip)", "42 KB"),
+        ("PWA send -> verified, 12 MP photo, median", "812 ms"),
+    ]
+
+
+def test_pwa_measure_without_the_agreed_keys_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "partial_pwa_bench.py").write_text("def measure():\n    return {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (row,) = report.pwa_rows("partial_pwa_bench")
+    assert row.capture == "not available"
+    assert "first_load_kb_gzip" in row.note and "send_to_verified_ms" in row.note
+
+
+def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
+    spec = wb.PHOTOS[1]
+    wrap = wb.Result(
+        spec,
+        3.8,
+        ours=wb.Timing([50.0, 52.5, 60.0]),
+        img2dcm=wb.Timing([40.0, 41.0, 45.0]),
+        memory=wb.Memory(300.0, 120.0, 180.0, 20.0),
+    )
+    level = db.LevelResult(
+        1,
+        3,
+        db.OursResult(
+            photos_per_s=5.8,
+            wall_s=0.5,
+            verified=db.Latencies([170.0, 200.0, 345.0]),
+            upload=db.Latencies([90.0, 95.0, 100.0]),
+            server=db.Latencies([80.0, 90.0, 100.0]),
+            idle_rss_mb=150.0,
+            peak_rss_mb=420.0,
+            failures=[],
+            orthanc_instances=4,
+        ),
+        db.DirectResult(40.5, 0.1, db.Latencies([20.0, 25.0, 30.0])),
+    )
+    rows = report.wrap_rows([wrap]) + report.delivery_rows(db.Measured([level], {}, 3.8))
+    table = report.markdown(rows).splitlines()
+    assert table[0].startswith("| figure ") and table[1].startswith("|:-")
+    assert len(table) == 2 + len(rows)
+    text = "\n".join(table)
+    assert "52.5 / 60.0 ms" in text and "img2dcm 41.0 / 45.0 ms" in text
+    assert "5.8 /s" in text and "direct STOW 40.5 /s" in text
+    assert "200 / 345 ms" in text and "420 MB" in text and "300 MB" in text
+    assert len({len(line) for line in table}) == 1, "columns are padded to one width"
