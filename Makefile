@@ -7,8 +7,8 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Debian packages the tests use as independent readers, validators and archive.
-APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium
+# Debian packages the tests use as independent readers, validators, archive and TLS proxy.
+APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium nginx-light
 
 .PHONY: run test check pytest bench openapi venv apt-test pg-up clean
 
@@ -20,7 +20,7 @@ run: $(BIN)/capture-api
 	@if [ -n "$$CAPTURE_EHRS" ]; then exec $(BIN)/capture-api run; fi; \
 	$(BIN)/python -m ehr_sandbox --port 9000 & sandbox=$$!; \
 	trap 'kill $$sandbox 2>/dev/null' EXIT INT TERM; \
-	CAPTURE_EHRS='$(SANDBOX_EHRS)' CAPTURE_COOKIE_SECURE=false $(BIN)/capture-api run
+	CAPTURE_EHRS='$(SANDBOX_EHRS)' CAPTURE_COOKIE_SECURE=false CAPTURE_API_DOCS=true $(BIN)/capture-api run
 
 test: apt-test pg-up $(VENV)/.dev-installed check pytest
 
@@ -32,9 +32,9 @@ check: $(VENV)/.dev-installed
 pytest: $(VENV)/.dev-installed
 	$(BIN)/pytest
 
+# One table: wrap vs img2dcm, delivery vs direct STOW on Orthanc, peak memory, PWA figures.
 bench: apt-test $(VENV)/.dev-installed
-	$(BIN)/python bench/wrap_bench.py
-	$(BIN)/python bench/delivery_bench.py
+	$(BIN)/python -m bench.report
 
 openapi: $(VENV)/.dev-installed
 	$(BIN)/capture-api openapi > openapi/openapi.json

@@ -93,14 +93,18 @@ def _add_wrap_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from capture_api.logging_config import capture_warnings, logging_config
+
+    capture_warnings()
     settings = get_settings()
     uvicorn.run(
         "capture_api.api.app:create_app",
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
-        log_level="info",
-        access_log=False,  # request lines carry patient IDs in query strings: keep them out
+        log_config=logging_config(),  # capture_api.logging_config: no PHI in any line
+        access_log=False,  # uvicorn's line has the raw query string: capture.access replaces it
+        proxy_headers=False,  # the app trusts X-Forwarded-* only from CAPTURE_TRUSTED_PROXIES
     )
     return EXIT_OK
 

@@ -10,11 +10,16 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from capture_api.api.security import origins
+from capture_api.audit.syslog import SyslogTarget
 from capture_api.capture.sensitivity_policy import SensitiveSiteRule
+from capture_api.privacy.consent_policy import ConsentSetting
+from capture_api.privacy.roles import DEFAULT_ROLE_CLAIM, Role
 
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
 
@@ -63,12 +68,19 @@ class EhrRegistration(BaseModel):
         default="system/Media.cu system/DocumentReference.cu",
         description="Client-credentials scopes for notifications (SMART Backend Services)",
     )
+    role_claim: str | None = Field(
+        default=DEFAULT_ROLE_CLAIM,
+        description="id_token claim listing the user's capture roles (null: CAPTURE_ROLE_MAP only)",
+    )
 
 
 class Settings(BaseSettings):
     """Service configuration. Field names map to ``CAPTURE_<NAME>`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="CAPTURE_", extra="ignore")
+    # hide_input_in_errors: a bad value must not print a secret (or CAPTURE_EHRS) into the log.
+    model_config = SettingsConfigDict(
+        env_prefix="CAPTURE_", extra="ignore", hide_input_in_errors=True
+    )
 
     uid_root: str | None = Field(
         default=None,
@@ -83,7 +95,7 @@ class Settings(BaseSettings):
     port: int = 8000
 
     # --- persistence -------------------------------------------------------------------------
-    database_url: str | None = Field(
+    database_url: SecretStr | None = Field(  # a URL may carry the database password
         default=None,
         validation_alias=AliasChoices("DATABASE_URL", "CAPTURE_DATABASE_URL"),
         description="SQLAlchemy URL; unset uses SQLite (WAL) in data_dir/capture.db.",
@@ -144,9 +156,79 @@ class Settings(BaseSettings):
         default=None,
         description="Sites whose photos are suggested restricted (JSON rules; default built in)",
     )
+    # --- privacy: roles and consent (capture_api/privacy, docs/privacy.md) ----------------------
+    role_map: dict[str, list[Role]] = Field(
+        default_factory=dict,
+        description="fhirUser -> capture roles (JSON); every signed-in user is a clinician",
+    )
+    consent_required: ConsentSetting = Field(
+        default="never",
+        description="never | always | JSON rules (units, min_sensitivity): consent before photos",
+    )
     web_client_dir: Path = Field(
         default=Path("web_client"), description="The phone client's static files (served at /)."
     )
+
+    # --- HTTP hardening (capture_api/api/security, docs/security.md) -------------------------
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs CSRF tokens; the same on every replica (unset: random per process)",
+    )
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins that may frame capture besides the EHRs' own (CSP frame-ancestors)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API cross-origin, without cookies (default none)",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Reverse proxies (IPs/CIDRs) whose X-Forwarded-For/-Proto are believed",
+    )
+    hsts_max_age_seconds: int = Field(
+        default=63_072_000, ge=0, description="HSTS max-age with an https public URL; 0: none"
+    )
+    rate_limit_login_per_minute: int = Field(default=30, ge=0, description="per client; 0: off")
+    rate_limit_uploads_per_minute: int = Field(default=240, ge=0, description="per client; 0: off")
+    max_json_bytes: int = Field(default=64 * 1024, gt=0, description="Bodies of non-upload routes")
+    api_docs: bool | None = Field(
+        default=None, description="Serve /docs and /redoc (unset: only when no EHR is registered)"
+    )
+
+    # --- audit trail (capture_api/audit, docs/audit.md) --------------------------------------
+    audit_syslog_url: str | None = Field(
+        default=None,
+        description="ATNA audit record repository: udp://host:514, tcp://host:514, tls://host:6514",
+    )
+    audit_syslog_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle the tls:// collector is checked against"
+    )
+    audit_syslog_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate for tls:// (ATNA node authentication)"
+    )
+    audit_syslog_key_file: Path | None = Field(
+        default=None, description="PEM private key of that certificate (if not in the cert file)"
+    )
+    audit_app_name: str = Field(
+        default="capture",
+        pattern=r"^[!-~]{1,48}$",
+        description="Syslog APP-NAME and DICOM AuditSourceID (printable ASCII, no spaces)",
+    )
+    audit_site: str | None = Field(
+        default=None, max_length=64, description="AuditEnterpriseSiteID / AuditEvent.source.site"
+    )
+    audit_queue_size: int = Field(
+        default=10_000, ge=1, description="Audit messages kept while the collector is down"
+    )
+
+    @field_validator("audit_syslog_url")
+    @classmethod
+    def _check_audit_syslog_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        SyslogTarget.parse(value)  # ValueError: says what a valid URL looks like
+        return value
 
     @property
     def spool_dir(self) -> Path:
@@ -158,7 +240,41 @@ class Settings(BaseSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'capture.db'}"
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'capture.db'}"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "CAPTURE_SECRET_KEY must be at least 32 characters: "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
+
+    @field_validator("frame_ancestors", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return origins.split_list(value)
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: list[str]) -> list[str]:
+        return [
+            origins.check_origin(v, setting="CAPTURE_FRAME_ANCESTORS", wildcard=True) for v in value
+        ]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_cors_origins(cls, value: list[str]) -> list[str]:
+        return [origins.check_origin(v, setting="CAPTURE_CORS_ORIGINS") for v in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: list[str]) -> list[str]:
+        return [origins.check_proxy(v) for v in value]
 
     @field_validator("uid_root")
     @classmethod

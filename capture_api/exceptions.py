@@ -15,6 +15,8 @@ boundary where they happen, ``raise ... from exc``, so callers never need to kno
     ├── FhirError                the EHR's FHIR server (capture_api.context.fhir): 401/403/404/5xx
     ├── NotSignedIn              no valid session: open capture from the patient's chart
     ├── PatientMismatch          a capture or scan for another patient than the launched one
+    ├── RoleRequired             signed in, but without the role the action needs
+    ├── ConsentRequired          the deployment wants the patient's consent recorded first
     ├── EncodeError              our own failure while building the object (a bug, not the user's)
     └── ArchiveError             the archive (PACS/VNA) did not take or show the instance
         ├── ArchiveUnavailable   transient: 5xx, timeout, connection refused -> retry with backoff
@@ -70,6 +72,10 @@ class PatientMismatch(CaptureError):
 
 class RoleRequired(CaptureError):
     """The user is signed in but lacks the role the action needs (403)."""
+
+
+class ConsentRequired(CaptureError):
+    """The consent policy wants the patient's consent recorded before this photo (428)."""
 
 
 class EncodeError(CaptureError):

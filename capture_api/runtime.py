@@ -22,6 +22,7 @@ from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
 from capture_api.notify.worker import NotifyWorker
+from capture_api.privacy.consent_policy import policy_from_settings as consent_policy_from
 from capture_api.store.db import make_engine, migrate
 
 
@@ -49,7 +50,8 @@ class Runtime:
             limits=Limits(settings.max_upload_bytes, settings.max_pixels),
         )
         lease = dt.timedelta(seconds=settings.lease_seconds)
-        service = CaptureService(engine, Spool(settings.spool_dir), options, lease)
+        consent = consent_policy_from(settings)
+        service = CaptureService(engine, Spool(settings.spool_dir), options, lease, consent)
         archive = archive_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
         ehr_contexts = EhrContexts(settings, engine, service)

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.anatomy import Laterality, get_site
 from capture_api.capture.model import CaptureContext
 from capture_api.capture.sensitivity import Sensitivity
@@ -41,6 +42,9 @@ from capture_api.exceptions import (
     UnknownContext,
     UnsupportedFormat,
 )
+from capture_api.observability import metrics
+from capture_api.privacy.consent_policy import NEVER, ConsentPolicy
+from capture_api.privacy.consents import consent_for_capture
 from capture_api.store.db import session
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 
@@ -79,11 +83,13 @@ class CaptureService:
         spool: Spool,
         options: EncoderOptions,
         lease: dt.timedelta = dt.timedelta(seconds=120),
+        consent_policy: ConsentPolicy = NEVER,
     ) -> None:
         self.engine = engine
         self.spool = spool
         self.options = options
         self.lease = lease
+        self.consent_policy = consent_policy  # capture_api.privacy.consent_policy
 
     # --- contexts ---------------------------------------------------------------------------
 
@@ -103,8 +109,8 @@ class CaptureService:
         return record
 
     def context(self, context_id: str) -> ContextRecord:
-        with session(self.engine) as s:
-            record = s.get(ContextRecord, context_id)
+        with session(self.engine) as s:  # a NUL id: never stored, and PostgreSQL refuses it
+            record = s.get(ContextRecord, context_id) if "\x00" not in context_id else None
         if record is None:
             raise UnknownContext(f"no patient context {context_id!r}: open the patient again")
         return record
@@ -115,6 +121,14 @@ class CaptureService:
         """Spool, record and encode one photo; return the record and whether it is new."""
         context = self.context(request.context_id)
         self._capture_context(request, context, instance_number=1)  # refuse bad metadata early
+        consent_id = consent_for_capture(  # 428 before anything is stored
+            self.engine,
+            self.consent_policy,
+            context,
+            level=request.sensitivity,
+            body_site=request.body_site,
+            view=request.view,
+        )
         upload = self.spool.write_stream(
             self.spool.temporary(), photo, self.options.limits.max_bytes
         )
@@ -126,6 +140,7 @@ class CaptureService:
         self.spool.move(upload.path, target)
         record = self._new_record(request, upload.sha256, upload.size, target)
         record.lease_owner, record.lease_expires_at = "upload", utcnow() + self.lease
+        record.consent_id = consent_id
         try:
             with session(self.engine) as s:
                 record.instance_number = _next_instance_number(s, request.context_id)
@@ -136,6 +151,7 @@ class CaptureService:
             if existing is None:
                 raise
             return self._resent(existing, upload.sha256, None), False
+        metrics.captured()
         return self.encode(record), True
 
     def encode(self, record: CaptureRecord) -> CaptureRecord:
@@ -194,6 +210,8 @@ class CaptureService:
         return int(result.rowcount)
 
     def get(self, capture_id: str) -> CaptureRecord | None:
+        if "\x00" in capture_id:  # never stored, and PostgreSQL refuses to compare it
+            return None
         with session(self.engine) as s:
             return s.get(CaptureRecord, capture_id)
 
@@ -265,7 +283,9 @@ class CaptureService:
             record.id, status=CaptureStatus.FAILED.value, reason=str(exc), failure_kind=kind
         )
         if landed:
+            metrics.failed(kind)
             Spool.delete(record.photo_path)
+            record_capture(self.engine, "capture", Outcome.REFUSED, record, detail=str(exc))
         return self._current(record.id)
 
     def _finish_received(self, capture_id: str, **values: object) -> bool:

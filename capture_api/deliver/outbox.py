@@ -25,9 +25,11 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.spool import Spool
 from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
+from capture_api.observability import metrics
 from capture_api.store.db import session
 from capture_api.store.leases import LeasedWorker, claim, save
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
@@ -103,9 +105,10 @@ class OutboxWorker(LeasedWorker):
                 failure_kind="spool-lost",
                 reason=f"the encoded photo is missing from the spool ({exc.strerror})",
             )
+            record_capture(self.engine, "stow", Outcome.FAILED, record, detail="spool lost")
             return
         try:
-            result = self.archive.store(data, ref)
+            result = metrics.timed_store(self.archive, data, ref)
         except ArchiveUnavailable as exc:
             self._retry(record, owner, str(exc), stow=True)
         except ArchiveRejected as exc:
@@ -118,6 +121,7 @@ class OutboxWorker(LeasedWorker):
                 failure_kind=kind,
                 stow_requests=record.stow_requests + 1,
             )
+            record_capture(self.engine, "stow", Outcome.FAILED, record, detail=str(exc))
         else:
             warnings = json.loads(record.warnings_json) + list(result.warnings)
             self._save(
@@ -131,6 +135,7 @@ class OutboxWorker(LeasedWorker):
                 stow_requests=record.stow_requests + 1,
                 next_attempt_at=utcnow(),
             )
+            record_capture(self.engine, "stow", Outcome.SUCCESS, record)
 
     def _verify(self, record: CaptureRecord, owner: str) -> None:
         try:
@@ -146,6 +151,7 @@ class OutboxWorker(LeasedWorker):
                 reason=str(exc),
                 failure_kind="archive-rejected",
             )
+            record_capture(self.engine, "verify", Outcome.FAILED, record, detail=str(exc))
             return
         if visible:
             self._save(
@@ -155,6 +161,7 @@ class OutboxWorker(LeasedWorker):
                 verified_at=utcnow(),
                 last_error=None,
             )
+            record_capture(self.engine, "verify", Outcome.SUCCESS, record)
             if self.policy.spool_retention <= dt.timedelta(0):
                 self._delete_spool(record.id)
         elif record.verify_attempts + 1 >= self.policy.verify_attempts:
@@ -177,6 +184,7 @@ class OutboxWorker(LeasedWorker):
 
     def _retry(self, record: CaptureRecord, owner: str, error: str, *, stow: bool = False) -> None:
         log.warning("archive unavailable, will retry (attempt %d)", record.attempts + 1)
+        metrics.retried("stow" if stow else "verify")
         self._save(
             record.id,
             owner,
@@ -185,11 +193,17 @@ class OutboxWorker(LeasedWorker):
             next_attempt_at=utcnow() + self.policy.backoff(record.attempts),
             stow_requests=record.stow_requests + (1 if stow else 0),
         )
+        step = "stow" if stow else "verify"
+        record_capture(self.engine, step, Outcome.RETRY, record, detail=error)
 
     # --- persistence ----------------------------------------------------------------------
 
     def _save(self, capture_id: str, owner: str, **values: object) -> None:
         save(self.engine, CaptureRecord, capture_id, owner, **values)
+        if values.get("status") == CaptureStatus.VERIFIED:
+            metrics.verified()
+        elif values.get("status") == CaptureStatus.FAILED:
+            metrics.failed(str(values.get("failure_kind")))
 
     def _delete_spool(self, capture_id: str) -> None:
         with session(self.engine) as s:
@@ -201,6 +215,7 @@ class OutboxWorker(LeasedWorker):
             row.spool_deleted_at = utcnow()
             s.add(row)
             s.commit()
+        record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row)
 
     def _sweep_spool(self) -> None:
         """Delete spooled bytes of captures verified longer ago than the retention."""

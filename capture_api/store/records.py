@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Column, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -91,6 +91,8 @@ class UserSession(SQLModel, table=True):
     encounter_fhir_id: str | None = Field(default=None, max_length=128)
     need_patient_banner: bool = True
     context_id: str | None = Field(default=None, max_length=64)
+    # capture roles resolved once at launch (capture_api.privacy.roles), comma separated
+    roles: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: dt.datetime = Field(default_factory=utcnow)
     last_seen_at: dt.datetime = Field(default_factory=utcnow)
     expires_at: dt.datetime
@@ -123,6 +125,7 @@ class CaptureRecord(SQLModel, table=True):
     device: str | None = Field(default=None, max_length=64)
     captured_at: dt.datetime | None = None
     instance_number: int = 1
+    consent_id: str | None = Field(default=None, max_length=64, index=True)  # ConsentRecord.id
 
     sop_instance_uid: str | None = Field(default=None, max_length=64, index=True)
     study_uid: str | None = Field(default=None, max_length=64)
@@ -146,12 +149,40 @@ class CaptureRecord(SQLModel, table=True):
     spool_deleted_at: dt.datetime | None = None
 
 
+class ConsentRecord(SQLModel, table=True):
+    """The patient's consent to photography, recorded for one context (append-only).
+
+    ``resource_json`` is the validated FHIR R4 Consent (``capture_api.privacy.consent_fhir``);
+    captures made while it is the context's latest reference it (``CaptureRecord.consent_id``).
+    """
+
+    __tablename__ = "consent"
+
+    id: str = Field(primary_key=True, max_length=64)
+    context_id: str = Field(foreign_key="encounter_context.id", index=True, max_length=64)
+    consenter: str = Field(max_length=16)  # patient | guardian | other
+    consenter_name: str | None = Field(default=None, max_length=128)
+    method: str = Field(max_length=16)  # verbal | written
+    form_capture_id: str | None = Field(default=None, max_length=128)
+    recorded_by: str | None = Field(default=None, max_length=512)  # fhirUser
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+    resource_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
 class AuditEventRecord(SQLModel, table=True):
-    """One audit event (append-only): launch, scan, capture refused for the wrong patient, ..."""
+    """One audit event (append-only): every PHI request, and the domain events around them.
+
+    Rows are only ever inserted (database triggers refuse UPDATE/DELETE, migration 0006).
+    ``capture_api.audit`` maps a row to a FHIR AuditEvent (IHE BALP) and a DICOM audit
+    message; docs/audit.md lists the vocabulary of ``action``.
+    """
 
     __tablename__ = "audit_event"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(  # 64-bit: every request is a row (migration 0006)
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
     at: dt.datetime = Field(default_factory=utcnow, index=True)
     action: str = Field(max_length=64)
     outcome: str = Field(max_length=16)
@@ -159,6 +190,24 @@ class AuditEventRecord(SQLModel, table=True):
     session_id: str | None = Field(default=None, max_length=64)
     patient: str | None = Field(default=None, max_length=64, index=True)
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # --- the full trail (migration 0006) ---
+    balp_action: str | None = Field(default=None, max_length=1)  # C R U D E
+    event_code: str | None = Field(default=None, max_length=16)  # DICOM EventID (DCM)
+    event_type: str | None = Field(default=None, max_length=16)  # DICOM EventTypeCode (DCM)
+    purpose: str | None = Field(default=None, max_length=64)  # HL7 v3 PurposeOfUse code
+    patient_issuer: str | None = Field(default=None, max_length=128)
+    context_id: str | None = Field(default=None, max_length=64, index=True)
+    capture_id: str | None = Field(default=None, max_length=128)
+    sop_instance_uid: str | None = Field(default=None, max_length=64)
+    study_uid: str | None = Field(default=None, max_length=64)
+    method: str | None = Field(default=None, max_length=8)
+    route: str | None = Field(default=None, max_length=256)  # template, never the raw URL
+    http_status: int | None = None
+    client_ip: str | None = Field(default=None, max_length=64)
+    user_agent_hash: str | None = Field(default=None, max_length=16)
+    request_id: str | None = Field(default=None, max_length=64)
+    peer: str | None = Field(default=None, max_length=512)  # archive or EHR the event went to
+    node: str | None = Field(default=None, max_length=128)  # host of the recording process
 
 
 class NotificationStatus(StrEnum):

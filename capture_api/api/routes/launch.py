@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import CursorResult
 from sqlmodel import col
 
+from capture_api.api.security.csrf import signing_key, token_for_session
 from capture_api.config import Settings
 from capture_api.context.sessions import (
     COOKIE_NAME,
@@ -33,6 +34,7 @@ from capture_api.context.sessions import (
 )
 from capture_api.context.smart import LaunchError, SmartClient
 from capture_api.exceptions import CaptureError
+from capture_api.privacy.roles import roles_of
 from capture_api.store.db import session as db_session
 from capture_api.store.records import LaunchState, UserSession, utcnow
 
@@ -164,11 +166,17 @@ def logout(request: Request) -> Response:
 
 @router.get("/api/v1/session")
 def get_session(request: Request) -> JSONResponse:
-    """Who and what this browser is signed in for; never any token."""
+    """Who and what this browser is signed in for; never any access or refresh token.
+
+    ``csrf_token`` is what the page sends as ``X-CSRF-Token`` on every POST/PUT/PATCH/DELETE
+    (capture_api.api.security.csrf); only a same-origin page can read this answer.
+    """
     row = session_store(request).get(request.cookies.get(COOKIE_NAME))
     if row is None:
         return JSONResponse({"detail": NOT_SIGNED_IN}, status_code=401)
-    return JSONResponse(session_json(row), headers={"Cache-Control": "no-store"})
+    csrf_token = token_for_session(signing_key(_settings(request)), row.id)
+    body = {**session_json(row), "csrf_token": csrf_token}
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def session_json(row: UserSession) -> dict[str, Any]:
@@ -179,6 +187,7 @@ def session_json(row: UserSession) -> dict[str, Any]:
         "fhir_user": row.fhir_user,
         "need_patient_banner": row.need_patient_banner,
         "context_id": row.context_id,
+        "roles": sorted(r.value for r in roles_of(row, ehr_mode=True)),
         "expires_at": _aware(row.expires_at).isoformat(),
     }
 
