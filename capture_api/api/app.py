@@ -79,10 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     security.trust_proxies(app, settings)  # before all of them: the real client address
     app.include_router(health.router)
     app.include_router(launch.router)  # /launch, /launch/callback, /logout, /api/v1/session
-    routers: tuple[ModuleType, ...] = (body_sites, contexts, scan, captures, priors, timeline)
-    routers += (worklist, reports)
-    routers += (unblur, consent)  # capture_api.privacy: break-the-glass, consent
-    routers += (audit,)  # capture_api.audit: the audit trail export
+    routers: tuple[ModuleType, ...] = (
+        *(body_sites, contexts, scan, captures, priors, timeline, worklist, reports),
+        *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
+        audit,  # capture_api.audit: the audit trail export
+    )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     _mount_client(app, settings)
