@@ -161,11 +161,7 @@ def append(engine: Engine, row: AuditEventRecord) -> AuditEventRecord | None:
         row.event_type = kind.event_type.value
     row.detail = (row.detail or "")[:DETAIL_LIMIT] or None
     row.node = row.node or _NODE
-    # PostgreSQL refuses NUL in text; a refused request may quote one (a hostile id or query).
-    values = {
-        key: value.replace("\x00", "\ufffd") if isinstance(value, str) else value
-        for key, value in row.model_dump(exclude={"id"}).items()
-    }
+    values = {key: _storable(key, value) for key, value in row.model_dump(exclude={"id"}).items()}
     try:  # a Core insert: the ORM's unit of work costs more CPU than the row is worth
         with engine.begin() as connection:
             result = connection.execute(insert(AuditEventRecord), values)
@@ -177,3 +173,21 @@ def append(engine: Engine, row: AuditEventRecord) -> AuditEventRecord | None:
         return None
     forwarding.forward(engine, row)
     return row
+
+
+#: Column widths of the audit table: PostgreSQL refuses a longer value where SQLite keeps it.
+_WIDTHS: dict[str, int] = {
+    column.name: length
+    for column in AuditEventRecord.__table__.columns  # type: ignore[attr-defined]
+    if (length := getattr(column.type, "length", None))  # String, or sqlmodel's AutoString
+}
+
+
+def _storable(column: str, value: object) -> object:
+    """A value every database stores: a refused request may quote hostile ids of any length,
+    or a NUL, which PostgreSQL refuses in text; losing the row over that would lose the event."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x00", "\ufffd")
+    width = _WIDTHS.get(column)
+    return value[:width] if width else value

@@ -73,3 +73,26 @@ def test_truncate_is_refused_on_postgresql() -> None:
         with pytest.raises(DBAPIError, match=REFUSED), engine.begin() as connection:
             connection.execute(text("TRUNCATE audit_event"))
         assert _count(engine) == 1
+
+
+def test_hostile_values_are_stored_not_dropped(engine: Engine) -> None:
+    """A refused request may quote a NUL or an over-long id; PostgreSQL refuses both as they
+    are, and the event must still be kept (found by the schemathesis run on PostgreSQL)."""
+    row = record(
+        engine,
+        "timeline",
+        Outcome.REFUSED,
+        actor="integration",
+        sop_instance_uid="1." * 150,
+        context_id="c\x00" * 50,
+        detail="bad\x00value",
+    )
+    assert row is not None and row.id is not None
+    with engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT sop_instance_uid, context_id, detail FROM audit_event WHERE id = :id"),
+            {"id": row.id},
+        ).one()
+    assert len(stored[0]) == 64 and stored[0].startswith("1.1.")
+    assert "\x00" not in stored[1] and len(stored[1]) <= 64
+    assert stored[2] == "bad\ufffdvalue"
