@@ -21,6 +21,7 @@ import { SendList, renderReview, thumbnail } from "./js/photos.js";
 import { Vault } from "./js/vault.js";
 import { Uploader } from "./js/uploader.js";
 import { askConsent } from "./js/consent.js";
+import { mayUnblur } from "./js/unblur.js";
 
 const state = { session: null, context: null, site: null, photos: [], retaking: null };
 let vault = null;
@@ -173,7 +174,9 @@ async function chooseSite(choice) {
 }
 
 async function loadPriors() {
-  const newest = await renderPriors(state.context.context_id, state.site);
+  const newest = await renderPriors(state.context.context_id, state.site, {
+    canUnblur: mayUnblur(state.session),
+  });
   camera.setOverlay(newest ? newest.preview_url : null);
 }
 

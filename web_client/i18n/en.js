@@ -116,6 +116,19 @@ export const STRINGS = {
   "priors.date_unknown": "unknown date",
   "details.take": "Take photos",
 
+  // break-the-glass: a sensitive viewer sees one blurred earlier photo clearly, with a reason
+  "unblur.show": "Show clearly",
+  "unblur.show_label": "Show the photo of {date} clearly",
+  "unblur.heading": "See a sensitive photo clearly",
+  "unblur.reason": "Why do you need to see it clearly?",
+  "unblur.reason_hint": "At least 10 characters, e.g. “compare the wound edges with today”. Your reason and this view are recorded in the audit trail.",
+  "unblur.submit": "Record the reason and show",
+  "unblur.cancel": "Cancel",
+  "unblur.hide": "Hide the clear photo",
+  "unblur.loading": "Asking for the clear photo…",
+  "unblur.shown": "Shown clearly for you; it is not kept on this phone.",
+  "unblur.image": "Photo of {date}, shown clearly",
+
   // camera
   "camera.heading": "Photograph",
   "camera.take": "Take a photo",
@@ -187,6 +200,11 @@ export const STRINGS = {
   "consent.method": "How",
   "consent.method.verbal": "spoken",
   "consent.method.written": "written (signed form)",
+  "consent.form_take": "Photograph the signed form (optional)",
+  "consent.form_hint": "Stored in the patient's record as the consent form, with this consent.",
+  "consent.form_ready": "Form photo ready: {name}",
+  "consent.form_sending": "Storing the photo of the form…",
+  "consent.form_failed": "The photo of the form was not stored: {detail}",
   "consent.agree": "The patient (or their representative) agreed to these photos for their care and record.",
   "consent.submit": "Record consent and send",
   "consent.cancel": "Do not send",

@@ -78,6 +78,29 @@ export function postJson(path, body) {
   });
 }
 
+/** A multipart POST (a photo): the JSON answer. */
+export function postForm(path, form) {
+  return call(path, { method: "POST", headers: { Accept: "application/json", ...unsafeHeaders() }, body: form });
+}
+
+/** A JSON POST whose answer is binary (the clear image of a blurred photo): a Blob, in memory. */
+export async function postForBlob(path, body) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json", ...unsafeHeaders() },
+      body: JSON.stringify(body ?? {}),
+    });
+  } catch {
+    throw new ApiError(0, "");
+  }
+  if (!response.ok) throw new ApiError(response.status, detailOf(await response.json().catch(() => null)));
+  return response.blob();
+}
+
 export const paths = {
   session: "/api/v1/session",
   context: (id) => `/api/v1/contexts/${encodeURIComponent(id)}`,

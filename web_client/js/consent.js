@@ -1,13 +1,40 @@
 // The consent step: shown only when the service answers an upload with 428 (the deployment
 // requires recorded consent first). It records consent with POST /api/v1/contexts/{id}/consent;
-// the queued photos then go on.
+// the queued photos then go on. With written consent, an optional photo of the signed form is
+// first stored as an ordinary capture of the same context with the view "consent form" (the
+// service never holds that one back for consent), and its capture id goes with the consent.
 
 import { t } from "../i18n/en.js";
 import { $, say } from "./dom.js";
-import { paths, postJson } from "./api.js";
+import { ApiError, getJson, paths, postForm, postJson } from "./api.js";
+
+/** The view that marks a capture as the scanned consent form (the service's CONSENT_FORM_VIEW). */
+export const CONSENT_FORM_VIEW = "consent form";
+const POLL_MS = 250;
+const POLL_LIMIT = 240; // about a minute
 
 function chosen(form, name) {
   return form.querySelector(`input[name="${name}"]:checked`)?.value;
+}
+
+/** Store the form's photo; resolves with its capture id once the service has encoded it (the
+ * consent may point only at a photo that was not refused). The file stays in memory only. */
+async function storeFormPhoto(contextId, file) {
+  const captureId = crypto.randomUUID();
+  const data = new FormData();
+  data.append("photo", file, file.name || "consent-form.jpg");
+  data.append("capture_id", captureId);
+  data.append("context_id", contextId);
+  data.append("view", CONSENT_FORM_VIEW);
+  data.append("captured_at", new Date().toISOString());
+  let capture = await postForm(paths.captures, data);
+  for (let i = 0; !capture.sop_instance_uid; i += 1) {
+    if (capture.status === "failed") throw new ApiError(422, capture.reason || "");
+    if (i >= POLL_LIMIT) throw new ApiError(408, "");
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    capture = await getJson(capture.status_url);
+  }
+  return captureId;
 }
 
 /** Ask for consent; resolves true once it is recorded, false when the user declines. */
@@ -16,8 +43,14 @@ export function askConsent(contextId, detail) {
   const form = $("consent-form");
   $("consent-detail").textContent = detail || "";
   say("consent-message", "");
+  const photo = $("consent-photo");
+  photo.value = "";
+  let stored = null; // {file, id}: a form photo already stored is not sent twice
   const syncName = () => {
     $("consenter-name-box").hidden = chosen(form, "consenter") === "patient";
+    $("consent-photo-box").hidden = chosen(form, "method") !== "written";
+    const file = photo.files[0];
+    say("consent-photo-name", file ? t("consent.form_ready", { name: file.name }) : "");
     say("consent-message", "");
   };
   syncName();
@@ -26,6 +59,7 @@ export function askConsent(contextId, detail) {
     const finish = (recorded) => {
       form.removeEventListener("input", syncName);
       form.removeEventListener("submit", submit);
+      photo.value = "";
       $("consent-cancel").removeEventListener("click", cancel);
       dialog.close();
       resolve(recorded);
@@ -39,6 +73,18 @@ export function askConsent(contextId, detail) {
       if (consenter !== "patient" && !name) return say("consent-message", t("consent.needs_name"), "error");
       const body = { consenter, method: chosen(form, "method") };
       if (consenter !== "patient") body.consenter_name = name;
+      const file = body.method === "written" ? photo.files[0] : null;
+      if (file) {
+        if (stored?.file !== file) {
+          say("consent-message", t("consent.form_sending"), "info");
+          try {
+            stored = { file, id: await storeFormPhoto(contextId, file) };
+          } catch (error) {
+            return say("consent-message", t("consent.form_failed", { detail: error.message }), "error");
+          }
+        }
+        body.form_capture_id = stored.id;
+      }
       try {
         await postJson(paths.consent(contextId), body);
       } catch (error) {

@@ -6,6 +6,7 @@
 import { t } from "../i18n/en.js";
 import { $, clear, el } from "./dom.js";
 import { getJson, paths } from "./api.js";
+import { closeUnblur, openUnblur } from "./unblur.js";
 
 /** "20261102091530.250+0100" (DICOM DT) -> "2026-11-02". */
 export function dicomDate(value) {
@@ -60,8 +61,11 @@ export function renderDetails(site) {
   note.hidden = !site.suggested;
 }
 
-/** The patient's earlier photos of this site (and side); returns the newest (the overlay). */
-export async function renderPriors(contextId, site) {
+/** The patient's earlier photos of this site (and side); returns the newest (the overlay).
+ * With `canUnblur` (a sensitive viewer), a blurred photo the service offers to show clearly
+ * (`unblur_url`) gets a "Show clearly" button. */
+export async function renderPriors(contextId, site, { canUnblur = false } = {}) {
+  closeUnblur();
   const list = clear($("priors"));
   $("priors-message").textContent = "";
   let timeline;
@@ -81,7 +85,15 @@ export async function renderPriors(contextId, site) {
     const image = el("img", { src: item.thumbnail_url, alt, loading: "lazy", decoding: "async" });
     const caption = el("figcaption", {}, item.blurred ? `${date} · ${t("priors.blurred")}` : date);
     const figure = el("figure", { class: item.blurred ? "blurred" : null }, image, caption);
-    list.append(el("li", { dataset: { blurred: String(item.blurred), sop: item.sop_instance_uid } }, figure));
+    const unblur =
+      canUnblur && item.blurred && item.unblur_url
+        ? el(
+            "button",
+            { type: "button", class: "unblur", "aria-label": t("unblur.show_label", { date }), onclick: () => openUnblur(item, date) },
+            t("unblur.show"),
+          )
+        : null;
+    list.append(el("li", { dataset: { blurred: String(item.blurred), sop: item.sop_instance_uid } }, figure, unblur));
   }
   return items.length ? items[items.length - 1] : null;
 }

@@ -43,6 +43,7 @@ export function showScreen(id) {
     heading.focus({ preventScroll: false });
   }
   document.body.dataset.screen = id;
+  document.dispatchEvent(new CustomEvent("screenchange", { detail: { id } }));
 }
 
 /** A message in a live region (role=status or role=alert) that screen readers announce. */
