@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from ehr_sandbox.server import SandboxServer
 from tests.audit.conftest import audit_rows
-from tests.context.test_ehr_capture import APP, _launch, app, sandbox  # noqa: F401
+from tests.context.test_ehr_capture import APP, app, sandbox  # noqa: F401
+from tests.security.browser import launch_as
 
 NURSE, AUDITOR = "prac-nina", "prac-otto"
 
@@ -28,19 +29,8 @@ def ehr_app(request: pytest.FixtureRequest) -> TestClient:
     return client
 
 
-def _launch_as(
-    client: TestClient, ehr: SandboxServer, user: str, encounter: str = "enc-muller"
-) -> dict[str, str]:
-    """Launch capture from ``encounter`` in the EHR, signed in there as ``user``."""
-    ehr.state.extra["sandbox_user"] = user
-    try:
-        return _launch(client, ehr, encounter)
-    finally:
-        ehr.state.extra.pop("sandbox_user", None)
-
-
 def test_events_name_the_launching_clinician(ehr_app: TestClient, ehr: SandboxServer) -> None:
-    session = _launch_as(ehr_app, ehr, NURSE)
+    session = launch_as(ehr_app, ehr, NURSE)
     nurse = f"{ehr.fhir_base}/Practitioner/{NURSE}"
     assert session["fhir_user"] == nurse
     context_id = session["context_id"]
@@ -70,13 +60,13 @@ def test_events_name_the_launching_clinician(ehr_app: TestClient, ehr: SandboxSe
 def test_only_an_auditor_may_export_the_trail(ehr_app: TestClient, ehr: SandboxServer) -> None:
     anonymous = ehr_app.get("/api/v1/audit")
     assert anonymous.status_code == 401
-    _launch_as(ehr_app, ehr, NURSE)
+    launch_as(ehr_app, ehr, NURSE)
     refused = ehr_app.get("/api/v1/audit", params={"patient": "100001"})
     assert refused.status_code == 403
     assert "auditor" in refused.json()["detail"]
 
     auditor_browser = TestClient(ehr_app.app, base_url=APP)
-    _launch_as(auditor_browser, ehr, AUDITOR, "enc-smith-a")
+    launch_as(auditor_browser, ehr, AUDITOR, "enc-smith-a")
     allowed = auditor_browser.get("/api/v1/audit", params={"patient": "100001"})
     assert allowed.status_code == 200, allowed.text
     exported = [e["resource"] for e in allowed.json()["entry"]]

@@ -11,25 +11,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from capture_api.audit import trail
-from capture_api.capture.anatomy import resolve
 from capture_api.store.records import AuditEventRecord
 from tests.audit.conftest import PATIENT, audit_rows, engine_of, open_context, wait_until
 from tests.conftest import phone_jpeg
-
-FOREARM, _ = resolve("left forearm")
+from tests.security.browser import FOREARM, upload
 
 
 def _upload(client: TestClient, context_id: str, capture_id: str, photo: bytes) -> dict[str, str]:
-    answer = client.post(
-        "/api/v1/captures",
-        data={
-            "capture_id": capture_id,
-            "context_id": context_id,
-            "body_site": FOREARM.code_value,
-            "laterality": "L",
-        },
-        files={"photo": ("p.jpg", photo, "image/jpeg")},
-    )
+    answer = upload(client, context_id, capture_id, photo=photo)
     assert answer.status_code == 202, answer.text
     body: dict[str, str] = answer.json()
     return body

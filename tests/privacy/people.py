@@ -7,32 +7,21 @@ Okafor a clinician and sensitive viewer, Otto Berg an auditor; their id_token sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from capture_api.capture.anatomy import resolve
 from capture_api.store.records import AuditEventRecord, CaptureRecord
 from ehr_sandbox.server import SandboxServer
 from tests.capture.test_timeline import _photo
-from tests.security.browser import launch_from_ehr
+from tests.security.browser import FOREARM, launch_as
 from tests.security.conftest import APP
 
 NINA, VERA, OTTO = "prac-nina", "prac-vera", "prac-otto"
-FOREARM, _ = resolve("left forearm")
 
-
-def sign_in(
-    client: TestClient, sandbox: SandboxServer, user: str, encounter: str = "enc-muller"
-) -> dict[str, Any]:
-    """``user`` clicks "Launch capture" in the sandbox EHR; returns ``/api/v1/session``."""
-    sandbox.state.extra["sandbox_user"] = user
-    try:
-        return launch_from_ehr(client, sandbox, encounter)
-    finally:
-        sandbox.state.extra.pop("sandbox_user", None)
+#: ``sign_in(client, sandbox, user, encounter="enc-muller")``: ``user`` clicks "Launch capture"
+#: in the sandbox EHR; returns ``/api/v1/session`` (the client sends its CSRF token from then on).
+sign_in = launch_as
 
 
 def browser(app: TestClient) -> TestClient:

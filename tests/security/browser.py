@@ -53,8 +53,29 @@ def launch_from_ehr(
     return adopt_csrf_token(client)
 
 
-def upload(client: TestClient, context_id: str, capture_id: str, **headers: str) -> httpx.Response:
-    """POST a small photo of the left forearm (with extra request headers, if given)."""
+def launch_as(
+    client: TestClient, sandbox: RunningSandbox, user: str, encounter: str = "enc-muller"
+) -> dict[str, Any]:
+    """``launch_from_ehr`` with ``user`` (e.g. ``prac-nina``) signed in to the sandbox EHR."""
+    sandbox.state.extra["sandbox_user"] = user
+    try:
+        return launch_from_ehr(client, sandbox, encounter)
+    finally:
+        sandbox.state.extra.pop("sandbox_user", None)
+
+
+def upload(
+    client: TestClient,
+    context_id: str,
+    capture_id: str,
+    *,
+    photo: bytes | None = None,
+    **headers: str,
+) -> httpx.Response:
+    """POST a photo of the left forearm (``photo``, or a small one made from ``capture_id``),
+    with extra request headers, if given."""
+    if photo is None:
+        photo = phone_jpeg(320, 240, seed=len(capture_id))
     return client.post(
         "/api/v1/captures",
         data={
@@ -63,6 +84,6 @@ def upload(client: TestClient, context_id: str, capture_id: str, **headers: str)
             "body_site": FOREARM.code_value,
             "laterality": "L",
         },
-        files={"photo": ("p.jpg", phone_jpeg(320, 240, seed=len(capture_id)), "image/jpeg")},
+        files={"photo": ("p.jpg", photo, "image/jpeg")},
         headers=headers,
     )

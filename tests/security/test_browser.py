@@ -26,13 +26,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.server import SandboxServer
 from tests.deliver.service_process import ServiceProcess
 from tests.orthanc import free_port
 from tests.sandboxes.threaded import ThreadedSandbox
 from tests.security.conftest import CLIENT_ID, registration
 from tests.web.browser import launch_chromium
+from tests.web.stack import sandbox_launching
 
 
 class PageServer(ThreadedSandbox):
@@ -74,11 +74,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     (folder / "pages").mkdir()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with (
-        PageServer(folder / "pages") as pages,
-        SandboxServer(app_launch_url=f"{url}/launch") as ehr,
-    ):
-        register_client(ehr.state, CLIENT_ID, f"{url}/launch/callback")
+    with PageServer(folder / "pages") as pages, sandbox_launching(port, CLIENT_ID) as ehr:
         ehrs = [registration(ehr).model_dump(mode="json", exclude_none=True)]
         env = {
             "CAPTURE_DATA_DIR": str(folder / "data"),

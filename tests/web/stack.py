@@ -125,15 +125,24 @@ def api_settings(
 
 
 @contextmanager
+def sandbox_launching(port: int, client_id: str) -> Iterator[SandboxServer]:
+    """The sandbox EHR whose "Launch capture" links open the API on loopback ``port``, with
+    that API registered as the public SMART client ``client_id`` (``/launch/callback``)."""
+    url = f"http://127.0.0.1:{port}"
+    with SandboxServer(app_launch_url=f"{url}/launch") as sandbox:
+        register_client(sandbox.state, client_id, f"{url}/launch/callback")
+        yield sandbox
+
+
+@contextmanager
 def web_stack(workdir: Path, **extra: str) -> Iterator[WebStack]:
     """Start Orthanc, the sandbox and the API (``extra``: more ``CAPTURE_*`` settings)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with (
         OrthancServer(workdir / "orthanc") as orthanc,
-        SandboxServer(app_launch_url=f"{url}/launch") as sandbox,
+        sandbox_launching(port, CLIENT_ID) as sandbox,
     ):
-        register_client(sandbox.state, CLIENT_ID, f"{url}/launch/callback")
         settings = api_settings(workdir, orthanc, sandbox, url, CLIENT_ID) | extra
         with ServiceProcess(settings, log_path=workdir / "api.log", port=port) as api:
             yield WebStack(orthanc, sandbox, api, workdir)
