@@ -19,10 +19,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from tests.managed import ManagedServer, log_tail
 
 ORTHANC = Path("/usr/sbin/Orthanc")
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -37,7 +38,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class OrthancServer:
+class OrthancServer(ManagedServer):
     """Start, stop, restart and inspect one Orthanc process."""
 
     def __init__(
@@ -165,21 +166,7 @@ class OrthancServer:
         self.start()
 
     def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> OrthancServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return log_tail(self.log_path, lines)
 
     # --- inspection (Orthanc's native REST API, independent of the DICOMweb code) ---------------
 

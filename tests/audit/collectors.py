@@ -17,13 +17,13 @@ import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.managed import ManagedServer
 
 #: RFC 5424 6: HEADER = PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID,
 #: then SP STRUCTURED-DATA [SP MSG].
@@ -77,7 +77,7 @@ def parse(raw: bytes) -> SyslogMessage:
     )
 
 
-class Collector:
+class Collector(ManagedServer):
     """Common part: the received messages and a way to wait for them."""
 
     def __init__(self, port: int | None) -> None:
@@ -123,18 +123,6 @@ class Collector:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class UdpCollector(Collector):

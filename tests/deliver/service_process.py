@@ -19,13 +19,13 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from tests.managed import ManagedServer, log_tail
 from tests.orthanc import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +76,7 @@ def pg_rows(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 # --- the service ------------------------------------------------------------------------------
 
 
-class ServiceProcess:
+class ServiceProcess(ManagedServer):
     """One ``capture-api run`` process with the given ``CAPTURE_*`` / ``DATABASE_URL`` settings."""
 
     def __init__(
@@ -192,21 +192,7 @@ class ServiceProcess:
             self._log = None
 
     def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return "(no log)"
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def __enter__(self) -> ServiceProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        return log_tail(self.log_path, lines)
 
     # --- the public API ------------------------------------------------------------------------
 

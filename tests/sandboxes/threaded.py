@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
-from typing import Self
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from tests.managed import ManagedServer
 from tests.orthanc import free_port
 
 
-class ThreadedSandbox:
+class ThreadedSandbox(ManagedServer):
     """Lifecycle shared by the sandboxes: ``start``/``stop`` and use as a context manager.
 
     Subclasses set ``label``, build their app in ``_app()`` and call ``_serve()`` at the end of
@@ -60,15 +59,3 @@ class ThreadedSandbox:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._http.close()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
