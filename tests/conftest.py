@@ -15,6 +15,9 @@ import piexif
 import pydicom
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from tests.web.browser import launch_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("CAPTURE_SAMPLES_DIR", REPO.parent / "shared" / "samples" / "photos"))
@@ -158,3 +161,22 @@ def phone_48mp() -> bytes:
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
+
+
+# --- Chromium ---------------------------------------------------------------------------------
+# One Playwright driver and one browser for the whole run: Playwright's sync API refuses a
+# second driver while one is running, so suites (tests/web, tests/security) must share these.
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Debian's Chromium (tests.web.browser), never a downloaded one."""
+    chromium = launch_chromium(playwright)
+    yield chromium
+    chromium.close()

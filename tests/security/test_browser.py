@@ -24,14 +24,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from ehr_sandbox.server import SandboxServer
 from tests.deliver.service_process import ServiceProcess
 from tests.orthanc import free_port
 from tests.sandboxes.threaded import ThreadedSandbox
 from tests.security.conftest import CLIENT_ID, registration
-from tests.web.browser import launch_chromium
 from tests.web.stack import sandbox_launching
 
 
@@ -87,14 +86,6 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         }
         with ServiceProcess(env, log_path=folder / "service.log", port=port) as service:
             yield Deployment(service, ehr, pages)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)  # the web client tests' Debian Chromium
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

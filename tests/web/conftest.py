@@ -1,4 +1,6 @@
-"""Fixtures of the browser suite: one real stack and one Chromium for the whole session.
+"""Fixtures of the browser suite: one real stack for the whole session.
+
+Chromium itself is shared with the other browser tests (tests/conftest.py).
 
 Every test gets its own phone (a fresh browser context: no cookies, no storage) and its own
 EHR launch; tests photograph different sandbox patients so their priors never mix.
@@ -9,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright
 
-from tests.web.browser import Phone, launch_chromium, phone
+from tests.web.browser import Phone, phone
 from tests.web.stack import WebStack, web_stack
 
 
@@ -19,19 +21,6 @@ from tests.web.stack import WebStack, web_stack
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     with web_stack(tmp_path_factory.mktemp("web")) as running:
         yield running
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    chromium = launch_chromium(playwright)
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture
