@@ -8,7 +8,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 # The package and every dependency as wheels: the runtime stage installs offline from them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY capture_api ./capture_api
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 # The phone client is plain ES modules (no bundler): its static files are taken as they are.

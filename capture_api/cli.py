@@ -221,6 +221,12 @@ def _batch_from_args(args: argparse.Namespace, uid_root: str | None) -> _Batch:
     site, laterality = resolve(args.body_site) if args.body_site else (None, None)
     if args.laterality:
         laterality = Laterality.parse(args.laterality)
+    if site is not None and site.paired and laterality is None:
+        # One usage error, not the same refusal for every photo of the card.
+        raise InvalidMetadata(
+            f"{site.meaning} is on one side of the body: add --laterality L, R or B "
+            f"(or name the side in --body-site, e.g. 'left {args.body_site.strip()}')"
+        )
     if args.study_uid and not is_valid_uid(args.study_uid):
         raise InvalidMetadata(f"--study-uid {args.study_uid!r} is not a valid DICOM UID")
     # Content-derived: importing the same card again gives the same study and instances.

@@ -6,6 +6,7 @@ setting has an embedded default; README.md lists them all.
 
 from __future__ import annotations
 
+import os
 import re
 from enum import StrEnum
 from functools import lru_cache
@@ -22,6 +23,16 @@ from capture_api.privacy.consent_policy import ConsentSetting
 from capture_api.privacy.roles import DEFAULT_ROLE_CLAIM, Role
 
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
+
+
+def absolute(path: Path | None) -> Path | None:
+    """A path setting made absolute once, when the settings are read (at start-up).
+
+    Relative values (the default ``./var``) are taken from the directory the service was started
+    in; resolving them once means a later ``chdir`` or a ``file://`` URI built from them (the
+    embedded archive's) cannot go wrong (issue 12: ``make run`` never delivered a photo).
+    """
+    return None if path is None else Path(os.path.abspath(path.expanduser()))
 
 
 class ArchiveAuthKind(StrEnum):
@@ -50,9 +61,11 @@ class EhrRegistration(BaseModel):
     client_secret: SecretStr | None = None
     private_key_file: Path | None = Field(default=None, description="PEM key for private_key_jwt")
     private_key_id: str | None = Field(default=None, description="kid of that key in our JWKS")
-    scopes: str = "launch openid fhirUser patient/Patient.rs patient/Encounter.rs"
+    # online_access: without it an EHR issues no refresh token, and the session ends with the
+    # first access token (often 5 to 60 minutes), however long the nurse's round is.
+    scopes: str = "launch openid fhirUser online_access patient/Patient.rs patient/Encounter.rs"
     standalone_scopes: str = (
-        "launch/patient openid fhirUser patient/Patient.rs patient/Encounter.rs"
+        "launch/patient openid fhirUser online_access patient/Patient.rs patient/Encounter.rs"
     )
     mrn_system: str | None = Field(
         default=None, description="Patient.identifier.system of the MRN (else type MR is used)"
@@ -72,6 +85,8 @@ class EhrRegistration(BaseModel):
         default=DEFAULT_ROLE_CLAIM,
         description="id_token claim listing the user's capture roles (null: CAPTURE_ROLE_MAP only)",
     )
+
+    _absolute_key_file = field_validator("private_key_file")(absolute)
 
 
 class Settings(BaseSettings):
@@ -122,7 +137,9 @@ class Settings(BaseSettings):
     notify_enabled: bool = Field(
         default=True, description="Run the EHR notification worker in this process."
     )
-    lease_seconds: float = Field(default=120.0, gt=0, description="A dead worker's claim expiry.")
+    lease_seconds: float = Field(
+        default=15.0, gt=0, description="A claim's lifetime, renewed while its work runs."
+    )
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_max_seconds: float = Field(default=300.0, gt=0)
     verify_attempts: int = Field(default=10, ge=1, description="QIDO misses before a re-send.")
@@ -221,6 +238,17 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(
         default=10_000, ge=1, description="Audit messages kept while the collector is down"
     )
+
+    @field_validator(
+        "data_dir",
+        "web_client_dir",
+        "audit_syslog_ca_file",
+        "audit_syslog_cert_file",
+        "audit_syslog_key_file",
+    )
+    @classmethod
+    def _absolute_paths(cls, value: Path | None) -> Path | None:
+        return absolute(value)
 
     @field_validator("audit_syslog_url")
     @classmethod

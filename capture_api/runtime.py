@@ -22,8 +22,11 @@ from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
 from capture_api.notify.worker import NotifyWorker
+from capture_api.observability.loops import LoopHealth
 from capture_api.privacy.consent_policy import policy_from_settings as consent_policy_from
 from capture_api.store.db import make_engine, migrate
+from capture_api.store.leases import LeaseKeeper, release_dead_local
+from capture_api.store.records import CaptureRecord, NotificationRecord
 
 
 @dataclass
@@ -38,6 +41,8 @@ class Runtime:
     ehr_contexts: EhrContexts
     worklist_completion: WorklistCompletion
     notifier: NotifyWorker | None
+    keeper: LeaseKeeper
+    loops: LoopHealth
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -50,20 +55,36 @@ class Runtime:
             limits=Limits(settings.max_upload_bytes, settings.max_pixels),
         )
         lease = dt.timedelta(seconds=settings.lease_seconds)
+        keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = consent_policy_from(settings)
-        service = CaptureService(engine, Spool(settings.spool_dir), options, lease, consent)
+        spool = Spool(settings.spool_dir)
+        service = CaptureService(engine, spool, options, lease, consent, keeper)
         archive = archive_from_settings(settings)
-        worker = OutboxWorker(engine, archive, service.encode, policy_from_settings(settings))
+        policy = policy_from_settings(settings)
+        worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
         ehr_contexts = EhrContexts(settings, engine, service)
-        completion = WorklistCompletion(settings, engine, service)
+        completion = WorklistCompletion(settings, engine, service, loops)
         notifier = (
-            NotifyWorker(engine, settings, policy_from_settings(settings))
+            NotifyWorker(engine, settings, policy, keeper=keeper, health=loops)
             if settings.notify_enabled and any(r.notify for r in settings.ehrs)
             else None
         )
-        return cls(settings, engine, service, archive, worker, ehr_contexts, completion, notifier)
+        return cls(
+            settings,
+            engine,
+            service,
+            archive,
+            worker,
+            ehr_contexts,
+            completion,
+            notifier,
+            keeper,
+            loops,
+        )
 
     def start(self) -> None:
+        # Photos a killed process of this machine held are taken up now, not a lease later.
+        release_dead_local(self.engine, (CaptureRecord, NotificationRecord))
         if self.settings.worker_enabled:
             self.worker.start(self.settings.worker_threads)
             self.worklist_completion.start()
@@ -75,6 +96,7 @@ class Runtime:
             self.notifier.stop()
         self.worklist_completion.stop()
         self.worker.stop()
+        self.keeper.close()
         self.archive.close()
         self.engine.dispose()
 

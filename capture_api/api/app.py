@@ -6,6 +6,7 @@ archive is a local DICOMDIR folder, and nothing connects anywhere at start-up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -39,6 +40,8 @@ from capture_api.api.security.headers import docs_enabled
 from capture_api.audit.middleware import AuditMiddleware
 from capture_api.config import Settings, get_settings
 from capture_api.runtime import Runtime
+
+log = logging.getLogger("capture.app")
 
 #: Room for the multipart envelope and form fields around the photo itself.
 _FORM_OVERHEAD = 256 * 1024
@@ -100,6 +103,11 @@ def _mount_client(app: FastAPI, settings: Settings) -> None:
     """
     folder = settings.web_client_dir
     if not (folder / "index.html").is_file():
+        log.warning(
+            "no phone client at %s: / and /app are not served; run from the project folder "
+            "or set CAPTURE_WEB_CLIENT_DIR",
+            folder,
+        )
         return
     revalidate = {"Cache-Control": "no-cache"}
 

@@ -5,10 +5,11 @@ API says 202; encoding then happens at once so a bad photo gets its 4xx in the s
 If the process dies in between, the outbox finds the ``received`` row and encodes it later.
 A re-sent capture id returns the first result; the same id with a different photo is refused.
 
-The request holds a lease on its new row while it encodes, so the outbox does not encode the
-same photo at the same time; and an encode only lands by a conditional ``received ->``
-update, so a late one can never overwrite a capture that has moved on (found by the delivery
-benchmark at concurrency 16).
+The request holds a lease on its new row while it encodes (kept alive by the heartbeat), so
+the outbox does not encode the same photo at the same time; and an encode only lands by a
+conditional ``received ->`` update, so a late one can never overwrite a capture that has moved
+on (found by the delivery benchmark at concurrency 16). A re-sent upload of a photo a crash
+left ``received`` takes the row and encodes it at once, instead of waiting for a worker.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from capture_api.observability import metrics
 from capture_api.privacy.consent_policy import NEVER, ConsentPolicy
 from capture_api.privacy.consents import consent_for_capture
 from capture_api.store.db import session
+from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 
 #: failure_kind values for input the encoder refused (the API maps them to HTTP statuses).
@@ -82,14 +84,16 @@ class CaptureService:
         engine: Engine,
         spool: Spool,
         options: EncoderOptions,
-        lease: dt.timedelta = dt.timedelta(seconds=120),
+        lease: dt.timedelta = dt.timedelta(seconds=15),
         consent_policy: ConsentPolicy = NEVER,
+        keeper: LeaseKeeper | None = None,
     ) -> None:
         self.engine = engine
         self.spool = spool
         self.options = options
         self.lease = lease
         self.consent_policy = consent_policy  # capture_api.privacy.consent_policy
+        self.keeper = keeper or LeaseKeeper(engine, lease)
 
     # --- contexts ---------------------------------------------------------------------------
 
@@ -134,12 +138,13 @@ class CaptureService:
         )
         existing = self.get(request.capture_id)
         if existing is not None:
-            return self._resent(existing, upload.sha256, upload.path), False
+            return self._resume(self._resent(existing, upload.sha256, upload.path)), False
         # Content-addressed name: a racing re-send with other bytes can never overwrite ours.
         target = self.spool.path_for(f"{request.capture_id}:{upload.sha256}", ".photo")
         self.spool.move(upload.path, target)
         record = self._new_record(request, upload.sha256, upload.size, target)
-        record.lease_owner, record.lease_expires_at = "upload", utcnow() + self.lease
+        owner = _upload_owner()
+        record.lease_owner, record.lease_expires_at = owner, utcnow() + self.lease
         record.consent_id = consent_id
         try:
             with session(self.engine) as s:
@@ -152,7 +157,8 @@ class CaptureService:
                 raise
             return self._resent(existing, upload.sha256, None), False
         metrics.captured()
-        return self.encode(record), True
+        with self.keeper.hold(CaptureRecord, record.id, owner):
+            return self.encode(record), True
 
     def encode(self, record: CaptureRecord) -> CaptureRecord:
         """received -> encoded (DICOM spooled) or failed (the encoder refused the photo).
@@ -221,6 +227,22 @@ class CaptureService:
             return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
 
     # --- helpers ----------------------------------------------------------------------------
+
+    def _resume(self, record: CaptureRecord) -> CaptureRecord:
+        """A re-sent photo still ``received`` (its first request died): encode it now.
+
+        Only when no live lease holds it: a row another request or worker is encoding (and
+        keeping alive) is left to it.
+        """
+        if record.status != CaptureStatus.RECEIVED:
+            return record
+        owner = _upload_owner()
+        states = [CaptureStatus.RECEIVED.value]
+        claimed = claim_row(self.engine, CaptureRecord, record.id, states, owner, self.lease)
+        if claimed is None:
+            return record
+        with self.keeper.hold(CaptureRecord, claimed.id, owner):
+            return self.encode(claimed)
 
     def _resent(self, existing: CaptureRecord, sha256: str, upload: Path | None) -> CaptureRecord:
         if upload is not None:
@@ -306,6 +328,11 @@ class CaptureService:
         if record is None:  # rows are never deleted
             raise LookupError(f"capture {capture_id} vanished")
         return record
+
+
+def _upload_owner() -> str:
+    """The lease owner of a request's own encode: this process, role ``upload``."""
+    return owner_name("upload")
 
 
 def _next_instance_number(s: Session, context_id: str) -> int:

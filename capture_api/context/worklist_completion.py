@@ -17,8 +17,9 @@ from sqlmodel import col, select
 
 from capture_api.capture.service import CaptureService
 from capture_api.config import Settings
-from capture_api.context.worklist import ProducedInstance, WorklistClient, WorklistUnavailable
+from capture_api.context.worklist import ProducedInstance, WorklistClient
 from capture_api.exceptions import CaptureError
+from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 
@@ -41,10 +42,17 @@ class Completion:
 class WorklistCompletion:
     """Completion requests and the background step that fulfils them."""
 
-    def __init__(self, settings: Settings, engine: Engine, service: CaptureService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        service: CaptureService,
+        health: LoopHealth | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.service = service
+        self.health = health or LoopHealth()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -99,10 +107,10 @@ class WorklistCompletion:
         for context_id in due:
             try:
                 done += self.complete_if_ready(context_id)
-            except WorklistUnavailable:
-                log.warning("worklist unavailable; completion will be retried")
-            except CaptureError:
-                log.exception("worklist completion failed")
+            except Exception as exc:  # unavailable, refused or a bug: one line, retried
+                self.health.failed("worklist-completion", exc, subject=f"context {context_id}")
+            else:
+                self.health.succeeded("worklist-completion")
         return done
 
     # --- background thread --------------------------------------------------------------------
@@ -113,7 +121,10 @@ class WorklistCompletion:
 
         def loop() -> None:
             while not self._stop.wait(interval):
-                self.run_pending()
+                try:
+                    self.run_pending()
+                except Exception as exc:  # the database is away: try again next interval
+                    self.health.failed("worklist-completion", exc)
 
         self._thread = threading.Thread(target=loop, name="worklist-completion", daemon=True)
         self._thread.start()

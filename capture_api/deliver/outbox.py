@@ -3,13 +3,19 @@
 Claims are portable and safe across threads, processes and replicas: candidates are picked
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas do not queue on each other's rows) and
 each is taken by a conditional UPDATE that only succeeds while no live lease holds the row.
-A worker that dies leaves a lease that expires; the next worker re-sends, and the archive
-sees the same SOP Instance UID, which it stores once (a duplicate counts as success).
+A worker that dies leaves a lease that expires within one short lease (it is renewed by a
+heartbeat only while the work runs); the next worker re-sends, and the archive sees the same SOP
+Instance UID, which it stores once (a duplicate counts as success).
 
 Transient failures (archive down, timeouts) retry with exponential backoff and full jitter;
 permanent ones (4xx, refused instance, wrong credentials) fail with the archive's reason.
 After STOW, QIDO-RS must show the instance before the capture is "verified" and its spooled
 bytes may go.
+
+An unexpected error on a row (a bug, a disk that went away) is never silent: the capture keeps
+its status and says why in ``last_error`` (the API's ``retrying``) with its next attempt, the
+loop's health (``capture_api.observability.loops``) feeds /readyz and /metrics, and the log gets
+one line per failure.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from capture_api.capture.spool import Spool
 from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
+from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
-from capture_api.store.leases import LeasedWorker, claim, save
+from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 
 log = logging.getLogger("capture.outbox")
@@ -41,7 +48,7 @@ log = logging.getLogger("capture.outbox")
 class OutboxPolicy:
     """Timing of claims and retries (from Settings)."""
 
-    lease: dt.timedelta = dt.timedelta(seconds=120)
+    lease: dt.timedelta = dt.timedelta(seconds=15)
     retry_base: float = 2.0
     retry_max: float = 300.0
     verify_attempts: int = 10
@@ -64,6 +71,9 @@ class OutboxWorker(LeasedWorker):
         encode: Callable[[CaptureRecord], CaptureRecord],
         policy: OutboxPolicy = OutboxPolicy(),
         name: str | None = None,
+        *,
+        keeper: LeaseKeeper | None = None,
+        health: LoopHealth | None = None,
     ) -> None:
         super().__init__(name, "worker")
         self.engine = engine
@@ -71,6 +81,8 @@ class OutboxWorker(LeasedWorker):
         self.encode = encode
         self.policy = policy
         self.poll = policy.poll
+        self.keeper = keeper or LeaseKeeper(engine, policy.lease)
+        self.health = health or LoopHealth()
 
     def run_once(self) -> bool:
         """Claim and advance one capture; False when nothing is due."""
@@ -80,8 +92,23 @@ class OutboxWorker(LeasedWorker):
         if record is None:
             self._sweep_spool()
             return False
-        self._advance(record, owner)
+        loop = _LOOP[CaptureStatus(record.status)]
+        with self.keeper.hold(CaptureRecord, record.id, owner):
+            try:
+                self._advance(record, owner)
+            except Exception as exc:  # a bug or a broken disk: say so on the capture, go on
+                self._fault(record, owner, loop, exc)
+                return True
+        self.health.succeeded(loop)
         return True
+
+    def on_loop_error(self, exc: Exception) -> None:
+        """Claiming failed (the database is away): count it against delivery."""
+        self.health.failed("delivery", exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
+        self.keeper.close()
 
     # --- the state machine ----------------------------------------------------------------
 
@@ -92,6 +119,22 @@ class OutboxWorker(LeasedWorker):
             self._send(record, owner)
         elif record.status == CaptureStatus.STORED:
             self._verify(record, owner)
+
+    def _fault(self, record: CaptureRecord, owner: str, loop: str, exc: Exception) -> None:
+        """An unexpected error: keep the status, say why and when the next attempt is."""
+        reason = self.health.failed(loop, exc, subject=f"capture {record.id}")
+        delay = self.policy.backoff(record.attempts)
+        self._save(
+            record.id,
+            owner,
+            attempts=record.attempts + 1,
+            last_error=(
+                f"capture could not {_STEP[loop]} this photo ({reason}); it is safe and capture "
+                "keeps trying: if this lasts, tell your administrator (the service log has "
+                "the details) (will retry)"
+            ),
+            next_attempt_at=utcnow() + delay,
+        )
 
     def _send(self, record: CaptureRecord, owner: str) -> None:
         ref = _ref(record)
@@ -232,6 +275,15 @@ class OutboxWorker(LeasedWorker):
             ).all()
         for capture_id in due:
             self._delete_spool(capture_id)
+
+
+#: Which loop each pending state belongs to (``capture_api.observability.loops``).
+_LOOP = {
+    CaptureStatus.RECEIVED: "delivery",
+    CaptureStatus.ENCODED: "delivery",
+    CaptureStatus.STORED: "verification",
+}
+_STEP = {"delivery": "send", "verification": "verify"}
 
 
 def _ref(record: CaptureRecord) -> InstanceRef:

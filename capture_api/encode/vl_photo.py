@@ -400,11 +400,21 @@ def _contributing_equipment(photo: PreparedPhoto, clock: _Clock) -> Dataset:
     item.ManufacturerModelName = PRODUCT_MODEL
     item.SoftwareVersions = __version__
     item.ContributionDateTime = clock.now.strftime("%Y%m%d%H%M%S%z")
-    done = "wrapped the camera JPEG without re-encoding; removed EXIF, GPS and other metadata"
-    if photo.derivation:
-        done = f"{done}; {photo.derivation}"
-    item.ContributionDescription = done[:1024]
+    item.ContributionDescription = contribution_description(photo)[:1024]
     return item
+
+
+def contribution_description(photo: PreparedPhoto) -> str:
+    """What capture did to the camera's image, and only that (C.12.1.1.4 Contributing Equipment).
+
+    A photo that was re-encoded or transcoded (``derived``) must not also claim it was wrapped
+    "without re-encoding": the derivation says what happened to the pixels.
+    """
+    removed = "removed EXIF, GPS and other metadata"
+    if photo.derived:
+        return f"{photo.derivation}; {removed}"
+    done = f"wrapped the camera JPEG without re-encoding; {removed}"
+    return f"{done}; {photo.derivation}" if photo.derivation else done
 
 
 def _all_ascii(ds: Dataset) -> bool:

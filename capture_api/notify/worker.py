@@ -42,8 +42,9 @@ from capture_api.notify.backend_auth import (
     NotifyUnavailable,
 )
 from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
+from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
-from capture_api.store.leases import LeasedWorker, claim, save
+from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -69,12 +70,17 @@ class NotifyWorker(LeasedWorker):
         http: httpx.Client | None = None,
         name: str | None = None,
         batch: int = 100,
+        *,
+        keeper: LeaseKeeper | None = None,
+        health: LoopHealth | None = None,
     ) -> None:
         super().__init__(name, "notify")
         self.engine = engine
         self.settings = settings
         self.policy = policy or OutboxPolicy()
         self.poll = self.policy.poll
+        self.keeper = keeper or LeaseKeeper(engine, self.policy.lease)
+        self.health = health or LoopHealth()
         self.batch = batch
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT_SECONDS)
@@ -89,6 +95,7 @@ class NotifyWorker(LeasedWorker):
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
+        self.keeper.close()
         if self._owns_http:
             self.http.close()
 
@@ -100,8 +107,21 @@ class NotifyWorker(LeasedWorker):
         row = claim(self.engine, NotificationRecord, pending, owner, self.policy.lease)
         if row is None:
             return False
-        self._deliver(row, owner)
+        with self.keeper.hold(NotificationRecord, row.id, owner):
+            try:
+                self._deliver(row, owner)
+            except Exception as exc:  # a bug: say so on the row and in /readyz, retry later
+                reason = self.health.failed(
+                    "notification", exc, subject=f"capture {row.capture_id}"
+                )
+                self._retry(row, owner, f"capture could not notify the EHR ({reason})")
+                return True
+        self.health.succeeded("notification")
         return True
+
+    def on_loop_error(self, exc: Exception) -> None:
+        """Enqueueing or claiming failed (the database is away)."""
+        self.health.failed("notification", exc)
 
     # --- enqueueing (pull model) ------------------------------------------------------------
 

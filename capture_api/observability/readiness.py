@@ -1,12 +1,16 @@
 """Readiness: can this process take a photo and deliver it right now?
 
-Three dependencies, checked at the same time, each within ``TIMEOUT_SECONDS``:
+Three dependencies, checked at the same time, each within ``TIMEOUT_SECONDS``, and the
+process's own background loops:
 
 - **database**: ``SELECT 1`` (the outbox and every context live there);
 - **spool**: a file can be created in the spool folder (a 202 means the photo is on disk);
 - **archive**: DICOMweb: one QIDO-RS search for a study UID nobody has (an indexed exact
   match, PS3.18 10.6, as cheap as a query gets on any PACS); local archive: its folder is
-  writable.
+  writable;
+- **loops**: no background loop (delivery, verification, notification, worklist completion)
+  failed ``loops.UNREADY_AFTER`` times in a row (``capture_api.observability.loops``): a
+  process whose delivery fails on every photo is not ready, and says which loop and why.
 
 Each check runs in a daemon thread, so a database or archive that never answers (a firewall
 dropping packets) costs the probe ``TIMEOUT_SECONDS``, not the connect timeout of the driver.
@@ -29,6 +33,7 @@ from sqlalchemy import Engine, text
 from capture_api.config import ArchiveAuthKind, Settings
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.exceptions import CaptureError
+from capture_api.observability.loops import LoopHealth
 
 __all__ = ["TIMEOUT_SECONDS", "CheckResult", "Readiness"]
 
@@ -59,11 +64,16 @@ class Readiness:
     """The checks for one process's settings and engine (build once, call ``check`` often)."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, timeout: float = TIMEOUT_SECONDS
+        self,
+        settings: Settings,
+        engine: Engine,
+        timeout: float = TIMEOUT_SECONDS,
+        loops: LoopHealth | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.timeout = timeout
+        self.loops = loops or LoopHealth()
         # Built once: an OAuth2 archive token is fetched once and reused, not on every probe.
         self._auth = auth_from_settings(settings) if settings.dicomweb_url else None
 
@@ -73,6 +83,7 @@ class Readiness:
             "database": self._database,
             "spool": self._spool,
             "archive": self._dicomweb if self.settings.dicomweb_url else self._local_archive,
+            "loops": self._loops,
         }
         return _run_parallel(checks, self.timeout)
 
@@ -87,6 +98,13 @@ class Readiness:
                 f"the database did not answer SELECT 1 ({type(exc).__name__}): "
                 "check DATABASE_URL and that the database server is up"
             ) from exc
+
+    def _loops(self) -> None:
+        problems = self.loops.problems()
+        if problems:
+            raise NotReady(
+                "; ".join(f"the {loop} loop is failing: {why}" for loop, why in problems.items())
+            )
 
     def _spool(self) -> None:
         _writable(self.settings.spool_dir, "spool folder")

@@ -2,19 +2,29 @@
 
 A row is claimed by a conditional UPDATE that succeeds only while no live lease holds it (and
 candidates are picked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas do not queue on
-each other's rows). A worker that dies leaves a lease that expires; the next one takes over.
-Results are written only while the writer still holds the lease. Used by the delivery outbox
-and the EHR notification outbox: the tables need ``id``, ``status``, ``next_attempt_at``,
-``lease_owner``, ``lease_expires_at`` and ``updated_at`` columns.
+each other's rows). Results are written only while the writer still holds the lease. Used by
+the delivery outbox and the EHR notification outbox: the tables need ``id``, ``status``,
+``next_attempt_at``, ``lease_owner``, ``lease_expires_at`` and ``updated_at`` columns.
+
+Leases are short (``CAPTURE_LEASE_SECONDS``, 15 s) and kept alive by a heartbeat
+(``LeaseKeeper``) while the work runs, however long a 48 MP encode or a slow archive takes. So
+a worker that dies leaves a claim that expires within seconds, not minutes (issue 12: a photo
+safe on disk waited two minutes after a SIGKILL). A process that starts also frees at once the
+claims of dead processes of its own machine (``release_dead_local``): every owner name says
+which machine (host + boot) and process (pid) holds it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, or_, update
@@ -25,6 +35,83 @@ from capture_api.store.records import utcnow
 
 Row = TypeVar("Row", bound=SQLModel)
 _CANDIDATES = 8
+_OWNER_MAX = 64  # the lease_owner columns are String(64)
+
+log = logging.getLogger("capture.leases")
+
+
+# --- who holds a lease ---------------------------------------------------------------------------
+
+
+@cache
+def node_id() -> str:
+    """This machine for this boot: the host name and the kernel's boot id (Linux).
+
+    A process id is only meaningful on the machine, and the boot, that issued it.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            boot = handle.read().strip().replace("-", "")[:8]
+    except OSError:
+        boot = "noboot"
+    return f"{socket.gethostname()[:20]}.{boot}"
+
+
+def owner_name(role: str) -> str:
+    """A lease owner: ``<node>/<pid>/<role>``, unique per process and role, at most 64 chars."""
+    return f"{node_id()}/{os.getpid()}/{role}"[:_OWNER_MAX]
+
+
+def _holder_pid(owner: str) -> int | None:
+    """The pid of an owner name of this node, else None (another machine, an old format)."""
+    node, _, rest = owner.partition("/")
+    pid = rest.partition("/")[0]
+    return int(pid) if node == node_id() and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def release_dead_local(engine: Engine, models: Sequence[type[SQLModel]]) -> int:
+    """Free the leases held by dead processes of this machine; returns how many rows.
+
+    Run at start-up: a photo claimed by the process that was just killed is taken up now, not
+    when its lease runs out. Leases of other machines, and of live processes here, are kept.
+    """
+    freed = 0
+    prefix = f"{node_id()}/"
+    for model in models:
+        table: Any = model
+        with session(engine) as s:
+            owners = s.exec(
+                select(table.lease_owner)
+                .where(col(table.lease_owner).startswith(prefix))
+                .distinct()
+            ).all()
+            for owner in owners:
+                pid = _holder_pid(owner)
+                if pid is None or pid == os.getpid() or _alive(pid):
+                    continue
+                result = s.exec(
+                    update(table)
+                    .where(col(table.lease_owner) == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+                freed += int(result.rowcount)
+            s.commit()
+    if freed:
+        log.info("took over %d unfinished rows of a process that died on this machine", freed)
+    return freed
+
+
+# --- claiming and saving -------------------------------------------------------------------------
 
 
 def claim(
@@ -61,6 +148,37 @@ def claim(
     return None
 
 
+def claim_row(
+    engine: Engine,
+    model: type[Row],
+    row_id: object,
+    states: Sequence[str],
+    owner: str,
+    lease: dt.timedelta,
+) -> Row | None:
+    """Take one given row (in one of ``states``, no live lease) for ``owner``, else None.
+
+    For work that should not wait for its turn: a re-sent upload of a photo a crash left
+    ``received`` is encoded at once by the request that re-sent it.
+    """
+    table: Any = model
+    now = utcnow()
+    free = or_(col(table.lease_expires_at).is_(None), col(table.lease_expires_at) < now)
+    with session(engine) as s:
+        taken = s.exec(
+            update(table)
+            .where(col(table.id) == row_id)
+            .where(col(table.status).in_(list(states)))
+            .where(free)
+            .values(lease_owner=owner, lease_expires_at=now + lease)
+        )
+        s.commit()
+        if taken.rowcount != 1:
+            return None
+        row: Row | None = s.get(model, row_id)
+        return row
+
+
 def save(
     engine: Engine, model: type[SQLModel], row_id: object, owner: str, **values: object
 ) -> None:
@@ -77,13 +195,93 @@ def save(
         s.commit()
 
 
+class LeaseKeeper:
+    """The heartbeat: renews the leases this process holds while their work runs.
+
+    One daemon thread for the whole process renews every held lease each third of the lease
+    (one UPDATE per table), so a held row never expires under a slow encode or archive, and a
+    dead process's rows come free one lease after its last beat. ``hold`` is re-entrant per row.
+    """
+
+    def __init__(self, engine: Engine, lease: dt.timedelta) -> None:
+        self.engine = engine
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._held: dict[tuple[type[SQLModel], object, str], int] = {}
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextmanager
+    def hold(self, model: type[SQLModel], row_id: object, owner: str) -> Iterator[None]:
+        """Keep ``owner``'s lease on the row alive until the block ends."""
+        key = (model, row_id, owner)
+        with self._lock:
+            self._held[key] = self._held.get(key, 0) + 1
+            self._start_locked()
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._held[key] - 1
+                if left:
+                    self._held[key] = left
+                else:
+                    del self._held[key]
+
+    def renew(self) -> int:
+        """Extend every held lease now (the heartbeat's one step); returns rows renewed."""
+        with self._lock:
+            held = list(self._held)
+        renewed = 0
+        until = utcnow() + self.lease
+        for model in {m for m, _, _ in held}:
+            table: Any = model
+            with session(self.engine) as s:
+                for owner in {o for m, _, o in held if m is model}:
+                    ids = [i for m, i, o in held if m is model and o == owner]
+                    result = s.exec(
+                        update(table)
+                        .where(col(table.id).in_(ids))
+                        .where(col(table.lease_owner) == owner)
+                        .values(lease_expires_at=until)
+                    )
+                    renewed += int(result.rowcount)
+                s.commit()
+        return renewed
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _start_locked(self) -> None:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+            self._thread.start()
+
+    def _beat(self) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.05)
+        while not self._wake.wait(interval):
+            try:
+                self.renew()
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.warning("lease heartbeat failed (%s); retrying", type(exc).__name__)
+
+
 class LeasedWorker:
-    """Threads that call ``run_once`` until stopped, idling ``poll`` seconds when it is idle."""
+    """Threads that call ``run_once`` until stopped, idling ``poll`` seconds when it is idle.
+
+    A failure that escapes ``run_once`` (the database is down while claiming) is reported to
+    ``on_loop_error`` once per iteration; per-row failures are the subclass's to record on the
+    row (see ``OutboxWorker``), so nothing waits silently for its lease to run out.
+    """
 
     poll: float = 0.5
 
     def __init__(self, name: str | None, prefix: str) -> None:
-        self.name = name or f"{prefix}-{uuid.uuid4().hex[:12]}"
+        self.name = name or f"{prefix}-{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._log = logging.getLogger(f"capture.{prefix}")
@@ -105,8 +303,8 @@ class LeasedWorker:
         while not self._stop.is_set():
             try:
                 worked = self.run_once()
-            except Exception:
-                self._log.exception("%s iteration failed", self.name)
+            except Exception as exc:
+                self.on_loop_error(exc)
                 worked = False
             if not worked:
                 self._stop.wait(self.poll)
@@ -115,7 +313,11 @@ class LeasedWorker:
         """Do one unit of work; False when there was nothing to do."""
         raise NotImplementedError
 
+    def on_loop_error(self, exc: Exception) -> None:
+        """An iteration failed outside any row's handling (subclasses report it)."""
+        self._log.exception("%s iteration failed", self.name)
+
     @property
     def owner(self) -> str:
-        """This thread's lease owner name."""
-        return f"{self.name}:{threading.get_ident()}"
+        """This thread's lease owner name (``<node>/<pid>/<worker>:<thread id>``)."""
+        return owner_name(f"{self.name}:{threading.get_native_id()}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 from sqlmodel import Session
@@ -12,6 +13,7 @@ from capture_api.capture.spool import Spool
 from capture_api.context.schemas import ContextIn, PatientIn
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.store.db import make_engine, migrate
+from capture_api.store.leases import owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus
 from tests.conftest import phone_jpeg
 
@@ -62,7 +64,8 @@ def test_the_upload_holds_a_claim_while_it_encodes(tmp_path: Path) -> None:
     service.accept(
         CaptureRequest(capture_id="held", context_id=context.id), io.BytesIO(phone_jpeg(64, 48))
     )
-    assert seen == [("upload", CaptureStatus.RECEIVED.value)]
+    assert seen == [(owner_name("upload"), CaptureStatus.RECEIVED.value)]
+    assert owner_name("upload").endswith(f"/{os.getpid()}/upload")
 
 
 def test_captures_refused_for_credentials_can_be_sent_again(tmp_path: Path) -> None:

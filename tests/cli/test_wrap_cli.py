@@ -292,18 +292,15 @@ def test_all_good_batch_exits_0(samples: Path, tmp_path: Path) -> None:
     assert "REJECT" not in result.stderr.upper()
 
 
-def test_paired_body_site_without_a_side_rejects_every_photo(samples: Path, tmp_path: Path) -> None:
+def test_paired_body_site_without_a_side_is_one_usage_error(samples: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
     photos = [samples / GOOD[0], samples / GOOD[1]]
-    result = run_wrap(photos, tmp_path, "--patient-id", "PAT-3", "--body-site", "forearm")
-    assert result.returncode == 1, result.stderr
-    assert list(tmp_path.glob("*.dcm")) == []
-    progress = _progress_lines(result.stderr)
-    assert sorted(progress) == [1, 2], result.stderr
-    for number, path in enumerate(photos, start=1):
-        line = progress[number]
-        assert path.name in line, line
-        assert "left" in line.lower() and "right" in line.lower(), line
-    assert "0 of 2 photos wrapped" in result.stderr
+    result = run_wrap(photos, out, "--patient-id", "PAT-3", "--body-site", "forearm")
+    assert result.returncode == 2, result.stderr
+    assert "--laterality" in result.stderr and "one side of the body" in result.stderr
+    assert _progress_lines(result.stderr) == {}, "no photo is tried before the usage error"
+    assert result.stderr.count("--laterality") == 1
+    assert not list(out.glob("*.dcm"))
 
 
 def test_unknown_body_site_is_a_usage_error(samples: Path, tmp_path: Path) -> None:

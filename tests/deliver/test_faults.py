@@ -264,8 +264,9 @@ def test_two_api_processes_on_one_postgres_outbox_send_each_instance_once(
         def watch_leases() -> None:  # which processes' workers hold claims during the run
             while not watching.is_set():
                 rows = pg_rows(database_url, "SELECT lease_owner FROM capture")
-                names = (str(owner).split(":")[0] for (owner,) in rows if owner)
-                owners.update(n for n in names if n.startswith("worker-"))  # not "upload"
+                # "<node>/<pid>/worker-<id>:<thread>": the pid tells the processes apart
+                held = (str(owner).split("/") for (owner,) in rows if owner)
+                owners.update(p[1] for p in held if p[-1].startswith("worker-"))  # not "upload"
                 time.sleep(0.005)
 
         watcher = threading.Thread(target=watch_leases, name="lease-watch", daemon=True)

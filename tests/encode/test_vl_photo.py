@@ -310,3 +310,30 @@ def test_device_label_is_the_station_name_only_when_it_fits() -> None:
     long = wrap_photo(SMALL, _ctx(device="Samsung Galaxy S24 Ultra of ward 7")).dataset
     assert short.StationName == "WARD7-PHONE3"
     assert "StationName" not in long
+
+
+# --- Contributing Equipment: what capture did, and only that -------------------------------
+
+
+def _contribution(photo: bytes) -> str:
+    ds = _roundtrip(wrap_photo(photo, _ctx()))
+    return str(ds.ContributingEquipmentSequence[0].ContributionDescription)
+
+
+def test_an_untouched_photo_says_it_was_wrapped_without_re_encoding() -> None:
+    said = _contribution(phone_jpeg(64, 48))
+    assert said.startswith("wrapped the camera JPEG without re-encoding")
+    assert "re-encode " not in said
+
+
+def test_a_losslessly_rotated_photo_says_how_it_was_turned() -> None:
+    said = _contribution(phone_jpeg(64, 48, orientation=6))
+    assert "without re-encoding" in said and "losslessly in the DCT domain" in said
+
+
+def test_a_re_encoded_photo_never_also_claims_it_was_not_re_encoded() -> None:
+    # 100x75 is not a multiple of the 16x16 block of 4:2:0: the rotation needs a re-encode.
+    said = _contribution(phone_jpeg(100, 75, orientation=6))
+    assert "by one JPEG re-encode" in said
+    assert "without re-encoding" not in said
+    assert "removed EXIF, GPS and other metadata" in said

@@ -54,7 +54,7 @@ def test_ready_with_orthanc_then_503_naming_the_archive_when_it_stops(
     with _app(tmp_path, dicomweb_url=orthanc.base_url) as client:
         status, body = _ready(client)
         assert (status, body["status"]) == (200, "ready"), body
-        assert set(body["checks"]) == {"database", "spool", "archive"}
+        assert set(body["checks"]) == {"database", "spool", "archive", "loops"}
 
         orthanc.stop()
         status, body = _ready(client)

@@ -7,7 +7,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep
@@ -35,7 +35,12 @@ class CaptureOut(BaseModel):
     context_id: str
     status: CaptureStatus
     reason: str | None
-    retrying: str | None
+    retrying: str | None = Field(
+        description="Why the photo is not in the archive yet, while capture keeps trying"
+    )
+    retry_at: dt.datetime | None = Field(
+        description="When capture tries again (with ``retrying``), else null"
+    )
     warnings: list[str]
     body_site: str | None
     laterality: str | None
@@ -51,12 +56,14 @@ class CaptureOut(BaseModel):
 
 
 def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
+    retrying = record.last_error if record.status != CaptureStatus.FAILED else None
     return CaptureOut(
         capture_id=record.id,
         context_id=record.context_id,
         status=CaptureStatus(record.status),
         reason=record.reason,
-        retrying=record.last_error if record.status != CaptureStatus.FAILED else None,
+        retrying=retrying,
+        retry_at=record.next_attempt_at if retrying else None,
         warnings=json.loads(record.warnings_json),
         body_site=record.body_site_code,
         laterality=record.laterality,

@@ -58,7 +58,8 @@ def healthz() -> Health:
     responses={503: {"model": ReadinessOut, "description": "a dependency is not usable"}},
 )
 def readyz(request: Request) -> JSONResponse:
-    """Database (``SELECT 1``), spool folder and archive (QIDO-RS, or its folder) usable now."""
+    """Database (``SELECT 1``), spool folder and archive (QIDO-RS, or its folder) usable now,
+    and no background loop failing again and again."""
     results = _readiness(request).check()
     ready = all(r.ok for r in results)
     body = ReadinessOut(
@@ -92,6 +93,6 @@ def _readiness(request: Request) -> Readiness:
         checks: Readiness | None = getattr(request.app.state, "readiness", None)
         if checks is None:
             runtime = get_runtime(request)
-            checks = Readiness(runtime.settings, runtime.engine)
+            checks = Readiness(runtime.settings, runtime.engine, loops=runtime.loops)
             request.app.state.readiness = checks
         return checks
