@@ -61,11 +61,28 @@ apt-test:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# The concurrency tests use the machine's PostgreSQL (127.0.0.1:5432); start it if it is down.
+# The concurrency tests use PostgreSQL on 127.0.0.1:$(PG_PORT) as the role capture_test (password
+# capture_test, CREATEDB; tests/deliver/service_process.py). A fresh Debian has no server: install
+# it, start the cluster, wait for it, and create the role (Debian's default pg_hba.conf wants a
+# password over TCP).
+PG_PORT    ?= 5432
+PG_CLUSTER ?= main
+PG_ROLE    := capture_test
+PGSU       := $(if $(SUDO),sudo -u postgres,runuser -u postgres --)
+
 pg-up:
-	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
-	  echo "starting PostgreSQL"; \
-	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start || true; }
+	@command -v pg_ctlcluster >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+	@pg_isready -q -h 127.0.0.1 -p $(PG_PORT) 2>/dev/null || { \
+	  version=$$(ls /etc/postgresql | sort -V | tail -1); \
+	  echo "starting PostgreSQL $$version/$(PG_CLUSTER) on port $(PG_PORT)"; \
+	  $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$version $(PG_CLUSTER) start; }
+	@for i in $$(seq 60); do pg_isready -q -h 127.0.0.1 -p $(PG_PORT) && break; sleep 0.5; done; \
+	pg_isready -q -h 127.0.0.1 -p $(PG_PORT) || { echo "PostgreSQL did not start on port $(PG_PORT)"; exit 1; }
+	@cd / && $(PGSU) psql -p $(PG_PORT) -qtAc "SELECT 1 FROM pg_roles WHERE rolname = '$(PG_ROLE)'" | grep -q 1 || { \
+	  echo "creating the PostgreSQL role $(PG_ROLE) for the tests"; \
+	  cd / && $(PGSU) psql -p $(PG_PORT) -qc "CREATE ROLE $(PG_ROLE) LOGIN CREATEDB PASSWORD '$(PG_ROLE)'"; }
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

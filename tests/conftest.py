@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from tests.web.browser import launch_chromium
+from tests.web.browser import CHROMIUM, launch_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("CAPTURE_SAMPLES_DIR", REPO.parent / "shared" / "samples" / "photos"))
@@ -166,6 +166,16 @@ def tmp_dir(tmp_path: Path) -> Iterator[Path]:
 # --- Chromium ---------------------------------------------------------------------------------
 # One Playwright driver and one browser for the whole run: Playwright's sync API refuses a
 # second driver while one is running, so suites (tests/web, tests/security) must share these.
+
+
+@pytest.fixture
+def chromium_installed() -> None:
+    """A missing browser fails the browser tests: a skip would pass CI with the PWA untested."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Debian's chromium is not at {CHROMIUM}: run make test (apt installs it)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ real loopback HTTP. The test plays the browser and follows every redirect by han
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -265,6 +266,25 @@ def test_wrong_state_is_rejected(smart_app: AppFactory, smart_sandbox: SandboxSe
     assert response.status_code == 403
     assert "unknown or was already used" in response.text
     assert COOKIE_NAME not in client.cookies
+
+
+def test_a_refused_sign_in_logs_its_reason_without_the_launch_values(
+    smart_app: AppFactory, smart_sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = smart_app()
+    callback = authorize(start_ehr_launch(client, smart_sandbox))
+    forged = with_query(callback, state="forged-state-value")
+    with caplog.at_level(logging.WARNING, logger="capture.launch"):
+        assert finish(client, forged).status_code == 403
+        denied = with_query(callback, error="access_denied", error_description="Mr X said no")
+        assert finish(client, denied).status_code == 403
+    lines = [r.getMessage() for r in caplog.records if r.name == "capture.launch"]
+    assert lines == [
+        "sign-in refused (HTTP 403): this sign-in is unknown or was already used",
+        "sign-in refused (HTTP 403): the EHR answered error='access_denied'",
+    ]
+    code = dict(parse_qsl(urlsplit(callback).query))["code"]
+    assert not any(code in line or "forged-state" in line or "Mr X" in line for line in lines)
 
 
 def test_state_is_single_use(smart_app: AppFactory, smart_sandbox: SandboxServer) -> None:

@@ -32,13 +32,13 @@ REPO = Path(__file__).resolve().parents[2]
 _START_SECONDS = 20.0
 _STOP_SECONDS = 20.0
 
+#: The role ``make pg-up`` creates (CREATEDB, with a password: a fresh Debian's pg_hba.conf
+#: asks for one over TCP).
 PG_ADMIN_URL = os.environ.get(
-    "CAPTURE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    "CAPTURE_TEST_PG_URL",
+    "postgresql+psycopg://capture_test:capture_test@127.0.0.1:5432/postgres",
 )
-PG_NOT_RUNNING = (
-    "PostgreSQL is not running: "
-    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-)
+PG_NOT_RUNNING = "PostgreSQL is not usable for the tests: run make pg-up (make test does)"
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------

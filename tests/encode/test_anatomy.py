@@ -355,7 +355,6 @@ def _dciodvfy_wants_laterality(site: BodySite, path: Path) -> bool:
     return "Element=<Laterality>" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(_DCIODVFY is None, reason="dciodvfy (dicom3tools) is not installed")
 def test_dciodvfy_agrees_on_its_unpaired_list_and_on_limbs(tmp_path: Path) -> None:
     unpaired = [get_site(codes.CID4031.concepts[k].value) for k in anatomy._DCIODVFY_UNPAIRED]
     paired = [s for s in all_sites() if s.paired]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -50,13 +51,21 @@ OnLaunch = Callable[[UserSession], str | None]
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy": "no-referrer"}
 
 
+log = logging.getLogger("capture.launch")
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.runtime.settings
     return settings
 
 
-def error_page(message: str, status_code: int) -> HTMLResponse:
-    """A minimal page for a failed launch; the message is escaped (it may quote the EHR)."""
+def error_page(message: str, status_code: int, *, log_reason: str | None = None) -> HTMLResponse:
+    """A minimal page for a failed launch; the message is escaped (it may quote the EHR).
+
+    The reason is logged too (``log_reason``, else the message: our own words, no patient
+    data), so an administrator sees why a sign-in failed, not only ``/launch/callback 403``.
+    """
+    log.warning("sign-in refused (HTTP %d): %s", status_code, log_reason or message)
     body = (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
@@ -119,7 +128,8 @@ def callback(
     if error:
         detail = f"the EHR did not authorize capture ({error[:64]}"
         detail += f": {error_description[:200]})" if error_description else ")"
-        return error_page(detail, 403 if error == "access_denied" else 400)
+        reason = f"the EHR answered error={error[:64]!r}"  # its description stays off the log
+        return error_page(detail, 403 if error == "access_denied" else 400, log_reason=reason)
     if not code or not state:
         return error_page("the EHR's answer is missing its code or state", 400)
     if pending is None:
