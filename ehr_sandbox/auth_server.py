@@ -55,6 +55,7 @@ from joserfc import errors as jose_errors
 from joserfc import jwk, jws, jwt
 
 from ehr_sandbox import data
+from ehr_sandbox.pages import page
 from ehr_sandbox.state import SandboxState
 from ehr_sandbox.tokens import TokenInfo
 
@@ -270,13 +271,13 @@ def router(state: SandboxState) -> APIRouter:
                 "Launch capture</a></td></tr>"
             )
         standalone = html.escape(f"{state.app_launch_url}?{urlencode({'iss': state.fhir_base})}")
-        return HTMLResponse(
-            "<!doctype html><html><head><meta charset=utf-8><title>Sandbox EHR</title></head>"
-            f"<body><h1>Sandbox EHR (synthetic data)</h1><p>Signed in as {who} "
-            f"(capture roles: {html.escape(', '.join(data.CAPTURE_ROLES.get(user, [])))}). "
+        return page(
+            "Sandbox EHR",
+            "<h1>Sandbox EHR (synthetic data)</h1><p>Signed in as "
+            f"{who} (capture roles: {html.escape(', '.join(data.CAPTURE_ROLES.get(user, [])))}). "
             f"Sign in as: {choices}</p>"
             f"<table>{''.join(rows)}</table>"
-            f"<p><a href='{standalone}'>Open capture (standalone launch)</a></p></body></html>"
+            f"<p><a href='{standalone}'>Open capture (standalone launch)</a></p>",
         )
 
     @api.get("/ehr/launch/{encounter_id}")
@@ -375,10 +376,7 @@ def router(state: SandboxState) -> APIRouter:
                     f"<li><a href='{html.escape(href)}'>{html.escape(label)}"
                     f" ({html.escape(pid)})</a></li>"
                 )
-            return HTMLResponse(
-                "<!doctype html><html><head><meta charset=utf-8><title>Choose a patient</title>"
-                f"</head><body><h1>Choose a patient</h1><ul>{''.join(links)}</ul></body></html>"
-            )
+            return page("Choose a patient", f"<h1>Choose a patient</h1><ul>{''.join(links)}</ul>")
         return issue_code(q, None, None, signed_in_user())
 
     @api.get("/auth/authorize/pick")

@@ -3,7 +3,7 @@
 // then only encrypted in IndexedDB until the archive has them (js/vault.js).
 
 import { t } from "./i18n/en.js";
-import { $, say, showScreen, translate } from "./js/dom.js";
+import { $, notice, say, showScreen, translate } from "./js/dom.js";
 import { ApiError, paths, postJson, setCsrfToken } from "./js/api.js";
 import {
   claimWorkitem,
@@ -26,7 +26,10 @@ import { mayUnblur } from "./js/unblur.js";
 const state = { session: null, context: null, site: null, photos: [], retaking: null };
 let vault = null;
 let uploader = null;
-const sendList = new SendList();
+const sendList = new SendList({
+  retake: (id, site) => retakeFailed(id, site),
+  remove: (id) => removeFailed(id),
+});
 const picker = new SitePicker((choice) => chooseSite(choice));
 const camera = new Camera((photo) => addPhoto(photo));
 
@@ -64,6 +67,7 @@ async function boot() {
   }
   state.session = session;
   setCsrfToken(session.csrf_token);
+  picker.loadNames(); // meanwhile: the map's names are ready when it is shown
   const purged = await openVault(session);
   if (purged) say("site-message", t("patient.leftovers", { count: purged }), "warning");
   if (!session.context_id) return choosePatient();
@@ -90,7 +94,9 @@ function registerServiceWorker() {
 function watchNetwork() {
   window.addEventListener("offline", () => say("net-status", t("app.offline"), "warning"));
   window.addEventListener("online", () => {
-    say("net-status", t("app.online"), "info");
+    // "sending" only while something waits to be sent; a notice of the moment either way
+    if (uploader && uploader.unsent() > 0) notice("net-status", t("app.online"), "info");
+    else say("net-status", "");
     setTimeout(() => navigator.onLine && say("net-status", ""), 3000);
   });
   if (!navigator.onLine) say("net-status", t("app.offline"), "warning");
@@ -156,8 +162,10 @@ $("patient-no").addEventListener("click", async () => {
 function startSite() {
   camera.stopLive();
   picker.clearSearch();
+  picker.select(state.site); // the current site (and side), however it was chosen
   picker.render();
   showScreen("screen-site");
+  picker.loadNames();
 }
 
 async function chooseSite(choice) {
@@ -167,10 +175,17 @@ async function chooseSite(choice) {
     say("site-message", error instanceof ApiError && error.status === 404 ? t("site.unknown", { code: choice.code }) : error.message, "error");
     return;
   }
-  picker.remember(choice);
+  rememberSite();
   renderDetails(state.site);
   showScreen("screen-details");
   loadPriors();
+}
+
+/** The current site (and side) in the recent sites, by its one name; `replaced`: the name it
+ * had before its side was changed. */
+function rememberSite(replaced = null) {
+  const { code, laterality } = state.site;
+  picker.remember({ code, laterality, label: siteTitle(state.site) }, replaced);
 }
 
 async function loadPriors() {
@@ -182,7 +197,9 @@ async function loadPriors() {
 
 for (const input of document.querySelectorAll('input[name="side"]')) {
   input.addEventListener("change", () => {
+    const before = siteTitle(state.site);
     state.site.laterality = input.value;
+    rememberSite(before);
     renderDetails(state.site);
     loadPriors();
   });
@@ -214,11 +231,12 @@ function updateCount() {
   $("camera-review").disabled = state.photos.length === 0;
 }
 
-async function addPhoto({ blob, filename }) {
+async function addPhoto({ blob, filename, kind }) {
   const photo = {
     id: crypto.randomUUID(),
     blob,
     filename,
+    kind, // what its bytes are (js/sniff.js): "jpeg" or "heic"
     thumb: await thumbnail(blob),
     note: "",
     view: "",
@@ -254,7 +272,7 @@ $("review-send").addEventListener("click", () => sendAll());
 // --- sending -------------------------------------------------------------------------------
 
 async function sendAll() {
-  const site = state.site;
+  const site = { ...state.site }; // as it is now: a retake of a failed photo goes back to it
   const title = siteTitle(site);
   const photos = state.photos.splice(0);
   showScreen("screen-send");
@@ -273,7 +291,7 @@ async function sendAll() {
     };
     await vault.seal(photo.id, meta, photo.blob);
     photo.blob = null; // from now on only the encrypted copy exists
-    sendList.add(photo, title);
+    sendList.add(photo, site, title);
     uploader.add(photo.id);
   }
   updateCount();
@@ -281,9 +299,29 @@ async function sendAll() {
 
 function onUploadChange(change) {
   sendList.update(change);
+  sayIfAllDone();
+}
+
+function sayIfAllDone() {
   if (uploader.states.size && [...uploader.states.values()].every((s) => s.state === "verified")) {
     say("send-message", t("send.all_done"), "success");
   }
+}
+
+/** A photo that failed for good, off the list: its encrypted copy too, if one is left. */
+async function removeFailed(id) {
+  await vault.remove(id);
+  uploader.forget(id);
+  sendList.remove(id);
+  sayIfAllDone();
+}
+
+/** Take a failed photo again: off the list, then the camera for the same site and side. */
+async function retakeFailed(id, site) {
+  await removeFailed(id);
+  state.site = { ...site };
+  openCamera();
+  loadPriors(); // the overlay of the live camera: the latest photo of that site
 }
 
 async function onConsentRequired(detail) {
@@ -323,7 +361,10 @@ async function finish() {
   await closeWorkitem(state.context);
   if (vault) await vault.purgeMine();
   state.photos = [];
+  state.site = null;
+  picker.forget();
   sendList.clear();
+  say("net-status", ""); // "Offline: photos stay on this phone ..." is not true any more
   const signedOut = await postJson(paths.logout, {}).then(
     () => true,
     () => false,

@@ -4,7 +4,7 @@
 // seen at once) and taken from the cache only when offline. Bump VERSION when the list changes:
 // the new worker deletes every other cache of ours.
 
-const VERSION = "capture-shell-v2";
+const VERSION = "capture-shell-v3";
 
 const SHELL = [
   "/",
@@ -21,6 +21,8 @@ const SHELL = [
   "/app/js/photos.js",
   "/app/js/regions.js",
   "/app/js/site.js",
+  "/app/js/sites.js",
+  "/app/js/sniff.js",
   "/app/js/unblur.js",
   "/app/js/uploader.js",
   "/app/js/vault.js",

@@ -30,8 +30,10 @@ __all__ = [
     "SiteMatch",
     "all_sites",
     "get_site",
+    "offer",
     "resolve",
     "search",
+    "site_name",
 ]
 
 _SCT = "SCT"
@@ -66,6 +68,9 @@ _LATERALITY_WORDS: dict[str, str] = {
 
 # CID 244 keyword for each side. U has none, because an unpaired site has no side to qualify.
 _MODIFIER_KEYWORDS: dict[str, str] = {"L": "Left", "R": "Right", "B": "Bilateral"}
+
+# The side as it ends a site's name ("Skin of heel, left"). U has none, as above.
+_SIDE_WORDS: dict[str, str] = {"L": "left", "R": "right", "B": "both sides"}
 
 
 class Laterality(StrEnum):
@@ -255,6 +260,17 @@ class BodySite:
         """Context UID (0008,0117) of the group the code was taken from (STANDARDS.md 1.6)."""
         return _CONTEXT_UIDS[self.context_group]
 
+    def display_name(self, laterality: Laterality | str | None = None) -> str:
+        """The one name of this site and side, wherever a person reads it.
+
+        The phone (map, search, review, sending), the API, the Series Description of the
+        DICOM object and the text of the FHIR Media all show this, so a nurse sees the same
+        words on the phone, in the PACS and in the chart: the Code Meaning (unique per code),
+        then ", left", ", right" or ", both sides". An unpaired site (U) has no side.
+        """
+        side = _SIDE_WORDS.get(laterality or "")  # Laterality is a StrEnum: "L" is Laterality.LEFT
+        return f"{self.meaning}, {side}" if side else self.meaning
+
 
 @dataclass(frozen=True)
 class SiteMatch:
@@ -431,6 +447,54 @@ def search(query: str, limit: int = 10) -> list[SiteMatch]:
     hits = [(site, score) for site, score in scored if score > 0]
     hits.sort(key=lambda hit: (-hit[1], hit[0].meaning.casefold()))
     return [SiteMatch(site, laterality, score) for site, score in hits[:limit]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Offer: the search as a site picker shows it, without near-duplicates
+# ---------------------------------------------------------------------------------------------
+
+_SKIN_OF = "skin of "
+
+
+@cache
+def _skin_sites() -> dict[str, frozenset[str]]:
+    """Code of a CID 4031 region -> codes of the CID 4029 skin sites of it.
+
+    A skin site of a region is one whose meaning is "Skin of ... <region>": "Skin of hand" and
+    "Skin of palm of hand" for "Hand", "Skin of anterior surface of lower leg" for "Lower leg".
+    """
+    skins = [s for s in all_sites() if s.meaning.casefold().startswith(_SKIN_OF)]
+    table: dict[str, frozenset[str]] = {}
+    for region in all_sites():
+        if region.context_group != "4031":
+            continue
+        tail = f" of {region.meaning.casefold()}"
+        found = frozenset(s.code_value for s in skins if s.meaning.casefold().endswith(tail))
+        if found:
+            table[region.code_value] = found
+    return table
+
+
+def offer(query: str, limit: int = 10) -> list[SiteMatch]:
+    """The sites a picker offers for ``query``: ``search`` without near-duplicates.
+
+    The rule (web_client/README.md): a CID 4031 region is left out when a skin site of it
+    (CID 4029, see ``_skin_sites``) is offered too. "R shin" matches "Lower leg" and "Skin of
+    anterior surface of lower leg" through the same word, and "hand" gives "Hand" beside
+    "Skin of hand": a nurse cannot tell which to pick, and a photo shows skin, so the skin
+    site (the one the body map sends) stays. The CLI's ``resolve`` keeps the plain ranking.
+    """
+    matches = search(query, limit=len(all_sites()))
+    offered = {m.site.code_value for m in matches}
+    skins = _skin_sites()
+    kept = [m for m in matches if not skins.get(m.site.code_value, frozenset()) & offered]
+    return kept[: max(limit, 0)]
+
+
+def site_name(code_value: str | None, laterality: str | None) -> str | None:
+    """``BodySite.display_name`` for a code as an archived photo carries it; None if unknown."""
+    site = _sites_by_code().get((code_value or "").strip())
+    return None if site is None else site.display_name(laterality)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -217,12 +217,8 @@ def _add_general_series(
 
 
 def _site_text(site: BodySite | None, laterality: Laterality | None) -> str:
-    if site is None:
-        return ""
-    side = {"L": "left", "R": "right", "B": "both sides"}.get(
-        laterality.value if laterality else ""
-    )
-    return f"{site.meaning}, {side}"[:64] if side else site.meaning[:64]
+    """The site's one display name (the phone shows the same), cut to LO's 64 characters."""
+    return "" if site is None else site.display_name(laterality)[:64]
 
 
 def _add_general_equipment(

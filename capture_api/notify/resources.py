@@ -78,7 +78,6 @@ _ACT_CODE_DISPLAY = {
     "SDV": "sexual assault, abuse, or domestic violence information sensitivity",
     "ADOL": "adolescent information sensitivity",
 }
-_SIDE_WORDS = {"L": "left", "R": "right", "B": "both sides"}
 #: Reference types allowed for Media.operator (R4); a fhirUser of another type is not sent.
 _OPERATOR_TYPES = frozenset({"Practitioner", "PractitionerRole", "Patient", "RelatedPerson"})
 
@@ -176,7 +175,7 @@ def body_site(capture: CaptureRecord) -> dict[str, Any] | None:
         side = Laterality(capture.laterality)
         modifier = side.modifier_code
         if modifier is not None:
-            concept["text"] = f"{site.meaning}, {_SIDE_WORDS[side.value]}"
+            concept["text"] = site.display_name(side)  # the name the phone and the PACS show
             concept["extension"] = [
                 {
                     "url": LATERALITY_EXTENSION,

@@ -18,8 +18,10 @@ from capture_api.capture.anatomy import (
     SiteMatch,
     all_sites,
     get_site,
+    offer,
     resolve,
     search,
+    site_name,
 )
 from capture_api.exceptions import InvalidMetadata
 
@@ -360,3 +362,53 @@ def test_dciodvfy_agrees_on_its_unpaired_list_and_on_limbs(tmp_path: Path) -> No
     paired = [s for s in all_sites() if s.paired]
     for site in [*unpaired, *paired]:
         assert _dciodvfy_wants_laterality(site, tmp_path / "probe.dcm") == site.paired, site
+
+
+# --- one name per site, and what a picker offers ----------------------------------------------
+
+
+def test_display_name_is_the_meaning_then_the_side() -> None:
+    site = get_site("70559009")
+    assert site.display_name() == "Skin of anterior surface of forearm"
+    assert site.display_name(Laterality.LEFT) == "Skin of anterior surface of forearm, left"
+    assert site.display_name("R") == "Skin of anterior surface of forearm, right"
+    assert site.display_name(Laterality.BILATERAL).endswith(", both sides")
+    assert site.display_name(Laterality.UNPAIRED) == site.meaning
+
+
+def test_display_names_tell_every_site_and_side_apart() -> None:
+    names = [
+        site.display_name(side)
+        for site in all_sites()
+        for side in (
+            [None, Laterality.LEFT, Laterality.RIGHT, Laterality.BILATERAL]
+            if site.paired
+            else [None]
+        )
+    ]
+    assert len(names) == len({name.casefold() for name in names})
+
+
+def test_site_name_of_an_archived_code() -> None:
+    assert site_name("25763004", "R") == "Skin of anterior surface of lower leg, right"
+    assert site_name("54735007", None) == "Sacrum"
+    assert site_name("123", "L") is None and site_name(None, None) is None
+
+
+def test_offer_leaves_a_region_out_when_its_skin_site_matches_too() -> None:
+    lower_leg, shin_skin = codes.CID4031.LowerLeg.value, "25763004"
+    assert {m.site.code_value for m in search("R shin")} >= {lower_leg, shin_skin}
+    assert [(m.site.code_value, m.laterality) for m in offer("R shin")] == [
+        (shin_skin, Laterality.RIGHT)
+    ]
+    hand = [m.site.meaning for m in offer("hand")]
+    assert "Hand" not in hand and hand[0] == "Skin of hand"
+    assert [m.site.meaning for m in offer("sacrum")] == ["Sacrum"]  # no skin site of it
+    elbow = {m.site.meaning for m in offer("elbow")}  # a joint is not a skin region
+    assert elbow >= {"Elbow joint", "Skin of posterior surface of elbow"}
+
+
+def test_offer_limits_after_leaving_out() -> None:
+    everything = offer("lower leg", limit=50)
+    assert offer("lower leg", limit=3) == everything[:3]
+    assert offer("lower leg", limit=0) == []

@@ -100,9 +100,11 @@ class Phone:
     # --- the flow ------------------------------------------------------------------------------
 
     def launch(self, url: str) -> None:
-        """Click "Launch capture" in the EHR: SMART launch, then the site screen."""
+        """Click "Launch capture" in the EHR: SMART launch, then the site screen (its map
+        labelled with the service's site names)."""
         self.page.goto(url)
         self.wait_screen("site")
+        self.page.wait_for_selector("#bodymap[data-named='true']")
 
     def banner(self) -> str:
         return self.page.inner_text("#banner")
@@ -114,7 +116,7 @@ class Phone:
 
     def search_site(self, query: str, pick: str) -> None:
         self.page.fill("#site-search", query)
-        self.page.get_by_role("button", name=pick).first.click()
+        self.page.locator("#site-results").get_by_role("button", name=pick, exact=True).click()
         self.wait_screen("details")
 
     def take_photo(self, path: Path) -> None:

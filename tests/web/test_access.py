@@ -37,10 +37,11 @@ def test_every_screen_has_readable_text_large_targets_and_named_controls(
 
     nurse.launch(stack.launch_url("enc-okada"))
     nurse.page.fill("#site-search", "face")
-    nurse.page.get_by_role("button", name="Skin of face").first.wait_for()
+    results = nurse.page.locator("#site-results")
+    results.get_by_role("button", name="Skin of face", exact=True).wait_for()
     _audit(nurse, "site with search results")
 
-    nurse.page.get_by_role("button", name="Skin of face").first.click()
+    results.get_by_role("button", name="Skin of face", exact=True).click()
     nurse.wait_screen("details")
     assert nurse.page.is_visible("#sensitivity-suggested")
     _audit(nurse, "details with a suggested flag")

@@ -1,5 +1,6 @@
-"""The body map: every region sends a code the service knows, and a paired site gets the
-patient's side from where it was tapped (front view: the patient's left is the viewer's right)."""
+"""The body map: every region sends a code the service knows, is labelled with the service's
+one name for its site and side, and a paired site gets the patient's side from where it was
+tapped (front view: the patient's left is the viewer's right)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def _regions(nurse: Phone, view: str) -> list[dict[str, Any]]:
         "#bodymap .region",
         """nodes => nodes.map(n => { const b = n.getBoundingClientRect();
              return {side: n.dataset.side, label: n.getAttribute('aria-label'),
-                     x: b.x + b.width / 2, w: b.width, h: b.height}; })""",
+                     code: n.dataset.code, x: b.x + b.width / 2, w: b.width, h: b.height}; })""",
     )
     assert len(boxes) > 20, view
     return boxes
@@ -64,13 +65,15 @@ def test_the_side_follows_from_where_it_is_tapped(stack: WebStack, nurse: Phone)
     for view, viewer_left_is in (("front", "R"), ("back", "L")):
         for region in _regions(nurse, view):
             label = region["label"]
+            site = nurse.api(f"/api/v1/body-sites/{region['code']}")
             if not region["side"]:
                 assert abs(region["x"] - middle) < 2, label  # midline structures are unpaired
+                assert label == site["name"]
                 continue
             on_viewer_left = region["x"] < middle
             assert (region["side"] == viewer_left_is) == on_viewer_left, (view, label)
-            side_word = {"L": "left ", "R": "right "}[region["side"]]
-            assert label.startswith(side_word) and label.endswith(f"seen from the {view}")
+            side_word = {"L": ", left", "R": ", right"}[region["side"]]
+            assert label == site["names"][region["side"]] == site["meaning"] + side_word
     nurse.shot("01-site-back")
 
 
@@ -85,4 +88,4 @@ def test_regions_are_big_enough_to_tap_and_work_from_the_keyboard(
     nurse.page.focus('#bodymap [data-code="181553006"][data-side="R"]')  # right knee, front
     nurse.page.keyboard.press("Enter")
     nurse.wait_screen("details")
-    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of knee (Right)"
+    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of knee, right"

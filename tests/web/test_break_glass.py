@@ -109,6 +109,11 @@ def test_a_sensitive_viewer_sees_a_blurred_prior_clearly_for_a_typed_reason(
     url = image.get_attribute("src") or ""
     assert url.startswith("blob:")
     assert "shown clearly" in (image.get_attribute("alt") or "")
+    # Done: the reason form is closed and emptied; the clear photo and "Hide" stay.
+    assert nurse.page.is_hidden("#unblur-form")
+    assert nurse.page.input_value("#unblur-reason") == ""
+    assert nurse.page.inner_text("#unblur-message").startswith("Shown clearly for you")
+    assert nurse.page.is_visible("#unblur-hide")
     assert nurse.page.evaluate(BLOB_STATE, url) == "readable"
     shown = nurse.page.evaluate(SHOWN_PNG)
     clear = _sharpness(base64.b64decode(shown.split(",", 1)[1]))

@@ -30,10 +30,10 @@ def test_left_forearm_from_the_map_reaches_orthanc_with_patient_site_and_side(
     )
     box, middle = forearm.bounding_box(), nurse.page.locator("#bodymap svg").bounding_box()
     assert box and middle and box["x"] > middle["x"] + middle["width"] / 2
-    assert forearm.get_attribute("aria-label") == "left forearm, seen from the front"
+    assert forearm.get_attribute("aria-label") == "Skin of anterior surface of forearm, left"
     forearm.click()
     nurse.wait_screen("details")
-    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of forearm (Left)"
+    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of forearm, left"
     assert nurse.page.is_checked('input[name="side"][value="L"]')
     assert nurse.page.is_checked('input[name="sensitivity"][value="normal"]')
     assert nurse.page.is_hidden("#sensitivity-suggested")
@@ -60,6 +60,7 @@ def test_left_forearm_from_the_map_reaches_orthanc_with_patient_site_and_side(
     assert (region.CodeValue, region.CodingSchemeDesignator) == (SKIN_OF_ANTERIOR_FOREARM, "SCT")
     assert region.AnatomicRegionModifierSequence[0].CodeValue == SCT_LEFT
     assert ds.ImageLaterality == "L"
+    assert ds.SeriesDescription == "Skin of anterior surface of forearm, left"  # the same name
     assert "wound edge, 2 cm" in ds.ImageComments
     assert stack.patient_sop_uids("100001").count(capture["sop_instance_uid"]) == 1
 
@@ -99,7 +100,9 @@ def test_a_heic_photo_from_a_computer_is_sent_without_a_preview(
 def test_search_with_a_synonym_and_recent_sites(stack: WebStack, nurse: Phone) -> None:
     nurse.launch(stack.launch_url("enc-muller"))
     nurse.page.fill("#site-search", "R shin")
-    hit = nurse.page.get_by_role("button", name="Skin of anterior surface of lower leg (Right)")
+    hit = nurse.page.locator("#site-results").get_by_role(
+        "button", name="Skin of anterior surface of lower leg, right"
+    )
     hit.wait_for()
     nurse.shot("02-site-search")
     hit.click()
@@ -108,10 +111,10 @@ def test_search_with_a_synonym_and_recent_sites(stack: WebStack, nurse: Phone) -
     nurse.page.click("#details-change")
     nurse.wait_screen("site")
     recent = nurse.page.locator("#recent-sites button")
-    assert recent.all_inner_texts() == ["Skin of anterior surface of lower leg (Right)"]
+    assert recent.all_inner_texts() == ["Skin of anterior surface of lower leg, right"]
     recent.first.click()
     nurse.wait_screen("details")
-    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of lower leg (Right)"
+    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of lower leg, right"
 
 
 def test_the_back_view_is_not_mirrored(stack: WebStack, nurse: Phone) -> None:
@@ -125,7 +128,7 @@ def test_the_back_view_is_not_mirrored(stack: WebStack, nurse: Phone) -> None:
     (on_right,) = [s for s in shapes if (b := s.bounding_box()) and b["x"] > middle]
     on_right.click()
     nurse.wait_screen("details")
-    assert nurse.page.inner_text("#details-site") == "Skin of posterior surface of forearm (Right)"
+    assert nurse.page.inner_text("#details-site") == "Skin of posterior surface of forearm, right"
     assert nurse.page.is_checked('input[name="side"][value="R"]')
 
 

@@ -123,5 +123,46 @@ def test_finishing_with_photos_still_waiting_asks_first_then_deletes_them(
     assert "Nothing from this session is left on this phone" in nurse.page.inner_text(
         "#patient-message"
     )
+    assert nurse.page.is_hidden("#net-status")  # not "photos stay on this phone" any more
     assert nurse.queued() == []
     nurse.page.context.set_offline(False)
+
+
+def _back_online(nurse: Phone) -> None:
+    """The network returns: until the offline notice is gone."""
+    nurse.page.context.set_offline(False)
+    nurse.page.wait_for_function(
+        "() => !document.querySelector('#net-status').textContent.startsWith('Offline')"
+    )
+
+
+def test_back_online_is_a_notice_of_the_moment(stack: WebStack, nurse: Phone) -> None:
+    """ "Back online: sending." is said only while something is being sent, and goes with the
+    screen it was said on."""
+    nurse.launch(stack.launch_url("enc-ngata"))
+    nurse.page.context.set_offline(True)
+    nurse.wait_text("#net-status", "Offline")
+    _back_online(nurse)
+    assert nurse.page.is_hidden("#net-status")  # nothing to send: nothing to say
+
+    nurse.tap_region("25763004", "L")
+    nurse.take_photo(SAMPLES / "gps" / "DSCN0021.jpg")
+    nurse.page.context.set_offline(True)
+    nurse.send()
+    nurse.wait_states("offline")
+    _back_online(nurse)
+    assert nurse.page.inner_text("#net-status") == "Back online: sending."
+    nurse.page.click("#send-other")
+    nurse.wait_screen("site")
+    assert nurse.page.is_hidden("#net-status")
+
+
+def test_signing_out_leaves_no_network_notice(stack: WebStack, nurse: Phone) -> None:
+    """ "Back online: sending." stayed on the signed-out screen, where nothing is sent."""
+    _waiting_offline(stack, nurse, "R", SAMPLES / "gps" / "DSCN0010.jpg")
+    nurse.page.on("dialog", lambda dialog: dialog.accept())
+    _back_online(nurse)
+    assert nurse.page.inner_text("#net-status") == "Back online: sending."
+    nurse.page.click("#send-finish")
+    nurse.wait_text("#patient-message", "Signed out")
+    assert nurse.page.is_hidden("#net-status")

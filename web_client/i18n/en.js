@@ -56,7 +56,8 @@ export const STRINGS = {
   "site.view_back": "seen from the back",
   "site.unknown": "This body site is not known to the service ({code}).",
 
-  // regions on the map (the code they send is in js/regions.js)
+  // the map's own words for its regions (codes: js/regions.js), shown only until the service
+  // has named the sites: every screen then shows the service's one name per site and side
   "region.face": "face",
   "region.scalp": "scalp",
   "region.neck_front": "front of neck",
@@ -141,7 +142,18 @@ export const STRINGS = {
   "camera.count": { one: "1 photo taken", other: "{count} photos taken" },
   "camera.review": "Review and send",
   "camera.not_a_photo": "“{name}” is a {kind} file. capture archives camera photos (JPEG or HEIC): take the photo with the camera.",
+  "camera.not_a_photo_unknown": "“{name}” is not a photo: what is inside is neither JPEG nor HEIC, whatever its name says. Take the photo with the camera.",
+  "camera.empty_file": "“{name}” is empty: no photo was saved in it. Take the photo again with the camera.",
   "camera.heic_preview": "HEIC photo: no preview on this device. It is converted on the server.",
+  "camera.jpeg_no_preview": "JPEG photo: this phone cannot show it, it may be damaged. The service checks it when it is sent.",
+
+  // what a refused file really is (from its first bytes, not its name)
+  "file.kind.png": "PNG",
+  "file.kind.gif": "GIF",
+  "file.kind.webp": "WebP",
+  "file.kind.pdf": "PDF",
+  "file.kind.video": "video",
+  "file.kind.text": "text",
 
   // review
   "review.heading": "Review",
@@ -174,6 +186,8 @@ export const STRINGS = {
   "send.finish": "Finish and sign out",
   "send.all_done": "All photos are in the archive. Nothing is left on this phone.",
   "send.remove": "Remove",
+  "send.retake": "Retake",
+  "send.no_preview": "No preview",
 
   // errors (detail = the service's own sentence)
   "error.session_expired": "Your session has ended: open capture again from the patient's chart in the EHR. Unsent photos on this phone were deleted.",

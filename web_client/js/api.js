@@ -116,6 +116,7 @@ export const paths = {
   unclaim: (id) => `/api/v1/worklist/contexts/${encodeURIComponent(id)}/cancel`,
   complete: (id) => `/api/v1/worklist/contexts/${encodeURIComponent(id)}/complete`,
   site: (code) => `/api/v1/body-sites/${encodeURIComponent(code)}`,
+  lookupSites: (codes) => `/api/v1/body-sites/lookup?${new URLSearchParams(codes.map((code) => ["code", code]))}`,
   searchSites: (q) => `/api/v1/body-sites?${new URLSearchParams({ q, limit: "8" })}`,
   captures: "/api/v1/captures",
   logout: "/logout",

@@ -3,6 +3,7 @@
 
 import { t } from "../i18n/en.js";
 import { HEIGHT, MIDLINE, REGIONS, WIDTH, mirror, sideOf } from "./regions.js";
+import { nameOf } from "./sites.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -41,15 +42,25 @@ export function shapesOf(view) {
   return out;
 }
 
-export function regionLabel(key, laterality, view) {
+/** Whether `view` draws the site `{code, laterality}` (to show the view that has it). */
+export function draws(view, site) {
+  return shapesOf(view).some((s) => s.region.code === site.code && s.laterality === site.laterality);
+}
+
+/** A region's name: the service's display name of its code and side (the same words as the
+ * search, review and sending screens); the map's own words only until the service answered. */
+export function regionLabel(region, laterality, view) {
+  const name = nameOf(region.code, laterality);
+  if (name) return name;
   return t("region.label", {
     side: laterality ? t(`side.prefix.${laterality}`) : "",
-    name: t(`region.${key}`),
+    name: t(`region.${region.key}`),
     view: t(view === "front" ? "site.view_front" : "site.view_back"),
   });
 }
 
-/** Replace `container`'s content with the map of `view`; `onPick` gets the tapped region. */
+/** Replace `container`'s content with the map of `view`; `onPick` gets the tapped region.
+ * `selected` ({code, laterality}: the chosen site) is highlighted where it is drawn. */
 export function renderBodyMap(container, view, onPick, selected = null) {
   const root = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
@@ -61,13 +72,15 @@ export function renderBodyMap(container, view, onPick, selected = null) {
   const viewerLeft = sideOf(view, true);
   const viewerRight = sideOf(view, false);
   root.append(sideLabel(true, t(`side.${viewerLeft}`)), sideLabel(false, t(`side.${viewerRight}`)));
+  let named = true; // every label is the service's name (tests wait for data-named)
   for (const { region, shape, laterality } of shapesOf(view)) {
+    named &&= nameOf(region.code, laterality) !== null;
     const node = shapeNode(shape);
     const pick = { code: region.code, laterality, key: region.key, view };
     node.setAttribute("class", "region");
     node.setAttribute("role", "button");
     node.setAttribute("tabindex", "0");
-    node.setAttribute("aria-label", regionLabel(region.key, laterality, view));
+    node.setAttribute("aria-label", regionLabel(region, laterality, view));
     node.dataset.code = region.code;
     node.dataset.region = region.key;
     node.dataset.side = laterality || "";
@@ -85,6 +98,7 @@ export function renderBodyMap(container, view, onPick, selected = null) {
     root.append(node);
   }
   container.replaceChildren(root);
+  container.dataset.named = String(named);
 }
 
 function sideLabel(onViewerLeft, text) {

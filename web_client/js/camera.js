@@ -3,17 +3,18 @@
 // photo laid over it, semi-transparent, so the new photo matches its distance and angle.
 
 import { t } from "../i18n/en.js";
-import { $, say } from "./dom.js";
+import { $, notice, say } from "./dom.js";
+import { SENDABLE, sniff } from "./sniff.js";
 
-const PHOTO_TYPES = new Set(["image/jpeg", "image/heic", "image/heif"]);
-const PHOTO_NAME = /\.(jpe?g|heic|heif)$/i;
 const JPEG_QUALITY = 0.92;
 
-/** null when the file is a photo we can send, else the sentence that says why not. */
-export function refusal(file) {
-  if (PHOTO_TYPES.has(file.type) || (!file.type && PHOTO_NAME.test(file.name))) return null;
-  const kind = file.type ? file.type.replace(/^image\//, "").toUpperCase() : file.name.split(".").pop();
-  return t("camera.not_a_photo", { name: file.name, kind });
+/** null when a file of this kind (js/sniff.js) can be sent, else the sentence that says why
+ * not and what to do: its content decides, not its name ("notes.jpg" can be text). */
+export function refusal(name, kind) {
+  if (SENDABLE.has(kind)) return null;
+  if (kind === "empty") return t("camera.empty_file", { name });
+  if (kind === "unknown") return t("camera.not_a_photo_unknown", { name });
+  return t("camera.not_a_photo", { name, kind: t(`file.kind.${kind}`) });
 }
 
 export class Camera {
@@ -28,14 +29,16 @@ export class Camera {
     $("overlay-opacity").addEventListener("input", () => this.#applyOpacity());
   }
 
-  #fromInput(input) {
-    say("camera-message", "");
-    for (const file of input.files) {
-      const why = refusal(file);
-      if (why) say("camera-message", why, "error");
-      else this.onPhoto({ blob: file, filename: file.name || "photo.jpg" });
-    }
+  async #fromInput(input) {
+    const files = [...input.files];
     input.value = ""; // the same file can be chosen again (a retake)
+    say("camera-message", "");
+    for (const file of files) {
+      const kind = await sniff(file);
+      const why = refusal(file.name, kind);
+      if (why) notice("camera-message", why, "error"); // gone with the screen: it was about this file
+      else this.onPhoto({ blob: file, filename: file.name || "photo.jpg", kind });
+    }
   }
 
   /** The earlier photo to lay over the live preview (a same-origin URL), or none. */
@@ -93,6 +96,6 @@ export class Camera {
     canvas.getContext("2d").drawImage(video, 0, 0);
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     canvas.width = 0; // give the pixels back now, not at the next garbage collection
-    if (blob) this.onPhoto({ blob, filename: "camera.jpg" });
+    if (blob) this.onPhoto({ blob, filename: "camera.jpg", kind: "jpeg" });
   }
 }

@@ -7,6 +7,7 @@ import { t } from "../i18n/en.js";
 import { $, clear, el } from "./dom.js";
 import { getJson, paths } from "./api.js";
 import { closeUnblur, openUnblur } from "./unblur.js";
+import { remember, siteName } from "./sites.js";
 
 /** "20261102091530.250+0100" (DICOM DT) -> "2026-11-02". */
 export function dicomDate(value) {
@@ -20,14 +21,15 @@ function checkRadio(name, value) {
   }
 }
 
-/** Site details from the service + what was tapped or searched: the state of the next photos. */
+/** Site details from the service + the side tapped or searched: the state of the next photos. */
 export async function describeSite(choice) {
-  const site = await getJson(paths.site(choice.code));
+  const site = remember(await getJson(paths.site(choice.code)));
   const suggested = site.suggested_sensitivity;
   return {
     code: site.code,
     meaning: site.meaning,
-    label: choice.label,
+    name: site.name,
+    names: site.names,
     paired: site.paired,
     laterality: site.paired ? choice.laterality : null,
     sensitivity: suggested ? suggested.level : "normal",
@@ -36,9 +38,9 @@ export async function describeSite(choice) {
   };
 }
 
+/** The site's one display name with its current side (the service's words: js/sites.js). */
 export function siteTitle(site) {
-  const side = site.laterality ? ` (${t(`side.${site.laterality}`)})` : "";
-  return `${site.meaning}${side}`;
+  return siteName(site, site.laterality);
 }
 
 /** Fill the details screen for `site`; radio changes are written back into `site`. */

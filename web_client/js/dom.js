@@ -32,8 +32,10 @@ export function translate(root = document) {
   }
 }
 
-/** Show one screen (a <section class="screen">), hide the others, move focus to its heading. */
+/** Show one screen (a <section class="screen">), hide the others, move focus to its heading.
+ * Transient notices (`notice`) are about what was on screen: they go with it. */
 export function showScreen(id) {
+  for (const node of document.querySelectorAll("[data-transient]")) say(node.id, "");
   for (const screen of document.querySelectorAll("section.screen")) {
     screen.hidden = screen.id !== id;
   }
@@ -52,6 +54,14 @@ export function say(id, text, kind = "info") {
   node.textContent = text || "";
   node.dataset.kind = kind;
   node.hidden = !text;
+  delete node.dataset.transient;
+}
+
+/** `say`, for a notice that is true only for the moment ("Back online: sending.", a refused
+ * file): cleared when the screen changes. */
+export function notice(id, text, kind = "info") {
+  say(id, text, kind);
+  if (text) $(id).dataset.transient = "true";
 }
 
 export function clear(node) {

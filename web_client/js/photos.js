@@ -7,7 +7,8 @@ import { $, clear, el } from "./dom.js";
 
 const THUMB_PX = 240;
 
-/** A small preview canvas of a photo, or null when this browser cannot decode it (HEIC). */
+/** A small preview canvas of a photo, or null when this browser cannot decode it (HEIC on
+ * most browsers but Safari, or a damaged JPEG). */
 export async function thumbnail(blob) {
   let bitmap;
   try {
@@ -29,9 +30,16 @@ export async function thumbnail(blob) {
   return canvas;
 }
 
+/** Why there is no preview, for the kind the photo's bytes are (js/sniff.js); `brief` for
+ * the small square of the sending list. */
+function noPreview(photo, brief) {
+  if (brief) return t("send.no_preview");
+  return t(photo.kind === "heic" ? "camera.heic_preview" : "camera.jpeg_no_preview");
+}
+
 /** The preview of `photo` as a fresh node (a canvas can sit in one place only). */
-function preview(photo, label) {
-  if (!photo.thumb) return el("p", { class: "no-preview", role: "img", "aria-label": label }, t("camera.heic_preview"));
+function preview(photo, label, brief = false) {
+  if (!photo.thumb) return el("p", { class: "no-preview", role: "img", "aria-label": label }, noPreview(photo, brief));
   const copy = el("canvas", { width: photo.thumb.width, height: photo.thumb.height, role: "img", "aria-label": label });
   copy.getContext("2d").drawImage(photo.thumb, 0, 0);
   return copy;
@@ -75,22 +83,21 @@ export function renderReview(photos, actions) {
   $("review-send").disabled = photos.length === 0;
 }
 
-/** The sending list: one row per photo, updated from the uploader's "change" events. */
+/** The sending list: one row per photo, updated from the uploader's "change" events. A photo
+ * that failed for good gets "Retake" and "Remove": `actions.retake(id, site)` and
+ * `actions.remove(id)`, where `site` is the site (and side) it was taken of. */
 export class SendList {
-  constructor() {
+  constructor(actions) {
+    this.actions = actions;
     this.rows = new Map();
   }
 
-  add(photo, siteTitle) {
+  add(photo, site, siteTitle) {
     const state = el("p", { class: "state" }, t("send.state.sealed"));
     const bar = el("progress", { max: 100, value: 0, "aria-label": siteTitle });
-    const row = el(
-      "li",
-      { class: "card sending", dataset: { id: photo.id, state: "sealed" } },
-      preview(photo, siteTitle),
-      el("div", { class: "stack" }, el("p", { class: "site" }, siteTitle), state, bar),
-    );
-    this.rows.set(photo.id, { row, state, bar });
+    const stack = el("div", { class: "stack" }, el("p", { class: "site" }, siteTitle), state, bar);
+    const row = el("li", { class: "card sending", dataset: { id: photo.id, state: "sealed" } }, preview(photo, siteTitle, true), stack);
+    this.rows.set(photo.id, { row, stack, state, bar, site, buttons: null });
     $("send-list").prepend(row);
   }
 
@@ -104,6 +111,24 @@ export class SendList {
     const waiting = ["sealed", "offline", "retrying", "consent"].includes(state);
     entry.bar.value = state === "uploading" ? (percent ?? 0) : waiting ? 0 : 100;
     entry.bar.hidden = state === "verified" || state === "failed";
+    if (state === "failed" && !entry.buttons) this.#offerActions(id, entry);
+  }
+
+  #offerActions(id, entry) {
+    const label = (key) => `${t(key)}: ${entry.bar.getAttribute("aria-label")}`;
+    entry.buttons = el(
+      "div",
+      { class: "row-buttons" },
+      el("button", { type: "button", "aria-label": label("send.retake"), onclick: () => this.actions.retake(id, entry.site) }, t("send.retake")),
+      el("button", { type: "button", class: "danger", "aria-label": label("send.remove"), onclick: () => this.actions.remove(id) }, t("send.remove")),
+    );
+    entry.stack.append(entry.buttons);
+  }
+
+  /** Take one row off the list (a failed photo removed or retaken). */
+  remove(id) {
+    this.rows.get(id)?.row.remove();
+    this.rows.delete(id);
   }
 
   clear() {

@@ -1,23 +1,29 @@
 // Choosing the body site: the front/back map, the search (the service matches meanings and
-// synonyms, and reads a side word: "left forearm" -> L) and this session's recent sites.
+// synonyms, reads a side word: "left forearm" -> L, and offers no near-duplicates) and this
+// session's recent sites. Every choice is shown by the service's one name for its site and side
+// (js/sites.js), and the map highlights the chosen site, however it was chosen.
 // Recent sites live in memory only: they describe a patient, and go with the page.
 
 import { t } from "../i18n/en.js";
 import { $, clear, el } from "./dom.js";
 import { getJson, paths } from "./api.js";
-import { regionLabel, renderBodyMap } from "./bodymap.js";
+import { draws, renderBodyMap } from "./bodymap.js";
+import { REGIONS } from "./regions.js";
+import { loadSites, remember } from "./sites.js";
 
 const SEARCH_DELAY_MS = 250;
 const RECENT_MAX = 5;
 
 export class SitePicker {
-  /** `onPick({code, laterality, label})` is called with the chosen site. */
+  /** `onPick({code, laterality})` is called with the chosen site. */
   constructor(onPick) {
     this.onPick = onPick;
     this.view = "front";
     this.selected = null;
     this.recent = [];
     this.timer = null;
+    this.searches = 0; // searches started: an older answer is dropped
+    this.naming = null; // the request for the map's names, while it runs or once it succeeded
     $("view-front").addEventListener("click", () => this.setView("front"));
     $("view-back").addEventListener("click", () => this.setView("back"));
     $("site-search").addEventListener("input", () => this.#searchSoon());
@@ -39,17 +45,42 @@ export class SitePicker {
     this.#renderRecent();
   }
 
-  #fromMap(pick) {
-    this.selected = pick;
-    this.onPick({
-      code: pick.code,
-      laterality: pick.laterality,
-      label: regionLabel(pick.key, pick.laterality, pick.view),
-    });
+  /** The map's names from the service, in one request (one at a time); the map is drawn
+   * again with them. On failure the map keeps its own words until the next try. */
+  async loadNames() {
+    this.naming ??= loadSites(REGIONS.map((region) => region.code)).then(
+      () => true,
+      () => false,
+    );
+    const named = await this.naming;
+    this.naming = named ? this.naming : null;
+    if (named) this.render();
   }
 
-  remember(choice) {
-    this.recent = [choice, ...this.recent.filter((r) => r.label !== choice.label)].slice(0, RECENT_MAX);
+  /** The chosen site ({code, laterality}, or null): the one region highlighted, in the view
+   * that draws it; none when the map does not draw it. */
+  select(site) {
+    this.selected = site ? { code: site.code, laterality: site.laterality || null } : null;
+    if (!this.selected || draws(this.view, this.selected)) return;
+    const other = this.view === "front" ? "back" : "front";
+    if (draws(other, this.selected)) this.setView(other);
+  }
+
+  #fromMap(pick) {
+    this.onPick({ code: pick.code, laterality: pick.laterality });
+  }
+
+  /** A chosen site for the recent list: {code, laterality, label} (label: its one name); it
+   * takes the place of the entry labelled `replaced` (the same site before its side changed). */
+  remember(choice, replaced = null) {
+    const others = this.recent.filter((r) => r.label !== choice.label && r.label !== replaced);
+    this.recent = [choice, ...others].slice(0, RECENT_MAX);
+  }
+
+  /** The session ended: nothing chosen, nothing recent. */
+  forget() {
+    this.selected = null;
+    this.recent = [];
   }
 
   #renderRecent() {
@@ -68,26 +99,30 @@ export class SitePicker {
   async #search() {
     clearTimeout(this.timer);
     const q = $("site-search").value.trim();
-    const list = clear($("site-results"));
-    if (!q) return;
+    const asked = ++this.searches; // only the latest search fills the list (no doubles)
+    if (!q) return clear($("site-results"));
     let matches;
     try {
       matches = await getJson(paths.searchSites(q));
     } catch (error) {
-      list.append(el("li", { class: "hint" }, t("site.search_error", { detail: error.message })));
+      if (asked !== this.searches) return;
+      clear($("site-results")).append(el("li", { class: "hint" }, t("site.search_error", { detail: error.message })));
       return;
     }
-    if ($("site-search").value.trim() !== q) return; // the user typed on meanwhile
+    if (asked !== this.searches || $("site-search").value.trim() !== q) return; // typed on meanwhile
+    const list = clear($("site-results"));
     if (matches.length === 0) list.append(el("li", { class: "hint" }, t("site.search_none", { q })));
     for (const match of matches) {
+      remember(match.site);
       const side = match.laterality && match.laterality !== "U" ? match.laterality : null;
-      const label = side ? `${match.site.meaning} (${t(`side.${side}`)})` : match.site.meaning;
-      const choice = { code: match.site.code, laterality: side, label };
-      list.append(el("li", {}, el("button", { type: "button", class: "row", onclick: () => this.onPick(choice) }, label)));
+      const choice = { code: match.site.code, laterality: side };
+      list.append(el("li", {}, el("button", { type: "button", class: "row", onclick: () => this.onPick(choice) }, match.name)));
     }
   }
 
   clearSearch() {
+    clearTimeout(this.timer);
+    this.searches += 1; // an answer still on its way is not shown
     $("site-search").value = "";
     clear($("site-results"));
   }

@@ -2,7 +2,9 @@
 // after typing why. The reason goes in the body of a POST to the photo's `unblur_url` (never in
 // a URL); the service checks the role and the reason (at least 10 characters: its rule, its
 // message) and records the view in the audit trail. The clear JPEG lives only as a Blob in
-// memory behind an object URL, revoked as soon as it is hidden or the screen changes.
+// memory behind an object URL, revoked as soon as it is hidden or the screen changes. Once it
+// is shown, the reason form closes (emptied): a second view of it is a new request, with a new
+// reason.
 
 import { t } from "../i18n/en.js";
 import { $, say } from "./dom.js";
@@ -28,11 +30,12 @@ function forgetImage() {
   objectUrl = null;
 }
 
-/** Hide the panel and drop the clear image (and its object URL). */
+/** Hide the panel and drop the clear image (and its object URL); the form is ready again. */
 export function closeUnblur() {
   forgetImage();
   chosen = null;
   $("unblur-reason").value = "";
+  $("unblur-form").hidden = false;
   say("unblur-message", "");
   $("unblur-box").hidden = true;
 }
@@ -65,7 +68,10 @@ async function submit(event) {
   image.alt = t("unblur.image", { date: asked.date });
   image.src = objectUrl;
   image.hidden = false;
+  $("unblur-reason").value = "";
+  $("unblur-form").hidden = true; // done: the reason was recorded with this view
   $("unblur-hide").hidden = false;
+  $("unblur-hide").focus(); // the submit button that had the focus is gone
   say("unblur-message", t("unblur.shown"), "success");
 }
 

@@ -83,6 +83,11 @@ export class Uploader extends EventTarget {
     return [...this.states.values()].filter((s) => TO_UPLOAD.has(s.state)).length;
   }
 
+  /** Forget a photo that is done with (failed or verified): it leaves `states`. */
+  forget(id) {
+    if (["failed", "verified"].includes(this.states.get(id)?.state)) this.states.delete(id);
+  }
+
   /** Signed out: no more uploads or status polls from this page. */
   stop() {
     this.paused = "stopped";

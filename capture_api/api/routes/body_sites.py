@@ -1,4 +1,8 @@
-"""Coded body sites for the client's body map and search box (DICOM CID 4029/4031)."""
+"""Coded body sites for the client's body map and search box (DICOM CID 4029/4031).
+
+Every answer carries the site's one display name (``BodySite.display_name``): the phone shows
+these names and never makes its own, so the map, the search, review and sending read alike.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from capture_api.api.deps import get_runtime
-from capture_api.capture.anatomy import BodySite, Laterality, get_site, search
+from capture_api.capture.anatomy import BodySite, Laterality, get_site, offer
 from capture_api.capture.sensitivity import SensitivityCategory, SensitivityLevel
 from capture_api.capture.sensitivity_policy import SensitivityPolicy, policy_for
 from capture_api.exceptions import InvalidMetadata
@@ -28,7 +32,9 @@ class BodySiteOut(BaseModel):
 
     code: str
     scheme: str
-    meaning: str
+    meaning: str  # Code Meaning (0008,0104)
+    name: str  # the display name without a side (for an unpaired site: its only name)
+    names: dict[Laterality, str]  # a paired site's display name per side: L, R, B
     context_group: str
     paired: bool
     synonyms: list[str]
@@ -48,7 +54,12 @@ class BodySiteMatch(BaseModel):
 
     site: BodySiteOut
     laterality: Laterality | None
+    name: str  # the display name with that side (a paired site's): what the picker shows
     score: float
+
+
+#: The sides a paired site is photographed on (U is for unpaired sites).
+_SIDES = (Laterality.LEFT, Laterality.RIGHT, Laterality.BILATERAL)
 
 
 def _out(site: BodySite, policy: SensitivityPolicy) -> BodySiteOut:
@@ -57,6 +68,8 @@ def _out(site: BodySite, policy: SensitivityPolicy) -> BodySiteOut:
         code=site.code_value,
         scheme=site.code.scheme_designator,
         meaning=site.meaning,
+        name=site.display_name(),
+        names={side: site.display_name(side) for side in _SIDES} if site.paired else {},
         context_group=f"CID {site.context_group}",
         paired=site.paired,
         synonyms=list(site.synonyms),
@@ -72,11 +85,37 @@ def search_sites(
     policy: PolicyDep,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[BodySiteMatch]:
-    """Search meanings and synonyms; a side word in the query comes back as laterality."""
+    """Search meanings and synonyms; a side word in the query comes back as laterality.
+
+    Near-duplicates are not offered (``anatomy.offer``): a region is left out when a skin site
+    of it matches too ("R shin" gives the skin of the front of the lower leg, not also "Lower
+    leg").
+    """
     return [
-        BodySiteMatch(site=_out(m.site, policy), laterality=m.laterality, score=m.score)
-        for m in search(q, limit)
+        BodySiteMatch(
+            site=_out(m.site, policy),
+            laterality=m.laterality,
+            name=m.site.display_name(m.laterality if m.site.paired else None),
+            score=m.score,
+        )
+        for m in offer(q, limit)
     ]
+
+
+@router.get(
+    "/lookup",
+    response_model=list[BodySiteOut],
+    responses={404: {"description": "A code is not a body site"}},
+)
+def lookup_sites(
+    code: Annotated[list[str], Query(min_length=1, max_length=100, description="SNOMED CT codes")],
+    policy: PolicyDep,
+) -> list[BodySiteOut]:
+    """Several sites by code at once, in the order asked (the body map's names in one request)."""
+    try:
+        return [_out(get_site(c), policy) for c in code]
+    except InvalidMetadata as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
 
 
 @router.get("/{code}", response_model=BodySiteOut, responses={404: {"description": "Unknown"}})

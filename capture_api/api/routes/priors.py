@@ -22,6 +22,7 @@ from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.api.routes.unblur import NOT_FOUND, photo_params, unblur_url
+from capture_api.capture.anatomy import site_name
 from capture_api.capture.timeline import Timeline, TimelineItem
 from capture_api.deliver.archive import InstanceRef
 
@@ -41,6 +42,7 @@ class PriorOut(BaseModel):
     acquired: str | None
     body_site_code: str | None
     body_site_meaning: str | None
+    body_site_name: str | None  # the site's display name with its side, as the phone shows it
     laterality: str | None
     description: str | None
     comment: str | None
@@ -59,6 +61,7 @@ def _out(item: TimelineItem, context_id: str, request: Request, timeline: Timeli
         acquired=p.acquired,
         body_site_code=p.body_site_code,
         body_site_meaning=p.body_site_meaning,
+        body_site_name=site_name(p.body_site_code, p.laterality),
         laterality=p.laterality,
         description=p.description,
         comment=p.comment,

@@ -22,7 +22,7 @@ from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep, get_runtime
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.api.routes.unblur import photo_params, unblur_url
-from capture_api.capture.anatomy import Laterality
+from capture_api.capture.anatomy import Laterality, site_name
 from capture_api.capture.timeline import (
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
@@ -67,6 +67,7 @@ class TimelineItemOut(BaseModel):
     encounter: EncounterOut
     body_site_code: str | None
     body_site_meaning: str | None
+    body_site_name: str | None  # the site's display name with its side, as the phone shows it
     laterality: str | None
     note: str | None  # Image Comments
     sensitivity: str  # normal | restricted | very-restricted (listed to sensitive viewers only)
@@ -111,6 +112,7 @@ def _out(
         ),
         body_site_code=prior.body_site_code,
         body_site_meaning=prior.body_site_meaning,
+        body_site_name=site_name(prior.body_site_code, prior.laterality),
         laterality=prior.laterality,
         note=prior.comment,
         sensitivity=item.sensitivity.value,
