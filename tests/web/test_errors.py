@@ -254,7 +254,10 @@ def test_an_archive_outage_is_shown_and_the_photo_arrives_once_it_is_back(
     stack.orthanc.stop()
     try:
         nurse.send()
-        nurse.wait_text("#send-list", "The archive is not answering yet")
+        nurse.wait_text("#send-list", "Safe with capture, not in the archive yet: ")
+        shown = nurse.page.inner_text("#send-list")
+        assert "archive" in shown.split("not in the archive yet:")[1]  # the service's reason
+        assert "Next try " in shown and "(will retry)" not in shown
         assert nurse.states() == ["encoded"]  # safe on the service, waiting for the archive
         assert len(nurse.queued()) == 1  # the sealed copy stays until the archive has it
         nurse.shot("12-archive-retrying")

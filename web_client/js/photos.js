@@ -101,12 +101,14 @@ export class SendList {
     $("send-list").prepend(row);
   }
 
-  update({ id, state, percent, seconds, reason, retrying }) {
+  update({ id, state, percent, seconds, reason, retrying, retryAt }) {
     const entry = this.rows.get(id);
     if (!entry) return;
     entry.row.dataset.state = state;
     let text = t(`send.state.${state}`, { percent: percent ?? 0, seconds: seconds ?? 1, reason: reason || "" });
-    if (retrying && state === "encoded") text = t("send.archive_retrying"); // details: for IT
+    // The service says why the photo is not in the archive yet, and when it tries again: the
+    // nurse can act on it or pass it on (the photo itself is safe with capture).
+    if (retrying) text = t("send.archive_retrying", { reason: retrying.replace(/ \(will retry\)$/, ""), time: clock(retryAt) });
     entry.state.textContent = text;
     const waiting = ["sealed", "offline", "retrying", "consent"].includes(state);
     entry.bar.value = state === "uploading" ? (percent ?? 0) : waiting ? 0 : 100;
@@ -135,4 +137,11 @@ export class SendList {
     this.rows.clear();
     clear($("send-list"));
   }
+}
+
+/** "14:02" for an ISO date-time from the service; "soon" when it is missing or past. */
+function clock(iso) {
+  const when = iso ? new Date(iso) : null;
+  if (!when || Number.isNaN(when.getTime()) || when.getTime() <= Date.now()) return t("send.soon");
+  return when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }

@@ -226,7 +226,7 @@ export class Uploader extends EventTarget {
       await this.#fail(id, capture.reason || "");
       return true;
     }
-    this.set(id, capture.status, { retrying: capture.retrying });
+    this.set(id, capture.status, { retrying: capture.retrying, retryAt: capture.retry_at });
     return false;
   }
 }
