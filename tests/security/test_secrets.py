@@ -48,11 +48,13 @@ def _ehr_json(**extra: str) -> str:
 
 def _settings_with_every_secret() -> Settings:
     return Settings(
-        secret_key=SECRETS["CAPTURE_SECRET_KEY"],
-        archive_password=SECRETS["CAPTURE_ARCHIVE_PASSWORD"],
-        archive_token=SECRETS["CAPTURE_ARCHIVE_TOKEN"],
-        archive_client_secret=SECRETS["CAPTURE_ARCHIVE_CLIENT_SECRET"],
-        database_url=f"postgresql+psycopg://capture:{SECRETS['database_password']}@db/capture",
+        secret_key=SecretStr(SECRETS["CAPTURE_SECRET_KEY"]),
+        archive_password=SecretStr(SECRETS["CAPTURE_ARCHIVE_PASSWORD"]),
+        archive_token=SecretStr(SECRETS["CAPTURE_ARCHIVE_TOKEN"]),
+        archive_client_secret=SecretStr(SECRETS["CAPTURE_ARCHIVE_CLIENT_SECRET"]),
+        database_url=SecretStr(
+            f"postgresql+psycopg://capture:{SECRETS['database_password']}@db/capture"
+        ),
         ehrs=json.loads(_ehr_json()),
     )
 
@@ -107,7 +109,11 @@ def test_a_missing_secret_key_is_warned_about_with_ehrs(
     assert "CAPTURE_SECRET_KEY is not set" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="capture.security"):
-        create_app(Settings(data_dir=tmp_path, ehrs=json.loads(_ehr_json()), secret_key="s" * 32))
+        create_app(
+            Settings(
+                data_dir=tmp_path, ehrs=json.loads(_ehr_json()), secret_key=SecretStr("s" * 32)
+            )
+        )
     assert caplog.text == ""
 
 
