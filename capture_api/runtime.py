@@ -8,7 +8,7 @@ service starts even when the archive is down.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
@@ -22,6 +22,7 @@ from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
 from capture_api.notify.worker import NotifyWorker
+from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
 from capture_api.privacy.consent_policy import policy_from_settings as consent_policy_from
 from capture_api.store.db import make_engine, migrate
@@ -43,6 +44,8 @@ class Runtime:
     notifier: NotifyWorker | None
     keeper: LeaseKeeper
     loops: LoopHealth
+    #: SMART configurations per EHR, shared by launches, session refreshes and notifications.
+    discovery: Discovery = field(default_factory=Discovery)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -62,10 +65,11 @@ class Runtime:
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
-        ehr_contexts = EhrContexts(settings, engine, service)
+        discovery = Discovery()
+        ehr_contexts = EhrContexts(settings, engine, service, discovery)
         completion = WorklistCompletion(settings, engine, service, loops)
         notifier = (
-            NotifyWorker(engine, settings, policy, keeper=keeper, health=loops)
+            NotifyWorker(engine, settings, policy, keeper=keeper, health=loops, discovery=discovery)
             if settings.notify_enabled and any(r.notify for r in settings.ehrs)
             else None
         )
@@ -80,6 +84,7 @@ class Runtime:
             notifier,
             keeper,
             loops,
+            discovery,
         )
 
     def start(self) -> None:

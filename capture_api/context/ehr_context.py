@@ -21,6 +21,7 @@ from capture_api.context.schemas import ContextIn, PatientIn
 from capture_api.context.sessions import SessionStore
 from capture_api.context.smart import find_registration
 from capture_api.exceptions import InvalidMetadata, PatientMismatch
+from capture_api.oauth import Discovery
 from capture_api.store.db import session as db_session
 from capture_api.store.records import ContextRecord, UserSession
 
@@ -33,11 +34,17 @@ WRONG_PATIENT = (
 class EhrContexts:
     """Create and check capture contexts for signed-in sessions."""
 
-    def __init__(self, settings: Settings, engine: Engine, service: CaptureService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        service: CaptureService,
+        discovery: Discovery | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.service = service
-        self.sessions = SessionStore(engine, settings)
+        self.sessions = SessionStore(engine, settings, discovery=discovery)
 
     # --- launch ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from capture_api.config import Settings
 from capture_api.context.smart import LaunchError, SessionExpired, SmartClient, TokenResult
+from capture_api.oauth import Discovery
 from capture_api.privacy.launch_roles import session_roles
 from capture_api.store.db import session as db_session
 from capture_api.store.records import UserSession, utcnow
@@ -57,11 +58,12 @@ class SessionStore:
         settings: Settings,
         *,
         smart: Callable[[], SmartClient] | None = None,
+        discovery: Discovery | None = None,
         now: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.settings = settings
-        self._smart = smart or (lambda: SmartClient(settings))
+        self._smart = smart or (lambda: SmartClient(settings, discovery=discovery))
         self._now = now
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -236,7 +238,7 @@ def _lock_for(row_id: str) -> threading.Lock:
 def session_store(request: Request) -> SessionStore:
     """A SessionStore over the app's runtime (``request.app.state.runtime``)."""
     runtime = request.app.state.runtime
-    return SessionStore(runtime.engine, runtime.settings)
+    return SessionStore(runtime.engine, runtime.settings, discovery=runtime.discovery)
 
 
 def current_session(request: Request) -> UserSession:

@@ -42,6 +42,7 @@ from capture_api.notify.backend_auth import (
     NotifyUnavailable,
 )
 from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
+from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
@@ -73,6 +74,7 @@ class NotifyWorker(LeasedWorker):
         *,
         keeper: LeaseKeeper | None = None,
         health: LoopHealth | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         super().__init__(name, "notify")
         self.engine = engine
@@ -84,7 +86,7 @@ class NotifyWorker(LeasedWorker):
         self.batch = batch
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=DEFAULT_TIMEOUT_SECONDS)
-        self.tokens = BackendTokens(self.http)
+        self.tokens = BackendTokens(self.http, discovery)
         self.writer = FhirWriter(self.http)
         self.wado_base = settings.wado_url or settings.dicomweb_url
         self._capabilities: dict[str, Capabilities] = {}
@@ -222,10 +224,11 @@ class NotifyWorker(LeasedWorker):
         condition: str,
     ) -> None:
         result: WriteResult | None = None
+        token: str | None = None
         for fresh in (False, True):  # a 401 earns exactly one fresh token
-            if fresh:
-                self.tokens.invalidate(registration)
             try:
+                if fresh:
+                    self.tokens.invalidate(registration, token)
                 token = self.tokens.get(registration)
             except NotifyAuthError as exc:
                 self._fail(row, owner, str(exc))

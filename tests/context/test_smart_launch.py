@@ -24,10 +24,10 @@ from capture_api.context.smart import (
     LaunchError,
     SessionExpired,
     SmartClient,
-    SmartConfiguration,
     client_assertion,
     scope_allows,
 )
+from capture_api.oauth import OAuthProtocolError, SmartConfiguration
 from capture_api.store.db import session as db_session
 from capture_api.store.records import LaunchState, UserSession
 from ehr_sandbox.auth_server import register_client, revoke_refresh_tokens
@@ -591,7 +591,7 @@ def test_discovery_refuses_plain_only_pkce() -> None:
         "token_endpoint": "https://ehr/t",
         "code_challenge_methods_supported": ["plain"],
     }
-    with pytest.raises(LaunchError, match="S256"):
+    with pytest.raises(OAuthProtocolError, match="S256"):
         SmartConfiguration.parse(doc)
     client = SmartClient(
         _settings_for("https://ehr/fhir"), http=_mock(lambda _: httpx.Response(200, json=doc))

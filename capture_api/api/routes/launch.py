@@ -90,7 +90,7 @@ def launch(request: Request, iss: str | None = None, launch: str | None = None) 
             if launch or len(settings.ehrs) != 1:
                 raise LaunchError("open capture from the patient's chart in the EHR (no iss)")
             iss = settings.ehrs[0].iss
-        with SmartClient(settings) as smart:
+        with SmartClient(settings, discovery=request.app.state.runtime.discovery) as smart:
             auth = smart.begin(iss, launch)
     except LaunchError as exc:
         return error_page(str(exc), exc.status_code)
@@ -138,7 +138,7 @@ def callback(
         return error_page("this sign-in took too long", 403)
     store = SessionStore(runtime.engine, runtime.settings)
     try:
-        with SmartClient(runtime.settings) as smart:
+        with SmartClient(runtime.settings, discovery=runtime.discovery) as smart:
             result = smart.exchange_code(
                 pending.iss,
                 code,
