@@ -38,7 +38,15 @@ from tests.orthanc import free_port
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 #: Shared libraries every python:3.11-slim (Debian bookworm) image has.
-SLIM_LIBS: tuple[str, ...] = ("libc.", "libm.", "libpthread.", "libdl.", "librt.", "libutil.", "libmvec.")
+SLIM_LIBS: tuple[str, ...] = (
+    "libc.",
+    "libm.",
+    "libpthread.",
+    "libdl.",
+    "librt.",
+    "libutil.",
+    "libmvec.",
+)
 SLIM_LIBS += ("libstdc++.", "libgcc_s.", "libz.", "ld-linux", "linux-vdso", "libresolv.")
 
 
