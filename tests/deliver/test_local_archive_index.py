@@ -26,6 +26,7 @@ from bench.archive_bench import write_files
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
 from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
+from capture_api.capture.timeline import archive_extras
 from capture_api.cli import main
 from capture_api.context.model import Patient
 from capture_api.deliver.archive import InstanceRef
@@ -156,7 +157,9 @@ def test_the_dicomdir_is_written_at_once_when_idle_and_debounced_when_busy(
     archive = LocalArchive(tmp_path, dicomdir_interval=30.0)
     first, second, third = _many(3, "burst")
     archive.store(*first)
-    assert archive.is_visible(first[1])  # idle: written at once (is_visible waits for it)
+    deadline = time.monotonic() + 3  # idle: written at once, not after the 30 s interval
+    while not archive.is_visible(first[1]):
+        assert time.monotonic() < deadline
     archive.store(*second)
     archive.store(*third)
     assert not archive.is_visible(third[1])  # the next write is due in 30 s: not yet
@@ -315,6 +318,10 @@ def test_reads_come_from_the_index_not_from_headers(
     marked = labels[restricted[1].sop_instance_uid]
     assert marked is not None and marked.marked and marked.confidentiality == "R"
     assert labels[unknown.sop_instance_uid] is None
+    extras = archive_extras(archive, [plain[1], restricted[1], unknown])  # the timeline's call
+    assert extras[plain[1].sop_instance_uid].sensitivity is SensitivityLevel.NORMAL
+    assert extras[restricted[1].sop_instance_uid].sensitivity is SensitivityLevel.RESTRICTED
+    assert extras[unknown.sop_instance_uid].sensitivity is SensitivityLevel.RESTRICTED
     assert archive.is_visible(plain[1])
     archive.close()
 

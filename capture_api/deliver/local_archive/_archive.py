@@ -42,8 +42,10 @@ log = logging.getLogger(__name__)
 
 DICOMDIR_NAME = "DICOMDIR"
 PHOTO_MODALITY = "XC"  # External-camera Photography (PS3.3 C.7.3.1.1.1)
-#: How long ``is_visible`` waits for a DICOMDIR write that is running or about to run.
-VISIBILITY_WAIT = 1.0
+#: How long ``is_visible`` waits for a DICOMDIR write that is running or about to run (a
+#: lone photo's write starts at once); a write due later is not waited for, so an outbox
+#: thread is not held while a burst is being collected (it asks again after its backoff).
+VISIBILITY_WAIT = 0.5
 
 
 class LocalArchive:
