@@ -15,6 +15,10 @@ Sections, each measured by its own benchmark module (their docstrings define eve
    clients, against bare STOW-RS of the same instances; the API process's peak RSS.
 3. **Phone client** (``bench/pwa_bench.py``, its ``measure()``): the first-load size of the
    PWA (gzip) and the median send-to-verified time of a 12 MP photo in headless Chromium.
+4. **Local archive** (``bench/archive_bench.py``): ``LocalArchive.store`` with 0, 1,000 and
+   10,000 instances held (median and slowest of 9), the DICOMDIR rewrite at 10,000 against
+   pydicom's ``FileSet`` encoder, a first ``is_visible`` and ``find_priors``, and rebuilding
+   the index from 10,000 files.
 
 A section that cannot run prints a row saying why, and the exit status is 1.
 """
@@ -33,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # also runnable as ``python bench/report.py``
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import delivery_bench, wrap_bench  # noqa: E402 (needs the path above)
+from bench import archive_bench, delivery_bench, wrap_bench  # noqa: E402 (needs the path above)
 
 QUICK_DELIVERY_LEVELS = ((1, 6), (4, 8), (16, 16))
 PWA_KEYS = ("first_load_kb_gzip", "send_to_verified_ms")
@@ -120,6 +124,42 @@ def pwa_rows(module: str = "bench.pwa_bench") -> list[Row]:
     ]
 
 
+def archive_rows(measured: archive_bench.Measured) -> list[Row]:
+    """Store time as the archive fills, then the largest size's other figures."""
+    rows = []
+    for level in measured.levels:
+        samples = level.store.samples_ms
+        goal = f", goal < {archive_bench.GOAL_MS:.0f} ms" if level.held >= 10_000 else ""
+        rows.append(
+            Row(
+                f"local archive: store with {level.held:,} held, med / max",
+                f"{level.store.median_ms:.1f} / {max(samples):.1f} ms",
+                note=f"n={len(samples)}, 640x480 photo{goal}",
+            )
+        )
+    big = max(measured.levels, key=lambda level: level.held)
+    pydicom = big.pydicom_rewrite_ms
+    rows += [
+        Row(
+            f"local archive: DICOMDIR rewrite with {big.held:,} held, med",
+            f"{big.rewrite.median_ms:.0f} ms",
+            f"pydicom FileSet {pydicom:.0f} ms" if pydicom is not None else "",
+            f"{big.rewrite_cpu_ms:.0f} ms CPU, {big.dicomdir_kb:,.0f} KB",
+        ),
+        Row(
+            f"local archive: first is_visible / find_priors, {big.held:,} held",
+            f"{big.first_visible_ms:.1f} / {big.priors_ms:.1f} ms",
+            note="a new LocalArchive: opens the index",
+        ),
+        Row(
+            f"local archive: rebuild index + DICOMDIR from {big.held:,} files",
+            f"{big.rebuild_s:.1f} s",
+            note="capture-api archive rebuild",
+        ),
+    ]
+    return rows
+
+
 def _unavailable(section: str, why: str) -> list[Row]:
     return [Row(section, "not available", note=why)]
 
@@ -186,7 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         machines.append(delivery_bench.machine_line(measured.machine))
         return delivery_rows(measured)
 
-    sections = [("wrap", wrap), ("delivery", delivery), ("phone client", pwa_rows)]
+    def archive() -> list[Row]:
+        return archive_rows(archive_bench.measure(quick=args.quick))
+
+    sections = [
+        ("wrap", wrap),
+        ("delivery", delivery),
+        ("phone client", pwa_rows),
+        ("local archive", archive),
+    ]
     rows: list[Row] = []
     ok = True
     for name, measure in sections:

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wrap": _wrap,
         "migrate": _migrate,
         "requeue": _requeue,
+        "archive": _archive,
     }
     handler = handlers.get(args.command, _worker)
     return handler(args)
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run only the delivery outbox (no HTTP)")
     worker.add_argument("--threads", type=int, default=None)
     _add_wrap_parser(sub)
+    _add_archive_parser(sub)
     return parser
 
 
@@ -85,6 +87,19 @@ def _add_wrap_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     wrap.add_argument("--note", help="a note written into every photo (Image Comments)")
     wrap.add_argument("--operator", help='who took the photos, "Family^Given"')
     wrap.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    archive = sub.add_parser("archive", help="maintain the embedded archive (no DICOMweb URL)")
+    tasks = archive.add_subparsers(dest="archive_command", required=True)
+    rebuild = tasks.add_parser(
+        "rebuild", help="recreate the archive's index and DICOMDIR from its files"
+    )
+    rebuild.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the service's data folder, holding archive/ (default: CAPTURE_DATA_DIR or ./var)",
+    )
 
 
 # --- run / openapi ---------------------------------------------------------------------------
@@ -151,6 +166,44 @@ def _openapi(_: argparse.Namespace) -> int:
 
     json.dump(create_app().openapi(), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+    return EXIT_OK
+
+
+# --- archive ---------------------------------------------------------------------------------
+
+
+def _archive(args: argparse.Namespace) -> int:
+    """``archive rebuild``: index every file of the local archive again, then the DICOMDIR."""
+    from capture_api.deliver.local_archive import LocalArchive
+    from capture_api.exceptions import ArchiveUnavailable
+
+    root = (args.data_dir or get_settings().data_dir) / "archive"
+    if not root.is_dir():
+        print(f"capture-api archive: there is no archive folder {root}", file=sys.stderr)
+        return EXIT_USAGE
+    archive = LocalArchive(root)
+    try:
+        report = archive.rebuild()
+    except ArchiveUnavailable as exc:
+        print(f"capture-api archive rebuild: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    finally:
+        archive.close()
+    if report.damaged_index is not None:
+        print(f"the damaged index was moved to {report.damaged_index}", file=sys.stderr)
+    for source, target in report.moved:
+        print(f"moved {source} to {target} (not a DICOM File ID)", file=sys.stderr)
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    for path, kept in report.duplicates:
+        print(f"skipped {path}: the same SOP Instance UID as {kept}", file=sys.stderr)
+    if report.dropped:
+        print(
+            f"{report.dropped} indexed instances whose files are gone were dropped", file=sys.stderr
+        )
+    print(
+        f"{report.indexed} instances indexed in {archive.root}; DICOMDIR rewritten", file=sys.stderr
+    )
     return EXIT_OK
 
 

@@ -15,13 +15,14 @@ not). Each photo gets three things the archive query does not give:
   Where the level comes from, in order: our database (``CaptureRecord.sensitivity_level``,
   by SOP Instance UID: every photo this service captured); else the instance's private block
   (group 0011, creator ``CAPTURE SENSITIVITY 1``, element xx10: HL7 Confidentiality code,
-  see ``capture_api.encode.vl_photo``) read through the archive (the local File-set's Part
-  10 header, or a DICOMweb server's series metadata); an instance without that block was not
-  marked by anyone, and is ``normal``. An archive that cannot say (an ``Archive`` of another
-  type; a DICOMweb server without the series metadata resource, or whose metadata leaves the
-  instance or its private tags out) gives ``normal`` too. A header that should be readable
-  but fails to read (damaged or vanished file, metadata request failing), and a level or code
-  we do not know, are treated as ``restricted``: listed, and only ever served blurred.
+  see ``capture_api.encode.vl_photo``) read through the archive (the local File-set's
+  index, which kept the block when the instance was stored, or a DICOMweb server's series
+  metadata); an instance without that block was not marked by anyone, and is ``normal``. An
+  archive that cannot say (an ``Archive`` of another type; a DICOMweb server without the
+  series metadata resource, or whose metadata leaves the instance or its private tags out)
+  gives ``normal`` too. An instance the archive should hold but cannot answer for (not in
+  the local index, its file vanished, a metadata request failing), and a level or code we do
+  not know, are treated as ``restricted``: listed, and only ever served blurred.
 
 * its **encounter**: Admission ID and description from the context it was captured in (our
   database), else the instance's Admission ID (0038,0010) and Study Description (0008,1030).
@@ -51,7 +52,7 @@ from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.context.schemas import EncounterIn, PatientIn
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
 from capture_api.deliver.dicomweb import DicomWebArchive
-from capture_api.deliver.local_archive import LocalArchive
+from capture_api.deliver.instance_labels import InstanceLabels, LabelledArchive
 from capture_api.deliver.thumbnails import blurred
 from capture_api.encode.vl_photo import (
     CONFIDENTIALITY_ELEMENT,
@@ -199,22 +200,30 @@ def extras_from_json(attrs: Mapping[str, Any]) -> Extras:
 def archive_extras(archive: Archive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:
     """Extras of instances we did not capture, read through the archive, by SOP UID.
 
-    The ``Archive`` protocol has no call for an instance's header, so this knows the two
-    implementations and their public header reads. An instance missing from the answer means
-    the archive cannot say; a read that fails is restricted (see the module docstring).
+    An archive with an index answers from it (``LabelledArchive.labels``: the local
+    archive); a DICOMweb server from its series metadata. An instance missing from the
+    answer means the archive cannot say; one it holds but cannot read is restricted (see
+    the module docstring).
     """
-    if isinstance(archive, LocalArchive):
-        return {ref.sop_instance_uid: _local_extras(archive, ref) for ref in refs}
+    if isinstance(archive, LabelledArchive):
+        return {uid: _labelled_extras(labels) for uid, labels in archive.labels(refs).items()}
     if isinstance(archive, DicomWebArchive):
         return _dicomweb_extras(archive, refs)
     return {}
 
 
-def _local_extras(archive: LocalArchive, ref: InstanceRef) -> Extras:
-    ds = archive.header(ref)
-    if ds is None:
+def _labelled_extras(labels: InstanceLabels | None) -> Extras:
+    if labels is None:
         return Extras(SensitivityLevel.RESTRICTED, Encounter())
-    return extras_from_dataset(ds)
+    level = (
+        level_from_code(labels.confidentiality, labels.level)
+        if labels.marked
+        else SensitivityLevel.NORMAL  # nobody marked it
+    )
+    return Extras(
+        sensitivity=level,
+        encounter=Encounter(admission_id=labels.admission_id, description=labels.study_description),
+    )
 
 
 def _dicomweb_extras(archive: DicomWebArchive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:

@@ -6,6 +6,7 @@ import datetime as dt
 import errno
 import io
 import multiprocessing
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -84,10 +85,12 @@ def stored(tmp_path: Path, three: list[Photo]) -> LocalArchive:
     for part10, ref in three:
         result = archive.store(part10, ref)
         assert not result.duplicate
+    archive.flush()  # the DICOMDIR is rewritten debounced: have it written now
     return archive
 
 
 def _file_set(archive: LocalArchive) -> FileSet:
+    archive.flush()
     return FileSet(archive.root / "DICOMDIR")
 
 
@@ -278,19 +281,41 @@ def test_a_failed_dicomdir_write_leaves_the_old_one_whole(
     stored: LocalArchive, three: list[Photo], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = (stored.root / "DICOMDIR").read_bytes()
+    part10, ref = _photo("late", "PAT-A")
+    assert stored.store(part10, ref).duplicate is False  # the instance is safe: file + index
 
-    def disk_full(self: FileSet, fp: object) -> None:
+    def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(FileSet, "_write_dicomdir", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)  # the DICOMDIR's temporary file cannot be made
+    with pytest.raises(ArchiveUnavailable, match="full disk"):
+        stored.flush()
+    with pytest.raises(ArchiveUnavailable, match="full disk"):
+        stored.is_visible(ref)  # not in the DICOMDIR yet, and the operator is told why
+    monkeypatch.undo()
+    assert (stored.root / "DICOMDIR").read_bytes() == before
+    assert len(FileSet(stored.root / "DICOMDIR")) == 3
+    assert not [p for p in stored.root.rglob("*.tmp")]
+    stored.flush()  # space again: the next write catches up
+    assert len(_file_set(stored)) == 4
+    assert stored.is_visible(ref)
+
+
+def test_a_full_disk_while_storing_is_unavailable_and_the_retry_succeeds(
+    stored: LocalArchive, monkeypatch: pytest.MonkeyPatch
+) -> None:
     part10, ref = _photo("late", "PAT-A")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(ArchiveUnavailable, match="full disk"):
         stored.store(part10, ref)
     monkeypatch.undo()
-    assert (stored.root / "DICOMDIR").read_bytes() == before
-    assert len(_file_set(stored)) == 3
+    assert not stored.is_visible(ref)
     assert not [p for p in stored.root.rglob("*.tmp")]
-    assert stored.store(part10, ref).duplicate is False  # the retry succeeds
+    assert stored.store(part10, ref).duplicate is False
     assert len(_file_set(stored)) == 4
 
 
@@ -306,8 +331,7 @@ def test_a_file_deleted_by_hand_does_not_make_a_new_one_overwrite_another(
     archive.store(*second)
     fs = _file_set(archive)
     Path(next(i for i in fs if i.SOPInstanceUID == first[1].sop_instance_uid).path).unlink()
-    with pytest.warns(UserWarning, match="does not exist"):
-        archive.store(*third)
+    archive.store(*third)  # the index, not the DICOMDIR, says which names are taken
     with pytest.warns(UserWarning, match="does not exist"):
         fs = _file_set(archive)
     files = {str(i.SOPInstanceUID): Path(i.path).read_bytes() for i in fs}

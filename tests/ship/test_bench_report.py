@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import archive_bench as ab
 from bench import delivery_bench as db
 from bench import report
 from bench import wrap_bench as wb
@@ -79,3 +80,39 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert "5.8 /s" in text and "direct STOW 40.5 /s" in text
     assert "200 / 345 ms" in text and "420 MB" in text and "300 MB" in text
     assert len({len(line) for line in table}) == 1, "columns are padded to one width"
+
+
+def test_local_archive_rows_from_the_benchmarks_levels() -> None:
+    def level(held: int, store: list[float], pydicom: float | None = None) -> ab.Level:
+        return ab.Level(
+            held=held,
+            fill_s=1.0,
+            rebuild_s=12.34,
+            store=wb.Timing(store),
+            first_visible_ms=3.21,
+            priors_ms=1.5,
+            rewrite=wb.Timing([40.0, 45.0, 90.0]),
+            rewrite_cpu_ms=38.0,
+            dicomdir_kb=2919.6,
+            pydicom_rewrite_ms=pydicom,
+        )
+
+    measured = ab.Measured(
+        [level(0, [9.0, 10.0, 30.0]), level(1_000, [11.0, 12.0]), level(10_000, [14.0], 5610.0)]
+    )
+    rows = report.archive_rows(measured)
+    figures = {r.figure: (r.capture, r.reference, r.note) for r in rows}
+    assert figures["local archive: store with 0 held, med / max"][0] == "10.0 / 30.0 ms"
+    assert figures["local archive: store with 1,000 held, med / max"][0] == "11.5 / 12.0 ms"
+    big = figures["local archive: store with 10,000 held, med / max"]
+    assert big[0] == "14.0 / 14.0 ms" and "goal < 30 ms" in big[2]
+    assert figures["local archive: DICOMDIR rewrite with 10,000 held, med"] == (
+        "45 ms",
+        "pydicom FileSet 5610 ms",
+        "38 ms CPU, 2,920 KB",
+    )
+    assert (
+        figures["local archive: first is_visible / find_priors, 10,000 held"][0] == "3.2 / 1.5 ms"
+    )
+    assert figures["local archive: rebuild index + DICOMDIR from 10,000 files"][0] == "12.3 s"
+    assert len(report.markdown(rows).splitlines()) == 2 + len(rows)
