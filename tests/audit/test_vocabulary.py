@@ -23,7 +23,7 @@ def test_every_api_route_has_a_named_action() -> None:
     for path, operations in paths.items():
         for method in operations:
             audited = is_audited(path, method)
-            if path.removesuffix("/{code}") in NOT_PATIENT_DATA:
+            if path.removesuffix("/{code}").removesuffix("/lookup") in NOT_PATIENT_DATA:
                 assert not audited, path
                 continue
             assert audited, f"{method.upper()} {path} is not audited"
