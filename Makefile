@@ -28,6 +28,7 @@ check: $(VENV)/.dev-installed
 	$(BIN)/ruff check capture_api tests bench ehr_sandbox
 	$(BIN)/ruff format --check capture_api tests bench ehr_sandbox
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layering of docs/architecture.md: no package imports a layer above
 
 pytest: $(VENV)/.dev-installed
 	$(BIN)/pytest

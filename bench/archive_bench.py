@@ -91,7 +91,7 @@ def small_part10(seed: int, size: tuple[int, int] = (64, 48), patient: str = "BE
 
     from capture_api.capture.anatomy import resolve
     from capture_api.capture.model import CaptureContext
-    from capture_api.context.model import Patient
+    from capture_api.capture.patient import Patient
     from capture_api.encode.pipeline import wrap_photo
 
     out = io.BytesIO()

@@ -222,7 +222,7 @@ def make_photos(count: int) -> list[bytes]:
 def wrap_direct(photos: Sequence[bytes], run: str) -> list[tuple[bytes, Any]]:
     """Each photo as the service would wrap it, with capture ids of its own, and its ref."""
     from capture_api.capture.model import CaptureContext
-    from capture_api.context.model import Patient
+    from capture_api.capture.patient import Patient
     from capture_api.deliver.archive import InstanceRef
     from capture_api.encode.pipeline import wrap_photo
     from capture_api.encode.uids import derived_uid

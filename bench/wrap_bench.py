@@ -243,7 +243,7 @@ def write_photo(spec: PhotoSpec, directory: Path) -> Path:
 def load_encoder() -> tuple[WrapFn, CaptureContext]:
     """Import ``wrap_photo`` and build the capture context every wrap uses."""
     from capture_api.capture.model import CaptureContext
-    from capture_api.context.model import Patient
+    from capture_api.capture.patient import Patient
     from capture_api.encode import pipeline
 
     ctx = CaptureContext(capture_id="bench-0001", patient=Patient(patient_id="BENCH-1"))

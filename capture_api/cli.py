@@ -17,9 +17,9 @@ from pathlib import Path
 
 from capture_api.capture.anatomy import BodySite, Laterality, resolve
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Issuer, Patient, PersonName, Sex
 from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
 from capture_api.config import get_settings
-from capture_api.context.model import Issuer, Patient, PersonName, Sex
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
 from capture_api.encode.prepare import Limits
 from capture_api.encode.uids import derived_uid, is_valid_uid

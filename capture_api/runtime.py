@@ -12,22 +12,23 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from capture_api.capture.service import CaptureService
-from capture_api.capture.spool import Spool
+from capture_api.capture.consent_policy import ConsentPolicy
+from capture_api.capture.sensitivity_policy import policy_for
 from capture_api.config import Settings
-from capture_api.context.ehr_context import EhrContexts
-from capture_api.context.worklist_completion import WorklistCompletion
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
+from capture_api.encounters.ehr_context import EhrContexts
+from capture_api.encounters.worklist_completion import WorklistCompletion
+from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
-from capture_api.privacy.consent_policy import policy_from_settings as consent_policy_from
 from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
 from capture_api.store.records import CaptureRecord, NotificationRecord
+from capture_api.store.spool import Spool
 
 
 @dataclass
@@ -59,7 +60,7 @@ class Runtime:
         )
         lease = dt.timedelta(seconds=settings.lease_seconds)
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
-        consent = consent_policy_from(settings)
+        consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
         spool = Spool(settings.spool_dir)
         service = CaptureService(engine, spool, options, lease, consent, keeper)
         archive = archive_from_settings(settings)

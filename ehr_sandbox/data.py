@@ -72,7 +72,7 @@ PRACTITIONERS: dict[str, dict[str, Any]] = {
 PRACTITIONER: dict[str, Any] = PRACTITIONERS["prac-nina"]  # the default user
 
 #: What the sandbox's identity provider says each user may do in capture: the id_token's
-#: ``capture_roles`` claim (capture_api.privacy.roles). Nina has none beyond the baseline.
+#: ``capture_roles`` claim (capture_api.capture.roles). Nina has none beyond the baseline.
 CAPTURE_ROLES: dict[str, list[str]] = {
     "prac-nina": ["clinician"],
     "prac-vera": ["clinician", "sensitive-viewer"],

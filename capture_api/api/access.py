@@ -4,7 +4,7 @@ With no EHR registered (integration mode: a trusted system calls the API, README
 every context is reachable and the caller holds every role. With EHRs registered, every PHI
 route needs a signed-in session and may only use contexts that session opened (launch, scan,
 worklist claim); anything else is refused with 403 and audited. The session's roles were
-resolved once at launch (``capture_api.privacy.roles``) and decide what sensitive photos the
+resolved once at launch (``capture_api.capture.roles``) and decide what sensitive photos the
 user is shown (``visibility``) and whether they may break the glass (``actor``).
 """
 
@@ -14,14 +14,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from capture_api.capture.timeline import Timeline, patient_of
-from capture_api.context.ehr_context import EhrContexts
+from capture_api.capture.roles import Role, roles_of
 from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
 from capture_api.deliver.archive import Archive
+from capture_api.encounters.ehr_context import EhrContexts
 from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired
 from capture_api.privacy.actor import Actor
-from capture_api.privacy.roles import Role, roles_of
 from capture_api.privacy.visibility import Visibility
+from capture_api.review.timeline import Timeline, patient_of
 from capture_api.runtime import Runtime
 from capture_api.store.records import ContextRecord, UserSession
 
@@ -45,7 +45,7 @@ class Access:
 
     @property
     def roles(self) -> frozenset[Role]:
-        """The user's roles (``capture_api.privacy.roles``)."""
+        """The user's roles (``capture_api.capture.roles``)."""
         return roles_of(self.session, ehr_mode=self.ehr_mode)
 
     @property

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from capture_api import __version__
 from capture_api.api import errors
+from capture_api.api.audit_middleware import AuditMiddleware
 from capture_api.api.limits import BodySizeLimit
 from capture_api.api.request_log import RequestLog
 from capture_api.api.routes import (
@@ -37,7 +38,6 @@ from capture_api.api.routes import (
 )
 from capture_api.api.security import stack as security
 from capture_api.api.security.headers import docs_enabled
-from capture_api.audit.middleware import AuditMiddleware
 from capture_api.config import Settings, get_settings
 from capture_api.runtime import Runtime
 

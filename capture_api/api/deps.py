@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from capture_api.capture.service import CaptureService
 from capture_api.deliver.archive import Archive
+from capture_api.intake.service import CaptureService
 from capture_api.runtime import Runtime
 
 

@@ -4,7 +4,7 @@ One table, ``ACTIONS``, so the database row, the FHIR AuditEvent (export) and th
 message (syslog) can never disagree about an event. The DICOM codes and their meanings come
 from pydicom's copy of the DICOM code dictionary (PS3.16 CID 400-404), not typed by hand.
 
-* Request events (recorded by ``capture_api.audit.middleware`` for every PHI request): the
+* Request events (recorded by ``capture_api.api.audit_middleware`` for every PHI request): the
   action is named by the route (``context``, ``capture``, ``priors``...), the BALP action by
   the HTTP method (GET/HEAD=R, POST=C, PUT/PATCH=U, DELETE=D) unless the action fixes it
   (login/logout and the audit export are E = execute).

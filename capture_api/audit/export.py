@@ -23,7 +23,6 @@ from sqlmodel import col, select
 from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES
 from capture_api.audit.wire import utc_instant
-from capture_api.capture.audit_report import spreadsheet_safe
 from capture_api.store.db import session
 from capture_api.store.records import AuditEventRecord
 
@@ -160,3 +159,12 @@ def to_csv(rows: list[AuditEventRecord]) -> bytes:
     for row in rows:
         writer.writerow(csv_cells(row))
     return out.getvalue().encode("utf-8-sig")
+
+
+#: What a spreadsheet takes for the start of a formula (OWASP "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula (OWASP CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value

@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 from capture_api.audit.dicom_audit import audit_message
 from capture_api.audit.source import AuditSource, this_host
-from capture_api.audit.syslog import SyslogSender, SyslogTarget, frame, syslog_message
+from capture_api.audit.syslog import SyslogSender, frame, syslog_message
+from capture_api.config.syslog import SyslogTarget
 
 if TYPE_CHECKING:
     from capture_api.config import Settings

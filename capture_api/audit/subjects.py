@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from capture_api.context.schemas import PatientIn
+from capture_api.capture.schemas import PatientIn
 from capture_api.store.db import session
 from capture_api.store.records import CaptureRecord, ContextRecord
 

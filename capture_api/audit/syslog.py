@@ -31,13 +31,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Generic, TypeVar
+
+from capture_api.config.syslog import SyslogTarget, Transport
 
 log = logging.getLogger("capture.audit.syslog")
 
-Transport = Literal["udp", "tcp", "tls"]
-_DEFAULT_PORTS: dict[str, int] = {"udp": 514, "tcp": 514, "tls": 6514}
 
 #: ITI TF-2 3.20.4.1.2: facility 10 (security/authorization), severity 5 (notice).
 FACILITY_AUTHPRIV = 10
@@ -46,34 +45,6 @@ MSGID = "IHE+RFC-3881"
 BOM = b"\xef\xbb\xbf"
 #: RFC 5426 3.2: a datagram larger than this may not arrive; IPv4 UDP payload limit.
 MAX_DATAGRAM = 65_507
-
-
-@dataclass(frozen=True)
-class SyslogTarget:
-    """Where audit messages go: ``udp://host:514``, ``tcp://host:514`` or ``tls://host:6514``."""
-
-    transport: Transport
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, url: str) -> SyslogTarget:
-        """Parse and check the setting; a ValueError says what a valid one looks like."""
-        parts = urlsplit(url.strip())
-        scheme = parts.scheme.lower()
-        example = "e.g. udp://audit.example:514, tcp://audit.example:514, tls://audit.example:6514"
-        if scheme not in _DEFAULT_PORTS:
-            raise ValueError(
-                f"the audit syslog URL must start with udp://, tcp:// or tls:// ({example})"
-            )
-        try:
-            port = parts.port or _DEFAULT_PORTS[scheme]
-        except ValueError as exc:
-            raise ValueError(f"the audit syslog URL has an invalid port ({example})") from exc
-        if not parts.hostname or parts.path not in ("", "/") or parts.query:
-            raise ValueError(f"the audit syslog URL needs a host and nothing else ({example})")
-        transport: Transport = "udp" if scheme == "udp" else "tcp" if scheme == "tcp" else "tls"
-        return cls(transport, parts.hostname, port)
 
 
 def syslog_message(

@@ -2,7 +2,7 @@
 
 Two kinds of callers:
 
-* ``capture_api.audit.middleware`` records every PHI request (route, method, status, actor,
+* ``capture_api.api.audit_middleware`` records every PHI request (route, method, status, actor,
   the patient it concerned) through ``append``;
 * domain code records what happens outside a request, or a decision inside one, through
   ``record`` (launch, scan, wrong-patient refusals, STOW, verification, spool purge, EHR

@@ -6,8 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from capture_api.capture.anatomy import BodySite, Laterality
+from capture_api.capture.patient import Encounter, Patient, PersonName, check_lo, check_text
 from capture_api.capture.sensitivity import Sensitivity
-from capture_api.context.model import Encounter, Patient, PersonName, check_lo, check_text
 from capture_api.exceptions import InvalidMetadata
 
 _CAPTURE_ID_MAX = 128

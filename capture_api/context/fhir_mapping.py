@@ -59,8 +59,8 @@ from fhir.resources.R4B.humanname import HumanName
 from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.patient import Patient
 
-from capture_api.context.model import LO_MAX, Issuer, PersonName, Sex, check_lo
-from capture_api.context.schemas import EncounterIn, IssuerIn, NameIn, PatientIn
+from capture_api.capture.patient import LO_MAX, Issuer, PersonName, Sex, check_lo
+from capture_api.capture.schemas import EncounterIn, IssuerIn, NameIn, PatientIn
 from capture_api.exceptions import InvalidMetadata
 
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"

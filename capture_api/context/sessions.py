@@ -21,9 +21,9 @@ from fastapi import Depends, HTTPException, Request, Response
 from sqlalchemy import Engine
 
 from capture_api.config import Settings
+from capture_api.context.launch_roles import session_roles
 from capture_api.context.smart import LaunchError, SessionExpired, SmartClient, TokenResult
 from capture_api.oauth import Discovery
-from capture_api.privacy.launch_roles import session_roles
 from capture_api.store.db import session as db_session
 from capture_api.store.records import UserSession, utcnow
 

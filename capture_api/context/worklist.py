@@ -35,8 +35,8 @@ from pydicom import Dataset
 from pydicom.uid import generate_uid
 from pydicom.valuerep import DA, DT
 
-from capture_api.context.model import Sex
-from capture_api.context.schemas import ContextIn, EncounterIn, IssuerIn, NameIn, PatientIn
+from capture_api.capture.patient import Sex
+from capture_api.capture.schemas import ContextIn, EncounterIn, IssuerIn, NameIn, PatientIn
 from capture_api.exceptions import CaptureError
 
 MEDIA_TYPE = "application/dicom+json"

@@ -4,7 +4,7 @@ The timeline needs, for photos this service did not capture, the sensitivity pri
 (group 0011, creator ``CAPTURE SENSITIVITY 1``, see ``capture_api.encode.vl_photo``), the
 Admission ID (0038,0010) and the Study Description (0008,1030). An archive that keeps them
 in an index answers for many instances at once without reading a header per instance:
-``LocalArchive`` does; ``capture_api.capture.timeline`` asks any archive that has the
+``LocalArchive`` does; ``capture_api.review.timeline`` asks any archive that has the
 method (a ``runtime_checkable`` protocol, so the ``Archive`` protocol itself is unchanged).
 """
 

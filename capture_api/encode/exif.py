@@ -18,7 +18,7 @@ from typing import Any
 import piexif
 from PIL import Image
 
-from capture_api.context.model import LO_MAX
+from capture_api.capture.patient import LO_MAX
 
 # EXIF tag numbers (CIPA DC-008 / Exif 2.32): IFD0 and the Exif sub-IFD.
 ORIENTATION, MAKE, MODEL, SOFTWARE = 0x0112, 0x010F, 0x0110, 0x0131

@@ -24,8 +24,8 @@ from pydicom.valuerep import DSfloat
 from capture_api import __version__
 from capture_api.capture.anatomy import BodySite, Laterality
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Issuer, Patient
 from capture_api.capture.sensitivity import SensitivityCategory
-from capture_api.context.model import Issuer, Patient
 from capture_api.encode.jpeg.markers import ColorTransform, Process
 from capture_api.encode.prepare import PreparedPhoto
 from capture_api.encode.uids import (

@@ -50,13 +50,13 @@ from fhir.resources.R4B.media import Media
 from pydantic import ValidationError
 
 from capture_api.capture.anatomy import Laterality, get_site
+from capture_api.capture.schemas import PatientIn
 from capture_api.capture.sensitivity import (
     ACT_CODE_SYSTEM,
     CONFIDENTIALITY_SYSTEM,
     SensitivityCategory,
     SensitivityLevel,
 )
-from capture_api.context.schemas import PatientIn
 from capture_api.exceptions import CaptureError, InvalidMetadata
 from capture_api.store.records import CaptureRecord, ContextRecord
 

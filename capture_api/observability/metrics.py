@@ -22,9 +22,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -42,7 +41,6 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
-from capture_api.exceptions import ArchiveRejected, ArchiveUnavailable
 from capture_api.store.db import session
 from capture_api.store.records import (
     PENDING,
@@ -52,16 +50,12 @@ from capture_api.store.records import (
     utcnow,
 )
 
-if TYPE_CHECKING:
-    from capture_api.deliver.archive import Archive, InstanceRef, StoreResult
-
 __all__ = [
     "CONTENT_TYPE",
     "captured",
     "failed",
     "render",
     "retried",
-    "timed_store",
     "verified",
 ]
 
@@ -135,24 +129,6 @@ def failed(kind: str | None) -> None:
 def retried(step: Literal["stow", "verify"]) -> None:
     """The archive was unavailable for ``step``; the outbox will try again."""
     RETRIES.labels(step).inc()
-
-
-def timed_store(archive: Archive, part10: bytes, ref: InstanceRef) -> StoreResult:
-    """``archive.store`` with its wall time observed, labelled by how it ended."""
-    started = time.perf_counter()
-    outcome = "error"
-    try:
-        result = archive.store(part10, ref)
-        outcome = "stored"
-        return result
-    except ArchiveUnavailable:
-        outcome = "unavailable"
-        raise
-    except ArchiveRejected:
-        outcome = "rejected"
-        raise
-    finally:
-        STOW_SECONDS.labels(outcome).observe(time.perf_counter() - started)
 
 
 # --- state (read from the database at scrape time) --------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capture_api.privacy.roles import Role
+from capture_api.capture.roles import Role
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from capture_api.audit.trail import Outcome, Purpose, record
+from capture_api.capture.roles import Role
 from capture_api.exceptions import CaptureError, InputRejected, RoleRequired
 from capture_api.privacy.actor import Actor
-from capture_api.privacy.roles import Role
 
 ACTION = "unblur"
 MIN_REASON_CHARS = 10

@@ -19,12 +19,12 @@ from sqlalchemy import Engine, update
 from sqlmodel import col, select
 
 from capture_api.audit.trail import Outcome, Purpose, record
-from capture_api.capture.audit_report import unit_of
+from capture_api.capture.consent_policy import ConsentPolicy, is_consent_form
+from capture_api.capture.schemas import unit_of
 from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.exceptions import ConsentRequired, InvalidMetadata
 from capture_api.privacy.actor import Actor
 from capture_api.privacy.consent_fhir import ConsentFacts, build_consent
-from capture_api.privacy.consent_policy import ConsentPolicy, is_consent_form
 from capture_api.store.db import session
 from capture_api.store.records import (
     CaptureRecord,

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from capture_api.capture.roles import Role
 from capture_api.capture.sensitivity import SensitivityLevel
-from capture_api.privacy.roles import Role
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ class UserSession(SQLModel, table=True):
     encounter_fhir_id: str | None = Field(default=None, max_length=128)
     need_patient_banner: bool = True
     context_id: str | None = Field(default=None, max_length=64)
-    # capture roles resolved once at launch (capture_api.privacy.roles), comma separated
+    # capture roles resolved once at launch (capture_api.capture.roles), comma separated
     roles: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     created_at: dt.datetime = Field(default_factory=utcnow)
     last_seen_at: dt.datetime = Field(default_factory=utcnow)

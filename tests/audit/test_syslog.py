@@ -18,8 +18,9 @@ from capture_api.api.app import create_app
 from capture_api.audit import forwarding
 from capture_api.audit.dicom_audit import audit_message, patient_id_cx
 from capture_api.audit.source import AuditSource
-from capture_api.audit.syslog import SyslogTarget, frame, syslog_message
+from capture_api.audit.syslog import frame, syslog_message
 from capture_api.config import Settings
+from capture_api.config.syslog import SyslogTarget
 from capture_api.store.records import AuditEventRecord
 from tests.audit.collectors import SyslogMessage, TcpCollector, UdpCollector, self_signed_tls
 from tests.audit.conftest import PATIENT, audit_rows, engine_of, open_context, settings_for

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from capture_api.capture.service import CaptureRequest, CaptureService
-from capture_api.capture.spool import Spool
-from capture_api.context.schemas import ContextIn, PatientIn
+from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.encode.pipeline import EncoderOptions
+from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus
+from capture_api.store.spool import Spool
 from tests.conftest import phone_jpeg
 
 

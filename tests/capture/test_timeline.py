@@ -19,10 +19,10 @@ from capture_api.api.app import create_app
 from capture_api.api.routes import timeline
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.sensitivity import SensitivityLevel
-from capture_api.capture.timeline import extras_from_json, level_from_code, parse_acquired
 from capture_api.config import Settings
 from capture_api.deliver.archive import InstanceRef
 from capture_api.encode.vl_photo import SENSITIVITY_CREATOR, SENSITIVITY_GROUP
+from capture_api.review.timeline import extras_from_json, level_from_code, parse_acquired
 
 FOREARM, _LEFT = resolve("left forearm")
 SACRUM, _UNPAIRED = resolve("sacrum")
@@ -326,9 +326,9 @@ def test_private_block_in_dicom_json_and_codes() -> None:
 
 
 def test_dicomweb_metadata_failure_is_restricted_and_silence_is_normal() -> None:
-    from capture_api.capture.timeline import archive_extras
     from capture_api.deliver.dicomweb import DicomWebArchive
     from capture_api.exceptions import ArchiveUnavailable
+    from capture_api.review.timeline import archive_extras
 
     class _Server(DicomWebArchive):
         def __init__(self) -> None:  # no HTTP client: metadata answers are canned

@@ -24,6 +24,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import PersonName, Sex, UniversalIdType
 from capture_api.context.fhir import (
     FhirClient,
     FhirError,
@@ -33,7 +34,6 @@ from capture_api.context.fhir import (
     FhirUnavailable,
 )
 from capture_api.context.fhir_mapping import banner, encounter_in, patient_in, word_truncate
-from capture_api.context.model import PersonName, Sex, UniversalIdType
 from capture_api.encode.pipeline import wrap_photo
 from capture_api.exceptions import CaptureError, InvalidMetadata
 from ehr_sandbox import data

@@ -30,8 +30,8 @@ from PIL import Image
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Issuer, Patient
 from capture_api.config import Settings
-from capture_api.context.model import Issuer, Patient
 from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.deliver.archive_auth import auth_from_settings
 from capture_api.deliver.dicomweb import DicomWebArchive

@@ -18,7 +18,7 @@ from pydicom.fileset import FileSet
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
-from capture_api.context.model import Issuer, Patient
+from capture_api.capture.patient import Issuer, Patient
 from capture_api.deliver.archive import InstanceRef
 from capture_api.deliver.local_archive import LocalArchive
 from capture_api.deliver.thumbnails import blurred, thumbnail_from_part10

@@ -25,14 +25,14 @@ from pydicom.fileset import FileSet
 from bench.archive_bench import write_files
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Patient
 from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
-from capture_api.capture.timeline import archive_extras
 from capture_api.cli import main
-from capture_api.context.model import Patient
 from capture_api.deliver.archive import InstanceRef
 from capture_api.deliver.local_archive import INDEX_NAME, LocalArchive, _archive
 from capture_api.encode.pipeline import wrap_photo
 from capture_api.exceptions import ArchiveUnavailable
+from capture_api.review.timeline import archive_extras
 from tests.conftest import dciodvfy_errors, require_tool
 
 REPO = Path(__file__).resolve().parents[2]

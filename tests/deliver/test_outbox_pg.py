@@ -22,16 +22,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
-import capture_api.capture.service as service_module
-from capture_api.capture.service import CaptureRequest, CaptureService
-from capture_api.capture.spool import Spool
-from capture_api.context.schemas import ContextIn, PatientIn
+import capture_api.intake.service as service_module
+from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.dicomweb import DicomWebArchive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
+from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.store import db
 from capture_api.store.db import make_engine, migrate
+from capture_api.store.spool import Spool
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
 from tests.orthanc import OrthancServer

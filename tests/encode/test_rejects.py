@@ -18,7 +18,7 @@ from PIL import Image
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
-from capture_api.context.model import Patient
+from capture_api.capture.patient import Patient
 from capture_api.encode import prepare as prepare_module
 from capture_api.encode.jpeg.markers import ColorTransform, read_frame, scan_data
 from capture_api.encode.pipeline import wrap_photo

@@ -17,7 +17,7 @@ from pydicom.encaps import generate_frames
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
-from capture_api.context.model import Patient
+from capture_api.capture.patient import Patient
 from capture_api.encode.jpeg.markers import scan_data
 from capture_api.encode.pipeline import WrappedPhoto, wrap_photo
 from capture_api.exceptions import CorruptImage

@@ -16,8 +16,8 @@ from pydicom.uid import UID
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
 from capture_api.capture.sensitivity import Sensitivity
-from capture_api.context.model import Encounter, Issuer, Patient, PersonName, Sex
 from capture_api.encode.pipeline import EncoderOptions, WrappedPhoto, wrap_photo
 from capture_api.encode.vl_photo import SENSITIVITY_CREATOR, SENSITIVITY_GROUP
 from capture_api.exceptions import InvalidMetadata

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from fhir.resources.R4B.consent import Consent
 
+from capture_api.capture.consent_policy import ConsentPolicy, ConsentRules
 from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.capture.sensitivity_policy import default_policy
 from capture_api.config import Settings
@@ -19,7 +20,6 @@ from capture_api.privacy.consent_fhir import (
     ConsentFacts,
     build_consent,
 )
-from capture_api.privacy.consent_policy import ConsentPolicy, ConsentRules
 from capture_api.store.records import CaptureRecord
 from ehr_sandbox.server import SandboxServer
 from tests.privacy.people import NINA, audit_events, fhir_user, send_photo, sign_in, stored_capture

@@ -9,9 +9,9 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.practitioner import Practitioner
 from sqlmodel import Session
 
+from capture_api.capture.roles import Role, parse_roles, resolve_roles, roles_of
 from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.context.sessions import COOKIE_NAME, session_id
-from capture_api.privacy.roles import Role, parse_roles, resolve_roles, roles_of
 from capture_api.privacy.visibility import Visibility
 from capture_api.store.records import UserSession
 from ehr_sandbox import data

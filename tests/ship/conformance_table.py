@@ -30,9 +30,9 @@ from pydicom.dataset import Dataset
 
 from capture_api.capture.anatomy import resolve
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
+from capture_api.capture.patient import UniversalIdType as IdType
 from capture_api.capture.sensitivity import Sensitivity
-from capture_api.context.model import Encounter, Issuer, Patient, PersonName, Sex
-from capture_api.context.model import UniversalIdType as IdType
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
 from tests.conftest import well_formed_samples
 

@@ -19,8 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from capture_api.api.app import create_app
+from capture_api.api.readiness import TIMEOUT_SECONDS
 from capture_api.config import Settings
-from capture_api.observability.readiness import TIMEOUT_SECONDS
 from tests.deliver.service_process import _libpq, fresh_postgres_database
 from tests.orthanc import OrthancServer, free_port
 

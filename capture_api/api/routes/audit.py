@@ -28,7 +28,7 @@ from capture_api.audit.export import (
 )
 from capture_api.audit.fhir_audit import bundle
 from capture_api.audit.source import AuditSource
-from capture_api.privacy.roles import Role
+from capture_api.capture.roles import Role
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

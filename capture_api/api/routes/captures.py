@@ -14,7 +14,7 @@ from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import STATUS_OF_KIND
 from capture_api.capture.anatomy import Laterality
 from capture_api.capture.sensitivity import SensitivityCategory, SensitivityLevel
-from capture_api.capture.service import CaptureRequest
+from capture_api.intake.service import CaptureRequest
 from capture_api.store.records import CaptureRecord, CaptureStatus
 
 router = APIRouter(prefix="/captures", tags=["captures"])

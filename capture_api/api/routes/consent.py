@@ -17,7 +17,6 @@ from pydantic import BaseModel
 
 from capture_api.api.access import AccessDep
 from capture_api.api.no_store import NoStoreRoute
-from capture_api.capture.timeline import patient_of
 from capture_api.config import Settings
 from capture_api.context.smart import find_registration
 from capture_api.exceptions import CaptureError
@@ -28,6 +27,7 @@ from capture_api.privacy.consents import (
     latest_consent,
     record_consent,
 )
+from capture_api.review.timeline import patient_of
 from capture_api.store.records import ConsentRecord
 
 router = APIRouter(

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep
-from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.capture.schemas import ContextIn, EncounterIn, PatientIn
 from capture_api.store.records import ContextRecord
 
 router = APIRouter(prefix="/contexts", tags=["contexts"])

@@ -3,7 +3,7 @@
 - ``/healthz``: the process is up. For a container HEALTHCHECK and a liveness probe: it never
   depends on anything else, so an archive outage does not get healthy processes restarted.
 - ``/readyz``: the database, the spool and the archive are usable now (200), else 503 with the
-  dependency that is not and what to check (``capture_api.observability.readiness``).
+  dependency that is not and what to check (``capture_api.api.readiness``).
 - ``/metrics``: Prometheus text format (``capture_api.observability.metrics``).
 """
 
@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from capture_api import __version__
 from capture_api.api.deps import get_runtime
+from capture_api.api.readiness import Readiness
 from capture_api.observability import metrics
-from capture_api.observability.readiness import Readiness
 
 router = APIRouter(tags=["health"])
 _readiness_lock = threading.Lock()

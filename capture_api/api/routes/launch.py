@@ -26,6 +26,7 @@ from sqlalchemy.engine import CursorResult
 from sqlmodel import col
 
 from capture_api.api.security.csrf import signing_key, token_for_session
+from capture_api.capture.roles import roles_of
 from capture_api.config import Settings
 from capture_api.context.sessions import (
     COOKIE_NAME,
@@ -35,7 +36,6 @@ from capture_api.context.sessions import (
 )
 from capture_api.context.smart import LaunchError, SmartClient
 from capture_api.exceptions import CaptureError
-from capture_api.privacy.roles import roles_of
 from capture_api.store.db import session as db_session
 from capture_api.store.records import LaunchState, UserSession, utcnow
 

@@ -23,8 +23,8 @@ from capture_api.api.deps import ArchiveDep
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.api.routes.unblur import NOT_FOUND, photo_params, unblur_url
 from capture_api.capture.anatomy import site_name
-from capture_api.capture.timeline import Timeline, TimelineItem
 from capture_api.deliver.archive import InstanceRef
+from capture_api.review.timeline import Timeline, TimelineItem
 
 router = APIRouter(
     prefix="/contexts/{context_id}/priors", tags=["priors"], route_class=NoStoreRoute

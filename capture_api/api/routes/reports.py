@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import get_runtime
-from capture_api.capture.audit_report import (
+from capture_api.review.audit_report import (
     HTML_CSP,
     NO_UNIT,
     ReportRange,

@@ -23,14 +23,14 @@ from capture_api.api.deps import ArchiveDep, get_runtime
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.api.routes.unblur import photo_params, unblur_url
 from capture_api.capture.anatomy import Laterality, site_name
-from capture_api.capture.timeline import (
+from capture_api.deliver.archive import InstanceRef
+from capture_api.review.timeline import (
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
     Timeline,
     TimelineItem,
     days_between,
 )
-from capture_api.deliver.archive import InstanceRef
 from capture_api.runtime import Runtime
 
 _NOT_FOUND = "no such photo on this patient's timeline"

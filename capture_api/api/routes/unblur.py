@@ -20,9 +20,9 @@ from pydantic import BaseModel, Field
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ArchiveDep
 from capture_api.api.no_store import NoStoreRoute
-from capture_api.capture.timeline import PREVIEW_SIZE, Timeline, TimelineItem
 from capture_api.deliver.archive import InstanceRef
 from capture_api.privacy.break_glass import MIN_REASON_CHARS, BreakGlass
+from capture_api.review.timeline import PREVIEW_SIZE, Timeline, TimelineItem
 
 router = APIRouter(prefix="/contexts/{context_id}", tags=["unblur"], route_class=NoStoreRoute)
 NOT_FOUND = "no such photo for this patient"

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep, get_runtime
-from capture_api.context.schemas import EncounterIn, PatientIn
+from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.context.worklist import (
     WorkitemNotFound,
     WorkitemTaken,
@@ -29,7 +29,7 @@ from capture_api.context.worklist import (
     WorklistError,
     WorklistUnavailable,
 )
-from capture_api.context.worklist_completion import CompletionRefused
+from capture_api.encounters.worklist_completion import CompletionRefused
 from capture_api.store.db import session
 from capture_api.store.records import ContextRecord
 

@@ -37,8 +37,8 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from capture_api.api.security.origins import origin_of
 from capture_api.config import Settings
+from capture_api.config.origins import origin_of
 from capture_api.context.sessions import COOKIE_NAME, session_id
 
 CSRF_HEADER = "X-CSRF-Token"

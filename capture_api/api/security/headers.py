@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from capture_api.api.security.origins import origin_of
 from capture_api.config import Settings
+from capture_api.config.origins import origin_of
 
 #: The paths FastAPI serves its interactive documentation on.
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})

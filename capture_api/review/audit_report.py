@@ -30,19 +30,18 @@ import datetime as dt
 import hashlib
 import html
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-from capture_api.context.schemas import EncounterIn
+from capture_api.audit.export import spreadsheet_safe
+from capture_api.capture.schemas import unit_of
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord
 
 #: Label of captures whose encounter names no unit (and the ``unit`` filter value selecting them).
@@ -57,7 +56,6 @@ MAX_DAYS = 366
 NO_REASON = "(no reason recorded)"
 
 _UID = re.compile(r"\b\d+(?:\.\d+){3,}\b")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 class ReportRangeError(ValueError):
@@ -207,24 +205,6 @@ def redact_reason(reason: str | None) -> str:
     return _UID.sub("<UID>", text) if text else NO_REASON
 
 
-def unit_of(encounter_json: str | None) -> str | None:
-    """The encounter's ward/clinic, or None when it names none (or cannot be read)."""
-    if not encounter_json:
-        return None
-    try:
-        unit = EncounterIn.model_validate_json(encounter_json).unit
-    except ValidationError:  # written by an older/newer release: read the one field we need
-        try:
-            raw: Any = json.loads(encounter_json)
-        except ValueError:
-            return None
-        unit = raw.get("unit") if isinstance(raw, dict) else None
-        if not isinstance(unit, str):
-            return None
-    unit = " ".join(unit.split()) if unit else ""
-    return unit or None
-
-
 def _label(unit: str | None) -> str:
     return NO_UNIT if unit is None else unit
 
@@ -314,11 +294,6 @@ CSV_HEADER = (
     "failed",
     "failure reasons",
 )
-
-
-def spreadsheet_safe(value: str) -> str:
-    """Neutralise a cell a spreadsheet would run as a formula (OWASP CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _fmt_pct(value: float | None) -> str:

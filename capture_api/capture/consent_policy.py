@@ -22,15 +22,12 @@ form the consent will point to. ``POST /api/v1/captures`` answers 428 Preconditi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from capture_api.capture.sensitivity import SensitivityLevel
-from capture_api.capture.sensitivity_policy import SensitivityPolicy, default_policy, policy_for
-
-if TYPE_CHECKING:  # the settings import this module
-    from capture_api.config import Settings
+from capture_api.capture.sensitivity_policy import SensitivityPolicy, default_policy
 
 #: The view (``CaptureRecord.view``) of the photo of a signed consent form.
 CONSENT_FORM_VIEW = "consent form"
@@ -86,11 +83,6 @@ class ConsentPolicy:
 
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
-
-
-def policy_from_settings(settings: Settings) -> ConsentPolicy:
-    """The deployment's policy (``CAPTURE_CONSENT_REQUIRED`` and ``CAPTURE_SENSITIVE_SITES``)."""
-    return ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
 
 
 #: What a service built without settings (tests, the CLI) applies: nothing waits for consent.

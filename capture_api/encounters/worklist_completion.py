@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from capture_api.capture.service import CaptureService
 from capture_api.config import Settings
 from capture_api.context.worklist import ProducedInstance, WorklistClient
 from capture_api.exceptions import CaptureError
+from capture_api.intake.service import CaptureService
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow

@@ -48,8 +48,8 @@ from pydicom.valuerep import DT
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
+from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.capture.sensitivity import SensitivityLevel
-from capture_api.context.schemas import EncounterIn, PatientIn
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
 from capture_api.deliver.dicomweb import DicomWebArchive
 from capture_api.deliver.instance_labels import InstanceLabels, LabelledArchive

@@ -1,15 +1,15 @@
 """The roles of a session being created by a SMART launch (stored once on ``user_session``).
 
 Glue between the launch (a verified token response, the EHR's registration) and
-``capture_api.privacy.roles.resolve_roles``, kept apart from ``roles`` because the settings
+``capture_api.capture.roles.resolve_roles``, kept apart from ``roles`` because the settings
 import that module.
 """
 
 from __future__ import annotations
 
+from capture_api.capture.roles import resolve_roles, roles_text
 from capture_api.config import Settings
 from capture_api.context.smart import TokenResult, find_registration
-from capture_api.privacy.roles import resolve_roles, roles_text
 
 
 def session_roles(settings: Settings, iss: str, token: TokenResult) -> str:

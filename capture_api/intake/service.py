@@ -27,11 +27,11 @@ from sqlmodel import Session, col, select
 
 from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.anatomy import Laterality, get_site
+from capture_api.capture.consent_policy import NEVER, ConsentPolicy
 from capture_api.capture.model import CaptureContext
+from capture_api.capture.patient import PersonName
+from capture_api.capture.schemas import ContextIn, EncounterIn, PatientIn
 from capture_api.capture.sensitivity import Sensitivity
-from capture_api.capture.spool import Spool
-from capture_api.context.model import PersonName
-from capture_api.context.schemas import ContextIn, EncounterIn, PatientIn
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
 from capture_api.encode.uids import derived_uid
 from capture_api.exceptions import (
@@ -44,11 +44,11 @@ from capture_api.exceptions import (
     UnsupportedFormat,
 )
 from capture_api.observability import metrics
-from capture_api.privacy.consent_policy import NEVER, ConsentPolicy
 from capture_api.privacy.consents import consent_for_capture
 from capture_api.store.db import session
 from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
+from capture_api.store.spool import Spool
 
 #: failure_kind values for input the encoder refused (the API maps them to HTTP statuses).
 _KINDS: dict[type[InputRejected], str] = {
@@ -92,7 +92,7 @@ class CaptureService:
         self.spool = spool
         self.options = options
         self.lease = lease
-        self.consent_policy = consent_policy  # capture_api.privacy.consent_policy
+        self.consent_policy = consent_policy  # capture_api.capture.consent_policy
         self.keeper = keeper or LeaseKeeper(engine, lease)
 
     # --- contexts ---------------------------------------------------------------------------

@@ -8,10 +8,12 @@ wristband scan fill them (later releases); the API accepts them from trusted int
 from __future__ import annotations
 
 import datetime as dt
+import json
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from capture_api.context.model import Encounter, Issuer, Patient, PersonName, Sex
+from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
 
 
 class IssuerIn(BaseModel):
@@ -85,3 +87,21 @@ class ContextIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     patient: PatientIn
     encounter: EncounterIn | None = None
+
+
+def unit_of(encounter_json: str | None) -> str | None:
+    """The encounter's ward/clinic, or None when it names none (or cannot be read)."""
+    if not encounter_json:
+        return None
+    try:
+        unit = EncounterIn.model_validate_json(encounter_json).unit
+    except ValidationError:  # written by an older/newer release: read the one field we need
+        try:
+            raw: Any = json.loads(encounter_json)
+        except ValueError:
+            return None
+        unit = raw.get("unit") if isinstance(raw, dict) else None
+        if not isinstance(unit, str):
+            return None
+    unit = " ".join(unit.split()) if unit else ""
+    return unit or None

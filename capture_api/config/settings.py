@@ -16,11 +16,11 @@ from typing import Annotated
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from capture_api.api.security import origins
-from capture_api.audit.syslog import SyslogTarget
+from capture_api.capture.consent_policy import ConsentSetting
+from capture_api.capture.roles import DEFAULT_ROLE_CLAIM, Role
 from capture_api.capture.sensitivity_policy import SensitiveSiteRule
-from capture_api.privacy.consent_policy import ConsentSetting
-from capture_api.privacy.roles import DEFAULT_ROLE_CLAIM, Role
+from capture_api.config import origins
+from capture_api.config.syslog import SyslogTarget
 
 _UID_ROOT = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))*$")
 

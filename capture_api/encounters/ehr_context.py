@@ -13,14 +13,14 @@ from fhir.resources.R4B.patient import Patient
 from sqlalchemy import Engine
 
 from capture_api.audit.trail import Outcome, record
-from capture_api.capture.service import CaptureService
+from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.config import Settings
 from capture_api.context.fhir import FhirClient, FhirNotFound
 from capture_api.context.fhir_mapping import encounter_in, patient_in
-from capture_api.context.schemas import ContextIn, PatientIn
 from capture_api.context.sessions import SessionStore
 from capture_api.context.smart import find_registration
 from capture_api.exceptions import InvalidMetadata, PatientMismatch
+from capture_api.intake.service import CaptureService
 from capture_api.oauth import Discovery
 from capture_api.store.db import session as db_session
 from capture_api.store.records import ContextRecord, UserSession
