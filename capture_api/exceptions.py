@@ -12,7 +12,7 @@ boundary where they happen, ``raise ... from exc``, so callers never need to kno
     │   ├── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
     │   ├── UnknownContext       the capture names a patient/encounter context we do not have
     │   ├── CaptureConflict      a capture id re-used for a different photo
-    │   └── MeasurementRejected  a wound photo or tracing cannot be measured (no marker, bad outline)
+    │   └── MeasurementRejected  a wound cannot be measured: no usable marker, bad tracing
     ├── FhirError                the EHR's FHIR server (capture_api.context.fhir): 401/403/404/5xx
     ├── NotSignedIn              no valid session: open capture from the patient's chart
     ├── PatientMismatch          a capture or scan for another patient than the launched one

@@ -39,6 +39,8 @@ __all__ = [
 def as_points(values: object) -> Points:
     """A float64 ``(n, 2)`` array from any sequence of ``(x, y)`` pairs."""
     array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return array.reshape(0, 2)
     if array.ndim != 2 or array.shape[1] != 2:
         raise ValueError(f"expected (x, y) pairs, got an array of shape {array.shape}")
     return array

@@ -245,13 +245,17 @@ def _sample(
 ) -> npt.NDArray[np.float64]:
     """Bilinear grey values at OpenCV positions (any leading shape, last axis x, y)."""
     flat = points.reshape(-1, 2).astype(np.float32)
+    count = len(flat)
+    width = 1024  # remap wants maps under 32767 rows and columns: fold the list into rows
+    padded = np.zeros((-(-count // width) * width, 2), np.float32)
+    padded[:count] = flat
     values = cv2.remap(
         image,
-        flat[:, 0].reshape(-1, 1),
-        flat[:, 1].reshape(-1, 1),
+        padded[:, 0].reshape(-1, width),
+        padded[:, 1].reshape(-1, width),
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
-    )
+    ).reshape(-1)[:count]
     return np.asarray(values, dtype=np.float64).reshape(points.shape[:-1])
 
 
@@ -318,15 +322,21 @@ def _cell_means(
 
 
 def _check_cells(grey: npt.NDArray[np.uint8], corners: Points, marker_id: int) -> None:
-    """Every cell and the quiet zone around the marker must read back as printed."""
-    means = _cell_means(grey, corners, range(-1, CELLS + 1))
+    """Every cell and the quiet zone around the marker must read back as printed.
+
+    Each of the 9 sample points in the middle of every cell must be on the right side of
+    the half-way grey level: a finger over part of a cell is enough to refuse.
+    """
+    samples = _sample(grey.astype(np.float32), _cell_grid(corners, range(-1, CELLS + 1)))
     expected = np.zeros((CELLS + 2, CELLS + 2), dtype=bool)
     expected[1:-1, 1:-1] = marker_cells(marker_id)
+    means = samples.mean(axis=-1)
     black = float(np.median(means[expected]))
     white = float(np.median(means[~expected]))
     if white - black < _MIN_CONTRAST:
         raise _hidden("the calibration marker has too little contrast (shadow, glare or blur)")
-    wrong = int(np.count_nonzero((means < (black + white) / 2) != expected))
+    misread = (samples < (black + white) / 2) != expected[:, :, None]
+    wrong = int(np.count_nonzero(misread.any(axis=-1)))
     if wrong:
         raise _hidden(
             f"the calibration marker is partly hidden or in shadow ({wrong} of its cells or of "

@@ -35,11 +35,6 @@ def validate_outline(points: object, image_size: tuple[int, int]) -> Points:
             reason="outline-too-few-points",
         )
     _check_inside(outline, image_size)
-    if polygon_area(outline) < _MIN_AREA_PX:
-        raise MeasurementRejected(
-            "the wound outline encloses no area: trace around the wound edge, not along a line",
-            reason="outline-empty",
-        )
     crossing = first_self_intersection(outline)
     if crossing is not None:
         i, j = crossing
@@ -47,6 +42,11 @@ def validate_outline(points: object, image_size: tuple[int, int]) -> Points:
             f"the wound outline crosses itself (segment {i + 1} crosses segment {j + 1}): "
             "trace the edge once around, without loops",
             reason="outline-self-intersecting",
+        )
+    if polygon_area(outline) < _MIN_AREA_PX:
+        raise MeasurementRejected(
+            "the wound outline encloses no area: trace around the wound edge, not along a line",
+            reason="outline-empty",
         )
     return outline
 

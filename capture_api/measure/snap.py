@@ -1,14 +1,16 @@
 """Optional "snap to edge": refine a rough wound tracing with OpenCV's GrabCut.
 
 The rough outline seeds GrabCut (Rother, Kolmogorov, Blake, SIGGRAPH 2004) through a mask:
-well inside the tracing is *probably* wound, a band outside it *probably* skin, and anything
-further out surely skin. GrabCut then fits colour models to both and cuts along the strongest
-edge near the tracing. The result is the boundary of the largest wound region, simplified to
-about half a pixel and returned as a new outline, for the person to accept or discard: it
-never replaces the tracing silently.
+deep inside the tracing is surely wound, a band on both sides of the traced line is
+*probably* wound, and everything further out is surely skin. GrabCut fits colour models to
+both and peels the skin-coloured pixels off the band, whichever side of the line the true
+edge lies. The boundary of the largest wound region is then moved, vertex by vertex, to the
+sub-pixel point where the colour is half-way between wound and skin (GrabCut labels whole
+pixels and keeps part of the blurred rim). The result is a new outline for the person to
+accept or discard: it never replaces the tracing silently.
 
-Work is done on a crop around the outline, reduced to at most ``_MAX_SIDE`` pixels so a
-12 MP photo snaps in well under a second.
+GrabCut runs on a crop around the outline, reduced to at most ``_MAX_SIDE`` pixels, so a
+12 MP photo snaps in about a second; the refinement uses the full-resolution crop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from capture_api.measure.outline import first_self_intersection, validate_outlin
 __all__ = ["snap_outline"]
 
 _MAX_SIDE = 640
-_AREA_RATIO = (0.5, 2.0)  # a snapped area outside this range of the tracing is not trusted
+_AREA_RATIO = (0.5, 2.0)  # a snapped area outside this ratio to the traced one is not trusted
+_REACH_PX = 4.0  # how far the sub-pixel refinement looks across the GrabCut edge
 
 
 def snap_outline(
@@ -57,9 +60,10 @@ def snap_outline(
     no_rect = (0, 0, 1, 1)  # ignored with GC_INIT_WITH_MASK
     cv2.grabCut(crop, mask, no_rect, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
     wound = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
-    contour = _largest_contour(wound)
-    snapped = from_opencv((contour + 0.5) / scale - 0.5 + [x0, y0])
-    return _accept(snapped, area, size)
+    contour = (_largest_contour(wound) + 0.5) / scale - 0.5  # full-resolution crop pixels
+    full = image[y0:y1, x0:x1]
+    refined = _refine_edge(full, contour, _colours(full, contour))
+    return _accept(from_opencv(refined + np.array([x0, y0])), area, size)
 
 
 def _crop(outline: Points, band: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -83,8 +87,7 @@ def _seed_mask(shape: tuple[int, ...], outline: Points, band: float) -> npt.NDAr
     near = cv2.dilate(inside, kernel)
     core = cv2.erode(inside, kernel)
     mask = np.full(shape[:2], cv2.GC_BGD, np.uint8)
-    mask[near == 1] = cv2.GC_PR_BGD
-    mask[inside == 1] = cv2.GC_PR_FGD
+    mask[near == 1] = cv2.GC_PR_FGD
     mask[core == 1] = cv2.GC_FGD
     return mask
 
@@ -94,18 +97,68 @@ def _largest_contour(wound: npt.NDArray[np.uint8]) -> Points:
     if not contours:
         raise _failed()
     largest = max(contours, key=cv2.contourArea)
-    simplified = cv2.approxPolyDP(largest, 0.5, True).reshape(-1, 2).astype(np.float64)
-    return _offset_outwards(simplified, 0.5)
+    return np.asarray(cv2.approxPolyDP(largest, 0.5, True).reshape(-1, 2), dtype=np.float64)
 
 
-def _offset_outwards(polygon: Points, distance: float) -> Points:
-    """Move each vertex ``distance`` along its outward normal.
+def _colours(crop: Image, contour: Points) -> tuple[npt.NDArray[np.float64], ...]:
+    """Median wound colour well inside the contour and skin colour in a ring just outside."""
+    region = np.zeros(crop.shape[:2], np.uint8)
+    cv2.fillPoly(region, [np.round(contour).astype(np.int32)], 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    inner = cv2.erode(region, kernel, iterations=2)
+    ring = cv2.dilate(region, kernel, iterations=4) - cv2.dilate(region, kernel, iterations=1)
+    if not inner.any() or not ring.any():
+        raise _failed()
+    pixels = crop.reshape(-1, 3).astype(np.float64)
+    wound = np.median(pixels[inner.ravel() == 1], axis=0)
+    skin = np.median(pixels[ring.ravel() == 1], axis=0)
+    return wound, skin
 
-    ``findContours`` returns the centres of the boundary pixels, half a pixel inside the
-    region's true edge; without this every snapped area would be short by half a perimeter.
+
+def _refine_edge(
+    crop: Image, contour: Points, colours: tuple[npt.NDArray[np.float64], ...]
+) -> Points:
+    """Move each vertex to where the colour is half-way between wound and skin, along its normal.
+
+    GrabCut labels whole pixels and tends to keep the blurred rim; the half-way crossing of a
+    profile across the edge is the edge's sub-pixel position (as for the marker's edges). A
+    vertex whose profile never crosses (a gap in contrast) stays where GrabCut put it.
     """
-    if len(polygon) < 3:
-        return polygon
+    wound, skin = colours
+    axis = wound - skin
+    contrast = float(axis @ axis)
+    if contrast < 20.0**2:
+        return contour
+    smooth = cv2.GaussianBlur(crop, (0, 0), 1.0).astype(np.float32)
+    normal = _outward_normals(contour)
+    steps = np.linspace(-_REACH_PX, _REACH_PX, 4 * int(_REACH_PX) * 2 + 1)  # inside -> outside
+    points = contour[:, None, :] + steps[None, :, None] * normal[:, None, :]
+    colour = np.stack([_remap(smooth[:, :, c], points) for c in range(3)], axis=-1)
+    level = (colour - skin) @ axis / contrast  # 1 = wound, 0 = skin
+    refined = contour.copy()
+    for k, profile in enumerate(level):
+        below = np.flatnonzero(profile < 0.5)
+        if below.size == 0 or below[0] == 0:
+            continue
+        i = int(below[0])
+        t = (profile[i - 1] - 0.5) / (profile[i - 1] - profile[i])
+        offset = steps[i - 1] + t * (steps[i] - steps[i - 1])
+        refined[k] = contour[k] + offset * normal[k]
+    return refined
+
+
+def _remap(
+    channel: npt.NDArray[np.float32], points: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    maps = points.astype(np.float32)
+    values = cv2.remap(
+        channel, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return np.asarray(values, dtype=np.float64)
+
+
+def _outward_normals(polygon: Points) -> Points:
+    """Unit normals pointing out of the polygon, averaged over each vertex's two edges."""
     previous = polygon - np.roll(polygon, 1, axis=0)
     following = np.roll(polygon, -1, axis=0) - polygon
     normals = []
@@ -114,11 +167,9 @@ def _offset_outwards(polygon: Points, distance: float) -> Points:
         normals.append(np.column_stack([edge[:, 1], -edge[:, 0]]) / np.maximum(lengths, 1e-9))
     normal = normals[0] + normals[1]
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
-    signed = np.sum(
-        polygon[:, 0] * np.roll(polygon[:, 1], -1) - np.roll(polygon[:, 0], -1) * polygon[:, 1]
-    )
-    outward = 1.0 if signed > 0 else -1.0  # orientation decides which normal points out
-    return np.asarray(polygon + outward * distance * normal)
+    x, y = polygon[:, 0], polygon[:, 1]
+    signed = float(np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+    return np.asarray(normal if signed > 0 else -normal)
 
 
 def _accept(snapped: Points, traced_area: float, size: tuple[int, int]) -> Points:

@@ -27,6 +27,7 @@ restricted photo is as restricted as the photo.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import highdicom as hd
 import numpy as np
@@ -56,6 +57,7 @@ _PATIENT_EXTRAS = (
     "OtherPatientIDsSequence",
     "TypeOfPatientID",
 )
+_UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")  # PS3.5 9.1
 _TRACKING_ID_MAX = 64  # LO in a TEXT item is free text, but keep it a readable label
 
 
@@ -117,7 +119,7 @@ def _check_inputs(
         raise InvalidMetadata(
             f"a wound tracking id of 1 to {_TRACKING_ID_MAX} characters is needed"
         )
-    if not hd.UID(tracking_uid).is_valid:
+    if len(tracking_uid) > 64 or not _UID_PATTERN.fullmatch(tracking_uid):
         raise InvalidMetadata(f"the wound tracking UID {tracking_uid!r} is not a valid DICOM UID")
     columns, rows = measurement.calibration.image_size
     if (int(photo.Columns), int(photo.Rows)) != (columns, rows):
