@@ -15,6 +15,10 @@ Sections, each measured by its own benchmark module (their docstrings define eve
    clients, against bare STOW-RS of the same instances; the API process's peak RSS.
 3. **Phone client** (``bench/pwa_bench.py``, its ``measure()``): the first-load size of the
    PWA (gzip) and the median send-to-verified time of a 12 MP photo in headless Chromium.
+4. **Wound measurement** (``bench/measure_bench.py``): relative area error (median / p95)
+   and length/width errors per camera-tilt band (0-15, 15-30, 30-45 degrees) on 12 MP
+   phantom photos of known geometry, 40 per band (``--quick``: 8), then the same on harder
+   photos (more blur and noise, JPEG 70, a smaller marker), half as many.
 
 A section that cannot run prints a row saying why, and the exit status is 1.
 """
@@ -33,7 +37,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # also runnable as ``python bench/report.py``
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import delivery_bench, wrap_bench  # noqa: E402 (needs the path above)
+from bench import delivery_bench, measure_bench, wrap_bench  # noqa: E402 (needs the path above)
 
 QUICK_DELIVERY_LEVELS = ((1, 6), (4, 8), (16, 16))
 PWA_KEYS = ("first_load_kb_gzip", "send_to_verified_ms")
@@ -120,6 +124,42 @@ def pwa_rows(module: str = "bench.pwa_bench") -> list[Row]:
     ]
 
 
+def measure_rows(
+    figures: Sequence[measure_bench.BandFigures], harsh: Sequence[measure_bench.BandFigures] = ()
+) -> list[Row]:
+    """Wound-measurement accuracy per tilt band; ``harsh``: the harder photos' area errors."""
+    rows: list[Row] = []
+    for f in figures:
+        rows.append(
+            Row(
+                f"wound area error, tilt {f.label}: med / p95",
+                f"{f.area_median_pct:.2f} / {f.area_p95_pct:.2f} %",
+                f"goal: median < {f.goal_pct:.0f} %",
+                f"n={f.n}, {f.refused} refused; marker alone "
+                f"{f.calibration_median_pct:.2f} / {f.calibration_p95_pct:.2f} %",
+            )
+        )
+        rows.append(
+            Row(
+                f"wound length; width error, tilt {f.label}: med / p95",
+                f"{f.length_median_mm:.2f} / {f.length_p95_mm:.2f}; "
+                f"{f.width_median_mm:.2f} / {f.width_p95_mm:.2f} mm",
+                "goal: 1 mm + 3 %",
+                f"{f.within_1mm_3pct:.0%} within; perimeter {f.perimeter_median_pct:+.1f} %",
+            )
+        )
+    for f in harsh:
+        rows.append(
+            Row(
+                f"wound area error, harder photos, tilt {f.label}: med / p95",
+                f"{f.area_median_pct:.2f} / {f.area_p95_pct:.2f} %",
+                f"goal: median < {f.goal_pct:.0f} %",
+                f"n={f.n}, {f.refused} refused; {f.within_1mm_3pct:.0%} length/width within",
+            )
+        )
+    return rows
+
+
 def _unavailable(section: str, why: str) -> list[Row]:
     return [Row(section, "not available", note=why)]
 
@@ -186,7 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         machines.append(delivery_bench.machine_line(measured.machine))
         return delivery_rows(measured)
 
-    sections = [("wrap", wrap), ("delivery", delivery), ("phone client", pwa_rows)]
+    def wounds() -> list[Row]:
+        per_band = measure_bench.QUICK_PER_BAND if args.quick else measure_bench.DEFAULT_PER_BAND
+        figures = measure_bench.measure(per_band)
+        harsh = measure_bench.measure(max(4, per_band // 2), render=measure_bench.HARSH)
+        return measure_rows(figures, harsh)
+
+    sections = [
+        ("wrap", wrap),
+        ("delivery", delivery),
+        ("phone client", pwa_rows),
+        ("wound measurement", wounds),
+    ]
     rows: list[Row] = []
     ok = True
     for name, measure in sections:

@@ -13,6 +13,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,9 +67,10 @@ def cases(band: tuple[float, float], count: int, seed: int) -> list[Case]:
     ]
 
 
-def evaluate(case: Case) -> Result:
+def evaluate(case: Case, **render: Any) -> Result:
+    """Render ``case`` (extra ``render_phantom`` options in ``render``) and measure it."""
     phantom = render_phantom(
-        case.seed, tilt_deg=case.tilt_deg, area_cm2=case.area_cm2, kind=case.kind
+        case.seed, tilt_deg=case.tilt_deg, area_cm2=case.area_cm2, kind=case.kind, **render
     )
     calibration = calibrate_from_marker(phantom.image)
     traced = measure_wound(phantom.tracing_px, calibration)

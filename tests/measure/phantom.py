@@ -29,13 +29,14 @@ import numpy.typing as npt
 import resvg_py
 from PIL import Image
 
+from capture_api.measure.outline import first_self_intersection
 from capture_api.measure.sticker import sticker_layout, sticker_svg
 
 Points = npt.NDArray[np.float64]
 
 PHONE_SIZE = (4032, 3024)  # 12 MP, 4:3
 PPM = 12  # texture pixels per millimetre
-PLANE_HALF = (160, 120)  # the textured plane spans +-160 x +-120 mm
+PLANE_HALF = (200, 170)  # the textured plane spans +-200 x +-170 mm
 SHAPES = ("ellipse", "convex", "irregular")
 
 
@@ -261,6 +262,7 @@ def render_phantom(
     marker_id: int = 30,
     size: tuple[int, int] = PHONE_SIZE,
     distance_mm: float | None = None,
+    distance_range: tuple[float, float] = (220.0, 320.0),
     blur_sigma: float = 1.0,
     noise_sigma: float = 3.0,
     jpeg_quality: int = 90,
@@ -281,7 +283,7 @@ def render_phantom(
     shape = shape + centre
     focal = focal_px(size)
     target = tuple(centre / 2 + rng.normal(0, 5, 2))
-    distance = distance_mm if distance_mm is not None else rng.uniform(220, 320)
+    distance = distance_mm if distance_mm is not None else rng.uniform(*distance_range)
     pose = Pose(tilt_deg, rng.uniform(0, 360), rng.uniform(-180, 180), distance, target)
     scene = _scene_corners(shape, marker_id)
     while not _fits(camera_homography(pose, size, focal), scene, size, 40):
@@ -309,6 +311,10 @@ def render_phantom(
     to_scoord = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]]) @ plane_to_cv
     outline = _resample(project(to_scoord, shape), tracing_step_px)
     tracing = _wobble(outline, rng, tracing_noise_px)
+    for _ in range(20):  # a tracing that loops would be refused (tested elsewhere): draw again
+        if first_self_intersection(tracing) is None:
+            break
+        tracing = _wobble(outline, rng, tracing_noise_px)
     extent_y = float(shape[:, 1].max() - shape[:, 1].min())
     extent_x = float(shape[:, 0].max() - shape[:, 0].min())
     return Phantom(
@@ -357,7 +363,8 @@ def _wobble(outline: Points, rng: np.random.Generator, sigma: float) -> Points:
         np.fft.ifft(np.fft.fft(white) * np.fft.fft(np.roll(np.pad(kernel, (0, count - 13)), -6)))
     )
     smooth *= sigma / smooth.std()
-    tangent = np.roll(outline, -1, axis=0) - np.roll(outline, 1, axis=0)
+    # normals over +-3 samples: smooth round sharp corners, as a finger's path is
+    tangent = np.roll(outline, -3, axis=0) - np.roll(outline, 3, axis=0)
     normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
     return np.asarray(outline + smooth[:, None] * normal)

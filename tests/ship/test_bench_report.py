@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench import delivery_bench as db
+from bench import measure_bench as mb
 from bench import report
 from bench import wrap_bench as wb
 
@@ -79,3 +80,25 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert "5.8 /s" in text and "direct STOW 40.5 /s" in text
     assert "200 / 345 ms" in text and "420 MB" in text and "300 MB" in text
     assert len({len(line) for line in table}) == 1, "columns are padded to one width"
+
+
+def test_wound_measurement_rows_per_tilt_band() -> None:
+    def band(low: float, high: float, area: float) -> mb.BandFigures:
+        return mb.BandFigures(
+            low, high, 40, 0, area, 1.94, 0.01, 0.06, 0.27, 0.66, 0.34, 0.84, 1.0, 4.7, 0.02
+        )
+
+    figures = [band(0, 15, 0.28), band(15, 30, 0.41), band(30, 45, 0.28)]
+    rows = report.measure_rows(figures, [band(30, 45, 0.46)])
+    assert len(rows) == 7
+    assert [r.figure for r in rows[:2]] == [
+        "wound area error, tilt 0-15 deg: med / p95",
+        "wound length; width error, tilt 0-15 deg: med / p95",
+    ]
+    assert rows[0].capture == "0.28 / 1.94 %" and rows[0].reference == "goal: median < 3 %"
+    assert rows[4].reference == "goal: median < 5 %"
+    assert rows[1].capture == "0.27 / 0.66; 0.34 / 0.84 mm"
+    assert rows[-1].figure.startswith("wound area error, harder photos, tilt 30-45")
+    text = report.markdown(rows)
+    assert "marker alone 0.01 / 0.06 %" in text and "100% within" in text
+    assert {line.count("|") for line in text.splitlines()} == {5}, "no stray column separators"
