@@ -19,6 +19,10 @@ Sections, each measured by its own benchmark module (their docstrings define eve
    10,000 instances held (median and slowest of 9), the DICOMDIR rewrite at 10,000 against
    pydicom's ``FileSet`` encoder, a first ``is_visible`` and ``find_priors``, and rebuilding
    the index from 10,000 files.
+5. **Wound measurement** (``bench/measure_bench.py``): relative area error (median / p95)
+   and length/width errors per camera-tilt band (0-15, 15-30, 30-45 degrees) on 12 MP
+   phantom photos of known geometry, 40 per band (``--quick``: 8), then the same on harder
+   photos (more blur and noise, JPEG 70, a smaller marker), half as many.
 
 A section that cannot run prints a row saying why, and the exit status is 1.
 """
@@ -37,7 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # also runnable as ``python bench/report.py``
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import archive_bench, delivery_bench, wrap_bench  # noqa: E402 (needs the path above)
+from bench import archive_bench, delivery_bench, measure_bench, wrap_bench  # noqa: E402 (needs the path above)
 
 QUICK_DELIVERY_LEVELS = ((1, 6), (4, 8), (16, 16))
 PWA_KEYS = ("first_load_kb_gzip", "send_to_verified_ms")
@@ -157,6 +161,41 @@ def archive_rows(measured: archive_bench.Measured) -> list[Row]:
             note="capture-api archive rebuild",
         ),
     ]
+
+
+def measure_rows(
+    figures: Sequence[measure_bench.BandFigures], harsh: Sequence[measure_bench.BandFigures] = ()
+) -> list[Row]:
+    """Wound-measurement accuracy per tilt band; ``harsh``: the harder photos' area errors."""
+    rows: list[Row] = []
+    for f in figures:
+        rows.append(
+            Row(
+                f"wound area error, tilt {f.label}: med / p95",
+                f"{f.area_median_pct:.2f} / {f.area_p95_pct:.2f} %",
+                f"goal: median < {f.goal_pct:.0f} %",
+                f"n={f.n}, {f.refused} refused; marker alone "
+                f"{f.calibration_median_pct:.2f} / {f.calibration_p95_pct:.2f} %",
+            )
+        )
+        rows.append(
+            Row(
+                f"wound length; width error, tilt {f.label}: med / p95",
+                f"{f.length_median_mm:.2f} / {f.length_p95_mm:.2f}; "
+                f"{f.width_median_mm:.2f} / {f.width_p95_mm:.2f} mm",
+                "goal: 1 mm + 3 %",
+                f"{f.within_1mm_3pct:.0%} within; perimeter {f.perimeter_median_pct:+.1f} %",
+            )
+        )
+    for f in harsh:
+        rows.append(
+            Row(
+                f"wound area error, harder photos, tilt {f.label}: med / p95",
+                f"{f.area_median_pct:.2f} / {f.area_p95_pct:.2f} %",
+                f"goal: median < {f.goal_pct:.0f} %",
+                f"n={f.n}, {f.refused} refused; {f.within_1mm_3pct:.0%} length/width within",
+            )
+        )
     return rows
 
 
@@ -229,11 +268,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     def archive() -> list[Row]:
         return archive_rows(archive_bench.measure(quick=args.quick))
 
+    def wounds() -> list[Row]:
+        per_band = measure_bench.QUICK_PER_BAND if args.quick else measure_bench.DEFAULT_PER_BAND
+        figures = measure_bench.measure(per_band)
+        harsh = measure_bench.measure(max(4, per_band // 2), render=measure_bench.HARSH)
+        return measure_rows(figures, harsh)
+
     sections = [
         ("wrap", wrap),
         ("delivery", delivery),
         ("phone client", pwa_rows),
         ("local archive", archive),
+        ("wound measurement", wounds),
     ]
     rows: list[Row] = []
     ok = True

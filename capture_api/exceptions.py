@@ -11,7 +11,8 @@ boundary where they happen, ``raise ... from exc``, so callers never need to kno
     │   ├── ImageTooLarge        over the byte or pixel limit
     │   ├── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
     │   ├── UnknownContext       the capture names a patient/encounter context we do not have
-    │   └── CaptureConflict      a capture id re-used for a different photo
+    │   ├── CaptureConflict      a capture id re-used for a different photo
+    │   └── MeasurementRejected  a wound cannot be measured: no usable marker, bad tracing
     ├── FhirError                the EHR's FHIR server (capture_api.context.fhir): 401/403/404/5xx
     ├── NotSignedIn              no valid session: open capture from the patient's chart
     ├── PatientMismatch          a capture or scan for another patient than the launched one
@@ -60,6 +61,20 @@ class UnknownContext(InputRejected):
 
 class CaptureConflict(InputRejected):
     """The capture id was already used for a different photo: a client bug, never merged."""
+
+
+class MeasurementRejected(InputRejected):
+    """A wound cannot be measured from this photo or tracing (capture_api.measure).
+
+    ``reason`` is a stable short code (``no-marker``, ``marker-too-small``, ``too-oblique``,
+    ``marker-hidden``, ``outline-too-few-points``, ``outline-self-intersecting``,
+    ``outline-outside-image``, ...) a client can map to its own wording; the message is
+    already written for the person holding the phone.
+    """
+
+    def __init__(self, message: str, *, reason: str = "unmeasurable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class NotSignedIn(CaptureError):

@@ -13,6 +13,7 @@ import pytest
 
 from bench import archive_bench as ab
 from bench import delivery_bench as db
+from bench import measure_bench as mb
 from bench import report
 from bench import wrap_bench as wb
 
@@ -116,3 +117,25 @@ def test_local_archive_rows_from_the_benchmarks_levels() -> None:
     )
     assert figures["local archive: rebuild index + DICOMDIR from 10,000 files"][0] == "12.3 s"
     assert len(report.markdown(rows).splitlines()) == 2 + len(rows)
+
+
+def test_wound_measurement_rows_per_tilt_band() -> None:
+    def band(low: float, high: float, area: float) -> mb.BandFigures:
+        return mb.BandFigures(
+            low, high, 40, 0, area, 1.94, 0.01, 0.06, 0.27, 0.66, 0.34, 0.84, 1.0, 4.7, 0.02
+        )
+
+    figures = [band(0, 15, 0.28), band(15, 30, 0.41), band(30, 45, 0.28)]
+    rows = report.measure_rows(figures, [band(30, 45, 0.46)])
+    assert len(rows) == 7
+    assert [r.figure for r in rows[:2]] == [
+        "wound area error, tilt 0-15 deg: med / p95",
+        "wound length; width error, tilt 0-15 deg: med / p95",
+    ]
+    assert rows[0].capture == "0.28 / 1.94 %" and rows[0].reference == "goal: median < 3 %"
+    assert rows[4].reference == "goal: median < 5 %"
+    assert rows[1].capture == "0.27 / 0.66; 0.34 / 0.84 mm"
+    assert rows[-1].figure.startswith("wound area error, harder photos, tilt 30-45")
+    text = report.markdown(rows)
+    assert "marker alone 0.01 / 0.06 %" in text and "100% within" in text
+    assert {line.count("|") for line in text.splitlines()} == {5}, "no stray column separators"
