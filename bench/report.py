@@ -161,6 +161,7 @@ def archive_rows(measured: archive_bench.Measured) -> list[Row]:
             note="capture-api archive rebuild",
         ),
     ]
+    return rows
 
 
 def measure_rows(
