@@ -11,7 +11,7 @@ import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +19,17 @@ from sqlalchemy import Engine, event, text
 from sqlmodel import Session, create_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: The handle the rest of the application holds on the database. It is SQLAlchemy's ``Engine``,
+#: but only ``capture_api.store`` may use it as one: everyone else passes it to the store's
+#: query functions (docs/architecture.md: all SQL lives in ``store/``).
+Database: TypeAlias = Engine
+
+
+def ping(database: Database) -> None:
+    """``SELECT 1``: raises whatever the driver raises when the database is not usable."""
+    with database.connect() as connection:
+        connection.execute(text("SELECT 1"))
 
 
 def make_engine(url: str) -> Engine:
