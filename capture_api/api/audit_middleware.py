@@ -35,7 +35,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
-from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from capture_api.audit import forwarding, trail
@@ -45,7 +44,8 @@ from capture_api.audit.fhir_audit import INTEGRATION_ACTOR
 from capture_api.audit.subjects import Subject, subject_of
 from capture_api.config import Settings
 from capture_api.context.sessions import COOKIE_NAME, session_id
-from capture_api.store.db import session as db_session
+from capture_api.store import sessions as session_rows
+from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord, UserSession
 
 log = logging.getLogger("capture.audit")
@@ -139,7 +139,7 @@ class AuditMiddleware:
 
     def _write(
         self,
-        engine: Engine,
+        engine: Database,
         scope: Scope,
         exchange: _Exchange,
         actor_before: UserSession | None,
@@ -243,19 +243,18 @@ def _observe(exchange: _Exchange, message: Message) -> None:
 # --- after the response (in a worker thread) -----------------------------------------------------
 
 
-def _engine(scope: Scope) -> Engine | None:
+def _engine(scope: Scope) -> Database | None:
     runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
     engine = getattr(runtime, "engine", None)
-    return engine if isinstance(engine, Engine) else None
+    return engine if isinstance(engine, Database) else None
 
 
-def _session_row(engine: Engine | None, sid: str) -> UserSession | None:
+def _session_row(engine: Database | None, sid: str) -> UserSession | None:
     """The session (for its user), or None; never raises (the request must go on)."""
     if engine is None:
         return None
     try:
-        with db_session(engine) as s:
-            return s.get(UserSession, sid)
+        return session_rows.get(engine, sid)
     except Exception as exc:
         log.error("audit: session not read (%s)", type(exc).__name__)
         return None
@@ -303,7 +302,7 @@ def _text(value: object) -> str | None:
     return cleaned or None
 
 
-def _subject(engine: Engine, ids: dict[str, str | None], exchange: _Exchange) -> Subject:
+def _subject(engine: Database, ids: dict[str, str | None], exchange: _Exchange) -> Subject:
     context_id, capture_id = ids.get("context_id"), ids.get("capture_id")
     if context_id or capture_id:
         return subject_of(engine, context_id=context_id, capture_id=capture_id)

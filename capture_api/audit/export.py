@@ -17,13 +17,11 @@ import io
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Engine
-from sqlmodel import col, select
-
 from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES
 from capture_api.audit.wire import utc_instant
-from capture_api.store.db import session
+from capture_api.store import audit_rows
+from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord
 
 DEFAULT_LIMIT = 1000
@@ -84,21 +82,16 @@ def parse_instant(value: str | None, name: str, *, end_of_day: bool) -> dt.datet
         ) from exc
 
 
-def fetch(engine: Engine, query: ExportQuery) -> tuple[list[AuditEventRecord], bool]:
+def fetch(engine: Database, query: ExportQuery) -> tuple[list[AuditEventRecord], bool]:
     """One page of events, oldest first, and whether more follow."""
-    statement = select(AuditEventRecord)
-    if query.after is not None:
-        statement = statement.where(col(AuditEventRecord.id) > query.after)
-    if query.since is not None:
-        statement = statement.where(col(AuditEventRecord.at) >= query.since)
-    if query.until is not None:
-        statement = statement.where(col(AuditEventRecord.at) < query.until)
-    if query.patient is not None:
-        statement = statement.where(col(AuditEventRecord.patient) == query.patient)
-    statement = statement.order_by(col(AuditEventRecord.id)).limit(query.limit + 1)
-    with session(engine) as s:
-        rows = list(s.exec(statement).all())
-    return rows[: query.limit], len(rows) > query.limit
+    return audit_rows.page(
+        engine,
+        after=query.after,
+        since=query.since,
+        until=query.until,
+        patient=query.patient,
+        limit=query.limit,
+    )
 
 
 #: The CSV columns, in order (docs/audit.md describes each).

@@ -17,13 +17,12 @@ import ssl
 import threading
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-
 from capture_api.audit.dicom_audit import audit_message
 from capture_api.audit.source import AuditSource, this_host
 from capture_api.audit.syslog import SyslogSender, frame, syslog_message
 from capture_api.config.syslog import SyslogTarget
+from capture_api.store.audit_rows import database_key
+from capture_api.store.db import Database
 
 if TYPE_CHECKING:
     from capture_api.config import Settings
@@ -36,10 +35,6 @@ AuditSender = SyslogSender["AuditEventRecord"]
 _lock = threading.Lock()
 _senders: dict[str, AuditSender | None] = {}  # None: this database is not forwarded
 _fallback: list[AuditSender | None] = []  # [] until computed once for this process
-
-
-def _key(url: object) -> str:
-    return make_url(str(url)).render_as_string(hide_password=True)
 
 
 def sender_from_settings(settings: Settings) -> AuditSender | None:
@@ -77,7 +72,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
 def attach(settings: Settings) -> AuditSender | None:
     """Forward the rows of ``settings``' database with ``settings``' collector."""
     sender = sender_from_settings(settings)
-    key = _key(settings.sqlalchemy_url)
+    key = database_key(settings.sqlalchemy_url)
     with _lock:
         previous = _senders.pop(key, None)
         _senders[key] = sender
@@ -89,7 +84,7 @@ def attach(settings: Settings) -> AuditSender | None:
 def detach(settings: Settings, flush_seconds: float = 2.0) -> None:
     """Stop forwarding for ``settings``' database, after sending what is queued."""
     with _lock:
-        sender = _senders.pop(_key(settings.sqlalchemy_url), None)
+        sender = _senders.pop(database_key(settings.sqlalchemy_url), None)
     if sender is not None:
         sender.stop(flush_seconds)
 
@@ -97,19 +92,19 @@ def detach(settings: Settings, flush_seconds: float = 2.0) -> None:
 def is_attached(settings: Settings) -> bool:
     """Whether ``settings``' database was attached in this process (with or without collector)."""
     with _lock:
-        return _key(settings.sqlalchemy_url) in _senders
+        return database_key(settings.sqlalchemy_url) in _senders
 
 
-def sender_for(engine: Engine) -> AuditSender | None:
+def sender_for(engine: Database) -> AuditSender | None:
     """The sender the rows written through ``engine`` go to (None: not forwarded)."""
-    key = _key(engine.url)
+    key = database_key(engine)
     with _lock:
         if key in _senders:
             return _senders[key]
     return _process_sender()
 
 
-def forward(engine: Engine, row: AuditEventRecord) -> None:
+def forward(engine: Database, row: AuditEventRecord) -> None:
     """Queue ``row`` for the collector, if there is one (never blocks, never raises)."""
     try:
         sender = sender_for(engine)

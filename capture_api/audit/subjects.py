@@ -16,11 +16,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from capture_api.capture.schemas import PatientIn
-from capture_api.store.db import session
-from capture_api.store.records import CaptureRecord, ContextRecord
+from capture_api.store import audit_rows
+from capture_api.store.db import Database
 
 CACHE_SIZE = 4096
 
@@ -71,21 +69,18 @@ _cache = _Cache(CACHE_SIZE)
 
 
 def subject_of(
-    engine: Engine, *, context_id: str | None = None, capture_id: str | None = None
+    engine: Database, *, context_id: str | None = None, capture_id: str | None = None
 ) -> Subject:
     """Resolve the patient of a capture (through its context) or of a context."""
     kind = "capture" if capture_id else "context"
-    key = (engine.url.render_as_string(hide_password=True), kind, capture_id or context_id or "")
+    key = (audit_rows.database_key(engine), kind, capture_id or context_id or "")
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    with session(engine) as s:
-        capture = s.get(CaptureRecord, capture_id) if capture_id else None
-        if capture is not None:
-            context_id = capture.context_id
-        context = s.get(ContextRecord, context_id) if context_id else None
+    capture, context = audit_rows.subject_rows(engine, context_id=context_id, capture_id=capture_id)
     if context is None:
-        return Subject(context_id=context_id, capture_id=capture_id)
+        known_context = capture.context_id if capture else context_id
+        return Subject(context_id=known_context, capture_id=capture_id)
     patient = PatientIn.model_validate_json(context.patient_json)
     subject = Subject(
         patient=patient.id,

@@ -19,12 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 
-from sqlalchemy import Engine, insert
-
 from capture_api.audit import events, forwarding
 from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
 from capture_api.audit.source import this_host
 from capture_api.audit.subjects import Subject, subject_of
+from capture_api.store import audit_rows
+from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord, CaptureRecord, NotificationRecord
 
 log = logging.getLogger("capture.audit")
@@ -65,7 +65,7 @@ def failed_writes() -> int:
 
 
 def record(
-    engine: Engine,
+    engine: Database,
     action: str,
     outcome: Outcome,
     *,
@@ -113,7 +113,7 @@ def record(
 
 
 def record_capture(
-    engine: Engine,
+    engine: Database,
     action: str,
     outcome: Outcome,
     capture: CaptureRecord,
@@ -135,7 +135,7 @@ def record_capture(
 
 
 def record_notification(
-    engine: Engine,
+    engine: Database,
     notification: NotificationRecord,
     outcome: Outcome,
     reason: str | None = None,
@@ -152,8 +152,12 @@ def record_notification(
     )
 
 
-def append(engine: Engine, row: AuditEventRecord) -> AuditEventRecord | None:
-    """Complete the row's codes, insert it, and hand it to the forwarder; never raises."""
+def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
+    """Complete the row's codes, insert it, and hand it to the forwarder; never raises.
+
+    Values the database would refuse (a NUL, an id longer than its column) are made storable
+    by ``store.audit_rows.append``: losing the row over a hostile value would lose the event.
+    """
     kind = events.kind_of(row.action)
     row.balp_action = row.balp_action or events.balp_action(row.action, row.method).value
     row.event_code = row.event_code or kind.event_id.value
@@ -161,33 +165,11 @@ def append(engine: Engine, row: AuditEventRecord) -> AuditEventRecord | None:
         row.event_type = kind.event_type.value
     row.detail = (row.detail or "")[:DETAIL_LIMIT] or None
     row.node = row.node or _NODE
-    values = {key: _storable(key, value) for key, value in row.model_dump(exclude={"id"}).items()}
-    try:  # a Core insert: the ORM's unit of work costs more CPU than the row is worth
-        with engine.begin() as connection:
-            result = connection.execute(insert(AuditEventRecord), values)
-            primary_key = result.inserted_primary_key
-            row.id = int(primary_key[0]) if primary_key else None
+    try:
+        row.id = audit_rows.append(engine, row)
     except Exception as exc:
         _failed.add()
         log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)
         return None
     forwarding.forward(engine, row)
     return row
-
-
-#: Column widths of the audit table: PostgreSQL refuses a longer value where SQLite keeps it.
-_WIDTHS: dict[str, int] = {
-    column.name: length
-    for column in AuditEventRecord.__table__.columns  # type: ignore[attr-defined]
-    if (length := getattr(column.type, "length", None))  # String, or sqlmodel's AutoString
-}
-
-
-def _storable(column: str, value: object) -> object:
-    """A value every database stores: a refused request may quote hostile ids of any length,
-    or a NUL, which PostgreSQL refuses in text; losing the row over that would lose the event."""
-    if not isinstance(value, str):
-        return value
-    value = value.replace("\x00", "\ufffd")
-    width = _WIDTHS.get(column)
-    return value[:width] if width else value

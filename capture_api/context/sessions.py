@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, Response
-from sqlalchemy import Engine
 
 from capture_api.config import Settings
 from capture_api.context.launch_roles import session_roles
 from capture_api.context.smart import LaunchError, SessionExpired, SmartClient, TokenResult
 from capture_api.oauth import Discovery
-from capture_api.store.db import session as db_session
+from capture_api.store import sessions as session_rows
+from capture_api.store.db import Database
 from capture_api.store.records import UserSession, utcnow
 
 COOKIE_NAME = "capture_session"
@@ -54,7 +54,7 @@ class SessionStore:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         settings: Settings,
         *,
         smart: Callable[[], SmartClient] | None = None,
@@ -88,9 +88,7 @@ class SessionStore:
             last_seen_at=now,
             expires_at=now + dt.timedelta(seconds=self.settings.session_ttl_seconds),
         )
-        with db_session(self.engine) as s:
-            s.add(row)
-            s.commit()
+        session_rows.add(self.engine, row)
         return cookie, row
 
     def get(self, cookie: str | None) -> UserSession | None:
@@ -100,32 +98,20 @@ class SessionStore:
         """
         if not cookie:
             return None
-        now = self._now()
-        idle = dt.timedelta(seconds=self.settings.session_idle_seconds)
-        with db_session(self.engine) as s:
-            row = s.get(UserSession, session_id(cookie))
-            if row is None:
-                return None
-            if _aware(row.expires_at) <= now or _aware(row.last_seen_at) + idle <= now:
-                s.delete(row)
-                s.commit()
-                return None
-            if now - _aware(row.last_seen_at) >= TOUCH_EVERY:  # not a durable write per request
-                row.last_seen_at = now
-                s.add(row)
-                s.commit()
-            return row
+        return session_rows.get_live(
+            self.engine,
+            session_id(cookie),
+            now=self._now(),
+            idle=dt.timedelta(seconds=self.settings.session_idle_seconds),
+            touch_every=TOUCH_EVERY,
+        )
 
     def set_context_id(self, row: UserSession, context_id: str | None) -> UserSession:
         """Link the session to the capture context created for its patient/encounter."""
-        with db_session(self.engine) as s:
-            stored = s.get(UserSession, row.id)
-            if stored is None:
-                raise SessionExpired()
-            stored.context_id = context_id
-            s.add(stored)
-            s.commit()
-            return stored
+        stored = session_rows.set_context(self.engine, row.id, context_id)
+        if stored is None:
+            raise SessionExpired()
+        return stored
 
     def delete(self, cookie: str | None) -> None:
         if not cookie:
@@ -135,11 +121,7 @@ class SessionStore:
     def _delete_id(self, row_id: str) -> None:
         with _refresh_locks_guard:
             _refresh_locks.pop(row_id, None)
-        with db_session(self.engine) as s:
-            row = s.get(UserSession, row_id)
-            if row is not None:
-                s.delete(row)
-                s.commit()
+        session_rows.end(self.engine, row_id)
 
     # --- tokens ----------------------------------------------------------------------------
 
@@ -154,8 +136,7 @@ class SessionStore:
         if not self._needs_refresh(row):
             return row.access_token
         with _lock_for(row.id):
-            with db_session(self.engine) as s:
-                current = s.get(UserSession, row.id)
+            current = session_rows.get(self.engine, row.id)
             if current is None:
                 raise SessionExpired()
             if not self._needs_refresh(current):  # another request refreshed meanwhile
@@ -171,16 +152,16 @@ class SessionStore:
                 if exc.status_code < 500:  # refused: the grant is gone for good
                     self._delete_id(row.id)
                 raise SessionExpired() from exc
-            with db_session(self.engine) as s:
-                stored = s.get(UserSession, row.id)
-                if stored is None:
-                    raise SessionExpired()
-                stored.access_token = result.access_token
-                stored.refresh_token = result.refresh_token
-                stored.token_expires_at = result.expires_at
-                stored.scope = result.scope
-                s.add(stored)
-                s.commit()
+            stored = session_rows.save_tokens(
+                self.engine,
+                row.id,
+                access_token=result.access_token,
+                refresh_token=result.refresh_token,
+                token_expires_at=result.expires_at,
+                scope=result.scope,
+            )
+            if stored is None:
+                raise SessionExpired()
             _copy_tokens(stored, row)
             return stored.access_token
 

@@ -13,12 +13,11 @@ bookmark, prefetch or replay from a cache).
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
 from capture_api.audit.trail import Outcome, Purpose, record
 from capture_api.capture.roles import Role
 from capture_api.exceptions import CaptureError, InputRejected, RoleRequired
 from capture_api.privacy.actor import Actor
+from capture_api.store.db import Database
 
 ACTION = "unblur"
 MIN_REASON_CHARS = 10
@@ -46,7 +45,7 @@ class BreakGlass:
     """Checks and audits one unblur request (see the module docstring)."""
 
     def __init__(
-        self, engine: Engine, actor: Actor, *, context_id: str, patient: str, photo: str
+        self, engine: Database, actor: Actor, *, context_id: str, patient: str, photo: str
     ) -> None:
         self.engine = engine
         self.actor = actor

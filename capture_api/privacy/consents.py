@@ -15,8 +15,6 @@ import uuid
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Engine, update
-from sqlmodel import col, select
 
 from capture_api.audit.trail import Outcome, Purpose, record
 from capture_api.capture.consent_policy import ConsentPolicy, is_consent_form
@@ -25,7 +23,8 @@ from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.exceptions import ConsentRequired, InvalidMetadata
 from capture_api.privacy.actor import Actor
 from capture_api.privacy.consent_fhir import ConsentFacts, build_consent
-from capture_api.store.db import session
+from capture_api.store import consents as consent_rows
+from capture_api.store.db import Database
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -81,7 +80,7 @@ class ConsentIn(BaseModel):
 
 
 def record_consent(
-    engine: Engine,
+    engine: Database,
     context: ContextRecord,
     body: ConsentIn,
     *,
@@ -115,16 +114,7 @@ def record_consent(
         recorded_at=now,
         resource_json=_json(resource),
     )
-    with session(engine) as s:
-        s.add(row)
-        if form is not None:  # the form was taken before any consent: it is under this one
-            s.exec(
-                update(CaptureRecord)
-                .where(col(CaptureRecord.id) == form.id)
-                .where(col(CaptureRecord.consent_id).is_(None))
-                .values(consent_id=consent_id)
-            )
-        s.commit()
+    consent_rows.add(engine, row)  # and the form's photo, taken before any consent, under it
     detail = f"consent {consent_id}: {body.method.value}, by the {body.consenter.value}"
     record(
         engine,
@@ -141,13 +131,12 @@ def record_consent(
 
 
 def _form_capture(
-    engine: Engine, context: ContextRecord, capture_id: str | None
+    engine: Database, context: ContextRecord, capture_id: str | None
 ) -> CaptureRecord | None:
     """The scanned form's capture: of this context, view ``consent form``, not failed."""
     if capture_id is None:
         return None
-    with session(engine) as s:
-        form = s.get(CaptureRecord, capture_id)
+    form = consent_rows.capture(engine, capture_id)
     if form is None or form.context_id != context.id:
         raise InvalidMetadata(
             f"no photo {capture_id!r} in this patient's session: take the form's photo first"
@@ -165,33 +154,21 @@ def _form_capture(
 # --- reading ----------------------------------------------------------------------------------
 
 
-def latest_consent(engine: Engine, context_id: str) -> ConsentRecord | None:
+def latest_consent(engine: Database, context_id: str) -> ConsentRecord | None:
     """The consent in force for a context: the latest recorded, or None."""
-    with session(engine) as s:
-        query = (
-            select(ConsentRecord)
-            .where(ConsentRecord.context_id == context_id)
-            .order_by(col(ConsentRecord.recorded_at).desc(), col(ConsentRecord.id))
-        )
-        return s.exec(query).first()
+    return consent_rows.latest(engine, context_id)
 
 
-def captures_under(engine: Engine, consent_id: str) -> list[str]:
+def captures_under(engine: Database, consent_id: str) -> list[str]:
     """The ids of the captures that reference this consent, oldest first."""
-    with session(engine) as s:
-        query = (
-            select(CaptureRecord.id)
-            .where(CaptureRecord.consent_id == consent_id)
-            .order_by(col(CaptureRecord.created_at))
-        )
-        return list(s.exec(query).all())
+    return consent_rows.capture_ids_under(engine, consent_id)
 
 
 # --- the gate on new photos -------------------------------------------------------------------
 
 
 def consent_for_capture(
-    engine: Engine,
+    engine: Database,
     policy: ConsentPolicy,
     context: ContextRecord,
     *,

@@ -21,9 +21,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from sqlalchemy import delete
-from sqlalchemy.engine import CursorResult
-from sqlmodel import col
 
 from capture_api.api.security.csrf import signing_key, token_for_session
 from capture_api.capture.roles import roles_of
@@ -36,7 +33,7 @@ from capture_api.context.sessions import (
 )
 from capture_api.context.smart import LaunchError, SmartClient
 from capture_api.exceptions import CaptureError
-from capture_api.store.db import session as db_session
+from capture_api.store import sessions as session_rows
 from capture_api.store.records import LaunchState, UserSession, utcnow
 
 router = APIRouter(tags=["launch"])
@@ -94,19 +91,15 @@ def launch(request: Request, iss: str | None = None, launch: str | None = None) 
             auth = smart.begin(iss, launch)
     except LaunchError as exc:
         return error_page(str(exc), exc.status_code)
+    pending = LaunchState(
+        state=auth.state,
+        iss=auth.iss,
+        code_verifier=auth.code_verifier,
+        launch=auth.launch,
+        nonce=auth.nonce,
+    )
     engine = request.app.state.runtime.engine
-    with db_session(engine) as s:
-        s.exec(delete(LaunchState).where(col(LaunchState.created_at) < utcnow() - LAUNCH_STATE_TTL))
-        s.add(
-            LaunchState(
-                state=auth.state,
-                iss=auth.iss,
-                code_verifier=auth.code_verifier,
-                launch=auth.launch,
-                nonce=auth.nonce,
-            )
-        )
-        s.commit()
+    session_rows.add_launch_state(engine, pending, purge_before=utcnow() - LAUNCH_STATE_TTL)
     return RedirectResponse(auth.url, status_code=302, headers=_NO_STORE)
 
 
@@ -124,7 +117,7 @@ def callback(
     and younger than ten minutes); an ``error`` from the EHR is shown as sent.
     """
     runtime = request.app.state.runtime
-    pending = _take_launch_state(runtime.engine, state) if state else None
+    pending = session_rows.take_launch_state(runtime.engine, state) if state else None
     if error:
         detail = f"the EHR did not authorize capture ({error[:64]}"
         detail += f": {error_description[:200]})" if error_description else ")"
@@ -200,19 +193,6 @@ def session_json(row: UserSession) -> dict[str, Any]:
         "roles": sorted(r.value for r in roles_of(row, ehr_mode=True)),
         "expires_at": _aware(row.expires_at).isoformat(),
     }
-
-
-def _take_launch_state(engine: Any, state: str) -> LaunchState | None:
-    """Look up and delete in one go: a state value works once, even under a race."""
-    with db_session(engine) as s:
-        row = s.get(LaunchState, state)
-        if row is None:
-            return None
-        result = s.exec(delete(LaunchState).where(col(LaunchState.state) == state))
-        s.commit()
-        if isinstance(result, CursorResult) and result.rowcount != 1:
-            return None  # another request consumed it first
-        return row
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
