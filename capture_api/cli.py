@@ -62,7 +62,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["archive-auth", "archive-rejected"],
         help="which failures to re-send (default: archive-auth); may be repeated",
     )
-    worker = sub.add_parser("worker", help="run only the delivery outbox (no HTTP)")
+    worker = sub.add_parser(
+        "worker",
+        help="run only the background workers: delivery, EHR notifications, worklist "
+        "completion (no HTTP)",
+    )
     worker.add_argument("--threads", type=int, default=None)
     _add_wrap_parser(sub)
     _add_archive_parser(sub)
@@ -144,7 +148,11 @@ def _requeue(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """Drain the outbox until SIGTERM/SIGINT (for deployments that scale workers apart)."""
+    """Run the leased workers until SIGTERM/SIGINT (for deployments that scale workers apart).
+
+    The delivery outbox, and the EHR notifications and worklist completions when configured:
+    with ``CAPTURE_WORKER_ENABLED=false`` on the API replicas, nothing else runs them.
+    """
     import signal
     import threading
 
@@ -155,7 +163,7 @@ def _worker(args: argparse.Namespace) -> int:
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    runtime.worker.start(args.threads or settings.worker_threads)
+    runtime.start_workers(args.threads or settings.worker_threads)
     done.wait()
     runtime.close()
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Wiring: settings -> database, spool, archive, capture service and outbox worker.
+"""Wiring: settings -> database, spool, archive, capture service and the background workers.
 
 One object per process, built at start-up (the API's lifespan, the ``worker`` command) and
 torn down at shutdown. Nothing here talks to the network at construction time, so the
@@ -10,8 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
 from capture_api.capture.consent_policy import ConsentPolicy
 from capture_api.capture.sensitivity_policy import policy_for
 from capture_api.config import Settings
@@ -20,14 +18,18 @@ from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
 from capture_api.encounters.ehr_context import EhrContexts
-from capture_api.encounters.worklist_completion import WorklistCompletion
+from capture_api.encounters.worklist_completion import CompletionWorker, WorklistCompletion
 from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
-from capture_api.store.db import make_engine, migrate
+from capture_api.store.db import Database, make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
-from capture_api.store.records import CaptureRecord, NotificationRecord
+from capture_api.store.records import (
+    CaptureRecord,
+    NotificationRecord,
+    WorklistCompletionRecord,
+)
 from capture_api.store.spool import Spool
 
 
@@ -36,7 +38,7 @@ class Runtime:
     """Everything a process needs to accept, deliver and show captures."""
 
     settings: Settings
-    engine: Engine
+    engine: Database
     service: CaptureService
     archive: Archive
     worker: OutboxWorker
@@ -47,6 +49,8 @@ class Runtime:
     loops: LoopHealth
     #: SMART configurations per EHR, shared by launches, session refreshes and notifications.
     discovery: Discovery = field(default_factory=Discovery)
+    #: Completes queued worklist items (only with a worklist configured).
+    completer: CompletionWorker | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -68,7 +72,8 @@ class Runtime:
         worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
         discovery = Discovery()
         ehr_contexts = EhrContexts(settings, engine, service, discovery)
-        completion = WorklistCompletion(settings, engine, service, loops)
+        completion = WorklistCompletion(settings, engine, service, loops, policy, keeper)
+        completer = CompletionWorker(completion) if settings.worklist_url else None
         notifier = (
             NotifyWorker(engine, settings, policy, keeper=keeper, health=loops, discovery=discovery)
             if settings.notify_enabled and any(r.notify for r in settings.ehrs)
@@ -86,25 +91,37 @@ class Runtime:
             keeper,
             loops,
             discovery,
+            completer,
         )
 
     def start(self) -> None:
+        """Free this machine's dead processes' claims, then start the workers if enabled."""
         # Photos a killed process of this machine held are taken up now, not a lease later.
-        release_dead_local(self.engine, (CaptureRecord, NotificationRecord))
+        release_dead_local(self.engine, _LEASED)
         if self.settings.worker_enabled:
-            self.worker.start(self.settings.worker_threads)
-            self.worklist_completion.start()
-            if self.notifier is not None:
-                self.notifier.start(1)
+            self.start_workers(self.settings.worker_threads)
+
+    def start_workers(self, threads: int) -> None:
+        """The leased workers: ``threads`` delivery threads, the notifier, the completer."""
+        self.worker.start(threads)
+        if self.notifier is not None:
+            self.notifier.start(1)
+        if self.completer is not None:
+            self.completer.start(1)
 
     def close(self) -> None:
         if self.notifier is not None:
             self.notifier.stop()
-        self.worklist_completion.stop()
+        if self.completer is not None:
+            self.completer.stop()
         self.worker.stop()
         self.keeper.close()
         self.archive.close()
         self.engine.dispose()
+
+
+#: The tables whose rows are claimed under a lease (``capture_api.store.leases``).
+_LEASED = (CaptureRecord, NotificationRecord, WorklistCompletionRecord)
 
 
 def archive_from_settings(settings: Settings) -> Archive:

@@ -12,12 +12,16 @@ Context" over UPS-RS) at ``{base}/dicom-web/workitems`` in ``application/dicom+j
   Transaction UID, 409 for a transition the state does not allow (a second claimer of an
   IN PROGRESS item), with the Warning texts of Table 11.7.3-2.
 
+Every Update and Change State request is recorded (``calls``), so tests can count how often a
+workitem was completed; ``slow_updates`` makes Updates take a while (a slow worklist).
+
 Synthetic data only. Times are stored with an explicit ``+0000`` offset; a query DT without
 an offset is read as UTC (the sandbox's "local" time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import threading
@@ -162,7 +166,12 @@ def build_workitem(encounter: dict[str, Any], patient: dict[str, Any]) -> dict[s
 
 
 def reset_workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
-    """(Re)build one SCHEDULED workitem per sandbox encounter; returns them keyed by UID."""
+    """(Re)build one SCHEDULED workitem per sandbox encounter; returns them keyed by UID.
+
+    The recorded calls and any ``slow_updates`` are reset too.
+    """
+    state.extra["ups_calls"] = []
+    state.extra.pop("ups_update_delay", None)
     items: dict[str, dict[str, Any]] = {}
     for encounter in state.encounters.values():
         patient_id = str(encounter["subject"]["reference"]).split("/", 1)[1]
@@ -179,6 +188,21 @@ def workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
         reset_workitems(state)
     items: dict[str, dict[str, Any]] = state.extra["workitems"]
     return items
+
+
+def calls(state: SandboxState) -> list[tuple[str, str, str]]:
+    """The Update and Change State requests received: ``(transaction, uid, detail)``.
+
+    ``("update", uid, "")`` per Update, ``("state", uid, wanted state)`` per Change State, in
+    the order they arrived, whatever their answer.
+    """
+    recorded: list[tuple[str, str, str]] = state.extra.setdefault("ups_calls", [])
+    return recorded
+
+
+def slow_updates(state: SandboxState, seconds: float) -> None:
+    """Make every Update request wait ``seconds`` before it is applied (0: at once)."""
+    state.extra["ups_update_delay"] = seconds
 
 
 def _lock(state: SandboxState) -> threading.Lock:
@@ -433,6 +457,8 @@ def router(state: SandboxState) -> APIRouter:
     @api.post("/{uid}")
     async def update(uid: str, request: Request) -> Response:
         """Update Transaction (PS3.18 11.6, UPS N-SET): merges top-level attributes."""
+        calls(state).append(("update", uid, ""))
+        await asyncio.sleep(float(state.extra.get("ups_update_delay", 0)))
         try:
             changes = await _dataset(request)
             transaction = _transaction_of_query(request)
@@ -473,6 +499,7 @@ def router(state: SandboxState) -> APIRouter:
             body = await _dataset(request)
             transaction = _first(body, TRANSACTION_UID)
             wanted = _first(body, STATE)
+            calls(state).append(("state", uid, str(wanted)))
             with _lock(state):
                 item = workitems(state).get(uid)
                 if item is None:
@@ -531,4 +558,12 @@ def _transition(item: dict[str, Any], transaction: str, wanted: str) -> str | No
     return None
 
 
-__all__ = ["MEDIA_TYPE", "build_workitem", "reset_workitems", "router", "workitem_uid"]
+__all__ = [
+    "MEDIA_TYPE",
+    "build_workitem",
+    "calls",
+    "reset_workitems",
+    "router",
+    "slow_updates",
+    "workitem_uid",
+]

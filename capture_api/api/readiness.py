@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine, text
 
 from capture_api.config import ArchiveAuthKind, Settings
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.exceptions import CaptureError
 from capture_api.observability.loops import LoopHealth
+from capture_api.store.db import Database, ping
 
 __all__ = ["TIMEOUT_SECONDS", "CheckResult", "Readiness"]
 
@@ -66,7 +66,7 @@ class Readiness:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        engine: Database,
         timeout: float = TIMEOUT_SECONDS,
         loops: LoopHealth | None = None,
     ) -> None:
@@ -91,8 +91,7 @@ class Readiness:
 
     def _database(self) -> None:
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            ping(self.engine)
         except Exception as exc:  # any driver error means "not usable"; its text may hold a DSN
             raise NotReady(
                 f"the database did not answer SELECT 1 ({type(exc).__name__}): "

@@ -29,15 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlmodel import col, select
-
 from capture_api.audit.trail import Outcome, record_capture
 from capture_api.deliver.archive import Archive, InstanceRef, StoreResult
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
-from capture_api.store.db import session
+from capture_api.store import captures
+from capture_api.store.db import Database
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
@@ -67,7 +65,7 @@ class OutboxWorker(LeasedWorker):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         archive: Archive,
         encode: Callable[[CaptureRecord], CaptureRecord],
         policy: OutboxPolicy = OutboxPolicy(),
@@ -250,15 +248,12 @@ class OutboxWorker(LeasedWorker):
             metrics.failed(str(values.get("failure_kind")))
 
     def _delete_spool(self, capture_id: str) -> None:
-        with session(self.engine) as s:
-            row = s.get(CaptureRecord, capture_id)
-            if row is None or row.spool_deleted_at is not None:
-                return
-            Spool.delete(row.photo_path)
-            Spool.delete(row.dicom_path)
-            row.spool_deleted_at = utcnow()
-            s.add(row)
-            s.commit()
+        row = captures.get(self.engine, capture_id)
+        if row is None or row.spool_deleted_at is not None:
+            return
+        Spool.delete(row.photo_path)
+        Spool.delete(row.dicom_path)
+        captures.mark_spool_deleted(self.engine, capture_id)
         record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row)
 
     def _sweep_spool(self) -> None:
@@ -266,15 +261,7 @@ class OutboxWorker(LeasedWorker):
         if self.policy.spool_retention <= dt.timedelta(0):
             return
         cutoff = utcnow() - self.policy.spool_retention
-        with session(self.engine) as s:
-            due = s.exec(
-                select(CaptureRecord.id)
-                .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
-                .where(col(CaptureRecord.spool_deleted_at).is_(None))
-                .where(col(CaptureRecord.verified_at) < cutoff)
-                .limit(100)
-            ).all()
-        for capture_id in due:
+        for capture_id in captures.spool_purge_due(self.engine, cutoff):
             self._delete_spool(capture_id)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.patient import Patient
-from sqlalchemy import Engine
 
 from capture_api.audit.trail import Outcome, record
 from capture_api.capture.schemas import ContextIn, PatientIn
@@ -22,7 +21,8 @@ from capture_api.context.smart import find_registration
 from capture_api.exceptions import InvalidMetadata, PatientMismatch
 from capture_api.intake.service import CaptureService
 from capture_api.oauth import Discovery
-from capture_api.store.db import session as db_session
+from capture_api.store import contexts
+from capture_api.store.db import Database
 from capture_api.store.records import ContextRecord, UserSession
 
 WRONG_PATIENT = (
@@ -37,7 +37,7 @@ class EhrContexts:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        engine: Database,
         service: CaptureService,
         discovery: Discovery | None = None,
     ) -> None:
@@ -161,15 +161,14 @@ class EhrContexts:
         fhir_patient: str | None = None,
         fhir_encounter: str | None = None,
     ) -> ContextRecord:
-        with db_session(self.engine) as s:
-            stored = s.get(ContextRecord, context_id)
-            assert stored is not None
-            stored.session_id, stored.iss = row.id, row.iss
-            stored.fhir_patient_id = fhir_patient or stored.fhir_patient_id
-            stored.fhir_encounter_id = fhir_encounter or stored.fhir_encounter_id
-            s.add(stored)
-            s.commit()
-        return stored
+        return contexts.link_session(
+            self.engine,
+            context_id,
+            session_id=row.id,
+            iss=row.iss,
+            fhir_patient=fhir_patient,
+            fhir_encounter=fhir_encounter,
+        )
 
     def _audit(
         self,
@@ -193,8 +192,7 @@ class EhrContexts:
     def _launched_patient(self, row: UserSession) -> PatientIn | None:
         if row.patient_fhir_id is None or row.context_id is None:
             return None
-        with db_session(self.engine) as s:
-            context = s.get(ContextRecord, row.context_id)
+        context = contexts.get(self.engine, row.context_id)
         return PatientIn.model_validate_json(context.patient_json) if context else None
 
 

@@ -2,28 +2,51 @@
 
 The clinician says "done" when the last photo is taken, which is usually before the last one
 is verified. So "complete" is a request: done at once when everything is already verified,
-otherwise remembered (``complete_requested_at``) and carried out by ``run_pending`` as soon
-as the remaining photos are verified (IHE EBIW: the workitem lists the produced instances).
+otherwise queued (``worklist_completion``, one row per context) and carried out by a
+``CompletionWorker`` as soon as the remaining photos are verified (IHE EBIW: the workitem lists
+the produced instances).
+
+The queue is leased like the two outboxes (``capture_api.store.leases``): whoever completes a
+workitem -- the clinician's request, or a worker thread of any replica -- first takes the row's
+lease, keeps it alive with the heartbeat (``LeaseKeeper``) while the UPS-RS calls run, and
+writes the outcome only while it still holds it. So two replicas never complete the same
+workitem, and one that dies in the middle leaves a lease that expires within seconds. A refused
+or unreachable worklist is retried with the outbox's backoff (exponential, full jitter), the
+reason kept on the row (``last_error``) and reported to the ``worklist-completion`` loop's
+health (/readyz, /metrics).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from dataclasses import dataclass
-
-from sqlalchemy import Engine
-from sqlmodel import col, select
 
 from capture_api.config import Settings
 from capture_api.context.worklist import ProducedInstance, WorklistClient
+from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.exceptions import CaptureError
 from capture_api.intake.service import CaptureService
-from capture_api.observability.loops import LoopHealth
-from capture_api.store.db import session
-from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
+from capture_api.observability.loops import LoopHealth, describe
+from capture_api.store import contexts
+from capture_api.store.db import Database
+from capture_api.store.leases import LeasedWorker, LeaseKeeper, owner_name, save
+from capture_api.store.records import (
+    CaptureRecord,
+    CaptureStatus,
+    CompletionStatus,
+    ContextRecord,
+    WorklistCompletionRecord,
+    utcnow,
+)
 
 log = logging.getLogger("capture.worklist")
+
+LOOP = "worklist-completion"
+#: How long a clinician's request waits for a worker completing the same workitem right now
+#: (its three UPS-RS calls take well under a second on a working worklist).
+WAIT_FOR_WORKER_SECONDS = 10.0
+_WAIT_STEP_SECONDS = 0.05
 
 
 class CompletionRefused(CaptureError):
@@ -40,24 +63,32 @@ class Completion:
 
 
 class WorklistCompletion:
-    """Completion requests and the background step that fulfils them."""
+    """Completion requests, and the completion step the request and the workers share."""
 
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        engine: Database,
         service: CaptureService,
         health: LoopHealth | None = None,
+        policy: OutboxPolicy | None = None,
+        keeper: LeaseKeeper | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.service = service
         self.health = health or LoopHealth()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.policy = policy or OutboxPolicy()
+        self.keeper = keeper or LeaseKeeper(engine, self.policy.lease)
+
+    # --- the clinician's request ---------------------------------------------------------------
 
     def request(self, context: ContextRecord) -> Completion:
-        """Complete now if every photo is verified, else remember the request (202)."""
+        """Complete now if every photo is verified, else queue the request (202).
+
+        Errors of the worklist during an immediate completion propagate (the API answers
+        502/503); the request stays queued and is retried with backoff.
+        """
         captures = self.service.for_context(context.id)
         if not captures:
             raise CompletionRefused(
@@ -69,20 +100,98 @@ class WorklistCompletion:
                 f"{len(failed)} photo{'s' if len(failed) != 1 else ''} failed and will not "
                 "reach the archive: retake or delete them, then complete"
             )
-        self._mark(context.id, complete_requested_at=utcnow())
-        done = self.complete_if_ready(context.id)
+        if context.completed_at is None:
+            contexts.request_completion(self.engine, context.id)
+        done = self._complete_now(context, captures)
         verified = [
             c.sop_instance_uid or "" for c in captures if c.status == CaptureStatus.VERIFIED
         ]
         return Completion(done, verified, len(captures) - len(verified) if not done else 0)
 
-    def complete_if_ready(self, context_id: str) -> bool:
-        """Complete the workitem when all photos are verified; True once completed."""
-        context = self.service.context(context_id)
+    def _complete_now(self, context: ContextRecord, captures: list[CaptureRecord]) -> bool:
+        """Complete in this request when every photo is verified; True once completed.
+
+        A worker may be completing the same workitem at this moment (it holds the lease): the
+        request then waits for its outcome, up to ``WAIT_FOR_WORKER_SECONDS``, and takes over
+        if the worker gave up.
+        """
         if context.completed_at is not None:
             return True
-        captures = self.service.for_context(context_id)
+        if any(c.status != CaptureStatus.VERIFIED for c in captures):
+            return False
+        owner = owner_name("worklist-request")
+        deadline = time.monotonic() + WAIT_FOR_WORKER_SECONDS
+        while (
+            row := contexts.claim_completion(self.engine, context.id, owner, self.policy.lease)
+        ) is None:
+            queued = contexts.completion(self.engine, context.id)
+            if queued is None or queued.status == CompletionStatus.COMPLETED:
+                return queued is not None
+            if time.monotonic() >= deadline:
+                return False  # still being worked on: 202, it completes by itself
+            time.sleep(_WAIT_STEP_SECONDS)
+        with self.keeper.hold(WorklistCompletionRecord, row.id, owner):
+            try:
+                return self._complete(row, owner)
+            except Exception as exc:
+                self._retry_later(row, owner, describe(exc))
+                raise
+
+    # --- the queue -------------------------------------------------------------------------------
+
+    def run_one(self, owner: str) -> bool | None:
+        """Claim one due completion and carry it out for ``owner``.
+
+        None when nothing is due; else whether the workitem is now completed. A failure is
+        reported to the loop's health and retried later with backoff, never raised.
+        """
+        row = contexts.claim_due_completion(self.engine, owner, self.policy.lease)
+        if row is None:
+            return None
+        return self._work(row, owner)
+
+    def run_pending(self) -> int:
+        """Carry out every completion due now, in this thread; returns how many completed.
+
+        Each queued completion is tried at most once per call (one that fails waits for its
+        backoff), so this returns even when the worklist keeps refusing.
+        """
+        owner = owner_name("worklist-completion")
+        done, tried = 0, set[str]()
+        while (
+            row := contexts.claim_due_completion(self.engine, owner, self.policy.lease)
+        ) is not None:
+            if row.id in tried:  # due again already: leave it to the workers
+                save(self.engine, WorklistCompletionRecord, row.id, owner)
+                break
+            tried.add(row.id)
+            done += self._work(row, owner)
+        return done
+
+    def _work(self, row: WorklistCompletionRecord, owner: str) -> bool:
+        """Complete one claimed row, holding its lease; a failure is reported and retried."""
+        with self.keeper.hold(WorklistCompletionRecord, row.id, owner):
+            try:
+                done = self._complete(row, owner)
+            except Exception as exc:  # unavailable, refused or a bug: one line, retried later
+                reason = self.health.failed(LOOP, exc, subject=f"context {row.id}")
+                self._retry_later(row, owner, reason)
+                return False
+        self.health.succeeded(LOOP)
+        return done
+
+    # --- one completion, under its lease ---------------------------------------------------------
+
+    def _complete(self, row: WorklistCompletionRecord, owner: str) -> bool:
+        """The UPS-RS calls for one claimed completion, then its outcome; True once completed.
+
+        Photos not all verified (the worker's claim only takes contexts whose photos are, so
+        this is a late check): the lease is released and the request waits.
+        """
+        context = self.service.context(row.id)
+        captures = self.service.for_context(row.id)
         if not captures or any(c.status != CaptureStatus.VERIFIED for c in captures):
+            save(self.engine, WorklistCompletionRecord, row.id, owner, next_attempt_at=utcnow())
             return False
         assert context.workitem_uid and context.workitem_transaction_uid and self._client_url
         with self._client() as worklist:
@@ -92,47 +201,22 @@ class WorklistCompletion:
                 [_produced(c) for c in captures],
                 started_at=min(c.created_at for c in captures),
             )
-        self._mark(context_id, completed_at=utcnow())
+        if not contexts.finish_completion(self.engine, row.id, owner):
+            # Our lease ran out (the database was away for the heartbeat): whoever holds it
+            # now finds the workitem COMPLETED, which the client treats as done.
+            log.warning("worklist completion of context %s finished after its lease", row.id)
         return True
 
-    def run_pending(self) -> int:
-        """Complete every requested encounter whose photos are now all verified."""
-        with session(self.engine) as s:
-            due = s.exec(
-                select(ContextRecord.id)
-                .where(col(ContextRecord.complete_requested_at).is_not(None))
-                .where(col(ContextRecord.completed_at).is_(None))
-            ).all()
-        done = 0
-        for context_id in due:
-            try:
-                done += self.complete_if_ready(context_id)
-            except Exception as exc:  # unavailable, refused or a bug: one line, retried
-                self.health.failed("worklist-completion", exc, subject=f"context {context_id}")
-            else:
-                self.health.succeeded("worklist-completion")
-        return done
-
-    # --- background thread --------------------------------------------------------------------
-
-    def start(self, interval: float = 2.0) -> None:
-        if not self.settings.worklist_url:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(interval):
-                try:
-                    self.run_pending()
-                except Exception as exc:  # the database is away: try again next interval
-                    self.health.failed("worklist-completion", exc)
-
-        self._thread = threading.Thread(target=loop, name="worklist-completion", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+    def _retry_later(self, row: WorklistCompletionRecord, owner: str, reason: str) -> None:
+        save(
+            self.engine,
+            WorklistCompletionRecord,
+            row.id,
+            owner,
+            attempts=row.attempts + 1,
+            last_error=f"{reason} (will retry)",
+            next_attempt_at=utcnow() + self.policy.backoff(row.attempts),
+        )
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -148,14 +232,26 @@ class WorklistCompletion:
             aet=self.settings.worklist_aet,
         )
 
-    def _mark(self, context_id: str, **values: object) -> None:
-        with session(self.engine) as s:
-            row = s.get(ContextRecord, context_id)
-            assert row is not None
-            for name, value in values.items():
-                setattr(row, name, value)
-            s.add(row)
-            s.commit()
+
+class CompletionWorker(LeasedWorker):
+    """Threads that carry out queued worklist completions (``Runtime`` starts one per process).
+
+    The same leased mechanism as ``OutboxWorker`` and ``NotifyWorker``: any number of them, in
+    any number of replicas, complete each workitem once.
+    """
+
+    def __init__(self, completion: WorklistCompletion, name: str | None = None) -> None:
+        super().__init__(name, "worklist")
+        self.completion = completion
+        self.poll = completion.policy.poll
+
+    def run_once(self) -> bool:
+        """Carry out one due completion; False when none is due."""
+        return self.completion.run_one(self.owner) is not None
+
+    def on_loop_error(self, exc: Exception) -> None:
+        """Claiming failed (the database is away)."""
+        self.completion.health.failed(LOOP, exc)
 
 
 def _produced(capture: CaptureRecord) -> ProducedInstance:

@@ -21,10 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Engine, func, update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
-
 from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.anatomy import Laterality, get_site
 from capture_api.capture.consent_policy import NEVER, ConsentPolicy
@@ -45,7 +41,8 @@ from capture_api.exceptions import (
 )
 from capture_api.observability import metrics
 from capture_api.privacy.consents import consent_for_capture
-from capture_api.store.db import session
+from capture_api.store import captures, contexts
+from capture_api.store.db import Database
 from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 from capture_api.store.spool import Spool
@@ -81,7 +78,7 @@ class CaptureService:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         spool: Spool,
         options: EncoderOptions,
         lease: dt.timedelta = dt.timedelta(seconds=15),
@@ -107,14 +104,10 @@ class CaptureService:
             study_uid=derived_uid(self.options.uid_root, "context-study", context_id),
             source=source,
         )
-        with session(self.engine) as s:
-            s.add(record)
-            s.commit()
-        return record
+        return contexts.add(self.engine, record)
 
     def context(self, context_id: str) -> ContextRecord:
-        with session(self.engine) as s:  # a NUL id: never stored, and PostgreSQL refuses it
-            record = s.get(ContextRecord, context_id) if "\x00" not in context_id else None
+        record = contexts.get(self.engine, context_id)
         if record is None:
             raise UnknownContext(f"no patient context {context_id!r}: open the patient again")
         return record
@@ -146,12 +139,7 @@ class CaptureService:
         owner = _upload_owner()
         record.lease_owner, record.lease_expires_at = owner, utcnow() + self.lease
         record.consent_id = consent_id
-        try:
-            with session(self.engine) as s:
-                record.instance_number = _next_instance_number(s, request.context_id)
-                s.add(record)
-                s.commit()
-        except IntegrityError:  # the same capture id committed by a concurrent request
+        if not captures.insert_new(self.engine, record):  # a concurrent request had this id
             existing = self.get(request.capture_id)
             if existing is None:
                 raise
@@ -197,34 +185,13 @@ class CaptureService:
         object is still spooled can be re-sent; a refused photo cannot. Returns how many.
         """
         allowed = [k for k in kinds if k in ("archive-auth", "archive-rejected")]
-        with session(self.engine) as s:
-            result = s.exec(
-                update(CaptureRecord)
-                .where(col(CaptureRecord.status) == CaptureStatus.FAILED.value)
-                .where(col(CaptureRecord.failure_kind).in_(allowed))
-                .where(col(CaptureRecord.dicom_path).is_not(None))
-                .values(
-                    status=CaptureStatus.ENCODED.value,
-                    reason=None,
-                    failure_kind=None,
-                    attempts=0,
-                    next_attempt_at=utcnow(),
-                    updated_at=utcnow(),
-                )
-            )
-            s.commit()
-        return int(result.rowcount)
+        return captures.requeue_failed(self.engine, allowed)
 
     def get(self, capture_id: str) -> CaptureRecord | None:
-        if "\x00" in capture_id:  # never stored, and PostgreSQL refuses to compare it
-            return None
-        with session(self.engine) as s:
-            return s.get(CaptureRecord, capture_id)
+        return captures.get(self.engine, capture_id)
 
     def for_context(self, context_id: str) -> list[CaptureRecord]:
-        with session(self.engine) as s:
-            query = select(CaptureRecord).where(CaptureRecord.context_id == context_id)
-            return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
+        return captures.for_context(self.engine, context_id)
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -312,16 +279,7 @@ class CaptureService:
 
     def _finish_received(self, capture_id: str, **values: object) -> bool:
         """Move a row out of ``received`` (only if it is still there) and release its claim."""
-        values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
-        with session(self.engine) as s:
-            result = s.exec(
-                update(CaptureRecord)
-                .where(col(CaptureRecord.id) == capture_id)
-                .where(col(CaptureRecord.status) == CaptureStatus.RECEIVED.value)
-                .values(**values)
-            )
-            s.commit()
-        return bool(result.rowcount == 1)
+        return captures.finish_received(self.engine, capture_id, **values)
 
     def _current(self, capture_id: str) -> CaptureRecord:
         record = self.get(capture_id)
@@ -333,15 +291,6 @@ class CaptureService:
 def _upload_owner() -> str:
     """The lease owner of a request's own encode: this process, role ``upload``."""
     return owner_name("upload")
-
-
-def _next_instance_number(s: Session, context_id: str) -> int:
-    count = s.exec(
-        select(func.count())
-        .select_from(CaptureRecord)
-        .where(CaptureRecord.context_id == context_id)
-    ).one()
-    return int(count) + 1
 
 
 def _request_of(record: CaptureRecord) -> CaptureRequest:

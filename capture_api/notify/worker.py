@@ -26,9 +26,6 @@ import threading
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, exists
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 
 from capture_api.audit import trail as audit
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
@@ -44,15 +41,14 @@ from capture_api.notify.backend_auth import (
 from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
-from capture_api.store.db import session
+from capture_api.store import notifications
+from capture_api.store.db import Database
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
 from capture_api.store.records import (
     CaptureRecord,
-    CaptureStatus,
     ContextRecord,
     NotificationRecord,
     NotificationStatus,
-    UserSession,
     utcnow,
 )
 
@@ -65,7 +61,7 @@ class NotifyWorker(LeasedWorker):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         settings: Settings,
         policy: OutboxPolicy | None = None,
         http: httpx.Client | None = None,
@@ -144,34 +140,17 @@ class NotifyWorker(LeasedWorker):
         for registration in registrations:
             base = registration.iss.rstrip("/")
             for resource_type in dict.fromkeys(registration.notify):
-                already = exists().where(
-                    col(NotificationRecord.capture_id) == col(CaptureRecord.id),
-                    col(NotificationRecord.resource_type) == resource_type,
+                spellings = [base, f"{base}/"]
+                capture_ids = notifications.missing(
+                    self.engine, resource_type, spellings, self.batch
                 )
-                missing = (
-                    select(CaptureRecord.id)
-                    .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
-                    .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
-                    .where(col(ContextRecord.iss).in_([base, f"{base}/"]))
-                    .where(~already)
-                    .limit(self.batch)
-                )
-                with session(self.engine) as s:
-                    capture_ids = list(s.exec(missing).all())
                 for capture_id in capture_ids:
                     added += self._insert(capture_id, resource_type, registration.iss)
         return added
 
     def _insert(self, capture_id: str, resource_type: str, iss: str) -> int:
         """Insert one row; another replica may have won the race (unique violation)."""
-        with session(self.engine) as s:
-            s.add(NotificationRecord(capture_id=capture_id, resource_type=resource_type, iss=iss))
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                return 0
-        return 1
+        return int(notifications.insert(self.engine, capture_id, resource_type, iss))
 
     def _deliver(self, row: NotificationRecord, owner: str) -> None:
         loaded = self._load(row)
@@ -272,13 +251,7 @@ class NotifyWorker(LeasedWorker):
     def _load(
         self, row: NotificationRecord
     ) -> tuple[CaptureRecord, ContextRecord, str | None] | None:
-        with session(self.engine) as s:
-            capture = s.get(CaptureRecord, row.capture_id)
-            context = s.get(ContextRecord, capture.context_id) if capture else None
-            if capture is None or context is None:
-                return None
-            user = s.get(UserSession, context.session_id) if context.session_id else None
-            return capture, context, user.fhir_user if user else None
+        return notifications.delivery_inputs(self.engine, row.capture_id)
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -301,6 +274,8 @@ class NotifyWorker(LeasedWorker):
         save(self.engine, NotificationRecord, row_id, owner, **values)
 
 
-def worker_from_settings(engine: Engine, settings: Settings, policy: OutboxPolicy) -> NotifyWorker:
+def worker_from_settings(
+    engine: Database, settings: Settings, policy: OutboxPolicy
+) -> NotifyWorker:
     """The integrator's one-liner (``Runtime.build``): a worker when any EHR notifies."""
     return NotifyWorker(engine, settings, policy)

@@ -37,18 +37,10 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
 
-from capture_api.store.db import session
-from capture_api.store.records import (
-    PENDING,
-    CaptureRecord,
-    NotificationRecord,
-    NotificationStatus,
-    utcnow,
-)
+from capture_api.store import reports
+from capture_api.store.db import Database
+from capture_api.store.records import PENDING, NotificationStatus, utcnow
 
 __all__ = [
     "CONTENT_TYPE",
@@ -142,7 +134,7 @@ class OutboxCollector(Collector):
     ``capture_metrics_database_up 0`` (and /readyz says why).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Database) -> None:
         self.engine = engine
 
     def collect(self) -> Iterable[Metric]:
@@ -151,8 +143,8 @@ class OutboxCollector(Collector):
         )
         try:
             families = self._read()
-        except SQLAlchemyError as exc:
-            log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
+        except reports.DatabaseUnavailable as exc:
+            log.warning("metrics: the database did not answer (%s)", exc)
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
@@ -161,29 +153,12 @@ class OutboxCollector(Collector):
     def _read(self) -> list[Metric]:
         pending = [s.value for s in PENDING]
         notify = [NotificationStatus.PENDING.value, NotificationStatus.FAILED.value]
-        status, created = col(CaptureRecord.status), col(CaptureRecord.created_at)
-        with session(self.engine) as s:
-            depth = _counts(
-                s.exec(
-                    select(status, func.count()).where(status.in_(pending)).group_by(status)
-                ).all()
-            )
-            oldest = s.exec(select(func.min(created)).where(status.in_(pending))).one()
-            n_status = col(NotificationRecord.status)
-            notes = _counts(
-                s.exec(
-                    select(n_status, func.count()).where(n_status.in_(notify)).group_by(n_status)
-                ).all()
-            )
+        figures = reports.outbox_figures(self.engine, pending, notify)
         return [
-            _by_status("capture_outbox_depth", _DEPTH_HELP, pending, depth),
-            _oldest_pending(oldest),
-            _by_status("capture_notifications", _NOTIFY_HELP, notify, notes),
+            _by_status("capture_outbox_depth", _DEPTH_HELP, pending, figures.captures),
+            _oldest_pending(figures.oldest_pending),
+            _by_status("capture_notifications", _NOTIFY_HELP, notify, figures.notifications),
         ]
-
-
-def _counts(rows: Iterable[tuple[object, int]]) -> dict[str, int]:
-    return {str(status): int(count) for status, count in rows}
 
 
 _DEPTH_HELP = "Captures not yet delivered, by status (received, encoded, stored), from the DB"
@@ -215,7 +190,7 @@ def _oldest_pending(oldest: dt.datetime | None) -> Metric:
 # --- exposition -------------------------------------------------------------------------------
 
 
-def render(engine: Engine) -> bytes:
+def render(engine: Database) -> bytes:
     """The Prometheus text exposition: this process's (or every process's) events + DB state."""
     state = CollectorRegistry(auto_describe=False)
     state.register(OutboxCollector(engine))

@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, select
-from sqlmodel import col
 
 from capture_api.audit.export import spreadsheet_safe
 from capture_api.capture.schemas import unit_of
-from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord
+from capture_api.store import reports
+from capture_api.store.db import Database
+from capture_api.store.records import CaptureStatus
 
 #: Label of captures whose encounter names no unit (and the ``unit`` filter value selecting them).
 NO_UNIT = "(no unit)"
@@ -214,7 +214,7 @@ def _order(unit: str | None) -> tuple[int, str, str]:
 
 
 def build_report(
-    engine: Engine,
+    engine: Database,
     report_range: ReportRange,
     *,
     unit: str | None = None,
@@ -228,39 +228,16 @@ def build_report(
     start, end = report_range.bounds()
     wanted = " ".join(unit.split()) if unit is not None else None
     target = None if wanted == NO_UNIT else wanted  # the unit the rows must have
-    query = (
-        select(
-            col(CaptureRecord.context_id),
-            col(CaptureRecord.status),
-            col(CaptureRecord.created_at),
-            col(CaptureRecord.verified_at),
-            col(CaptureRecord.body_site_code),
-            col(CaptureRecord.reason),
-            col(ContextRecord.encounter_json),
-        )
-        .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
-        .where(col(CaptureRecord.created_at) >= start)
-        .where(col(CaptureRecord.created_at) < end)
-    )
     units_of_context: dict[str, str | None] = {}
     tallies: dict[str | None, _Tally] = {}
-    with engine.connect() as connection:
-        for (
-            context_id,
-            status,
-            created_at,
-            verified_at,
-            site,
-            reason,
-            encounter,
-        ) in connection.execute(query):
-            if context_id not in units_of_context:
-                units_of_context[context_id] = unit_of(encounter)
-            row_unit = units_of_context[context_id]
-            if wanted is not None and row_unit != target:
-                continue
-            tally = tallies.setdefault(row_unit, _Tally(row_unit))
-            tally.add(str(status), created_at, verified_at, site, reason)
+    for row in reports.captures_taken(engine, start, end):
+        if row.context_id not in units_of_context:
+            units_of_context[row.context_id] = unit_of(row.encounter_json)
+        row_unit = units_of_context[row.context_id]
+        if wanted is not None and row_unit != target:
+            continue
+        tally = tallies.setdefault(row_unit, _Tally(row_unit))
+        tally.add(str(row.status), row.created_at, row.verified_at, row.body_site_code, row.reason)
     if wanted is not None and not tallies:  # show the unit asked for, with zeros
         tallies[target] = _Tally(target)
     total = _Tally(None)

@@ -45,8 +45,6 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import DT
-from sqlalchemy import Engine
-from sqlmodel import col, select
 
 from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.capture.sensitivity import SensitivityLevel
@@ -62,8 +60,9 @@ from capture_api.encode.vl_photo import (
 )
 from capture_api.exceptions import ArchiveError
 from capture_api.privacy.visibility import Visibility
-from capture_api.store.db import session
-from capture_api.store.records import CaptureRecord, ContextRecord
+from capture_api.store import captures
+from capture_api.store.db import Database
+from capture_api.store.records import ContextRecord
 
 #: How many photos one timeline asks the archive for (newest first: the oldest drop out).
 TIMELINE_LIMIT = 1000
@@ -251,24 +250,10 @@ def _dicomweb_extras(archive: DicomWebArchive, refs: Sequence[InstanceRef]) -> d
     return found
 
 
-def database_extras(engine: Engine, sop_uids: Iterable[str]) -> dict[str, Extras]:
+def database_extras(engine: Database, sop_uids: Iterable[str]) -> dict[str, Extras]:
     """Extras of the photos this service captured, by SOP Instance UID."""
-    wanted = sorted(set(sop_uids))
-    if not wanted:
-        return {}
-    with session(engine) as s:
-        captures = s.exec(
-            select(CaptureRecord).where(col(CaptureRecord.sop_instance_uid).in_(wanted))
-        ).all()
-        context_ids = {c.context_id for c in captures}
-        contexts = {
-            c.id: c
-            for c in s.exec(
-                select(ContextRecord).where(col(ContextRecord.id).in_(sorted(context_ids)))
-            ).all()
-        }
     found: dict[str, Extras] = {}
-    for capture in captures:
+    for capture, context in captures.with_contexts_by_sop_uid(engine, sop_uids):
         if capture.sop_instance_uid is None:
             continue
         try:
@@ -276,7 +261,7 @@ def database_extras(engine: Engine, sop_uids: Iterable[str]) -> dict[str, Extras
         except ValueError:
             level = SensitivityLevel.RESTRICTED  # a value we do not know: never clear
         found[capture.sop_instance_uid] = Extras(
-            sensitivity=level, encounter=_encounter_of(contexts.get(capture.context_id))
+            sensitivity=level, encounter=_encounter_of(context)
         )
     return found
 
@@ -340,7 +325,7 @@ class Timeline:
     def __init__(
         self,
         archive: Archive,
-        engine: Engine,
+        engine: Database,
         patient: PatientIn,
         visibility: Visibility | None = None,
     ) -> None:

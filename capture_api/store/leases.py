@@ -3,8 +3,9 @@
 A row is claimed by a conditional UPDATE that succeeds only while no live lease holds it (and
 candidates are picked ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so replicas do not queue on
 each other's rows). Results are written only while the writer still holds the lease. Used by
-the delivery outbox and the EHR notification outbox: the tables need ``id``, ``status``,
-``next_attempt_at``, ``lease_owner``, ``lease_expires_at`` and ``updated_at`` columns.
+the delivery outbox, the EHR notification outbox and the worklist completion queue: the tables
+need ``id``, ``status``, ``next_attempt_at``, ``lease_owner``, ``lease_expires_at`` and
+``updated_at`` columns.
 
 Leases are short (``CAPTURE_LEASE_SECONDS``, 15 s) and kept alive by a heartbeat
 (``LeaseKeeper``) while the work runs, however long a 48 MP encode or a slow archive takes. So
@@ -27,7 +28,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, or_, update
+from sqlalchemy import ColumnElement, Engine, or_, update
 from sqlmodel import SQLModel, col, select
 
 from capture_api.store.db import is_postgres, session
@@ -115,9 +116,20 @@ def release_dead_local(engine: Engine, models: Sequence[type[SQLModel]]) -> int:
 
 
 def claim(
-    engine: Engine, model: type[Row], states: Sequence[str], owner: str, lease: dt.timedelta
+    engine: Engine,
+    model: type[Row],
+    states: Sequence[str],
+    owner: str,
+    lease: dt.timedelta,
+    *,
+    ready: Sequence[ColumnElement[bool]] = (),
 ) -> Row | None:
-    """Take one due row in one of ``states`` for ``owner``; None when nothing is due."""
+    """Take one due row in one of ``states`` for ``owner``; None when nothing is due.
+
+    ``ready``: further conditions a candidate must meet (the worklist completion queue only
+    takes contexts whose photos are all verified), so rows that cannot be worked on yet are
+    never claimed and released again.
+    """
     table: Any = model
     now = utcnow()
     free = or_(col(table.lease_expires_at).is_(None), col(table.lease_expires_at) < now)
@@ -126,6 +138,7 @@ def claim(
         .where(col(table.status).in_(list(states)))
         .where(col(table.next_attempt_at) <= now)
         .where(free)
+        .where(*ready)
         .order_by(col(table.next_attempt_at))
         .limit(_CANDIDATES)
     )

@@ -246,3 +246,36 @@ class NotificationRecord(SQLModel, table=True):
     resource_id: str | None = Field(default=None, max_length=128)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class CompletionStatus(StrEnum):
+    """Where a requested worklist completion stands."""
+
+    PENDING = "pending"  # to be done (or retried) once every photo of the context is verified
+    COMPLETED = "completed"  # the workitem is COMPLETED; ``ContextRecord.completed_at`` says when
+
+
+class WorklistCompletionRecord(SQLModel, table=True):
+    """One requested worklist completion: a third leased queue, beside the two outboxes.
+
+    A row exists once a clinician asked to complete a context's workitem; ``id`` is the
+    context's id. It carries the same claim/lease/backoff columns as ``CaptureRecord``, so
+    only one worker (of any replica) completes a workitem at a time and a refused or
+    unreachable worklist is retried with backoff (migration 0008). The context keeps the facts
+    (``complete_requested_at``, ``completed_at``); this row is the worker's bookkeeping.
+    """
+
+    __tablename__ = "worklist_completion"
+
+    id: str = Field(foreign_key="encounter_context.id", primary_key=True, max_length=64)
+    status: CompletionStatus = Field(
+        default=CompletionStatus.PENDING,
+        sa_column=Column(String(16), nullable=False, index=True),
+    )
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: dt.datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)

@@ -28,10 +28,13 @@ from capture_api.context.worklist import (
     WorklistClient,
     WorklistError,
 )
+from capture_api.runtime import Runtime
+from capture_api.store import contexts
 from ehr_sandbox import data
 from ehr_sandbox.server import SandboxServer
-from ehr_sandbox.ups_server import reset_workitems, workitem_uid
+from ehr_sandbox.ups_server import calls, reset_workitems, slow_updates, workitem_uid
 from tests.conftest import SAMPLES
+from tests.deliver.service_process import fresh_postgres_database, pg_rows
 
 PHOTO = (SAMPLES / "orientation" / "portrait_6.jpg").read_bytes()
 DERM = "DERM-PHONE-01"
@@ -57,10 +60,8 @@ def _app(
     tmp: Path, sandbox: SandboxServer | None, station: str | None = DERM, **overrides: Any
 ) -> FastAPI:
     settings = Settings(
-        **overrides,
+        **{"poll_seconds": 0.05, "retry_base_seconds": 0.05, **overrides},
         data_dir=tmp,
-        poll_seconds=0.05,
-        retry_base_seconds=0.05,
         worklist_url=_dicomweb(sandbox) if sandbox else None,
         worklist_station_code=station,
     )
@@ -321,3 +322,102 @@ def test_an_encounter_with_a_failed_photo_is_not_completed(
         assert response.status_code == 409 and "failed" in response.json()["detail"]
         assert c.post(f"/api/v1/worklist/contexts/{context_id}/cancel").status_code == 204
     assert _value(_workitem(sandbox, uid), "00741000") == "CANCELED"
+
+
+def test_two_replicas_complete_a_workitem_exactly_once(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """Two runtimes on one PostgreSQL database, two completion threads each, a worklist whose
+    Update takes three leases: the workitem is recorded and COMPLETED once, by one of them.
+
+    The lease (0.5 s) only outlives the slow Update because the heartbeat renews it; without
+    the lease every thread would read the item IN PROGRESS and send its own Update.
+    """
+    uid = workitem_uid("enc-muller")
+    with fresh_postgres_database() as url:
+        replica: dict[str, Any] = {
+            "database_url": url,
+            "worker_enabled": False,
+            "lease_seconds": 0.5,
+        }
+        with TestClient(_app(tmp_path, sandbox, **replica)) as c:
+            context_id = c.post(f"/api/v1/worklist/{uid}/claim").json()["context_id"]
+            assert _upload(c, context_id, "wl-replicas").status_code == 202
+            queued = c.post(f"/api/v1/worklist/contexts/{context_id}/complete")
+            assert queued.status_code == 202, queued.text  # not verified yet: queued
+            first: Runtime = c.app.state.runtime  # type: ignore[attr-defined]
+            while first.worker.run_once():  # deliver it (encode -> store -> verify)
+                pass
+            assert c.get("/api/v1/captures/wl-replicas").json()["status"] == "verified"
+            assert first.completer is not None
+            second = Runtime.build(
+                Settings(
+                    **replica,
+                    data_dir=tmp_path,
+                    poll_seconds=0.05,
+                    retry_base_seconds=0.05,
+                    worklist_url=_dicomweb(sandbox),
+                    worklist_station_code=DERM,
+                )
+            )
+            assert second.completer is not None
+            slow_updates(sandbox.state, 1.5)
+            try:
+                first.completer.start(2)
+                second.completer.start(2)
+                deadline = time.monotonic() + 20
+                while _value(_workitem(sandbox, uid), "00741000") != "COMPLETED":
+                    assert time.monotonic() < deadline, "the workitem was never completed"
+                    time.sleep(0.05)
+                time.sleep(1.5)  # three more leases: time for a second completion to show
+            finally:
+                second.close()
+        mine = [call for call in calls(sandbox.state) if call[1] == uid]
+        assert mine == [
+            ("state", uid, "IN PROGRESS"),  # the claim
+            ("update", uid, ""),  # the Output Information Sequence, once
+            ("state", uid, "COMPLETED"),  # once
+        ]
+        assert pg_rows(url, "SELECT status, attempts, lease_owner FROM worklist_completion") == [
+            ("completed", 0, None)
+        ]
+        (completed_at,) = pg_rows(url, "SELECT completed_at FROM encounter_context")[0]
+        assert completed_at is not None
+
+
+def test_a_refused_completion_is_retried_with_backoff_not_every_poll(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    uid = workitem_uid("enc-ngata")
+    app = _app(tmp_path, sandbox, worker_enabled=False, retry_base_seconds=30)
+    with TestClient(app) as c:
+        context_id = c.post(f"/api/v1/worklist/{uid}/claim").json()["context_id"]
+        assert _upload(c, context_id, "wl-refused").status_code == 202
+        assert c.post(f"/api/v1/worklist/contexts/{context_id}/complete").status_code == 202
+        runtime: Runtime = c.app.state.runtime  # type: ignore[attr-defined]
+        while runtime.worker.run_once():
+            pass
+        # Someone cancels the workitem at the worklist: Update is refused from now on (400).
+        transaction = runtime.service.context(context_id).workitem_transaction_uid
+        cancel = [
+            {
+                "00741000": {"vr": "CS", "Value": ["CANCELED"]},
+                "00081195": {"vr": "UI", "Value": [transaction]},
+            }
+        ]
+        url = f"{_dicomweb(sandbox)}/workitems/{uid}/state"
+        assert httpx.put(url, content=json.dumps(cancel), headers=MEDIA).status_code == 200
+
+        before = dt.datetime.now(dt.UTC)
+        assert runtime.worklist_completion.run_pending() == 0
+        queued = contexts.completion(runtime.engine, context_id)
+        assert queued is not None and queued.status == "pending"
+        assert queued.attempts == 1 and queued.lease_owner is None
+        assert queued.last_error and "will retry" in queued.last_error
+        assert "worklist answered 400" in queued.last_error
+        assert queued.next_attempt_at >= before + dt.timedelta(seconds=15)  # backoff: 15-60 s
+        updates = [call for call in calls(sandbox.state) if call[:2] == ("update", uid)]
+        assert runtime.worklist_completion.run_pending() == 0  # not due again yet
+        assert [call for call in calls(sandbox.state) if call[:2] == ("update", uid)] == updates
+        assert len(updates) == 1
+        assert runtime.service.context(context_id).completed_at is None

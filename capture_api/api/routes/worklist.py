@@ -17,7 +17,6 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel
-from sqlalchemy import Engine
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import ServiceDep, get_runtime
@@ -30,8 +29,7 @@ from capture_api.context.worklist import (
     WorklistUnavailable,
 )
 from capture_api.encounters.worklist_completion import CompletionRefused
-from capture_api.store.db import session
-from capture_api.store.records import ContextRecord
+from capture_api.store import contexts
 
 router = APIRouter(prefix="/worklist", tags=["worklist"])
 
@@ -108,18 +106,6 @@ def _worklist(request: Request) -> Iterator[WorklistClient]:
         client.close()
 
 
-def link_workitem(engine: Engine, context_id: str, uid: str, transaction_uid: str) -> None:
-    """Remember which workitem (and our Transaction UID for it) a context came from."""
-    with session(engine) as s:
-        record = s.get(ContextRecord, context_id)
-        if record is None:
-            raise LookupError(f"context {context_id} vanished")
-        record.workitem_uid = uid
-        record.workitem_transaction_uid = transaction_uid
-        s.add(record)
-        s.commit()
-
-
 @router.get("", response_model=list[WorklistItemOut], responses=_ERRORS)
 def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
     """Today's encounters scheduled for this station (SCHEDULED workitems), earliest first."""
@@ -171,7 +157,7 @@ def claim_workitem(
         transaction_uid = worklist.claim(uid)
         try:
             record = service.create_context(context, source="worklist")
-            link_workitem(service.engine, record.id, uid, transaction_uid)
+            contexts.link_workitem(service.engine, record.id, uid, transaction_uid)
             if signed_in is not None:
                 access.contexts.adopt(signed_in, record.id)
         except Exception:
