@@ -1,6 +1,6 @@
 # Two commands for a fresh Debian/Ubuntu machine (root or sudo, Python 3.11 present):
 #   make run    install the service and start it with embedded defaults
-#   make test   install everything the tests need (apt + pip) and run the whole suite
+#   make test   install everything the tests need (apt + pip + npm) and run the whole suite
 # See README.md for the configuration variables.
 
 PYTHON   ?= python3
@@ -9,6 +9,8 @@ BIN      := $(VENV)/bin
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests use as independent readers, validators, archive and TLS proxy.
 APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium nginx-light
+# TypeScript for the web client's type check (`make check`), installed by npm ci (see below).
+NODE_TOOLS := node_modules/.installed
 
 .PHONY: run test check pytest bench openapi venv apt-test pg-up clean
 
@@ -24,11 +26,13 @@ run: $(BIN)/capture-api
 
 test: apt-test pg-up $(VENV)/.dev-installed check pytest
 
-check: $(VENV)/.dev-installed
+check: $(VENV)/.dev-installed $(NODE_TOOLS)
 	$(BIN)/ruff check capture_api tests bench ehr_sandbox
 	$(BIN)/ruff format --check capture_api tests bench ehr_sandbox
-	$(BIN)/mypy
+	$(BIN)/mypy  # strict, over capture_api, ehr_sandbox, bench and tests (pyproject.toml)
 	$(BIN)/lint-imports  # the layering of docs/architecture.md: no package imports a layer above
+	node_modules/.bin/tsc --project tsconfig.json     # web_client/ against its JSDoc types
+	node_modules/.bin/tsc --project tsconfig.sw.json  # its service worker (worker globals)
 
 pytest: $(VENV)/.dev-installed
 	$(BIN)/pytest
@@ -54,9 +58,21 @@ $(VENV)/.dev-installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-# apt-get update only when something is missing: a warm machine skips the network.
+# TypeScript, only to type-check the web client's JavaScript (web_client/ has no build step):
+# the exact version package-lock.json pins, put into node_modules/ by `npm ci` when the lock
+# file changed. Node and npm: Debian's, installed by apt-test when the machine has none.
+$(NODE_TOOLS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "npm is missing: make test installs Debian's nodejs and npm (or install Node.js)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# apt-get update only when something is missing: a warm machine skips the network. Node and npm
+# (the web client's type check) may come from elsewhere: Debian's only when there are none.
 apt-test:
 	@missing=""; for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -86,4 +102,4 @@ pg-up:
 	  cd / && $(PGSU) psql -p $(PG_PORT) -qc "CREATE ROLE $(PG_ROLE) LOGIN CREATEDB PASSWORD '$(PG_ROLE)'"; }
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var node_modules

@@ -123,11 +123,12 @@ def write_files(root: Path, count: int, seed: int = 0) -> None:
     length field stays right): 25 instances per patient, 5 per study and series.
     """
     from pydicom import dcmread
+    from pydicom.uid import UID
 
     ds = dcmread(io.BytesIO(small_part10(seed)))
     for keyword, marker in _MARKERS.items():
         setattr(ds, keyword, marker)
-    ds.file_meta.MediaStorageSOPInstanceUID = _MARKERS["SOPInstanceUID"]
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(_MARKERS["SOPInstanceUID"])
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     template = out.getvalue()

@@ -45,6 +45,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -135,7 +136,7 @@ def register_client(
     client_id: str,
     redirect_uri: str | list[str],
     secret: str | None = None,
-    jwks: dict[str, Any] | None = None,
+    jwks: Mapping[str, Any] | None = None,
 ) -> None:
     """Register an app: public (neither), symmetric (``secret``) or asymmetric (``jwks``)."""
     uris = [redirect_uri] if isinstance(redirect_uri, str) else list(redirect_uri)

@@ -23,9 +23,25 @@ import { Uploader } from "./js/uploader.js";
 import { askConsent } from "./js/consent.js";
 import { mayUnblur } from "./js/unblur.js";
 
+/** @typedef {import("./js/details.js").Site} Site */
+/** @typedef {import("./js/photos.js").Photo} Photo */
+/** The open patient context (ContextOut; `workitem_uid` when claimed from the worklist).
+ * @typedef {{context_id: string, workitem_uid?: string, [field: string]: any}} Context */
+
+/** What the page holds: the session, the patient, the chosen site, the photos not yet sent.
+ * @type {{session: any, context: Context | null, site: Site | null, photos: Photo[], retaking: number | null}} */
 const state = { session: null, context: null, site: null, photos: [], retaking: null };
+/** @type {Vault | null} */
 let vault = null;
+/** @type {Uploader | null} */
 let uploader = null;
+// What the flow guarantees, for the type checker (a cast, no check at run time): the vault and
+// the uploader exist once the session has loaded, before a patient can be opened; a patient is
+// open before a site can be chosen; the details, camera, review and send screens have a site.
+const theVault = () => /** @type {Vault} */ (vault);
+const theUploader = () => /** @type {Uploader} */ (uploader);
+const theContext = () => /** @type {Context} */ (state.context);
+const theSite = () => /** @type {Site} */ (state.site);
 const sendList = new SendList({
   retake: (id, site) => retakeFailed(id, site),
   remove: (id) => removeFailed(id),
@@ -45,8 +61,8 @@ async function openVault(session) {
   const expires = session.expires_at ? Date.parse(session.expires_at) : null;
   vault = await Vault.open(await sessionTag(session), expires);
   uploader = new Uploader(vault);
-  uploader.addEventListener("change", (event) => onUploadChange(event.detail));
-  uploader.addEventListener("consent-required", (event) => onConsentRequired(event.detail.detail));
+  uploader.addEventListener("change", (event) => onUploadChange(/** @type {CustomEvent} */ (event).detail));
+  uploader.addEventListener("consent-required", (event) => onConsentRequired(/** @type {CustomEvent} */ (event).detail.detail));
   uploader.addEventListener("session-expired", () => onSessionExpired());
   return vault.purgeLeftovers();
 }
@@ -76,7 +92,7 @@ async function boot() {
     openContext({ context_id: session.context_id, ...context }, false);
   } catch (error) {
     renderBanner(null);
-    say("patient-message", error.message, "error");
+    say("patient-message", /** @type {Error} */ (error).message, "error");
   }
 }
 
@@ -118,7 +134,7 @@ function choosePatient() {
     try {
       openContext(await claimWorkitem(item.uid), true);
     } catch (error) {
-      say("patient-message", error.message, "error");
+      say("patient-message", /** @type {Error} */ (error).message, "error");
     }
   });
 }
@@ -126,9 +142,9 @@ function choosePatient() {
 $("scan-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    openContext(await scanWristband($("scan-input").value.trim()), true);
+    openContext(await scanWristband(/** @type {HTMLInputElement} */ ($("scan-input")).value.trim()), true);
   } catch (error) {
-    say("patient-message", error.message, "error");
+    say("patient-message", /** @type {Error} */ (error).message, "error");
   }
 });
 
@@ -149,11 +165,11 @@ $("patient-yes").addEventListener("click", () => {
 });
 
 $("patient-no").addEventListener("click", async () => {
-  const wrong = state.context;
+  const wrong = theContext();
   state.context = null;
   $("patient-confirm").hidden = true;
   if (wrong.workitem_uid) await unclaimWorkitem(wrong.context_id).catch(() => {});
-  $("scan-input").value = "";
+  /** @type {HTMLInputElement} */ ($("scan-input")).value = "";
   choosePatient();
 });
 
@@ -172,7 +188,7 @@ async function chooseSite(choice) {
   try {
     state.site = await describeSite(choice);
   } catch (error) {
-    say("site-message", error instanceof ApiError && error.status === 404 ? t("site.unknown", { code: choice.code }) : error.message, "error");
+    say("site-message", error instanceof ApiError && error.status === 404 ? t("site.unknown", { code: choice.code }) : /** @type {Error} */ (error).message, "error");
     return;
   }
   rememberSite();
@@ -184,35 +200,35 @@ async function chooseSite(choice) {
 /** The current site (and side) in the recent sites, by its one name; `replaced`: the name it
  * had before its side was changed. */
 function rememberSite(replaced = null) {
-  const { code, laterality } = state.site;
+  const { code, laterality } = theSite();
   picker.remember({ code, laterality, label: siteTitle(state.site) }, replaced);
 }
 
 async function loadPriors() {
-  const newest = await renderPriors(state.context.context_id, state.site, {
+  const newest = await renderPriors(theContext().context_id, state.site, {
     canUnblur: mayUnblur(state.session),
   });
   camera.setOverlay(newest ? newest.preview_url : null);
 }
 
-for (const input of document.querySelectorAll('input[name="side"]')) {
+for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('input[name="side"]'))) {
   input.addEventListener("change", () => {
     const before = siteTitle(state.site);
-    state.site.laterality = input.value;
+    theSite().laterality = input.value;
     rememberSite(before);
     renderDetails(state.site);
     loadPriors();
   });
 }
-for (const input of document.querySelectorAll('input[name="sensitivity"]')) {
-  input.addEventListener("change", () => (state.site.sensitivity = input.value));
+for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll('input[name="sensitivity"]'))) {
+  input.addEventListener("change", () => (theSite().sensitivity = input.value));
 }
 
 $("details-change").addEventListener("click", () => startSite());
 $("details-take").addEventListener("click", () => {
-  if (state.site.paired && !state.site.laterality) {
+  if (theSite().paired && !theSite().laterality) {
     $("side-needed").hidden = false;
-    document.querySelector('input[name="side"]').focus();
+    /** @type {HTMLInputElement} */ (document.querySelector('input[name="side"]')).focus();
     return;
   }
   openCamera();
@@ -228,7 +244,7 @@ function openCamera() {
 
 function updateCount() {
   $("camera-count").textContent = t("camera.count", { count: state.photos.length });
-  $("camera-review").disabled = state.photos.length === 0;
+  /** @type {HTMLButtonElement} */ ($("camera-review")).disabled = state.photos.length === 0;
 }
 
 async function addPhoto({ blob, filename, kind }) {
@@ -279,7 +295,7 @@ async function sendAll() {
   say("send-message", "");
   for (const photo of photos) {
     const meta = {
-      context_id: state.context.context_id,
+      context_id: theContext().context_id,
       body_site: site.code,
       laterality: site.laterality,
       sensitivity: site.sensitivity,
@@ -289,10 +305,10 @@ async function sendAll() {
       captured_at: photo.capturedAt,
       filename: photo.filename,
     };
-    await vault.seal(photo.id, meta, photo.blob);
+    await theVault().seal(photo.id, meta, photo.blob);
     photo.blob = null; // from now on only the encrypted copy exists
     sendList.add(photo, site, title);
-    uploader.add(photo.id);
+    theUploader().add(photo.id);
   }
   updateCount();
 }
@@ -303,15 +319,16 @@ function onUploadChange(change) {
 }
 
 function sayIfAllDone() {
-  if (uploader.states.size && [...uploader.states.values()].every((s) => s.state === "verified")) {
+  const states = theUploader().states;
+  if (states.size && [...states.values()].every((s) => s.state === "verified")) {
     say("send-message", t("send.all_done"), "success");
   }
 }
 
 /** A photo that failed for good, off the list: its encrypted copy too, if one is left. */
 async function removeFailed(id) {
-  await vault.remove(id);
-  uploader.forget(id);
+  await theVault().remove(id);
+  theUploader().forget(id);
   sendList.remove(id);
   sayIfAllDone();
 }
@@ -325,13 +342,13 @@ async function retakeFailed(id, site) {
 }
 
 async function onConsentRequired(detail) {
-  if (await askConsent(state.context.context_id, detail)) uploader.resume();
-  else await uploader.discardQueued(t("consent.declined"));
+  if (await askConsent(theContext().context_id, detail)) theUploader().resume();
+  else await theUploader().discardQueued(t("consent.declined"));
 }
 
 async function onSessionExpired() {
-  await uploader.discardQueued(t("error.session_expired"));
-  await vault.purgeMine();
+  await theUploader().discardQueued(t("error.session_expired"));
+  await theVault().purgeMine();
   say("send-message", t("error.session_expired"), "error");
   say("site-message", t("error.session_expired"), "error");
 }
@@ -341,7 +358,7 @@ async function onSessionExpired() {
  * (a photo failed) leaves it IN PROGRESS, where the worklist shows it to be followed up. */
 async function closeWorkitem(context) {
   if (!context?.workitem_uid) return;
-  const taken = [...uploader.states.values()].some((s) => s.state !== "failed");
+  const taken = [...theUploader().states.values()].some((s) => s.state !== "failed");
   const path = taken ? paths.complete(context.context_id) : paths.unclaim(context.context_id);
   await postJson(path, {}).catch(() => {});
 }

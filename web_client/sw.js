@@ -33,20 +33,23 @@ const SHELL = [
   "/app/icons/apple-touch-icon.png",
 ];
 const SHELL_PATHS = new Set(SHELL);
+/** This script's global scope, with the type it has in a service worker (for the type check). */
+const worker = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
 
-self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
+worker.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(VERSION).then((cache) => cache.addAll(SHELL)).then(() => worker.skipWaiting()));
 });
 
-self.addEventListener("activate", (event) => {
+worker.addEventListener("activate", (event) => {
   event.waitUntil(
     caches
       .keys()
       .then((keys) => Promise.all(keys.filter((k) => k !== VERSION).map((k) => caches.delete(k))))
-      .then(() => self.clients.claim()),
+      .then(() => worker.clients.claim()),
   );
 });
 
+/** @param {Request} request @param {string} path */
 async function networkFirst(request, path) {
   const cache = await caches.open(VERSION);
   try {
@@ -60,9 +63,9 @@ async function networkFirst(request, path) {
   }
 }
 
-self.addEventListener("fetch", (event) => {
+worker.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
-  if (event.request.method !== "GET" || url.origin !== self.location.origin) return;
+  if (event.request.method !== "GET" || url.origin !== worker.location.origin) return;
   if (url.search || !SHELL_PATHS.has(url.pathname)) return; // the network, untouched
   event.respondWith(networkFirst(event.request, url.pathname));
 });

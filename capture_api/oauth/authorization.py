@@ -18,8 +18,8 @@ from capture_api.oauth.errors import OAuthProtocolError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.common.security import generate_token  # type: ignore[import-untyped]
-    from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
+    from authlib.common.security import generate_token
+    from authlib.oauth2.client import OAuth2Client
 
 
 @dataclass(frozen=True)

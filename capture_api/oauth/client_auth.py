@@ -34,8 +34,8 @@ with warnings.catch_warnings():
     # authlib.deprecate installs an "always" filter for its own warning class at import time;
     # catch_warnings confines it (and any import-time notice) to this block.
     warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.oauth2.auth import ClientAuth  # type: ignore[import-untyped]
-    from authlib.oauth2.rfc7523 import (  # type: ignore[import-untyped]
+    from authlib.oauth2.auth import ClientAuth
+    from authlib.oauth2.rfc7523 import (
         PrivateKeyJWT,
         private_key_jwt_sign,
     )

@@ -30,8 +30,8 @@ from capture_api.oauth.errors import (
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    from authlib.oauth2.base import OAuth2Error  # type: ignore[import-untyped]
-    from authlib.oauth2.client import OAuth2Client  # type: ignore[import-untyped]
+    from authlib.oauth2.base import OAuth2Error
+    from authlib.oauth2.client import OAuth2Client
 
 __all__ = ["Token", "TokenEndpoint"]
 

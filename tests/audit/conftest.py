@@ -18,7 +18,7 @@ from capture_api.store.records import AuditEventRecord
 
 T = TypeVar("T")
 
-PATIENT = {
+PATIENT: dict[str, Any] = {
     "id": "MRN-AUD-1",
     "issuer": {"namespace": "HOSP", "universal_id": "2.16.840.1.113883.3.9999.1"},
     "name": {"family": "Audit", "given": "Alice"},

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.auditevent import AuditEvent
-from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
 
 from capture_api.audit.events import Purpose
 from capture_api.audit.export import CSV_COLUMNS
@@ -56,6 +56,11 @@ def _csv(answer: Any) -> list[dict[str, str]]:
     reader = csv.DictReader(io.StringIO(text))
     assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
     return list(reader)
+
+
+def _audit_event(entry: BundleEntry) -> AuditEvent:
+    assert entry.resource is not None, "a search hit carries its resource"
+    return AuditEvent.model_validate(entry.resource.model_dump())
 
 
 def test_csv_filters_by_day_and_patient_and_derives_old_rows(client: TestClient) -> None:
@@ -137,9 +142,9 @@ def test_the_bundle_validates_and_follows_balp(client: TestClient) -> None:
     assert answer.headers["cache-control"] == "no-store"
     bundle = Bundle.model_validate(answer.json())
     assert bundle.type == "searchset"
-    events = [AuditEvent.model_validate(e.resource.model_dump()) for e in bundle.entry or []]
+    events = [_audit_event(e) for e in bundle.entry or []]
     by_id = {e.id: e for e in events}
-    rows = {str(r.id): r for r in audit_rows(client)}
+    rows: dict[str | None, AuditEventRecord] = {str(r.id): r for r in audit_rows(client)}
     assert set(by_id) <= set(rows)
 
     read = next(e for e in events if rows[e.id].route == "/api/v1/contexts/{context_id}")
@@ -163,7 +168,8 @@ def test_the_bundle_validates_and_follows_balp(client: TestClient) -> None:
 
     unblur = next(e for e in events if rows[e.id].action == "unblur")
     assert [c.code for c in unblur.subtype or []] == ["110127"]  # Emergency Override Started
-    purpose = unblur.purposeOfEvent[0].coding[0] if unblur.purposeOfEvent else None
+    reasons = unblur.purposeOfEvent
+    purpose = reasons[0].coding[0] if reasons and reasons[0].coding else None
     assert purpose is not None and (purpose.code, purpose.system) == (
         "ETREAT",
         "http://terminology.hl7.org/CodeSystem/v3-ActReason",

@@ -18,7 +18,7 @@ from tests.security.browser import FOREARM, upload
 
 
 def _upload(client: TestClient, context_id: str, capture_id: str, photo: bytes) -> dict[str, str]:
-    answer = upload(client, context_id, capture_id, photo=photo)
+    answer = upload(client, context_id, capture_id, photo)
     assert answer.status_code == 202, answer.text
     body: dict[str, str] = answer.json()
     return body
@@ -36,7 +36,8 @@ def test_a_capture_visit_is_recorded_request_by_request(client: TestClient) -> N
     sop = capture["sop_instance_uid"]
 
     def verified() -> bool:
-        return client.get("/api/v1/captures/aud-flow-1").json()["status"] == "verified"
+        status: str = client.get("/api/v1/captures/aud-flow-1").json()["status"]
+        return status == "verified"
 
     wait_until(verified, what="verified")
     assert client.get(f"/api/v1/contexts/{context_id}").status_code == 200
@@ -77,6 +78,7 @@ def test_a_capture_visit_is_recorded_request_by_request(client: TestClient) -> N
     listed = _only(rows, route="/api/v1/contexts/{context_id}/priors")
     assert (listed.action, listed.event_code, listed.patient) == ("priors", "110103", PATIENT["id"])
     thumbnail = _only(rows, action="priors", method="GET", http_status=200, sop_instance_uid=sop)
+    assert thumbnail.route is not None
     assert thumbnail.route.endswith("/{sop_instance_uid}/thumbnail")
     assert _only(rows, action="timeline").patient == PATIENT["id"]
 

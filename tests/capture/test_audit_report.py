@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from capture_api.api.app import create_app
 from capture_api.api.routes import reports
+from capture_api.audit.export import spreadsheet_safe
 from capture_api.capture.anatomy import resolve
 from capture_api.config import EhrRegistration, Settings
 from capture_api.review.audit_report import (
@@ -26,7 +27,6 @@ from capture_api.review.audit_report import (
     NO_UNIT,
     TOTAL,
     redact_reason,
-    spreadsheet_safe,
 )
 from capture_api.runtime import Runtime
 from capture_api.store.db import session

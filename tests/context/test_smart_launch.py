@@ -119,7 +119,8 @@ def authorize(url: str) -> str:
 
 
 def finish(client: TestClient, callback_url: str) -> httpx.Response:
-    return client.get(_local(callback_url), follow_redirects=False)
+    response: httpx.Response = client.get(_local(callback_url), follow_redirects=False)
+    return response
 
 
 def ehr_launch(

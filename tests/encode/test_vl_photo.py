@@ -14,7 +14,7 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from capture_api.capture.anatomy import resolve
+from capture_api.capture.anatomy import Laterality, resolve
 from capture_api.capture.model import CaptureContext
 from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
 from capture_api.capture.sensitivity import Sensitivity
@@ -66,7 +66,9 @@ def test_photos_of_one_site_and_side_share_a_series() -> None:
     study = "1.2.3.4.5"
     a = wrap_photo(SMALL, _ctx("a", study_uid=study, body_site=site, laterality=side))
     b = wrap_photo(SMALL, _ctx("b", study_uid=study, body_site=site, laterality=side))
-    right = wrap_photo(SMALL, _ctx("c", study_uid=study, body_site=site, laterality=side.RIGHT))
+    right = wrap_photo(
+        SMALL, _ctx("c", study_uid=study, body_site=site, laterality=Laterality.RIGHT)
+    )
     assert a.series_instance_uid == b.series_instance_uid != right.series_instance_uid
     assert {a.study_instance_uid, right.study_instance_uid} == {study}
 

@@ -138,7 +138,7 @@ def _skin(seed: int) -> npt.NDArray[np.uint8]:
     )
     skin = base + low + mid[:, :, None] + fine[:, :, None]
     skin.setflags(write=False)
-    return np.clip(skin, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(skin, 0, 255), dtype=np.uint8)  # cv2 types its results loosely
 
 
 @cache
@@ -295,19 +295,23 @@ def render_phantom(
     plane_to_cv = camera_homography(pose, size, focal)
     texture = _texture(seed, shape, marker_id, occluder)
     warp = plane_to_cv @ np.linalg.inv(_plane_to_texture())
-    image = cv2.warpPerspective(
-        texture,
-        warp,
-        size,
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(40, 40, 40),
+    image = np.asarray(
+        cv2.warpPerspective(
+            texture,
+            warp,
+            size,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(40, 40, 40),
+        ),
+        dtype=np.uint8,
     )
     image = _camera_effects(image, rng, blur_sigma, noise_sigma)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     assert ok
     jpeg = encoded.tobytes()
     decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
     to_scoord = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1]]) @ plane_to_cv
     outline = _resample(project(to_scoord, shape), tracing_step_px)
     tracing = _wobble(outline, rng, tracing_noise_px)
@@ -318,7 +322,7 @@ def render_phantom(
     extent_y = float(shape[:, 1].max() - shape[:, 1].min())
     extent_x = float(shape[:, 0].max() - shape[:, 0].min())
     return Phantom(
-        image=decoded,
+        image=np.asarray(decoded, dtype=np.uint8),
         jpeg=jpeg,
         pose=pose,
         focal_px=focal,
@@ -337,11 +341,12 @@ def _camera_effects(
     image: npt.NDArray[np.uint8], rng: np.random.Generator, blur_sigma: float, noise_sigma: float
 ) -> npt.NDArray[np.uint8]:
     if blur_sigma > 0:
-        image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
+        image = np.asarray(cv2.GaussianBlur(image, (0, 0), blur_sigma), dtype=np.uint8)
     if noise_sigma > 0:
         noise = np.empty(image.shape, dtype=np.int16)
         cv2.setRNGSeed(int(rng.integers(0, 2**31)))
-        cv2.randn(noise, 0, noise_sigma)
+        # OpenCV's stubs want arrays for mean and stddev; its InputArray takes plain numbers.
+        cv2.randn(noise, 0, noise_sigma)  # type: ignore[call-overload]
         image = (
             cv2.add(image.astype(np.int16), noise, dtype=cv2.CV_16S).clip(0, 255).astype(np.uint8)
         )

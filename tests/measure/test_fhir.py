@@ -43,6 +43,7 @@ def _observation(measurement: WoundMeasurement, **kwargs: Any) -> dict[str, Any]
 
 
 def _component(resource: dict[str, Any], code: str) -> dict[str, Any]:
+    match: dict[str, Any]
     (match,) = [c for c in resource["component"] if c["code"]["coding"][0]["code"] == code]
     return match
 

@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 
 from capture_api.exceptions import MeasurementRejected
-from capture_api.measure import calibrate_from_marker, calibrate_from_ruler, measure_wound
+from capture_api.measure import (
+    Calibration,
+    calibrate_from_marker,
+    calibrate_from_ruler,
+    measure_wound,
+)
 from capture_api.measure.sticker import sticker_layout
 from tests.measure.phantom import Phantom, project
 
 SIZE = (4032, 3024)
 
 
-def _ruler_at(mm_per_px: float) -> object:
+def _ruler_at(mm_per_px: float) -> Calibration:
     """A square-on ruler calibration of ``mm_per_px`` (100 px apart = 100 * mm_per_px mm)."""
     return calibrate_from_ruler((1000, 1000), (1100, 1000), 100 * mm_per_px, SIZE)
 

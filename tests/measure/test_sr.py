@@ -85,15 +85,17 @@ def test_highdicom_reads_back_the_numbers_and_the_outline(
 ) -> None:
     photo, measurement = photo_and_measurement
     document = hd.sr.srread(sr_file)
+    assert isinstance(document.content, hd.sr.MeasurementReport)
     (group,) = document.content.get_planar_roi_measurement_groups()
     assert group.tracking_uid == TRACKING_UID
     assert group.tracking_identifier == "wound 1, left heel"
     values = {m.name.value: (m.value, m.unit.value) for m in group.get_measurements()}
-    assert values["42798000"] == (pytest.approx(measurement.area_cm2, abs=1e-4), "cm2")
-    assert values["410668003"] == (pytest.approx(measurement.length_mm, abs=1e-4), "mm")
-    assert values["103355008"] == (pytest.approx(measurement.width_mm, abs=1e-4), "mm")
-    assert values["131191004"] == (pytest.approx(measurement.perimeter_mm, abs=1e-4), "mm")
+    assert values["42798000"] == pytest.approx((measurement.area_cm2, "cm2"), abs=1e-4)
+    assert values["410668003"] == pytest.approx((measurement.length_mm, "mm"), abs=1e-4)
+    assert values["103355008"] == pytest.approx((measurement.width_mm, "mm"), abs=1e-4)
+    assert values["131191004"] == pytest.approx((measurement.perimeter_mm, "mm"), abs=1e-4)
     region = group.roi
+    assert region is not None
     assert region.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
     polyline = region.value
     assert np.array_equal(polyline[0], polyline[-1]), "closed: the last point repeats the first"
@@ -138,10 +140,13 @@ def test_the_photos_sensitivity_block_is_copied(
 
 def test_the_finding_site_and_calibration_travel_with_the_numbers(sr_file: Path) -> None:
     document = hd.sr.srread(sr_file)
+    assert isinstance(document.content, hd.sr.MeasurementReport)
     (group,) = document.content.get_planar_roi_measurement_groups()
+    assert group.finding_type is not None
     assert group.finding_type.value == "416462003"
     (site,) = group.finding_sites
     assert site.value.value == resolve("left heel")[0].code_value
+    assert site.laterality is not None
     assert site.laterality.value == "7771000"
     texts = {str(e.value) for e in document.iterall() if e.keyword == "TextValue"}
     assert {"calibration=marker-homography", "perspective_corrected=yes"} <= texts

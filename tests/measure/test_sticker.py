@@ -84,7 +84,7 @@ def test_sheet_pdf_is_the_paper_size_with_a_100_mm_check_bar(
     page: str, size: tuple[float, float]
 ) -> None:
     ((width, height), pixels) = _pdf_pages(sticker_pdf(30, page=page))[0]  # type: ignore[arg-type]
-    assert (width, height) == (pytest.approx(size[0], abs=0.01), pytest.approx(size[1], abs=0.01))
+    assert (width, height) == pytest.approx(size, abs=0.01)
     marker = detect_marker(np.ascontiguousarray(pixels))
     assert marker.side_px == pytest.approx(30 * PX_PER_MM, rel=0.005)
     bar_row = round(21 * PX_PER_MM)  # _PAGE_MARGIN_MM + 9

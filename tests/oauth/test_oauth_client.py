@@ -24,6 +24,7 @@ from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.context.sessions import COOKIE_NAME, SessionStore
 from capture_api.context.smart import SmartClient
 from capture_api.notify.backend_auth import BackendTokens
+from capture_api.oauth import _http
 from capture_api.oauth import discovery as discovery_module
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.server import SandboxServer
@@ -53,7 +54,7 @@ def reset_knobs(ehr: SandboxServer) -> Iterator[None]:
 def discoveries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every SMART configuration GET made through ``capture_api.oauth`` (the real one runs)."""
     fetched: list[str] = []
-    real = discovery_module.get_json
+    real = _http.get_json  # the function discovery imported; the patch replaces its name there
 
     def counting(http: httpx.Client, url: str, what: str) -> dict[str, Any]:
         fetched.append(url)

@@ -49,9 +49,10 @@ def send_photo(
         fields["body_site"] = site
     if side:
         fields["laterality"] = side
-    return client.post(
+    response: httpx.Response = client.post(
         "/api/v1/captures", data=fields, files={"photo": ("p.jpg", _photo(seed), "image/jpeg")}
     )
+    return response
 
 
 def audit_events(client: TestClient, action: str) -> list[AuditEventRecord]:

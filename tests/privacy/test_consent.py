@@ -10,10 +10,9 @@ import pytest
 from fhir.resources.R4B.consent import Consent
 
 from capture_api.capture.consent_policy import ConsentPolicy, ConsentRules
-from capture_api.capture.sensitivity import SensitivityLevel
+from capture_api.capture.sensitivity import CONFIDENTIALITY_SYSTEM, SensitivityLevel
 from capture_api.capture.sensitivity_policy import default_policy
 from capture_api.config import Settings
-from capture_api.notify.resources import CONFIDENTIALITY_SYSTEM
 from capture_api.privacy.consent_fhir import (
     METHOD_EXTENSION,
     PARTICIPATION_MODE,

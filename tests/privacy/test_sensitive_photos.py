@@ -14,7 +14,6 @@ from capture_api.deliver.archive import InstanceRef
 from ehr_sandbox.server import SandboxServer
 from tests.capture.test_timeline import _laplacian_variance, _wait
 from tests.privacy.people import (
-    FOREARM,
     NINA,
     VERA,
     audit_events,
@@ -23,6 +22,7 @@ from tests.privacy.people import (
     send_photo,
     sign_in,
 )
+from tests.security.browser import FOREARM
 from tests.security.conftest import AppFactory
 
 LEVELS = ("normal", "restricted", "very-restricted")

@@ -68,15 +68,15 @@ def upload(
     client: TestClient,
     context_id: str,
     capture_id: str,
-    *,
     photo: bytes | None = None,
+    /,
     **headers: str,
 ) -> httpx.Response:
     """POST a photo of the left forearm (``photo``, or a small one made from ``capture_id``),
     with extra request headers, if given."""
     if photo is None:
         photo = phone_jpeg(320, 240, seed=len(capture_id))
-    return client.post(
+    response: httpx.Response = client.post(
         "/api/v1/captures",
         data={
             "capture_id": capture_id,
@@ -87,3 +87,4 @@ def upload(
         files={"photo": ("p.jpg", photo, "image/jpeg")},
         headers=headers,
     )
+    return response

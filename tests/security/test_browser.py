@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response
 
 from ehr_sandbox.server import SandboxServer
 from tests.deliver.service_process import ServiceProcess
@@ -193,10 +193,11 @@ def test_only_the_ehr_may_frame_capture(context: BrowserContext, deployment: Dep
     def framed_from(host: str) -> tuple[list[str], list[str]]:
         page = context.new_page()
         console = watch_console(page)
-        page.on(
-            "response",
-            lambda r: corp.setdefault(r.url, r.headers.get("cross-origin-resource-policy")),
-        )
+
+        def note_corp(response: Response) -> None:
+            corp.setdefault(response.url, response.headers.get("cross-origin-resource-policy"))
+
+        page.on("response", note_corp)
         page.goto(deployment.pages.page("chart.html", chart, host=host))
         page.wait_for_load_state("load")
         loaded = [f.url for f in page.frames if f.url.startswith(deployment.url)]

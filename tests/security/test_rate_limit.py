@@ -68,11 +68,12 @@ def test_zero_turns_a_limit_off(make_app: AppFactory) -> None:
 
 def test_a_bad_trusted_proxy_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="CAPTURE_TRUSTED_PROXIES"):
-        Settings(trusted_proxies="*")
+        Settings(trusted_proxies=["*"])
 
 
 def launch(client: TestClient, forwarded_for: str) -> httpx.Response:
-    return client.get("/launch", headers={"X-Forwarded-For": forwarded_for})
+    response: httpx.Response = client.get("/launch", headers={"X-Forwarded-For": forwarded_for})
+    return response
 
 
 # --- the bucket itself ---------------------------------------------------------------------------

@@ -35,6 +35,7 @@ LOGIN_LIMIT = 3
 def nginx_snippet() -> str:
     """The one ```nginx block of docs/security.md."""
     text = (REPO / "docs" / "security.md").read_text()
+    block: str
     (block,) = re.findall(r"```nginx\n(.*?)```", text, flags=re.S)
     return block
 

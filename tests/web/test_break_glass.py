@@ -63,7 +63,9 @@ def _blurred_prior(nurse: Phone) -> Locator:
     return prior
 
 
-def _audit_rows(stack: WebStack, playwright: Playwright, browser: Browser, mrn: str) -> list:
+def _audit_rows(
+    stack: WebStack, playwright: Playwright, browser: Browser, mrn: str
+) -> list[dict[str, str]]:
     """The trail's events for a patient, as the auditor (Otto, launched from the EHR) exports
     them (CSV)."""
     with phone(playwright, browser) as auditor:

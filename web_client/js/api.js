@@ -3,19 +3,23 @@
 
 import { t } from "../i18n/en.js";
 
+/** @type {string | null} */
 let csrfToken = null;
 
+/** @param {string | null | undefined} token */
 export function setCsrfToken(token) {
   csrfToken = token || null;
 }
 
-/** Headers every unsafe (POST) request needs (contract: X-CSRF-Token when we have one). */
+/** Headers every unsafe (POST) request needs (contract: X-CSRF-Token when we have one).
+ * @returns {Record<string, string>} */
 export function unsafeHeaders() {
   return csrfToken ? { "X-CSRF-Token": csrfToken } : {};
 }
 
 /** An API answer that is not a success, with a sentence the person holding the phone can act on. */
 export class ApiError extends Error {
+  /** @param {number} status HTTP status, 0 for no network @param {string} [detail] */
   constructor(status, detail) {
     super(describe(status, detail));
     this.status = status; // 0 = no network
@@ -29,6 +33,7 @@ export class ApiError extends Error {
 }
 
 /** Our wording for a status, with the service's own sentence (`detail`) where it has one. */
+/** @param {number} status @param {string} [detail] */
 export function describe(status, detail = "") {
   if (status === 0) return t("error.network");
   if (status === 401) return t("error.session_expired");

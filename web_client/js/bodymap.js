@@ -7,6 +7,9 @@ import { nameOf } from "./sites.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
+/** A coded site and its side ("L", "R", "B" or null), as the map highlights and reports it.
+ * @typedef {{code: string, laterality: string | null}} SiteChoice */
+
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
@@ -60,7 +63,11 @@ export function regionLabel(region, laterality, view) {
 }
 
 /** Replace `container`'s content with the map of `view`; `onPick` gets the tapped region.
- * `selected` ({code, laterality}: the chosen site) is highlighted where it is drawn. */
+ * `selected` ({code, laterality}: the chosen site) is highlighted where it is drawn.
+ * @param {HTMLElement} container
+ * @param {string} view
+ * @param {(pick: SiteChoice & {key: string, view: string}) => void} onPick
+ * @param {SiteChoice | null} [selected] */
 export function renderBodyMap(container, view, onPick, selected = null) {
   const root = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${HEIGHT}`,

@@ -21,6 +21,7 @@ export class Camera {
   /** `onPhoto({blob, filename})` for every photo taken. */
   constructor(onPhoto) {
     this.onPhoto = onPhoto;
+    /** @type {MediaStream | null} */
     this.stream = null;
     $("photo-input").addEventListener("change", (event) => this.#fromInput(event.target));
     $("live-start").addEventListener("click", () => this.startLive());
@@ -43,7 +44,7 @@ export class Camera {
 
   /** The earlier photo to lay over the live preview (a same-origin URL), or none. */
   setOverlay(url) {
-    const overlay = $("live-overlay");
+    const overlay = /** @type {HTMLImageElement} */ ($("live-overlay"));
     overlay.hidden = !url;
     $("overlay-controls").hidden = !url;
     if (url) overlay.src = url;
@@ -52,7 +53,7 @@ export class Camera {
   }
 
   #applyOpacity() {
-    $("live-overlay").style.opacity = String(Number($("overlay-opacity").value) / 100);
+    $("live-overlay").style.opacity = String(Number(/** @type {HTMLInputElement} */ ($("overlay-opacity")).value) / 100);
   }
 
   async startLive() {
@@ -67,10 +68,10 @@ export class Camera {
         video: { facingMode: { ideal: "environment" }, width: { ideal: 4032 }, height: { ideal: 3024 } },
       });
     } catch (error) {
-      say("camera-message", t("camera.no_camera", { detail: error.name }), "error");
+      say("camera-message", t("camera.no_camera", { detail: /** @type {DOMException} */ (error).name }), "error");
       return;
     }
-    const video = $("live-video");
+    const video = /** @type {HTMLVideoElement} */ ($("live-video"));
     video.srcObject = this.stream;
     $("live").hidden = false;
     $("camera-start").hidden = true;
@@ -81,19 +82,20 @@ export class Camera {
   stopLive() {
     for (const track of this.stream?.getTracks() || []) track.stop();
     this.stream = null;
-    $("live-video").srcObject = null;
+    /** @type {HTMLVideoElement} */ ($("live-video")).srcObject = null;
     $("live").hidden = true;
     $("camera-start").hidden = false;
   }
 
   /** One frame of the live preview at the camera's full resolution, as a JPEG (no EXIF). */
   async shoot() {
-    const video = $("live-video");
+    const video = /** @type {HTMLVideoElement} */ ($("live-video"));
     if (!this.stream || !video.videoWidth) return;
     const canvas = document.createElement("canvas");
     canvas.width = video.videoWidth;
     canvas.height = video.videoHeight;
-    canvas.getContext("2d").drawImage(video, 0, 0);
+    /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).drawImage(video, 0, 0);
+    /** @type {Blob | null} */
     const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     canvas.width = 0; // give the pixels back now, not at the next garbage collection
     if (blob) this.onPhoto({ blob, filename: "camera.jpg", kind: "jpeg" });

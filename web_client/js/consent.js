@@ -13,8 +13,9 @@ export const CONSENT_FORM_VIEW = "consent form";
 const POLL_MS = 250;
 const POLL_LIMIT = 240; // about a minute
 
+/** @param {HTMLFormElement} form @param {string} name @returns {string | undefined} */
 function chosen(form, name) {
-  return form.querySelector(`input[name="${name}"]:checked`)?.value;
+  return /** @type {HTMLInputElement | null} */ (form.querySelector(`input[name="${name}"]:checked`))?.value;
 }
 
 /** Store the form's photo; resolves with its capture id once the service has encoded it (the
@@ -39,17 +40,18 @@ async function storeFormPhoto(contextId, file) {
 
 /** Ask for consent; resolves true once it is recorded, false when the user declines. */
 export function askConsent(contextId, detail) {
-  const dialog = $("consent");
-  const form = $("consent-form");
+  const dialog = /** @type {HTMLDialogElement} */ ($("consent"));
+  const form = /** @type {HTMLFormElement} */ ($("consent-form"));
   $("consent-detail").textContent = detail || "";
   say("consent-message", "");
-  const photo = $("consent-photo");
+  const photo = /** @type {HTMLInputElement} */ ($("consent-photo"));
   photo.value = "";
+  /** @type {{file: File, id: string} | null} */
   let stored = null; // {file, id}: a form photo already stored is not sent twice
   const syncName = () => {
     $("consenter-name-box").hidden = chosen(form, "consenter") === "patient";
     $("consent-photo-box").hidden = chosen(form, "method") !== "written";
-    const file = photo.files[0];
+    const file = photo.files?.[0];
     say("consent-photo-name", file ? t("consent.form_ready", { name: file.name }) : "");
     say("consent-message", "");
   };
@@ -68,19 +70,20 @@ export function askConsent(contextId, detail) {
     async function submit(event) {
       event.preventDefault();
       const consenter = chosen(form, "consenter");
-      const name = $("consenter-name").value.trim();
-      if (!$("consent-agree").checked) return say("consent-message", t("consent.needs_agree"), "error");
+      const name = /** @type {HTMLInputElement} */ ($("consenter-name")).value.trim();
+      if (!(/** @type {HTMLInputElement} */ ($("consent-agree")).checked)) return say("consent-message", t("consent.needs_agree"), "error");
       if (consenter !== "patient" && !name) return say("consent-message", t("consent.needs_name"), "error");
+      /** @type {{consenter?: string, method?: string, consenter_name?: string, form_capture_id?: string}} */
       const body = { consenter, method: chosen(form, "method") };
       if (consenter !== "patient") body.consenter_name = name;
-      const file = body.method === "written" ? photo.files[0] : null;
+      const file = body.method === "written" ? photo.files?.[0] : null;
       if (file) {
         if (stored?.file !== file) {
           say("consent-message", t("consent.form_sending"), "info");
           try {
             stored = { file, id: await storeFormPhoto(contextId, file) };
           } catch (error) {
-            return say("consent-message", t("consent.form_failed", { detail: error.message }), "error");
+            return say("consent-message", t("consent.form_failed", { detail: /** @type {Error} */ (error).message }), "error");
           }
         }
         body.form_capture_id = stored.id;
@@ -88,7 +91,7 @@ export function askConsent(contextId, detail) {
       try {
         await postJson(paths.consent(contextId), body);
       } catch (error) {
-        return say("consent-message", error.message, "error");
+        return say("consent-message", /** @type {Error} */ (error).message, "error");
       }
       finish(true);
     }

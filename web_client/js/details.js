@@ -15,13 +15,30 @@ export function dicomDate(value) {
   return m ? `${m[1]}-${m[2]}-${m[3]}` : t("priors.date_unknown");
 }
 
+/** @param {string} name @param {string} value */
 function checkRadio(name, value) {
-  for (const input of document.querySelectorAll(`input[name="${name}"]`)) {
+  for (const input of /** @type {NodeListOf<HTMLInputElement>} */ (document.querySelectorAll(`input[name="${name}"]`))) {
     input.checked = input.value === value;
   }
 }
 
-/** Site details from the service + the side tapped or searched: the state of the next photos. */
+/** The chosen site: the service's description (BodySiteOut) with the side and privacy of the
+ * next photos.
+ * @typedef {object} Site
+ * @property {string} code SNOMED CT
+ * @property {string} meaning
+ * @property {string} name the service's one display name, without a side
+ * @property {Record<string, string>} [names] the display name per side ("L", "R", "B")
+ * @property {boolean} paired
+ * @property {string | null} laterality
+ * @property {string} sensitivity
+ * @property {string[]} categories
+ * @property {{level: string, categories: string[]} | null} suggested
+ */
+
+/** Site details from the service + the side tapped or searched: the state of the next photos.
+ * @param {{code: string, laterality: string | null}} choice
+ * @returns {Promise<Site>} */
 export async function describeSite(choice) {
   const site = remember(await getJson(paths.site(choice.code)));
   const suggested = site.suggested_sensitivity;
@@ -74,7 +91,7 @@ export async function renderPriors(contextId, site, { canUnblur = false } = {}) 
   try {
     timeline = await getJson(paths.timeline(contextId, site.code, site.laterality));
   } catch (error) {
-    $("priors-message").textContent = t("priors.error", { detail: error.message });
+    $("priors-message").textContent = t("priors.error", { detail: /** @type {Error} */ (error).message });
     return null;
   }
   const items = timeline.items;

@@ -7,8 +7,21 @@ import { $, clear, el } from "./dom.js";
 
 const THUMB_PX = 240;
 
+/** A photo taken and not yet sent (app.js); `blob` is dropped once the vault has sealed it.
+ * @typedef {object} Photo
+ * @property {string} id the capture id
+ * @property {Blob | null} blob
+ * @property {string} filename
+ * @property {string} kind what its bytes are (js/sniff.js): "jpeg" or "heic"
+ * @property {HTMLCanvasElement | null} thumb
+ * @property {string} note
+ * @property {string} view
+ * @property {string} capturedAt ISO date-time
+ */
+
 /** A small preview canvas of a photo, or null when this browser cannot decode it (HEIC on
- * most browsers but Safari, or a damaged JPEG). */
+ * most browsers but Safari, or a damaged JPEG).
+ * @param {Blob} blob @returns {Promise<HTMLCanvasElement | null>} */
 export async function thumbnail(blob) {
   let bitmap;
   try {
@@ -25,7 +38,7 @@ export async function thumbnail(blob) {
     width: Math.round(bitmap.width * scale),
     height: Math.round(bitmap.height * scale),
   });
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   bitmap.close();
   return canvas;
 }
@@ -41,7 +54,7 @@ function noPreview(photo, brief) {
 function preview(photo, label, brief = false) {
   if (!photo.thumb) return el("p", { class: "no-preview", role: "img", "aria-label": label }, noPreview(photo, brief));
   const copy = el("canvas", { width: photo.thumb.width, height: photo.thumb.height, role: "img", "aria-label": label });
-  copy.getContext("2d").drawImage(photo.thumb, 0, 0);
+  /** @type {CanvasRenderingContext2D} */ (copy.getContext("2d")).drawImage(photo.thumb, 0, 0);
   return copy;
 }
 
@@ -80,7 +93,7 @@ export function renderReview(photos, actions) {
     );
   });
   $("review-send").textContent = t("review.send", { count: photos.length });
-  $("review-send").disabled = photos.length === 0;
+  /** @type {HTMLButtonElement} */ ($("review-send")).disabled = photos.length === 0;
 }
 
 /** The sending list: one row per photo, updated from the uploader's "change" events. A photo

@@ -19,9 +19,12 @@ export class SitePicker {
   constructor(onPick) {
     this.onPick = onPick;
     this.view = "front";
+    /** @type {import("./bodymap.js").SiteChoice | null} */
     this.selected = null;
+    /** @type {{code: string, laterality: string | null, label: string}[]} */
     this.recent = [];
-    this.timer = null;
+    /** @type {number | undefined} */
+    this.timer = undefined;
     this.searches = 0; // searches started: an older answer is dropped
     this.naming = null; // the request for the map's names, while it runs or once it succeeded
     $("view-front").addEventListener("click", () => this.setView("front"));
@@ -98,7 +101,7 @@ export class SitePicker {
 
   async #search() {
     clearTimeout(this.timer);
-    const q = $("site-search").value.trim();
+    const q = /** @type {HTMLInputElement} */ ($("site-search")).value.trim();
     const asked = ++this.searches; // only the latest search fills the list (no doubles)
     if (!q) return clear($("site-results"));
     let matches;
@@ -106,10 +109,10 @@ export class SitePicker {
       matches = await getJson(paths.searchSites(q));
     } catch (error) {
       if (asked !== this.searches) return;
-      clear($("site-results")).append(el("li", { class: "hint" }, t("site.search_error", { detail: error.message })));
+      clear($("site-results")).append(el("li", { class: "hint" }, t("site.search_error", { detail: /** @type {Error} */ (error).message })));
       return;
     }
-    if (asked !== this.searches || $("site-search").value.trim() !== q) return; // typed on meanwhile
+    if (asked !== this.searches || /** @type {HTMLInputElement} */ ($("site-search")).value.trim() !== q) return; // typed on meanwhile
     const list = clear($("site-results"));
     if (matches.length === 0) list.append(el("li", { class: "hint" }, t("site.search_none", { q })));
     for (const match of matches) {
@@ -123,7 +126,7 @@ export class SitePicker {
   clearSearch() {
     clearTimeout(this.timer);
     this.searches += 1; // an answer still on its way is not shown
-    $("site-search").value = "";
+    /** @type {HTMLInputElement} */ ($("site-search")).value = "";
     clear($("site-results"));
   }
 }

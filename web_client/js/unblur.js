@@ -13,13 +13,17 @@ import { postForBlob } from "./api.js";
 const ROLE = "sensitive-viewer";
 const SIZE = 1024;
 
+/** @type {{url: string, date: string} | null} */
 let chosen = null; // {url, date} of the photo asked for
+/** @type {string | null} */
 let objectUrl = null;
 
 /** Whether this session may ask for clear photos (the service checks again on every request). */
 export function mayUnblur(session) {
   return Array.isArray(session?.roles) && session.roles.includes(ROLE);
 }
+
+const reasonInput = () => /** @type {HTMLTextAreaElement} */ ($("unblur-reason"));
 
 function forgetImage() {
   const image = $("unblur-image");
@@ -34,7 +38,7 @@ function forgetImage() {
 export function closeUnblur() {
   forgetImage();
   chosen = null;
-  $("unblur-reason").value = "";
+  reasonInput().value = "";
   $("unblur-form").hidden = false;
   say("unblur-message", "");
   $("unblur-box").hidden = true;
@@ -57,18 +61,18 @@ async function submit(event) {
   say("unblur-message", t("unblur.loading"), "info");
   let blob;
   try {
-    blob = await postForBlob(asked.url, { reason: $("unblur-reason").value, size: SIZE });
+    blob = await postForBlob(asked.url, { reason: reasonInput().value, size: SIZE });
   } catch (error) {
-    if (chosen === asked) say("unblur-message", error.message, "error");
+    if (chosen === asked) say("unblur-message", /** @type {Error} */ (error).message, "error");
     return;
   }
   if (chosen !== asked) return; // closed or another photo chosen meanwhile: never shown
   objectUrl = URL.createObjectURL(blob);
-  const image = $("unblur-image");
+  const image = /** @type {HTMLImageElement} */ ($("unblur-image"));
   image.alt = t("unblur.image", { date: asked.date });
   image.src = objectUrl;
   image.hidden = false;
-  $("unblur-reason").value = "";
+  reasonInput().value = "";
   $("unblur-form").hidden = true; // done: the reason was recorded with this view
   $("unblur-hide").hidden = false;
   $("unblur-hide").focus(); // the submit button that had the focus is gone
@@ -79,5 +83,5 @@ $("unblur-form").addEventListener("submit", submit);
 $("unblur-cancel").addEventListener("click", () => closeUnblur());
 $("unblur-hide").addEventListener("click", () => closeUnblur());
 document.addEventListener("screenchange", (event) => {
-  if (event.detail.id !== "screen-details") closeUnblur();
+  if (/** @type {CustomEvent<{id: string}>} */ (event).detail.id !== "screen-details") closeUnblur();
 });

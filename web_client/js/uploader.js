@@ -95,14 +95,14 @@ export class Uploader extends EventTarget {
   }
 
   #sleep(ms) {
-    return new Promise((resolve) => {
+    return /** @type {Promise<void>} */ (new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         resolve();
       }
       this.wake = done;
-    }).finally(() => {
+    })).finally(() => {
       this.wake = null;
     });
   }

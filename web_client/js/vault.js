@@ -46,20 +46,32 @@ function holdPageLock(page) {
 /** Pages of this app that are alive now (null when the browser has no Web Locks). */
 async function livePages() {
   if (!navigator.locks) return null;
-  const { held } = await navigator.locks.query();
-  return new Set(
-    held.filter((l) => l.name.startsWith(LOCK_PREFIX)).map((l) => l.name.slice(LOCK_PREFIX.length)),
-  );
+  const { held = [] } = await navigator.locks.query();
+  const names = held.map((l) => l.name ?? "");
+  return new Set(names.filter((n) => n.startsWith(LOCK_PREFIX)).map((n) => n.slice(LOCK_PREFIX.length)));
 }
 
 const encoder = new TextEncoder();
 
 export class Vault {
+  /**
+   * @param {IDBDatabase} db
+   * @param {CryptoKey} key
+   * @param {string} page
+   * @param {string} session
+   * @param {number | null} expires
+   */
   constructor(db, key, page, session, expires) {
-    Object.assign(this, { db, key, page, session, expires });
+    this.db = db;
+    this.key = key;
+    this.page = page;
+    this.session = session;
+    this.expires = expires;
   }
 
-  /** A vault for this page session; `session` tags records (a hash, never the token). */
+  /** A vault for this page session; `session` tags records (a hash, never the token).
+   * @param {string} session
+   * @param {number | null} expiresAt */
   static async open(session, expiresAt) {
     const key = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, [
       "encrypt",

@@ -1,0 +1,1 @@
+"""The benchmarks behind ``make bench`` (``python -m bench.report``); see report.py."""
