@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES
 from capture_api.audit.wire import utc_instant
+from capture_api.exceptions import InputRejected
 from capture_api.store.db import session
 from capture_api.store.records import AuditEventRecord
 
@@ -35,7 +36,7 @@ class ExportFormat(StrEnum):
     FHIR = "fhir"  # a FHIR R4 Bundle (searchset) of AuditEvents
 
 
-class ExportQueryError(ValueError):
+class ExportQueryError(InputRejected):
     """A filter the export cannot use; the message says what a valid one looks like."""
 
 

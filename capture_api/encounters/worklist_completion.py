@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from capture_api.config import Settings
 from capture_api.context.worklist import ProducedInstance, WorklistClient
-from capture_api.exceptions import CaptureError
+from capture_api.exceptions import Conflict
 from capture_api.intake.service import CaptureService
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import session
@@ -26,7 +26,7 @@ from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecor
 log = logging.getLogger("capture.worklist")
 
 
-class CompletionRefused(CaptureError):
+class CompletionRefused(Conflict):
     """The encounter cannot be completed as it is (no photos, or photos that failed)."""
 
 
