@@ -50,9 +50,10 @@ stay in that package (module named on the right) but hang from this tree::
     │                            IdTokenRejected); callers translate it into theirs
     ├── NotifyAuthError          notify.backend_auth: the EHR refused our backend credentials
     ├── NotifyUnavailable        notify.backend_auth: the EHR could not be reached (retried)
-    └── ResourceInvalid          notify.resources: a FHIR resource we built does not validate
+    ├── ResourceInvalid          notify.resources: a FHIR resource we built does not validate
+    └── DatabaseUnavailable      store.reports: the database did not answer a metrics query
 
-The last three, ``EncodeError`` and ``OAuthError`` stay inside background workers or are
+The last four, ``EncodeError`` and ``OAuthError`` stay inside background workers or are
 translated by their callers; should one reach a route it is answered as our fault (500).
 Every ``InputRejected`` message is written for the person holding the phone: it names what
 is wrong and what to do. Two exceptions in the code base are deliberately outside the tree:

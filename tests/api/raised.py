@@ -91,10 +91,10 @@ class _Reader:
             return  # a nested definition runs when called, not here
         if isinstance(node, ast.Try):
             handled = caught + tuple(self._handled(node))
-            for child in node.body:
-                self._visit(child, handled, found)
-            for child in [*node.handlers, *node.orelse, *node.finalbody]:
-                self._visit(child, caught, found)
+            for statement in node.body:
+                self._visit(statement, handled, found)
+            for after in [*node.handlers, *node.orelse, *node.finalbody]:
+                self._visit(after, caught, found)
             return
         if isinstance(node, ast.Raise) and node.exc is not None:
             target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc

@@ -158,6 +158,7 @@ def undeclared(app: FastAPI, raised: Raised) -> list[str]:
             int(status): [tree[name] for name in entry.get("x-errors", [])]
             for status, entry in responses.items()
         }
+        assert route.endpoint is not None
         found = raised(route.endpoint).union(*(raised(c) for c in _dependency_calls(route)))
         for error in sorted(found, key=lambda e: e.__name__):
             status = errors.status_of(error)

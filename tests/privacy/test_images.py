@@ -15,7 +15,8 @@ from capture_api.deliver import InstanceRef
 from capture_api.privacy.break_glass import NOT_AUDITED
 from capture_api.review.images import NOT_FOUND, View
 from tests.capture.test_timeline import _laplacian_variance, _wait
-from tests.privacy.people import FOREARM, send_photo
+from tests.privacy.people import send_photo
+from tests.security.browser import FOREARM
 from tests.security.conftest import AppFactory
 
 REASON = "Comparing wound edges with last week's photo"
