@@ -14,16 +14,21 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from capture_api.api.errors import raises
 from capture_api.capture.roles import Role, roles_of
 from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
 from capture_api.deliver.archive import Archive
 from capture_api.encounters.ehr_context import EhrContexts
-from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired
+from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired, UnknownContext
 from capture_api.privacy.actor import Actor
 from capture_api.privacy.visibility import Visibility
 from capture_api.review.timeline import Timeline, patient_of
 from capture_api.runtime import Runtime
 from capture_api.store.records import ContextRecord, UserSession
+
+#: What ``Access.context`` and ``Access.photos`` refuse with (a route using them declares
+#: these: ``errors.responses(*CONTEXT_ERRORS, ...)``).
+CONTEXT_ERRORS = (NotSignedIn, PatientMismatch, UnknownContext)
 
 CONTEXTS_FROM_EHR = (
     "this deployment takes patients only from the EHR (launch, wristband scan or worklist); "
@@ -60,6 +65,7 @@ class Access:
             return Actor(self.roles)
         return Actor(self.roles, self.session.fhir_user, self.session.id)
 
+    @raises(NotSignedIn, RoleRequired)
     def require_role(self, role: Role, action: str) -> None:
         """Refuse (403) unless the user has ``role``; ``action`` names what was asked."""
         if self.ehr_mode:
@@ -71,11 +77,13 @@ class Access:
     def contexts(self) -> EhrContexts:
         return self.runtime.ehr_contexts
 
+    @raises(NotSignedIn)
     def require_session(self) -> UserSession:
         if self.session is None:
             raise NotSignedIn(NOT_SIGNED_IN)
         return self.session
 
+    @raises(*CONTEXT_ERRORS)
     def context(self, context_id: str, action: str) -> ContextRecord:
         """The context, if this request may use it (404 unknown, 401/403 not allowed)."""
         if not self.ehr_mode:
@@ -85,11 +93,13 @@ class Access:
         self.contexts.check_context(signed_in, record, action=action)
         return record
 
+    @raises(*CONTEXT_ERRORS)
     def photos(self, context_id: str, action: str, archive: Archive) -> Timeline:
         """The context's patient's archived photos, as this user may be shown them."""
         record = self.context(context_id, action)
         return Timeline(archive, self.runtime.engine, patient_of(record), self.visibility)
 
+    @raises(PatientMismatch)
     def check_can_create_context(self) -> None:
         if self.ehr_mode:
             raise PatientMismatch(CONTEXTS_FROM_EHR)

@@ -11,12 +11,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from capture_api.api.errors import status_for
+from capture_api.api.errors import error_response, validation_response
 from capture_api.exceptions import CaptureError
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -32,13 +31,13 @@ class NoStoreRoute(APIRoute):
             try:
                 response = await handler(request)
             except CaptureError as exc:  # as capture_api.api.errors answers it
-                response = JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
-            except HTTPException as exc:
+                response = error_response(exc)
+            except HTTPException as exc:  # the framework's own (a body it cannot parse)
                 response = JSONResponse(
                     {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
                 )
             except RequestValidationError as exc:
-                response = await request_validation_exception_handler(request, exc)
+                response = validation_response(exc)
             response.headers.update(NO_STORE)
             return response
 

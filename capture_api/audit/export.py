@@ -20,6 +20,7 @@ from enum import StrEnum
 from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES
 from capture_api.audit.wire import utc_instant
+from capture_api.exceptions import InputRejected
 from capture_api.store import audit_rows
 from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord
@@ -33,7 +34,7 @@ class ExportFormat(StrEnum):
     FHIR = "fhir"  # a FHIR R4 Bundle (searchset) of AuditEvents
 
 
-class ExportQueryError(ValueError):
+class ExportQueryError(InputRejected):
     """A filter the export cannot use; the message says what a valid one looks like."""
 
 

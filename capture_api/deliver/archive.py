@@ -1,14 +1,20 @@
-"""What the outbox and the priors view need from an archive, whatever the archive is.
+"""What the outbox and the review views need from an archive, whatever the archive is.
 
 Two implementations: ``DicomWebArchive`` (STOW-RS/QIDO-RS/WADO-RS to a PACS/VNA, PS3.18) and
 ``LocalArchive`` (Part 10 files + DICOMDIR in a folder, so ``make run`` works with no server).
+Everything above ``deliver`` asks an archive through this protocol only, never by its class
+(only the composition root, ``capture_api.runtime``, and the CLI name the classes): a third
+archive gets delivery, verification, the priors view and the timeline by implementing it.
 All methods are synchronous: the outbox runs them in worker threads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from capture_api.deliver.instance_labels import InstanceLabels
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class PriorImage:
 
 
 class Archive(Protocol):
-    """An archive the outbox can deliver to and the priors view can read from."""
+    """An archive the outbox can deliver to and the review views can read from."""
 
     def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
         """Store one Part 10 instance. Raise ArchiveUnavailable / ArchiveRejected."""
@@ -69,6 +75,16 @@ class Archive(Protocol):
 
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
         """A small upright JPEG of the instance (at most ``max_size`` px on the long side)."""
+        ...
+
+    def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
+        """Each instance's sensitivity block and encounter, by SOP Instance UID.
+
+        ``None`` for an instance the archive should hold but cannot answer for (not there
+        under these UIDs, its file gone, its metadata request failing): the timeline shows
+        it restricted. An instance left out of the answer is one the archive cannot say
+        anything about (no metadata resource, or metadata without the instance).
+        """
         ...
 
     def close(self) -> None:

@@ -4,7 +4,9 @@
 
 - ``store``: STOW-RS Store Instances (PS3.18 10.5), one Part 10 file per request;
 - ``is_visible`` and ``find_priors``: QIDO-RS Search (PS3.18 10.6);
-- ``thumbnail``: WADO-RS Retrieve of the rendered resource (PS3.18 10.4), else the raw frame.
+- ``thumbnail``: WADO-RS Retrieve of the rendered resource (PS3.18 10.4), else the raw frame;
+- ``labels``: WADO-RS Retrieve of each series' metadata (PS3.18 10.4): the sensitivity
+  private block and the encounter of instances this service did not capture.
 
 Errors come out as the capture exception tree, decided in one place per kind: transport and
 timeout failures in ``_send``; HTTP status codes in ``_raise_for_status`` (401/403 ->
@@ -27,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from capture_api.config import ArchiveAuthKind, Settings
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
+from capture_api.deliver.instance_labels import InstanceLabels, json_text, labels_from_json
 from capture_api.deliver.stow_response import (
     StoreResponse,
     failure_reason_text,
@@ -34,7 +37,12 @@ from capture_api.deliver.stow_response import (
     parse_store_response,
     warning_reason_text,
 )
-from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
+from capture_api.exceptions import (
+    ArchiveAuthFailed,
+    ArchiveError,
+    ArchiveRejected,
+    ArchiveUnavailable,
+)
 
 __all__ = ["DicomWebArchive"]
 
@@ -282,6 +290,30 @@ class DicomWebArchive:
         )
         self._raise_for_transient_or_auth(response, "read the archive's metadata")
         return _json_objects(response) if response.status_code == 200 else []
+
+    def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
+        """Sensitivity block and encounter per instance: one series metadata request each.
+
+        A request that fails (unreachable, refused, not DICOM JSON) answers None for the
+        series' instances, which the timeline shows restricted; a server without the
+        metadata resource, or metadata without the instance, cannot say: left out.
+        """
+        found: dict[str, InstanceLabels | None] = {}
+        by_series: dict[tuple[str, str], list[InstanceRef]] = {}
+        for ref in refs:
+            by_series.setdefault((ref.study_uid, ref.series_uid), []).append(ref)
+        for (study_uid, series_uid), members in by_series.items():
+            try:
+                items = self.series_metadata(study_uid, series_uid)
+            except ArchiveError:
+                found |= dict.fromkeys((ref.sop_instance_uid for ref in members), None)
+                continue
+            metadata = {json_text(item, _SOP_INSTANCE_UID): item for item in items}
+            for ref in members:
+                attrs = metadata.get(ref.sop_instance_uid)
+                if attrs is not None:
+                    found[ref.sop_instance_uid] = labels_from_json(attrs)
+        return found
 
     # --- WADO-RS -------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from capture_api.config import Settings
 from capture_api.context.worklist import ProducedInstance, WorklistClient
 from capture_api.deliver.outbox import OutboxPolicy
-from capture_api.exceptions import CaptureError
+from capture_api.exceptions import Conflict
 from capture_api.intake.service import CaptureService
 from capture_api.observability.loops import LoopHealth, describe
 from capture_api.store import contexts
@@ -49,7 +49,7 @@ WAIT_FOR_WORKER_SECONDS = 10.0
 _WAIT_STEP_SECONDS = 0.05
 
 
-class CompletionRefused(CaptureError):
+class CompletionRefused(Conflict):
     """The encounter cannot be completed as it is (no photos, or photos that failed)."""
 
 

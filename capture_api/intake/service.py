@@ -47,13 +47,31 @@ from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 from capture_api.store.spool import Spool
 
-#: failure_kind values for input the encoder refused (the API maps them to HTTP statuses).
+#: failure_kind values for input the encoder refused (``refusal`` turns them back into errors).
 _KINDS: dict[type[InputRejected], str] = {
     UnsupportedFormat: "unsupported-format",
     CorruptImage: "corrupt-image",
     ImageTooLarge: "too-large",
     InvalidMetadata: "invalid-metadata",
 }
+
+#: The same, the other way: what a refused capture's upload raises (``refusal``).
+_REFUSED: dict[str, type[InputRejected]] = {
+    **{kind: error for error, kind in _KINDS.items()},
+    "invalid-input": InputRejected,
+}
+
+
+def refusal(record: CaptureRecord) -> InputRejected | None:
+    """The error a refused upload answers with (again, when the same photo is re-sent).
+
+    None unless the capture failed because its input was refused: a capture that failed
+    later (archive, spool) was accepted, and its upload answers with its status.
+    """
+    error = _REFUSED.get(record.failure_kind or "")
+    if record.status != CaptureStatus.FAILED.value or error is None:
+        return None
+    return error(record.reason or "")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""The clinician's review: earlier photos, the wound-care timeline, the wound-audit report.
+
+``timeline`` (``Timeline``: one patient's photos in the archive, each with its sensitivity
+decided for the user's roles; the priors view and the timeline both ask it), ``images``
+(a photo of those views as a JPEG: blurred unless normal, clear only through the audited
+break-the-glass) and ``audit_report`` (the aggregate wound-care photo audit: JSON, CSV,
+printable HTML).
+"""
+
+from capture_api.review.audit_report import (
+    HTML_CSP,
+    NO_UNIT,
+    ReportRange,
+    ReportRangeError,
+    WoundAuditReport,
+    build_report,
+    csv_filename,
+)
+from capture_api.review.images import (
+    NOT_FOUND,
+    PREVIEW_SIZE,
+    THUMBNAIL_SIZE,
+    View,
+    image,
+    unblurred,
+)
+from capture_api.review.timeline import Timeline, TimelineItem, days_between, patient_of
+
+__all__ = [
+    "HTML_CSP",
+    "NOT_FOUND",
+    "NO_UNIT",
+    "PREVIEW_SIZE",
+    "THUMBNAIL_SIZE",
+    "ReportRange",
+    "ReportRangeError",
+    "Timeline",
+    "TimelineItem",
+    "View",
+    "WoundAuditReport",
+    "build_report",
+    "csv_filename",
+    "days_between",
+    "image",
+    "patient_of",
+    "unblurred",
+]

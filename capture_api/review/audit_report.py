@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from capture_api.audit.export import spreadsheet_safe
 from capture_api.capture.schemas import unit_of
+from capture_api.exceptions import InputRejected
 from capture_api.store import reports
 from capture_api.store.db import Database
 from capture_api.store.records import CaptureStatus
@@ -58,8 +59,8 @@ NO_REASON = "(no reason recorded)"
 _UID = re.compile(r"\b\d+(?:\.\d+){3,}\b")
 
 
-class ReportRangeError(ValueError):
-    """The requested range or time zone cannot be used (the API answers 422)."""
+class ReportRangeError(InputRejected):
+    """The requested range or time zone cannot be used; the message says what would do."""
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,14 @@ not). Each photo gets three things the archive query does not give:
   Where the level comes from, in order: our database (``CaptureRecord.sensitivity_level``,
   by SOP Instance UID: every photo this service captured); else the instance's private block
   (group 0011, creator ``CAPTURE SENSITIVITY 1``, element xx10: HL7 Confidentiality code,
-  see ``capture_api.encode.vl_photo``) read through the archive (the local File-set's
-  index, which kept the block when the instance was stored, or a DICOMweb server's series
-  metadata); an instance without that block was not marked by anyone, and is ``normal``. An
-  archive that cannot say (an ``Archive`` of another type; a DICOMweb server without the
-  series metadata resource, or whose metadata leaves the instance or its private tags out)
-  gives ``normal`` too. An instance the archive should hold but cannot answer for (not in
-  the local index, its file vanished, a metadata request failing), and a level or code we do
-  not know, are treated as ``restricted``: listed, and only ever served blurred.
+  see ``capture_api.encode.vl_photo``) as the archive reports it (``Archive.labels``: the
+  local File-set's index, which kept the block when the instance was stored, or a DICOMweb
+  server's series metadata); an instance without that block was not marked by anyone, and
+  is ``normal``. An archive that cannot say (a DICOMweb server without the series metadata
+  resource, or whose metadata leaves the instance or its private tags out) gives ``normal``
+  too. An instance the archive should hold but cannot answer for (not in the local index,
+  its file vanished, a metadata request failing), and a level or code we do not know, are
+  treated as ``restricted``: listed, and only ever served blurred (``review.images``).
 
 * its **encounter**: Admission ID and description from the context it was captured in (our
   database), else the instance's Admission ID (0038,0010) and Study Description (0008,1030).
@@ -40,25 +40,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.valuerep import DT
 
 from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
-from capture_api.deliver.dicomweb import DicomWebArchive
-from capture_api.deliver.instance_labels import InstanceLabels, LabelledArchive
-from capture_api.deliver.thumbnails import blurred
-from capture_api.encode.vl_photo import (
-    CONFIDENTIALITY_ELEMENT,
-    LEVEL_ELEMENT,
-    SENSITIVITY_CREATOR,
-    SENSITIVITY_GROUP,
-)
-from capture_api.exceptions import ArchiveError
+from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.privacy.visibility import Visibility
 from capture_api.store import captures
 from capture_api.store.db import Database
@@ -66,13 +54,6 @@ from capture_api.store.records import ContextRecord
 
 #: How many photos one timeline asks the archive for (newest first: the oldest drop out).
 TIMELINE_LIMIT = 1000
-THUMBNAIL_SIZE = 256
-PREVIEW_SIZE = 1024
-#: Sizes the image route serves: a thumbnail and a preview (long side, px).
-IMAGE_SIZES = (THUMBNAIL_SIZE, PREVIEW_SIZE)
-#: The blur radius is this fraction of the image size, so a preview is as unreadable as a thumb.
-_BLUR_FRACTION = 20
-_MIN_BLUR_RADIUS = 12
 
 #: HL7 v3 Confidentiality (2.16.840.1.113883.5.25) -> our level. U, L, M and N are all
 #: "may be shown"; R and V are ours; anything else is handled as restricted (fail closed).
@@ -84,10 +65,6 @@ _CONFIDENTIALITY = {
     "R": SensitivityLevel.RESTRICTED,
     "V": SensitivityLevel.VERY_RESTRICTED,
 }
-
-_ADMISSION_ID = "00380010"
-_STUDY_DESCRIPTION = "00081030"
-_SOP_INSTANCE_UID = "00080018"
 
 
 # --- the patient ------------------------------------------------------------------------------
@@ -156,62 +133,17 @@ def level_from_code(code: str | None, level: str | None = None) -> SensitivityLe
         return SensitivityLevel.RESTRICTED
 
 
-def extras_from_dataset(ds: Dataset) -> Extras:
-    """Sensitivity (private block) and encounter of a Part 10 header."""
-    try:
-        block = ds.private_block(SENSITIVITY_GROUP, SENSITIVITY_CREATOR)
-    except KeyError:
-        level = SensitivityLevel.NORMAL  # nobody marked it
-    else:
-        code = block[CONFIDENTIALITY_ELEMENT].value if CONFIDENTIALITY_ELEMENT in block else None
-        text = block[LEVEL_ELEMENT].value if LEVEL_ELEMENT in block else None
-        level = level_from_code(_first(code), _first(text))
-    return Extras(
-        sensitivity=level,
-        encounter=Encounter(
-            admission_id=_first(ds.get("AdmissionID")),
-            description=_first(ds.get("StudyDescription")),
-        ),
-    )
-
-
-def extras_from_json(attrs: Mapping[str, Any]) -> Extras:
-    """The same from a DICOM JSON object (PS3.18 F.2): private tags are ``0011xxyy``."""
-    level = SensitivityLevel.NORMAL
-    for slot in range(0x10, 0x100):
-        if _json_text(attrs, f"{SENSITIVITY_GROUP:04X}{slot:04X}") != SENSITIVITY_CREATOR:
-            continue
-        prefix = f"{SENSITIVITY_GROUP:04X}{slot:02X}"
-        level = level_from_code(
-            _json_text(attrs, f"{prefix}{CONFIDENTIALITY_ELEMENT:02X}"),
-            _json_text(attrs, f"{prefix}{LEVEL_ELEMENT:02X}"),
-        )
-        break
-    return Extras(
-        sensitivity=level,
-        encounter=Encounter(
-            admission_id=_json_text(attrs, _ADMISSION_ID),
-            description=_json_text(attrs, _STUDY_DESCRIPTION),
-        ),
-    )
-
-
 def archive_extras(archive: Archive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:
-    """Extras of instances we did not capture, read through the archive, by SOP UID.
+    """Extras of instances we did not capture, as the archive reports them, by SOP UID.
 
-    An archive with an index answers from it (``LabelledArchive.labels``: the local
-    archive); a DICOMweb server from its series metadata. An instance missing from the
-    answer means the archive cannot say; one it holds but cannot read is restricted (see
-    the module docstring).
+    A ref the archive leaves out is one it cannot say anything about (the caller shows it
+    normal); ``None`` labels, an instance it should hold but cannot answer for, restricted.
     """
-    if isinstance(archive, LabelledArchive):
-        return {uid: _labelled_extras(labels) for uid, labels in archive.labels(refs).items()}
-    if isinstance(archive, DicomWebArchive):
-        return _dicomweb_extras(archive, refs)
-    return {}
+    return {uid: extras_from_labels(labels) for uid, labels in archive.labels(refs).items()}
 
 
-def _labelled_extras(labels: InstanceLabels | None) -> Extras:
+def extras_from_labels(labels: InstanceLabels | None) -> Extras:
+    """Sensitivity and encounter from an instance's labels (``None``: restricted)."""
     if labels is None:
         return Extras(SensitivityLevel.RESTRICTED, Encounter())
     level = (
@@ -223,31 +155,6 @@ def _labelled_extras(labels: InstanceLabels | None) -> Extras:
         sensitivity=level,
         encounter=Encounter(admission_id=labels.admission_id, description=labels.study_description),
     )
-
-
-def _dicomweb_extras(archive: DicomWebArchive, refs: Sequence[InstanceRef]) -> dict[str, Extras]:
-    """One WADO-RS series metadata request per series (PS3.18 10.4): every attribute.
-
-    A request that fails (unreachable, refused) makes the series' photos restricted; a server
-    without the metadata resource, or metadata without the instance, cannot say (left out).
-    """
-    found: dict[str, Extras] = {}
-    by_series: dict[tuple[str, str], list[InstanceRef]] = {}
-    for ref in refs:
-        by_series.setdefault((ref.study_uid, ref.series_uid), []).append(ref)
-    for (study_uid, series_uid), members in by_series.items():
-        try:
-            items = archive.series_metadata(study_uid, series_uid)
-        except ArchiveError:
-            for ref in members:
-                found[ref.sop_instance_uid] = Extras(SensitivityLevel.RESTRICTED, Encounter())
-            continue
-        metadata = {_json_text(i, _SOP_INSTANCE_UID): i for i in items if isinstance(i, Mapping)}
-        for ref in members:
-            attrs = metadata.get(ref.sop_instance_uid)
-            if attrs is not None:
-                found[ref.sop_instance_uid] = extras_from_json(attrs)
-    return found
 
 
 def database_extras(engine: Database, sop_uids: Iterable[str]) -> dict[str, Extras]:
@@ -363,17 +270,6 @@ class Timeline:
         (found,) = self._match(priors, [ref])
         return found
 
-    def image(self, item: TimelineItem, size: int) -> bytes:
-        """A JPEG of at most ``size`` px: blurred here unless the photo is normal."""
-        jpeg = self.archive.thumbnail(item.ref, size)
-        if item.blurred:
-            return blurred(jpeg, max(_MIN_BLUR_RADIUS, size // _BLUR_FRACTION))
-        return jpeg
-
-    def clear_image(self, item: TimelineItem, size: int) -> bytes:
-        """The unblurred JPEG: only for the audited break-the-glass path."""
-        return self.archive.thumbnail(item.ref, size)
-
     def _priors(self, body_site: str | None, limit: int = TIMELINE_LIMIT) -> list[PriorImage]:
         return self.archive.find_priors(
             self.patient.id, issuer_of(self.patient), body_site, limit=limit
@@ -411,29 +307,3 @@ class Timeline:
             if self.visibility.listed(item.sensitivity):
                 items.append(item)
         return items
-
-
-# --- helpers ----------------------------------------------------------------------------------
-
-
-def _first(value: Any) -> str | None:
-    """A DICOM value (single or multi) as its first string, None when empty."""
-    if value is None:
-        return None
-    if hasattr(value, "value"):  # a DataElement
-        value = value.value
-    if isinstance(value, list | tuple | MultiValue):
-        value = value[0] if len(value) else None
-    text = str(value).strip() if value is not None else ""
-    return text or None
-
-
-def _json_text(attrs: Mapping[str, Any], tag: str) -> str | None:
-    element = attrs.get(tag)
-    values = element.get("Value") if isinstance(element, Mapping) else None
-    if not isinstance(values, list) or not values or values[0] is None:
-        return None
-    first = values[0]
-    if isinstance(first, Mapping):
-        return str(first.get("Alphabetic", "")) or None
-    return str(first).strip() or None

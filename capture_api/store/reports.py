@@ -18,11 +18,12 @@ from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
+from capture_api.exceptions import CaptureError
 from capture_api.store.db import Database, session
 from capture_api.store.records import CaptureRecord, ContextRecord, NotificationRecord
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(CaptureError):
     """The database did not answer; the message names the driver's error type only."""
 
 

@@ -21,8 +21,9 @@ from capture_api.capture.anatomy import resolve
 from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.config import Settings
 from capture_api.deliver.archive import InstanceRef
+from capture_api.deliver.instance_labels import labels_from_json
 from capture_api.encode.vl_photo import SENSITIVITY_CREATOR, SENSITIVITY_GROUP
-from capture_api.review.timeline import extras_from_json, level_from_code, parse_acquired
+from capture_api.review.timeline import extras_from_labels, level_from_code, parse_acquired
 
 FOREARM, _LEFT = resolve("left forearm")
 SACRUM, _UNPAIRED = resolve("sacrum")
@@ -312,10 +313,10 @@ def test_private_block_in_dicom_json_and_codes() -> None:
         "00380010": {"vr": "LO", "Value": ["ADM-9"]},
         "00110010": {"vr": "LO", "Value": ["SOMEONE ELSE"]},
     }
-    extras = extras_from_json(attrs)
+    extras = extras_from_labels(labels_from_json(attrs))
     assert extras.sensitivity is SensitivityLevel.VERY_RESTRICTED
     assert extras.encounter.admission_id == "ADM-9"
-    assert extras_from_json({}).sensitivity is SensitivityLevel.NORMAL
+    assert extras_from_labels(labels_from_json({})).sensitivity is SensitivityLevel.NORMAL
     assert level_from_code("R") is SensitivityLevel.RESTRICTED
     assert level_from_code("Q") is SensitivityLevel.RESTRICTED  # unknown: never clear
     assert level_from_code(None, "very-restricted") is SensitivityLevel.VERY_RESTRICTED

@@ -35,12 +35,19 @@ from capture_api.config import Settings
 from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.deliver.archive_auth import auth_from_settings
 from capture_api.deliver.dicomweb import DicomWebArchive
+from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.stow_response import (
     failure_reason_text,
     parse_store_response,
     warning_reason_text,
 )
 from capture_api.encode.pipeline import WrappedPhoto, wrap_photo
+from capture_api.encode.vl_photo import (
+    CONFIDENTIALITY_ELEMENT,
+    LEVEL_ELEMENT,
+    SENSITIVITY_CREATOR,
+    SENSITIVITY_GROUP,
+)
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from tests.conftest import phone_jpeg
 from tests.orthanc import OrthancServer
@@ -467,6 +474,49 @@ def test_thumbnail_falls_back_to_the_stored_frame(orthanc: OrthancServer) -> Non
 def test_thumbnail_of_an_unknown_instance_is_rejected(archive: DicomWebArchive) -> None:
     with pytest.raises(ArchiveRejected, match="HTTP 404"):
         archive.thumbnail(InstanceRef("1.2.3", "1.2.3.4", "1.2.3.4.5"))
+
+
+# --- labels: the sensitivity block and encounter from WADO-RS series metadata ------------------
+
+
+def test_labels_read_the_private_block_from_the_series_metadata(
+    archive: DicomWebArchive, orthanc: OrthancServer
+) -> None:
+    restricted, unmarked = photo(), photo()
+    block = restricted.dataset.private_block(SENSITIVITY_GROUP, SENSITIVITY_CREATOR)
+    block[CONFIDENTIALITY_ELEMENT].value = "R"
+    block[LEVEL_ELEMENT].value = "restricted"
+    restricted.dataset.AdmissionID = "ADM-7"
+    unmarked.dataset.remove_private_tags()  # as another system would store it
+    for wrapped in (restricted, unmarked):
+        archive.store(wrapped.to_bytes(), ref_of(wrapped))
+    r, u = ref_of(restricted), ref_of(unmarked)
+    absent = InstanceRef(r.study_uid, r.series_uid, "1.2.3.4.5.6")  # not in its series
+
+    labels = archive.labels([r, u, absent])
+
+    assert labels[r.sop_instance_uid] == InstanceLabels(
+        marked=True,
+        confidentiality="R",
+        level="restricted",
+        admission_id="ADM-7",
+        study_description=str(restricted.dataset.StudyDescription),
+    )
+    assert labels[u.sop_instance_uid] is not None
+    assert labels[u.sop_instance_uid].marked is False  # type: ignore[union-attr]
+    assert absent.sop_instance_uid not in labels  # the metadata cannot say: left out
+
+    # The series metadata request fails (nothing listens there): those instances are None,
+    # which the timeline shows restricted.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = rewriting_client(
+        "GET",
+        lambda url: url.copy_with(port=port) if url.path.endswith("/metadata") else url,
+    )
+    with client, DicomWebArchive(orthanc.base_url, client=client, timeout=2) as failing:
+        assert failing.labels([r, u]) == {r.sop_instance_uid: None, u.sop_instance_uid: None}
 
 
 # --- answers Orthanc never gives: Orthanc-shaped JSON through httpx.MockTransport -------------

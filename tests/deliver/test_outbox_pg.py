@@ -12,7 +12,7 @@ import io
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ import capture_api.intake.service as service_module
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.dicomweb import DicomWebArchive
+from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
 from capture_api.intake.service import CaptureRequest, CaptureService
@@ -122,6 +123,9 @@ class CountingArchive:
 
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
         return self.inner.thumbnail(ref, max_size)
+
+    def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
+        return self.inner.labels(refs)
 
     def close(self) -> None:
         self.inner.close()

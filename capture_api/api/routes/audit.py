@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import get_runtime
+from capture_api.api.errors import responses
 from capture_api.audit.export import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -28,7 +29,8 @@ from capture_api.audit.export import (
 )
 from capture_api.audit.fhir_audit import bundle
 from capture_api.audit.source import AuditSource
-from capture_api.capture.roles import Role
+from capture_api.capture import Role
+from capture_api.exceptions import NotSignedIn, RoleRequired
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -41,9 +43,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "A FHIR R4 Bundle of AuditEvents, or CSV (UTF-8, header row)",
         "content": {FHIR_JSON: {}, "text/csv": {}},
     },
-    401: {"description": "EHRs are registered and nobody is signed in"},
-    403: {"description": "The user does not have the auditor role"},
-    422: {"description": "Invalid time range or paging (reason in detail)"},
+    **responses(
+        (NotSignedIn, "EHRs are registered and nobody is signed in"),
+        (RoleRequired, "The user does not have the auditor role"),
+        (ExportQueryError, "Invalid time range or paging (reason in detail)"),
+    ),
 }
 
 
@@ -69,10 +73,7 @@ def export_audit(
 ) -> Response:
     """Audit events for a time range (and patient), as a FHIR Bundle or CSV."""
     access.require_role(Role.AUDITOR, "reading the audit trail")
-    try:
-        query = ExportQuery.parse(since, until, patient, after, limit)
-    except ExportQueryError as exc:
-        raise HTTPException(422, detail=str(exc)) from exc
+    query = ExportQuery.parse(since, until, patient, after, limit)
     runtime = get_runtime(request)
     rows, more = fetch(runtime.engine, query)
     next_url = str(request.url.include_query_params(after=rows[-1].id)) if more and rows else None

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from capture_api.api.deps import get_runtime
-from capture_api.capture.anatomy import BodySite, Laterality, get_site, offer
-from capture_api.capture.sensitivity import SensitivityCategory, SensitivityLevel
-from capture_api.capture.sensitivity_policy import SensitivityPolicy, policy_for
-from capture_api.exceptions import InvalidMetadata
+from capture_api.api.errors import responses
+from capture_api.capture import (
+    BodySite,
+    Laterality,
+    SensitivityCategory,
+    SensitivityLevel,
+    SensitivityPolicy,
+    get_site,
+    offer,
+    policy_for,
+)
+from capture_api.exceptions import InvalidMetadata, NotFound
 
 router = APIRouter(prefix="/body-sites", tags=["body sites"])
 
@@ -105,23 +113,27 @@ def search_sites(
 @router.get(
     "/lookup",
     response_model=list[BodySiteOut],
-    responses={404: {"description": "A code is not a body site"}},
+    responses=responses((NotFound, "A code is not a body site")),
 )
 def lookup_sites(
     code: Annotated[list[str], Query(min_length=1, max_length=100, description="SNOMED CT codes")],
     policy: PolicyDep,
 ) -> list[BodySiteOut]:
     """Several sites by code at once, in the order asked (the body map's names in one request)."""
-    try:
-        return [_out(get_site(c), policy) for c in code]
-    except InvalidMetadata as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    return [_out(_site(c), policy) for c in code]
 
 
-@router.get("/{code}", response_model=BodySiteOut, responses={404: {"description": "Unknown"}})
+@router.get(
+    "/{code}", response_model=BodySiteOut, responses=responses((NotFound, "Unknown body site"))
+)
 def get_body_site(code: str, policy: PolicyDep) -> BodySiteOut:
     """One site by its SNOMED CT code."""
+    return _out(_site(code), policy)
+
+
+def _site(code: str) -> BodySite:
+    """The site of a code asked for by its URL: an unknown one is not found (not bad input)."""
     try:
-        return _out(get_site(code), policy)
+        return get_site(code)
     except InvalidMetadata as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+        raise NotFound(str(exc)) from exc

@@ -6,26 +6,34 @@ import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep
-from capture_api.api.errors import STATUS_OF_KIND
-from capture_api.capture.anatomy import Laterality
-from capture_api.capture.sensitivity import SensitivityCategory, SensitivityLevel
-from capture_api.intake.service import CaptureRequest
+from capture_api.api.errors import responses
+from capture_api.capture import Laterality, SensitivityCategory, SensitivityLevel
+from capture_api.exceptions import (
+    CaptureConflict,
+    ConsentRequired,
+    ImageTooLarge,
+    InputRejected,
+    NotFound,
+    UnsupportedFormat,
+)
+from capture_api.intake import CaptureRequest, refusal
 from capture_api.store.records import CaptureRecord, CaptureStatus
 
 router = APIRouter(prefix="/captures", tags=["captures"])
 
-_ERRORS: dict[int | str, dict[str, str]] = {
-    404: {"description": "Unknown context"},
-    409: {"description": "Capture id already used for a different photo"},
-    413: {"description": "Photo larger than the configured limit"},
-    415: {"description": "Not a JPEG/HEIC photo (format named in detail)"},
-    422: {"description": "Damaged photo or invalid metadata (reason in detail)"},
-}
+_ERRORS = responses(
+    *CONTEXT_ERRORS,
+    (CaptureConflict, "Capture id already used for a different photo"),
+    (ImageTooLarge, "Photo larger than the configured limit"),
+    (UnsupportedFormat, "Not a JPEG/HEIC photo (format named in detail)"),
+    (InputRejected, "Damaged photo or invalid metadata (reason in detail)"),
+    (ConsentRequired, "The deployment wants the patient's consent recorded first"),
+)
 
 
 class CaptureOut(BaseModel):
@@ -119,26 +127,31 @@ def upload_capture(
         captured_at=captured_at,
     )
     record, _ = service.accept(capture_request, photo.file)
-    if record.status == CaptureStatus.FAILED and record.failure_kind in STATUS_OF_KIND:
-        raise HTTPException(STATUS_OF_KIND[record.failure_kind], detail=record.reason)
+    refused = refusal(record)
+    if refused is not None:
+        raise refused
     out = capture_out(record, request)
     response.headers["Location"] = out.status_url
     return out
 
 
-@router.get("/{capture_id}", response_model=CaptureOut, responses={404: {"description": "Unknown"}})
+@router.get(
+    "/{capture_id}",
+    response_model=CaptureOut,
+    responses=responses(*CONTEXT_ERRORS, (NotFound, "Unknown capture")),
+)
 def get_capture(
     capture_id: str, request: Request, service: ServiceDep, access: AccessDep
 ) -> CaptureOut:
     """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
     record = service.get(capture_id)
     if record is None:
-        raise HTTPException(404, detail=f"no capture {capture_id!r}")
+        raise NotFound(f"no capture {capture_id!r}")
     access.context(record.context_id, "read")
     return capture_out(record, request)
 
 
-@router.get("", response_model=list[CaptureOut])
+@router.get("", response_model=list[CaptureOut], responses=responses(*CONTEXT_ERRORS))
 def list_captures(
     request: Request,
     service: ServiceDep,

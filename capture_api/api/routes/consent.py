@@ -12,14 +12,15 @@ import datetime as dt
 import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
+from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.config import Settings
 from capture_api.context.smart import find_registration
-from capture_api.exceptions import CaptureError
+from capture_api.exceptions import CaptureError, InvalidMetadata, NotFound
 from capture_api.notify.resources import subject_reference
 from capture_api.privacy.consents import (
     ConsentIn,
@@ -80,7 +81,9 @@ def _mrn_system(settings: Settings, iss: str | None) -> str | None:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ConsentOut,
-    responses={404: {"description": "Unknown context"}, 422: {"description": "Invalid"}},
+    responses=responses(
+        *CONTEXT_ERRORS, (InvalidMetadata, "The form's photo is not a consent form of this session")
+    ),
 )
 def record(context_id: str, body: ConsentIn, access: AccessDep) -> ConsentOut:
     """Record the patient's (or guardian's) consent to photography; audited."""
@@ -97,11 +100,13 @@ def record(context_id: str, body: ConsentIn, access: AccessDep) -> ConsentOut:
     return _out(row, captures_under(runtime.engine, row.id))
 
 
-@router.get("", response_model=ConsentOut, responses={404: {"description": NONE_RECORDED}})
+@router.get(
+    "", response_model=ConsentOut, responses=responses(*CONTEXT_ERRORS, (NotFound, NONE_RECORDED))
+)
 def get(context_id: str, access: AccessDep) -> ConsentOut:
     """The consent in force for this context (the latest recorded), or 404."""
     access.context(context_id, "read")
     row = latest_consent(access.runtime.engine, context_id)
     if row is None:
-        raise HTTPException(404, detail=NONE_RECORDED)
+        raise NotFound(NONE_RECORDED)
     return _out(row, captures_under(access.runtime.engine, row.id))

@@ -9,9 +9,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from pydantic import BaseModel
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep
-from capture_api.capture.schemas import ContextIn, EncounterIn, PatientIn
+from capture_api.api.errors import responses
+from capture_api.capture import ContextIn, EncounterIn, PatientIn
+from capture_api.exceptions import InvalidMetadata, PatientMismatch
 from capture_api.store.records import ContextRecord
 
 router = APIRouter(prefix="/contexts", tags=["contexts"])
@@ -41,7 +43,15 @@ def context_out(record: ContextRecord) -> ContextOut:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ContextOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ContextOut,
+    responses=responses(
+        (PatientMismatch, "EHRs are registered: contexts come only from the EHR"),
+        (InvalidMetadata, "A patient or encounter value DICOM cannot carry (reason in detail)"),
+    ),
+)
 def create_context(body: ContextIn, service: ServiceDep, access: AccessDep) -> ContextOut:
     """Open a capture context for a patient known to a trusted caller (integration mode only).
 
@@ -54,7 +64,7 @@ def create_context(body: ContextIn, service: ServiceDep, access: AccessDep) -> C
     return context_out(service.create_context(body))
 
 
-@router.get("/{context_id}", response_model=ContextOut, responses={404: {"description": "Unknown"}})
+@router.get("/{context_id}", response_model=ContextOut, responses=responses(*CONTEXT_ERRORS))
 def get_context(context_id: str, access: AccessDep) -> ContextOut:
     """The patient banner data of a context."""
     return context_out(access.context(context_id, "read"))

@@ -7,24 +7,33 @@ user's roles (``capture_api.privacy.visibility``): restricted photos are listed 
 and their thumbnails blurred on the server (the clear pixels are never sent); very-restricted
 photos are not listed and answer 404 unless the user has the ``sensitive-viewer`` role, who
 sees them listed and blurred. A sensitive viewer sees one clear through ``POST .../unblur``
-with a typed reason (break-the-glass, audited: ``capture_api.api.routes.unblur``). Every
-answer is ``no-store``: nothing with PHI is cached by the browser or by us.
+with a typed reason (break-the-glass, audited: ``capture_api.api.routes.unblur``). The image
+is served as the timeline serves its own (``capture_api.review.images``). Every answer is
+``no-store``: nothing with PHI is cached by the browser or by us.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ArchiveDep
+from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
-from capture_api.api.routes.unblur import NOT_FOUND, photo_params, unblur_url
-from capture_api.capture.anatomy import site_name
-from capture_api.deliver.archive import InstanceRef
-from capture_api.review.timeline import Timeline, TimelineItem
+from capture_api.api.photos import (
+    PHOTO_PATH,
+    image_answer,
+    image_responses,
+    photo_params,
+    unblur_url,
+)
+from capture_api.capture import site_name
+from capture_api.deliver import InstanceRef
+from capture_api.exceptions import ArchiveError
+from capture_api.review import Timeline, TimelineItem, View
 
 router = APIRouter(
     prefix="/contexts/{context_id}/priors", tags=["priors"], route_class=NoStoreRoute
@@ -72,7 +81,7 @@ def _out(item: TimelineItem, context_id: str, request: Request, timeline: Timeli
     )
 
 
-@router.get("", response_model=list[PriorOut])
+@router.get("", response_model=list[PriorOut], responses=responses(*CONTEXT_ERRORS, ArchiveError))
 def list_priors(
     context_id: str,
     request: Request,
@@ -89,12 +98,11 @@ def list_priors(
 
 
 @router.get(
-    "/{study_uid}/{series_uid}/{sop_instance_uid}/thumbnail",
+    f"{PHOTO_PATH}/thumbnail",
     response_class=Response,
-    responses={
-        200: {"content": {"image/jpeg": {}}, "description": "Blurred when sensitive"},
-        404: {"description": "Not this patient's, or not shown to this user"},
-    },
+    responses=image_responses(
+        "Blurred when sensitive", not_found="Not this patient's, or not shown to this user"
+    ),
 )
 def prior_thumbnail(
     context_id: str,
@@ -106,8 +114,5 @@ def prior_thumbnail(
     size: Annotated[int, Query(ge=32, le=512)] = 256,
 ) -> Response:
     """A small JPEG of one of the patient's photos (never another patient's)."""
-    timeline = access.photos(context_id, "priors", archive)
-    item = timeline.locate(InstanceRef(study_uid, series_uid, sop_instance_uid))
-    if item is None:
-        raise HTTPException(404, detail=NOT_FOUND)
-    return Response(timeline.image(item, size), media_type="image/jpeg")
+    ref = InstanceRef(study_uid, series_uid, sop_instance_uid)
+    return image_answer(access, archive, context_id, ref, size, View.PRIORS)

@@ -10,11 +10,14 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from capture_api.api.access import AccessDep
 from capture_api.api.deps import get_runtime
+from capture_api.api.errors import responses
+from capture_api.api.no_store import NoStoreRoute
+from capture_api.exceptions import NotSignedIn
 from capture_api.review.audit_report import (
     HTML_CSP,
     NO_UNIT,
@@ -35,7 +38,12 @@ def signed_in(access: AccessDep) -> None:
         access.require_session()
 
 
-router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(signed_in)])
+router = APIRouter(
+    prefix="/reports",
+    tags=["reports"],
+    dependencies=[Depends(signed_in)],
+    route_class=NoStoreRoute,  # its errors too: a 422 or a 401 is no-store like the report
+)
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
@@ -82,8 +90,10 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "The report as JSON, CSV (UTF-8, header row) or a printable HTML page",
         "content": {"text/csv": {}, "text/html": {}},
     },
-    401: {"description": "EHRs are registered and nobody is signed in"},
-    422: {"description": "Invalid range or time zone (reason in detail)"},
+    **responses(
+        (NotSignedIn, "EHRs are registered and nobody is signed in"),
+        (ReportRangeError, "Invalid range or time zone (reason in detail)"),
+    ),
 }
 
 
@@ -109,10 +119,7 @@ def wound_audit(
     Whole days ``from``..``to`` inclusive, counted in UTC unless ``tz`` names another zone;
     a photo counts on the day it was accepted. At most a year per report. Aggregate only.
     """
-    try:
-        report_range = ReportRange(first, last, tz)
-    except ReportRangeError as exc:
-        raise HTTPException(422, detail=str(exc), headers=_NO_STORE) from exc
+    report_range = ReportRange(first, last, tz)
     report = build_report(runtime.engine, report_range, unit=unit)
     chosen = report_format or negotiate(accept)
     if chosen is ReportFormat.CSV:

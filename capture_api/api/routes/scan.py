@@ -10,7 +10,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from capture_api.api.access import AccessDep
+from capture_api.api.errors import responses
 from capture_api.api.routes.contexts import ContextOut, context_out
+from capture_api.context.fhir import FhirError, FhirNotFound, FhirUnavailable
+from capture_api.exceptions import InvalidMetadata, NotSignedIn, PatientMismatch
 
 router = APIRouter(prefix="/scan", tags=["contexts"])
 
@@ -26,11 +29,14 @@ class ScanIn(BaseModel):
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ContextOut,
-    responses={
-        401: {"description": "Not signed in"},
-        403: {"description": "Another patient than the one opened from the EHR"},
-        404: {"description": "No such patient in the EHR"},
-    },
+    responses=responses(
+        (NotSignedIn, "Not signed in"),
+        (PatientMismatch, "Another patient than the one opened from the EHR"),
+        (FhirNotFound, "No such patient in the EHR"),
+        (InvalidMetadata, "The code holds no patient identifier, or several patients match"),
+        (FhirError, "The EHR refused the search (its answer in detail)"),
+        (FhirUnavailable, "The EHR cannot be reached now"),
+    ),
 )
 def scan_patient(body: ScanIn, access: AccessDep) -> ContextOut:
     """Open a capture context for the patient with this identifier (confirm the banner)."""

@@ -7,7 +7,8 @@ photos are listed as ``blurred`` and their images are blurred on the server; ver
 photos are listed (blurred) only for users with the ``sensitive-viewer`` role, and for
 everyone else are not listed and their images and comparisons answer 404, as for an unknown
 photo. A sensitive viewer sees a blurred photo clear through ``POST .../unblur`` with a typed
-reason (break-the-glass, audited: ``capture_api.api.routes.unblur``).
+reason (break-the-glass, audited: ``capture_api.api.routes.unblur``). Images are served as the
+priors view serves its own (``capture_api.review.images``).
 """
 
 from __future__ import annotations
@@ -15,32 +16,39 @@ from __future__ import annotations
 import enum
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from capture_api.api.access import AccessDep
-from capture_api.api.deps import ArchiveDep, get_runtime
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
+from capture_api.api.deps import ArchiveDep
+from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
-from capture_api.api.routes.unblur import photo_params, unblur_url
-from capture_api.capture.anatomy import Laterality, site_name
-from capture_api.deliver.archive import InstanceRef
-from capture_api.review.timeline import (
+from capture_api.api.photos import (
+    PHOTO_PATH,
+    image_answer,
+    image_responses,
+    photo_params,
+    unblur_url,
+)
+from capture_api.capture import Laterality, site_name
+from capture_api.deliver import InstanceRef
+from capture_api.exceptions import ArchiveError, NotFound
+from capture_api.review import (
+    NOT_FOUND,
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
     Timeline,
     TimelineItem,
+    View,
     days_between,
 )
-from capture_api.runtime import Runtime
 
-_NOT_FOUND = "no such photo on this patient's timeline"
 _UID = r"^[0-9]+(\.[0-9]+)*$"
 
 
 router = APIRouter(
     prefix="/contexts/{context_id}/timeline", tags=["timeline"], route_class=NoStoreRoute
 )
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 class ImageSize(enum.IntEnum):
@@ -93,10 +101,6 @@ class CompareOut(BaseModel):
     days_between: int | None  # calendar days between the acquisition dates; None if unknown
 
 
-def _timeline(context_id: str, action: str, access: AccessDep, archive: ArchiveDep) -> Timeline:
-    return access.photos(context_id, action, archive)
-
-
 def _out(
     item: TimelineItem, context_id: str, request: Request, timeline: Timeline
 ) -> TimelineItemOut:
@@ -123,7 +127,7 @@ def _out(
     )
 
 
-@router.get("", response_model=TimelineOut)
+@router.get("", response_model=TimelineOut, responses=responses(*CONTEXT_ERRORS, ArchiveError))
 def get_timeline(
     context_id: str,
     request: Request,
@@ -133,7 +137,7 @@ def get_timeline(
     laterality: Annotated[Laterality | None, Query()] = None,
 ) -> TimelineOut:
     """All the patient's photos of the site (and side), across encounters, oldest first."""
-    timeline = _timeline(context_id, "timeline", access, archive)
+    timeline = access.photos(context_id, View.TIMELINE.value, archive)
     side = laterality.value if laterality else None
     return TimelineOut(
         body_site=body_site,
@@ -145,7 +149,11 @@ def get_timeline(
 @router.get(
     "/compare",
     response_model=CompareOut,
-    responses={404: {"description": "Either photo is not on this patient's timeline"}},
+    responses=responses(
+        *CONTEXT_ERRORS,
+        (NotFound, "Either photo is not on this patient's timeline"),
+        ArchiveError,
+    ),
 )
 def compare(
     context_id: str,
@@ -156,10 +164,10 @@ def compare(
     b: Annotated[str, Query(pattern=_UID, max_length=64)],
 ) -> CompareOut:
     """Two of the patient's photos side by side, with the days between them."""
-    timeline = _timeline(context_id, "timeline", access, archive)
+    timeline = access.photos(context_id, View.TIMELINE.value, archive)
     first, second = timeline.find([a, b])
     if first is None or second is None:
-        raise HTTPException(404, detail=_NOT_FOUND)
+        raise NotFound(NOT_FOUND[View.TIMELINE])
     return CompareOut(
         a=_out(first, context_id, request, timeline),
         b=_out(second, context_id, request, timeline),
@@ -168,12 +176,11 @@ def compare(
 
 
 @router.get(
-    "/{study_uid}/{series_uid}/{sop_instance_uid}/image",
+    f"{PHOTO_PATH}/image",
     response_class=Response,
-    responses={
-        200: {"content": {"image/jpeg": {}}, "description": "Blurred when restricted"},
-        404: {"description": "Not on this patient's timeline"},
-    },
+    responses=image_responses(
+        "Blurred when restricted", not_found="Not on this patient's timeline"
+    ),
 )
 def timeline_image(
     context_id: str,
@@ -185,9 +192,5 @@ def timeline_image(
     size: Annotated[ImageSize, Query()] = ImageSize.THUMBNAIL,
 ) -> Response:
     """A JPEG of one timeline photo (256 or 1024 px); sensitive photos only ever blurred."""
-    timeline = _timeline(context_id, "timeline", access, archive)
     ref = InstanceRef(study_uid, series_uid, sop_instance_uid)
-    (item,) = timeline.find([ref])
-    if item is None:
-        raise HTTPException(404, detail=_NOT_FOUND)
-    return Response(timeline.image(item, int(size)), media_type="image/jpeg")
+    return image_answer(access, archive, context_id, ref, int(size), View.TIMELINE)

@@ -12,26 +12,30 @@ success, is an ``unblur`` event in the audit trail.
 
 from __future__ import annotations
 
-import dataclasses
-
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ArchiveDep
+from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
-from capture_api.deliver.archive import InstanceRef
-from capture_api.privacy.break_glass import MIN_REASON_CHARS, BreakGlass
-from capture_api.review.timeline import PREVIEW_SIZE, Timeline, TimelineItem
+from capture_api.api.photos import JPEG, PHOTO_PATH
+from capture_api.deliver import InstanceRef
+from capture_api.exceptions import ArchiveError, InputRejected, NotFound, RoleRequired
+from capture_api.privacy import MIN_REASON_CHARS, AuditUnavailable, BreakGlass
+from capture_api.review import PREVIEW_SIZE, unblurred
 
 router = APIRouter(prefix="/contexts/{context_id}", tags=["unblur"], route_class=NoStoreRoute)
-NOT_FOUND = "no such photo for this patient"
-_PHOTO = "{study_uid}/{series_uid}/{sop_instance_uid}/unblur"
 _RESPONSES: dict[int | str, dict[str, object]] = {
-    200: {"content": {"image/jpeg": {}}, "description": "The clear image (audited, no-store)"},
-    403: {"description": "The user lacks the sensitive-viewer role (audited)"},
-    404: {"description": "Not a photo this user is shown for this patient (audited)"},
-    422: {"description": "No usable reason (audited)"},
+    200: {"content": {JPEG: {}}, "description": "The clear image (audited, no-store)"},
+    **responses(
+        *CONTEXT_ERRORS,
+        (RoleRequired, "The user lacks the sensitive-viewer role (audited)"),
+        (NotFound, "Not a photo this user is shown for this patient (audited)"),
+        (InputRejected, "No usable reason (audited)"),
+        (AuditUnavailable, "The view could not be audited, so the image is not sent"),
+        ArchiveError,
+    ),
 }
 
 
@@ -47,10 +51,16 @@ class UnblurIn(BaseModel):
 
 
 @router.post(
-    f"/timeline/{_PHOTO}", name="timeline_unblur", response_class=Response, responses=_RESPONSES
+    f"/timeline{PHOTO_PATH}/unblur",
+    name="timeline_unblur",
+    response_class=Response,
+    responses=_RESPONSES,
 )
 @router.post(
-    f"/priors/{_PHOTO}", name="prior_unblur", response_class=Response, responses=_RESPONSES
+    f"/priors{PHOTO_PATH}/unblur",
+    name="prior_unblur",
+    response_class=Response,
+    responses=_RESPONSES,
 )
 def unblur(
     context_id: str,
@@ -70,25 +80,5 @@ def unblur(
         patient=photos.patient.id,
         photo=sop_instance_uid,
     )
-    reason = glass.check(body.reason)
-    item = photos.locate(InstanceRef(study_uid, series_uid, sop_instance_uid))
-    if item is None:
-        glass.refused("no such photo", reason)
-        raise HTTPException(404, detail=NOT_FOUND)
-    jpeg = photos.clear_image(item, body.size)
-    glass.granted(reason)  # after the read, before the answer: never a view unaudited
-    return Response(jpeg, media_type="image/jpeg")
-
-
-def photo_params(context_id: str, item: TimelineItem) -> dict[str, str]:
-    """The path parameters naming one photo of a context (for ``request.url_for``)."""
-    return {"context_id": context_id, **dataclasses.asdict(item.ref)}
-
-
-def unblur_url(
-    request: Request, route: str, context_id: str, timeline: Timeline, item: TimelineItem
-) -> str | None:
-    """Where to break the glass for this photo: only a blurred one, only for a sensitive viewer."""
-    if not timeline.visibility.may_unblur(item.sensitivity):
-        return None
-    return request.url_for(route, **photo_params(context_id, item)).path
+    ref = InstanceRef(study_uid, series_uid, sop_instance_uid)
+    return Response(unblurred(photos, glass, ref, body.reason, body.size), media_type=JPEG)

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel
 
-from capture_api.api.access import AccessDep
+from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep, get_runtime
+from capture_api.api.errors import Declared, raises, responses
 from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.context.worklist import (
     WorkitemNotFound,
@@ -29,14 +30,21 @@ from capture_api.context.worklist import (
     WorklistUnavailable,
 )
 from capture_api.encounters.worklist_completion import CompletionRefused
+from capture_api.exceptions import Conflict, NotSignedIn, PatientMismatch
 from capture_api.store import contexts
 
 router = APIRouter(prefix="/worklist", tags=["worklist"])
 
-_ERRORS: dict[int | str, dict[str, str]] = {
-    502: {"description": "The worklist refused the request (its answer in detail)"},
-    503: {"description": "No worklist configured, or it cannot be reached"},
-}
+NOT_CONFIGURED = (
+    "no worklist is configured for this service: ask an administrator to set "
+    "CAPTURE_WORKLIST_URL (and CAPTURE_WORKLIST_STATION_CODE)"
+)
+NOT_FROM_WORKLIST = "this patient context was not opened from the worklist"
+#: What every worklist call can answer (``_worklist``).
+_WORKLIST: tuple[Declared, ...] = (
+    (WorklistError, "The worklist refused the request (its answer in detail)"),
+    (WorklistUnavailable, "No worklist configured, or it cannot be reached"),
+)
 
 
 class WorklistItemOut(BaseModel):
@@ -77,15 +85,12 @@ class CompleteOut(BaseModel):
 
 
 @contextmanager
+@raises(WorklistError, WorklistUnavailable)
 def _worklist(request: Request) -> Iterator[WorklistClient]:
-    """A client for the configured worklist, with its errors turned into HTTP answers."""
+    """A client for the configured worklist (its errors are answered by ``api.errors``)."""
     settings = get_runtime(request).settings
     if not settings.worklist_url:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            detail="no worklist is configured for this service: ask an administrator to set "
-            "CAPTURE_WORKLIST_URL (and CAPTURE_WORKLIST_STATION_CODE)",
-        )
+        raise WorklistUnavailable(NOT_CONFIGURED)
     client = WorklistClient(
         settings.worklist_url,
         station_code=settings.worklist_station_code,
@@ -94,19 +99,11 @@ def _worklist(request: Request) -> Iterator[WorklistClient]:
     )
     try:
         yield client
-    except WorkitemTaken as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
-    except WorkitemNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    except WorklistUnavailable as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc)) from exc
-    except WorklistError as exc:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, detail=str(exc)) from exc
     finally:
         client.close()
 
 
-@router.get("", response_model=list[WorklistItemOut], responses=_ERRORS)
+@router.get("", response_model=list[WorklistItemOut], responses=responses(NotSignedIn, *_WORKLIST))
 def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
     """Today's encounters scheduled for this station (SCHEDULED workitems), earliest first."""
     if access.ehr_mode:
@@ -136,7 +133,13 @@ def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
     "/{uid}/claim",
     status_code=status.HTTP_201_CREATED,
     response_model=ClaimOut,
-    responses={409: {"description": "Another device has claimed it"}, **_ERRORS},
+    responses=responses(
+        NotSignedIn,
+        (PatientMismatch, "This session was launched for another patient"),
+        (WorkitemNotFound, "No such workitem on the worklist"),
+        (WorkitemTaken, "Another device has claimed it"),
+        *_WORKLIST,
+    ),
 )
 def claim_workitem(
     uid: Annotated[str, PathParam(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64)],  # a DICOM UID
@@ -175,10 +178,7 @@ def claim_workitem(
 def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
     record = access.context(context_id, "worklist")
     if not record.workitem_uid or not record.workitem_transaction_uid:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail="this patient context was not opened from the worklist",
-        )
+        raise Conflict(NOT_FROM_WORKLIST)
     return record.workitem_uid, record.workitem_transaction_uid
 
 
@@ -187,9 +187,12 @@ def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
     response_model=CompleteOut,
     responses={
         202: {"description": "Will complete once the remaining photos are in the archive"},
-        404: {"description": "Unknown context"},
-        409: {"description": "No photos, failed photos, or not a worklist context"},
-        **_ERRORS,
+        **responses(
+            *CONTEXT_ERRORS,
+            (Conflict, "Not a worklist context"),
+            (CompletionRefused, "No photos, or failed photos"),
+            *_WORKLIST,
+        ),
     },
 )
 def complete_context(
@@ -202,11 +205,8 @@ def complete_context(
     """
     uid, _ = _claimed(access, context_id)
     completion = get_runtime(request).worklist_completion
-    try:
-        with _worklist(request):
-            result = completion.request(access.context(context_id, "worklist"))
-    except CompletionRefused as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    with _worklist(request):
+        result = completion.request(access.context(context_id, "worklist"))
     if not result.completed:
         response.status_code = status.HTTP_202_ACCEPTED
     return CompleteOut(
@@ -221,7 +221,7 @@ def complete_context(
 @router.post(
     "/contexts/{context_id}/cancel",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "Unknown context"}, **_ERRORS},
+    responses=responses(*CONTEXT_ERRORS, (Conflict, NOT_FROM_WORKLIST), *_WORKLIST),
 )
 def cancel_context(context_id: str, request: Request, access: AccessDep) -> None:
     """Give the encounter's workitem up (CANCELED), e.g. when the wrong patient was opened."""

@@ -139,10 +139,8 @@ class LocalArchive:
         if index is not None:
             index.close()
 
-    # --- beyond the protocol ------------------------------------------------------------------
-
     def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
-        """Sensitivity block and encounter of each instance, from the index (``LabelledArchive``).
+        """Sensitivity block and encounter of each instance, from the index (no header read).
 
         Every ref gets an answer: ``None`` when the archive does not hold it (or not under
         these UIDs) or its file is gone, which the timeline treats as restricted.
@@ -155,6 +153,8 @@ class LocalArchive:
             ok = held is not None and _ref(held) == ref and self._path(held).is_file()
             answer[ref.sop_instance_uid] = _labels(held) if ok and held else None
         return answer
+
+    # --- beyond the protocol ------------------------------------------------------------------
 
     def header(self, ref: InstanceRef) -> Dataset | None:
         """The stored instance's attributes without pixel data; None when absent or unreadable."""

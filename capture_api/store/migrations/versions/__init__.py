@@ -1,0 +1,3 @@
+"""Alembic revisions, oldest first (``0001_initial`` ...): each changes the schema once."""
+
+__all__: list[str] = []
