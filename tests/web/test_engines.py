@@ -238,6 +238,16 @@ def test_webkit_is_a_phone_with_what_the_app_needs(
         "async () => !!(await navigator.serviceWorker.ready).active"
     )  # the offline shell is installed
 
+    # The page's error record (what the fixture asserts empty) does see what goes wrong: an
+    # inline script, which the service's CSP forbids, and a console.error.
+    webkit_phone.js(
+        "const s = document.createElement('script'); s.textContent = 'void 0';"
+        "document.body.append(s); console.error('seen');"
+    )
+    seen = webkit_phone.until("return window.__captureErrors.length >= 2 && __captureErrors")
+    assert any(e.startswith("CSP script-src") for e in seen) and "seen" in seen, seen
+    webkit_phone.js("window.__captureErrors.length = 0")
+
 
 def test_webkit_live_camera_photo_reaches_orthanc(
     stack: WebStack, webkit_phone: WebKitPhone
