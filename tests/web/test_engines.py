@@ -25,8 +25,10 @@ from tests.conftest import SAMPLES
 from tests.web.phone import PhoneDriver
 from tests.web.stack import WebStack
 from tests.webkit.phone import (
+    EXPECTED,
     WebKitBrowser,
     WebKitPhone,
+    console_errors,
     port_of,
     require_webkit,
     webkit_browser,
@@ -53,8 +55,10 @@ def webkit(
 ) -> Iterator[WebKitBrowser]:
     """One WebKit phone browser for the module, reaching the stack's API and EHR sandbox."""
     ports = [port_of(stack.api.url), port_of(stack.sandbox.state.base_url)]
-    with webkit_browser(tmp_path_factory.mktemp("webkit"), ports) as browser:
+    workdir = tmp_path_factory.mktemp("webkit")
+    with webkit_browser(workdir, ports) as browser:
         yield browser
+    assert console_errors(workdir / "webdriver.log") == []  # the whole module's, once it quit
 
 
 @pytest.fixture(params=["chromium", "webkit"])
@@ -238,14 +242,17 @@ def test_webkit_is_a_phone_with_what_the_app_needs(
         "async () => !!(await navigator.serviceWorker.ready).active"
     )  # the offline shell is installed
 
-    # The page's error record (what the fixture asserts empty) does see what goes wrong: an
-    # inline script, which the service's CSP forbids, and a console.error.
+    # The page's error record (what the fixture asserts empty) does see what goes wrong: a
+    # script from elsewhere, which the service's CSP forbids, and a console.error.
     webkit_phone.js(
-        "const s = document.createElement('script'); s.textContent = 'void 0';"
-        "document.body.append(s); console.error('seen');"
+        "const s = document.createElement('script');"
+        "s.src = `http://${arguments[0]}.invalid/x.js`; document.body.append(s);"
+        "console.error(arguments[0]);",
+        EXPECTED,
     )
     seen = webkit_phone.until("return window.__captureErrors.length >= 2 && __captureErrors")
-    assert any(e.startswith("CSP script-src") for e in seen) and "seen" in seen, seen
+    assert any(e.startswith("CSP script-src") and EXPECTED in e for e in seen), seen
+    assert EXPECTED in seen, seen
     webkit_phone.js("window.__captureErrors.length = 0")
 
 

@@ -99,6 +99,25 @@ class _Trip:
     fired: threading.Event = field(default_factory=threading.Event)
 
 
+class _Pumps:
+    """One relayed connection and its two pump threads: the last one to stop closes both
+    sockets (a cut resets them earlier)."""
+
+    def __init__(self, network: PhoneNetwork, phone: socket.socket, service: socket.socket):
+        self.network, self.phone, self.service = network, phone, service
+        self._running = 2
+        self._lock = threading.Lock()
+
+    def done(self) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self.network.forget(self.phone, self.service)
+            self.phone.close()
+            self.service.close()
+
+
 class _Relay:
     """127.0.0.1:port inside the namespace -> 127.0.0.1:port outside, while the link is up."""
 
@@ -135,39 +154,44 @@ class _Relay:
                 _reset(phone)  # the network went while this connection was being made
                 _reset(service)
                 continue
-            threading.Thread(target=self._up, args=(phone, service), daemon=True).start()
-            threading.Thread(target=self._down, args=(service, phone), daemon=True).start()
+            pumps = _Pumps(self.network, phone, service)
+            threading.Thread(target=self._up, args=(pumps,), daemon=True).start()
+            threading.Thread(target=self._down, args=(pumps,), daemon=True).start()
 
-    def _up(self, phone: socket.socket, service: socket.socket) -> None:
+    def _up(self, pumps: _Pumps) -> None:
         """Phone -> service; watches for the trip's marker."""
         tail = b""
         try:
-            while chunk := phone.recv(65536):
+            while chunk := pumps.phone.recv(65536):
                 trip = self.network.trip_armed
                 if trip and trip.marker in tail + chunk:
                     self.network.trip_armed = None
                     if not trip.after_answer:
                         self.network.cut(trip)  # the service never sees this request
                         return
-                    self.network.awaiting_answer[service] = trip
+                    self.network.awaiting_answer[pumps.service] = trip
                 tail = chunk[-64:]
-                service.sendall(chunk)
-            service.shutdown(socket.SHUT_WR)
+                pumps.service.sendall(chunk)
+            pumps.service.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+        finally:
+            pumps.done()
 
-    def _down(self, service: socket.socket, phone: socket.socket) -> None:
+    def _down(self, pumps: _Pumps) -> None:
         """Service -> phone; an answer the trip waits for is dropped, and the network cut."""
         try:
-            while chunk := service.recv(65536):
-                trip = self.network.awaiting_answer.pop(service, None)
+            while chunk := pumps.service.recv(65536):
+                trip = self.network.awaiting_answer.pop(pumps.service, None)
                 if trip:
                     self.network.cut(trip)  # the service has it; the phone never hears so
                     return
-                phone.sendall(chunk)
-            phone.shutdown(socket.SHUT_WR)
+                pumps.phone.sendall(chunk)
+            pumps.phone.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+        finally:
+            pumps.done()
 
     def close(self) -> None:
         self.listener.close()
@@ -237,6 +261,12 @@ class PhoneNetwork:
             if self.up:
                 self._open.update(socks)
             return self.up
+
+    def forget(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._open.difference_update(socks)
+        for sock in socks:
+            self.awaiting_answer.pop(sock, None)
 
     def _ip(self, *args: str) -> None:
         subprocess.run(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -74,6 +75,29 @@ def require_webkit() -> None:
         pytest.fail(missing, pytrace=False)
 
 
+#: What WebKit writes to the console (phone_browser.py sends it to WebKitWebDriver's log).
+_CONSOLE_ERROR = re.compile(r"CONSOLE (\w+ )?ERROR")
+#: WebKit has no CSP ``manifest-src`` (Safari logs "Unrecognized ... directive" on every page):
+#: harmless, the service's ``default-src 'self'`` covers the manifest in WebKit.
+_HARMLESS = ("Unrecognized Content-Security-Policy directive 'manifest-src'",)
+#: Errors a test causes on purpose carry this in their text or URL.
+EXPECTED = "capture-test-expected"
+
+
+def console_errors(log: Path) -> list[str]:
+    """Error lines the browser wrote to its console, read once it has quit (its processes
+    buffer their output): what the Chromium harness catches from the console per page, and the
+    in-page recorder cannot see (an unsupported CSP directive, for one)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return [
+        line
+        for line in lines
+        if _CONSOLE_ERROR.search(line)
+        and EXPECTED not in line
+        and not any(harmless in line for harmless in _HARMLESS)
+    ]
+
+
 def _no_selenium_manager(*_args: object, **_kwargs: object) -> dict[str, str]:
     raise AssertionError("Selenium Manager was asked for a driver: it could download one")
 
@@ -104,7 +128,8 @@ class WebKitBrowser:
 @contextmanager
 def webkit_browser(workdir: Path, ports: list[int]) -> Iterator[WebKitBrowser]:
     """Xvfb, the phone's network (the stack's ``ports`` reachable), the browser and its
-    WebDriver session; all stopped on exit. WebKitWebDriver's log is ``workdir/webdriver.log``."""
+    WebDriver session; all stopped on exit. WebKitWebDriver's log (with the browser's console)
+    is ``workdir/webdriver.log``: see ``console_errors``."""
     missing = webkit_missing()
     if missing:
         raise RuntimeError(missing)
@@ -141,6 +166,19 @@ def port_of(url: str) -> int:
     return port
 
 
+#: True when ``arguments[0]`` (scrolled to the middle of the screen) has kept its place for two
+#: frames and is what a click on its centre would hit.
+_READY_TO_CLICK = """const el = arguments[0];
+el.scrollIntoView({block: "center", inline: "center"});
+const where = () => JSON.stringify(el.getBoundingClientRect());
+const before = where();
+return new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => {
+  const r = el.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  done(r.width > 0 && where() === before && !!hit && (hit === el || el.contains(hit)));
+})));"""
+
+
 class WebKitPhone:
     """One window of the phone browser, driven through the PWA's visible controls."""
 
@@ -171,16 +209,34 @@ class WebKitPhone:
                 return value
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"WebKit: waited {timeout / 1000:.0f} s for {what or script}; screen "
-                    f"{self.screen()!r}, sending {self.states()}, errors {self.page_errors()}"
+                    f"WebKit: waited {timeout / 1000:.0f} s for {what or script}; {self.where()}"
                 )
             time.sleep(0.05)
+
+    def where(self) -> str:
+        """Where the page is, for a failure message: URL, screen, sending states, messages."""
+        script = """return {url: location.href, screen: document.body?.dataset.screen,
+          messages: [...document.querySelectorAll("[id$=-message], #net-status")]
+            .filter((m) => m.innerText.trim()).map((m) => `${m.id}: ${m.innerText.trim()}`),
+          sending: [...document.querySelectorAll("#send-list li")].map((r) => r.dataset.state),
+          errors: window.__captureErrors || []}"""
+        try:
+            return str(self.js(script))
+        except WebDriverException as error:
+            return f"(the page does not answer: {error.msg})"
 
     def element(self, selector: str) -> WebElement:
         return self.driver.find_element(By.CSS_SELECTOR, selector)
 
     def click(self, selector: str) -> None:
-        self.element(selector).click()
+        self.tap(self.element(selector))
+
+    def tap(self, element: WebElement, timeout: float = 15_000) -> None:
+        """A mouse click once the element stands still and would get it, as Playwright checks
+        before it clicks: WebDriver clicks the point where the element was, so a click while
+        the layout moves (earlier photos arriving above a button) lands on something else."""
+        self.until(_READY_TO_CLICK, element, timeout=timeout, what="the element to click")
+        element.click()
 
     def text(self, selector: str) -> str:
         """The element's rendered text (``innerText``, like Playwright's ``inner_text``)."""
@@ -248,7 +304,7 @@ class WebKitPhone:
         find = """return [...document.querySelectorAll("button")].find((b) => b.offsetParent
             && (b.getAttribute("aria-label") || b.innerText).includes(arguments[0]))"""
         button = self.until(find, pick, what=f"a button named {pick!r}")
-        button.click()
+        self.tap(button)
         self.wait_screen("details")
 
     def take_photo(self, path: Path) -> None:

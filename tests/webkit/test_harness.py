@@ -126,3 +126,17 @@ def test_webkit_tests_fail_when_webkitwebdriver_is_missing(
         phone.require_webkit()
     monkeypatch.undo()
     phone.require_webkit()  # and here it is installed
+
+
+def test_console_errors_are_read_from_the_browser_log(tmp_path: Path) -> None:
+    log = tmp_path / "webdriver.log"
+    log.write_text(
+        "** (WebKitWebProcess:1): WARNING **: Unable to get session D-Bus address\n"
+        "CONSOLE SECURITY ERROR Unrecognized Content-Security-Policy directive 'manifest-src'.\n"
+        f"http://127.0.0.1:1/:1: CONSOLE SECURITY ERROR Refused to load {phone.EXPECTED}.js\n"
+        "http://127.0.0.1:1/app/app.js:9:3: CONSOLE JS ERROR TypeError: x is undefined\n"
+        "http://127.0.0.1:1/:1: CONSOLE JS LOG fine\n"
+    )
+    assert phone.console_errors(log) == [
+        "http://127.0.0.1:1/app/app.js:9:3: CONSOLE JS ERROR TypeError: x is undefined"
+    ]
