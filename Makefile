@@ -7,8 +7,9 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Debian packages the tests use as independent readers, validators, archive and TLS proxy.
-APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium nginx-light
+# Debian packages the tests use as independent readers, validators, archive, TLS proxy and
+# browsers (Chromium; WebKitGTK, the engine of Safari, under Xvfb in its own network namespace).
+APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium nginx-light webkit2gtk-driver xvfb xauth gir1.2-webkit2-4.1 python3-gi iproute2
 # TypeScript for the web client's type check (`make check`), installed by npm ci (see below).
 NODE_TOOLS := node_modules/.installed
 

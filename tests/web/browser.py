@@ -109,6 +109,16 @@ class Phone:
     def banner(self) -> str:
         return self.page.inner_text("#banner")
 
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+    def click(self, selector: str) -> None:
+        self.page.click(selector)
+
+    def evaluate(self, function: str, arg: Any = None) -> Any:
+        """Await ``function`` (JavaScript ``async (arg) => value``) in the page."""
+        return self.page.evaluate(function, arg)
+
     def tap_region(self, code: str, side: str = "", view: str = "front") -> None:
         self.page.click(f"#view-{view}")
         self.page.click(f'#bodymap [data-code="{code}"][data-side="{side}"]')
@@ -168,6 +178,20 @@ class Phone:
         script = (Path(__file__).parent / "storage_dump.js").read_text()
         dump: dict[str, Any] = self.page.evaluate(script)
         return dump
+
+    # --- the phone's network and tabs (tests/web/phone.py's PhoneDriver) ------------------------
+
+    def go_offline(self) -> None:
+        self.page.context.set_offline(True)
+
+    def go_online(self) -> None:
+        self.page.context.set_offline(False)
+
+    def reopen(self) -> Phone:
+        """This tab is closed and the app opened in a new one (same cookies and storage)."""
+        page = self.page.context.new_page()
+        self.page.close()
+        return Phone(page)
 
     # --- the service, with this phone's session cookie ------------------------------------------
 
