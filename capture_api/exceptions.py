@@ -41,7 +41,12 @@ stay in that package (module named on the right) but hang from this tree::
     ├── WorklistError            context.worklist: the UPS-RS worklist refused a request
     │   ├── WorklistUnavailable  not configured, unreachable or failing: try again later
     │   ├── WorkitemNotFound     no workitem with that UID
-    │   └── WorkitemTaken        another device has claimed it
+    │   ├── WorkitemClosed       not open to this device (409, with a ``code`` for the phone):
+    │   │   ├── WorkitemTaken        another device has claimed it (IN PROGRESS)
+    │   │   ├── WorkitemCompleted    it is COMPLETED already
+    │   │   └── WorkitemCanceled     it was CANCELED (released, or by the scheduler)
+    │   └── WorklistRefused      the server refused an Update or state change (4xx), its
+    │                            Warning text kept: a refused completion is retried
     ├── LaunchError              context.smart: a SMART launch failed (its page carries its
     │   │                        own status: 400 ours, 403 refused, 502 the EHR)
     │   └── SessionExpired       the EHR session cannot be continued: launch again

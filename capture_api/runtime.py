@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from capture_api.capture.consent_policy import ConsentPolicy
 from capture_api.capture.sensitivity_policy import policy_for
 from capture_api.config import Settings
+from capture_api.context.ups_events import LiveWorklist, WorklistEvents
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
@@ -51,6 +52,8 @@ class Runtime:
     discovery: Discovery = field(default_factory=Discovery)
     #: Completes queued worklist items (only with a worklist configured).
     completer: CompletionWorker | None = None
+    #: Today's worklist, kept fresh by UPS events where the worklist offers them.
+    worklist: LiveWorklist = field(default_factory=lambda: LiveWorklist(None))
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -72,7 +75,9 @@ class Runtime:
         worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
         discovery = Discovery()
         ehr_contexts = EhrContexts(settings, engine, service, discovery)
-        completion = WorklistCompletion(settings, engine, service, loops, policy, keeper)
+        completion = WorklistCompletion(
+            settings, engine, service, loops, policy, keeper, retrieval=archive.retrieval
+        )
         completer = CompletionWorker(completion) if settings.worklist_url else None
         notifier = (
             NotifyWorker(engine, settings, policy, keeper=keeper, health=loops, discovery=discovery)
@@ -92,12 +97,16 @@ class Runtime:
             loops,
             discovery,
             completer,
+            live_worklist(settings),
         )
 
     def start(self) -> None:
-        """Free this machine's dead processes' claims, then start the workers if enabled."""
+        """Free this machine's dead processes' claims, then start the workers if enabled,
+        and listen to the worklist's UPS events (the API answers the phones' lists)."""
         # Photos a killed process of this machine held are taken up now, not a lease later.
         release_dead_local(self.engine, _LEASED)
+        if self.worklist.events is not None:
+            self.worklist.events.start()
         if self.settings.worker_enabled:
             self.start_workers(self.settings.worker_threads)
 
@@ -110,6 +119,8 @@ class Runtime:
             self.completer.start(1)
 
     def close(self) -> None:
+        if self.worklist.events is not None:
+            self.worklist.events.stop()
         if self.notifier is not None:
             self.notifier.stop()
         if self.completer is not None:
@@ -133,6 +144,15 @@ def archive_from_settings(settings: Settings) -> Archive:
     from capture_api.deliver.local_archive import LocalArchive
 
     return LocalArchive(settings.local_archive_dir)
+
+
+def live_worklist(settings: Settings) -> LiveWorklist:
+    """The worklist copy the API answers from; UPS events only with a worklist configured
+    and ``CAPTURE_WORKLIST_EVENTS`` on (the thread starts with ``Runtime.start``)."""
+    events = None
+    if settings.worklist_url and settings.worklist_events:
+        events = WorklistEvents(settings.worklist_url, settings.worklist_aet)
+    return LiveWorklist(events, max_age=settings.worklist_cache_seconds)
 
 
 def policy_from_settings(settings: Settings) -> OutboxPolicy:

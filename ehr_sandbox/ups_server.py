@@ -1,19 +1,34 @@
 """A small but faithful UPS-RS origin server (DICOM PS3.18 chapter 11, Worklist Service).
 
 It serves the sandbox's encounters as an encounter worklist (IHE EBIW "Get Encounter Imaging
-Context" over UPS-RS) at ``{base}/dicom-web/workitems`` in ``application/dicom+json``:
+Context" over UPS-RS) at ``{base}/dicom-web/workitems`` in ``application/dicom+json``, and it
+refuses what a strict server refuses, so that tests fail where a real one would refuse us:
 
-- Search (PS3.18 11.9): C-FIND matching (PS3.4 C.2.2.2) on the keys the capture app uses;
-  200 with an array, 204 when nothing matches, 400 for a key it does not know.
+- Every body is DICOM JSON Model (PS3.18 F.2.2): requests whose attributes (sequence items
+  included) are not in ascending tag order, lack a ``vr`` or carry the wrong one are refused
+  (400); answers are written in tag order too (``ups_rules.json_form_problem``).
+- Search (11.9): C-FIND matching (PS3.4 C.2.2.2) on the keys the capture app uses; 200 with
+  an array, 204 when nothing matches, 400 for a key it does not know (``ups_search``).
 - Retrieve (11.5): the Transaction UID of an IN PROGRESS item is never returned (11.5.3.3).
-- Create (11.4): ``POST /workitems?{workitem}``, so tests can add items.
-- Update (11.6): ``POST /workitems/{workitem}?{transaction-uid}``; 400 once COMPLETED/CANCELED.
-- Change State (11.7): the PS3.4 Table CC.1.1-2 state machine: 400 for a missing or wrong
-  Transaction UID, 409 for a transition the state does not allow (a second claimer of an
-  IN PROGRESS item), with the Warning texts of Table 11.7.3-2.
+- Create (11.4): ``POST /workitems?{workitem}``, SCHEDULED only; the Scheduled Procedure Step
+  Modification DateTime (0040,4010) is the server's.
+- Update (11.6): ``POST /workitems/{workitem}?{transaction-uid}``; 400 once COMPLETED or
+  CANCELED or with a wrong or missing Transaction UID (11.6.3.1), 409 for an item not claimed;
+  400 when an Output Information Sequence item is not a PS3.3 Table 10-3b item (no retrieval
+  sequence (0040,E021)-(0040,E025), "the dataset did not conform", 11.6.3.1).
+- Change State (11.7): the PS3.4 Table CC.1.1-2 state machine with the Warning texts of
+  Table 11.7.3-2. A missing or wrong Transaction UID is 400 "The Transaction UID is missing."
+  / "...is incorrect." (C301) -- also for a second claimer of an IN PROGRESS item, whose new
+  Transaction UID is not the owner's; a transition the state does not allow is 409 "The
+  submitted request is inconsistent with the state of the UPS Instance." (C300, C302, C310);
+  COMPLETED or CANCELED without the Final State attributes of Table CC.2.5-3 is 409 (C304),
+  the missing attribute named in a second Warning (``ups_rules.final_state_problem``).
+- Subscribe/Unsubscribe/Suspend (11.10-11.12) and the Event Reports over a WebSocket
+  (8.10.4-5, 11.13): ``ups_events``.
 
-Every Update and Change State request is recorded (``calls``), so tests can count how often a
-workitem was completed; ``slow_updates`` makes Updates take a while (a slow worklist).
+Every Update, Change State and Search request is recorded (``calls``), so tests can count how
+often a workitem was completed or the worklist searched; ``slow_updates`` makes Updates take a
+while (a slow worklist).
 
 Synthetic data only. Times are stored with an explicit ``+0000`` offset; a query DT without
 an offset is read as UTC (the sandbox's "local" time).
@@ -23,17 +38,31 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import re
+import json
 import threading
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
-from pydicom.datadict import keyword_for_tag, tag_for_keyword
+from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 
 from ehr_sandbox import data
+from ehr_sandbox import ups_events as events
 from ehr_sandbox.state import SandboxState
+from ehr_sandbox.ups_rules import Refused, final_state_problem, json_form_problem, output_problem
+from ehr_sandbox.ups_search import (
+    ADMISSION_ID,
+    CODE_VALUE,
+    CONTROL_PARAMS,
+    PATIENT_ID,
+    SOP_INSTANCE_UID,
+    START_DT,
+    STATE,
+    STATION_SEQ,
+    WORKLIST_LABEL_TAG,
+    Matcher,
+    attribute_path,
+    int_param,
+)
 
 MEDIA_TYPE = "application/dicom+json"
 UPS_PUSH_SOP_CLASS = "1.2.840.10008.5.1.4.34.6.1"
@@ -43,36 +72,12 @@ _WARN_AGENT = "299 sandbox-ups:"
 
 # Tags (8 hex digits, as in DICOM JSON).
 PATIENT_NAME = "00100010"
-PATIENT_ID = "00100020"
 TRANSACTION_UID = "00081195"
-SOP_INSTANCE_UID = "00080018"
-STATE = "00741000"
-START_DT = "00404005"
-STATION_SEQ = "00404025"
-CODE_VALUE = "00080100"
-WORKLIST_LABEL_TAG = "00741202"
-ADMISSION_ID = "00380010"
+MODIFIED_DT = "00404010"
 PERFORMED_SEQ = "00741216"
 PROGRESS_SEQ = "00741002"
-
-#: Matching keys this server supports (PS3.18 11.9.1.2; attribute paths as tags).
-MATCHING_KEYS = {
-    START_DT,
-    STATE,
-    f"{STATION_SEQ}.{CODE_VALUE}",
-    WORKLIST_LABEL_TAG,
-    PATIENT_ID,
-    ADMISSION_ID,
-    SOP_INSTANCE_UID,
-}
-_CONTROL_PARAMS = {
-    "includefield",
-    "offset",
-    "limit",
-    "fuzzymatching",
-    "emptyvaluematching",
-    "multiplevaluematching",
-}
+#: Attributes only the server sets (PS3.4 Table CC.2.5-3: not N-SET by the performer).
+_SERVER_ONLY = {STATE, TRANSACTION_UID, MODIFIED_DT, "00080016"}
 
 _STATIONS = {
     "Dermatology": ("DERM-PHONE-01", "Dermatology clinic photo station"),
@@ -81,10 +86,14 @@ _STATIONS = {
     "Wound care": ("WOUND-PHONE-01", "Wound care photo station"),
 }
 
-_TAG = re.compile(r"^[0-9A-Fa-f]{8}$")
-_DT = r"\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,6})?)?)?)?)?)?(?:[+-]\d{4})?"
-_DT_ONE = re.compile(rf"^{_DT}$")
-_DT_RANGE = re.compile(rf"^(?P<low>{_DT})?-(?P<high>{_DT})?$")
+# Warning texts of PS3.18 Table 11.7.3-2 (Change State) and 11.6.3-2 (Update).
+TXN_MISSING = "The Transaction UID is missing."
+TXN_INCORRECT = "The Transaction UID is incorrect."
+INCONSISTENT = "The submitted request is inconsistent with the state of the UPS Instance."
+UPDATE_INCONSISTENT = (
+    "The submitted request is inconsistent with the current state of the Workitem."
+)
+NOT_CLAIMED = "The target URI did not reference a claimed Workitem."
 
 
 # --- the workitems ------------------------------------------------------------------------------
@@ -130,9 +139,7 @@ def build_workitem(encounter: dict[str, Any], patient: dict[str, Any]) -> dict[s
         "00080005": _el("CS", "ISO_IR 192"),
         "00080016": _el("UI", UPS_PUSH_SOP_CLASS),
         SOP_INSTANCE_UID: _el("UI", uid),
-        PATIENT_NAME: _el(
-            "PN", {"Alphabetic": f"{name.get('family', '')}^{' '.join(name.get('given', []))}"}
-        ),
+        PATIENT_NAME: _el("PN", {"Alphabetic": _person_name(name)}),
         PATIENT_ID: _el("LO", mrn["value"]) if mrn else _el("LO"),
         "00100021": _el("LO", data.MRN_SYSTEM),
         "00100024": _el(
@@ -145,6 +152,7 @@ def build_workitem(encounter: dict[str, Any], patient: dict[str, Any]) -> dict[s
             "CS", {"male": "M", "female": "F", "other": "O"}.get(patient.get("gender", ""), "")
         ),
         START_DT: _el("DT", _dicom_dt(start)),
+        MODIFIED_DT: _el("DT", _dicom_dt(dt.datetime.now(dt.UTC))),
         STATE: _el("CS", "SCHEDULED"),
         STATION_SEQ: _el("SQ", _code(station, SCHEME, station_meaning)),
         WORKLIST_LABEL_TAG: _el("LO", WORKLIST_LABEL),
@@ -165,13 +173,22 @@ def build_workitem(encounter: dict[str, Any], patient: dict[str, Any]) -> dict[s
     return item
 
 
+def _person_name(name: dict[str, Any]) -> str:
+    """FHIR HumanName -> PN: family, first given name, the other given names as middle."""
+    given = [str(g) for g in name.get("given", [])]
+    parts = [str(name.get("family", "")), given[0] if given else "", " ".join(given[1:])]
+    return "^".join(parts).rstrip("^")
+
+
 def reset_workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
     """(Re)build one SCHEDULED workitem per sandbox encounter; returns them keyed by UID.
 
-    The recorded calls and any ``slow_updates`` are reset too.
+    The recorded calls and any ``slow_updates`` are reset too; Worklist subscribers stay
+    subscribed (to the new workitems), and subscriptions are offered again.
     """
     state.extra["ups_calls"] = []
     state.extra.pop("ups_update_delay", None)
+    events.offer_events(state, True)
     items: dict[str, dict[str, Any]] = {}
     for encounter in state.encounters.values():
         patient_id = str(encounter["subject"]["reference"]).split("/", 1)[1]
@@ -179,6 +196,8 @@ def reset_workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
         items[item[SOP_INSTANCE_UID]["Value"][0]] = item
     state.extra["workitems"] = items
     state.extra.setdefault("workitems_lock", threading.Lock())
+    for uid in items:
+        events.subscribe_new(state, uid)
     return items
 
 
@@ -191,10 +210,10 @@ def workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
 
 
 def calls(state: SandboxState) -> list[tuple[str, str, str]]:
-    """The Update and Change State requests received: ``(transaction, uid, detail)``.
+    """The requests received: ``(transaction, uid, detail)``.
 
-    ``("update", uid, "")`` per Update, ``("state", uid, wanted state)`` per Change State, in
-    the order they arrived, whatever their answer.
+    ``("update", uid, "")`` per Update, ``("state", uid, wanted state)`` per Change State,
+    ``("search", "", query)`` per Search, in the order they arrived, whatever their answer.
     """
     recorded: list[tuple[str, str, str]] = state.extra.setdefault("ups_calls", [])
     return recorded
@@ -214,20 +233,16 @@ def _lock(state: SandboxState) -> threading.Lock:
 # --- helpers --------------------------------------------------------------------------------
 
 
-class _Refused(Exception):
-    """An answer other than success: status code and Warning texts."""
-
-    def __init__(self, status: int, *warnings: str) -> None:
-        super().__init__(warnings[0] if warnings else str(status))
-        self.status = status
-        self.warnings = warnings
-
-
-def _refusal(exc: _Refused) -> Response:
+def _refusal(exc: Refused) -> Response:
     response = Response(status_code=exc.status)
     for text in exc.warnings:
         response.headers.append("Warning", f"{_WARN_AGENT} {text}")
     return response
+
+
+def _dicom_json(body: Any, status: int = 200) -> Response:
+    """An answer in DICOM JSON with every dataset's attributes in tag order (F.2.2)."""
+    return Response(json.dumps(body, sort_keys=True), status, media_type=MEDIA_TYPE)
 
 
 def _first(item: dict[str, Any], tag: str) -> Any:
@@ -241,125 +256,19 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _dataset(request: Request) -> dict[str, Any]:
+    """The one DICOM JSON dataset of a request, refused unless in F.2.2 form."""
     try:
-        body = await request.json()
+        body = json.loads(await request.body())
     except ValueError as exc:
-        raise _Refused(400, "The payload is not DICOM JSON.") from exc
+        raise Refused(400, "The payload is not DICOM JSON.") from exc
     if isinstance(body, list) and len(body) == 1:
         body = body[0]
-    if not isinstance(body, dict) or not all(_TAG.match(k) for k in body):
-        raise _Refused(400, "The payload is not one DICOM JSON dataset.")
-    return {k.upper(): v for k, v in body.items()}
-
-
-def _attribute_path(key: str) -> str:
-    """``ScheduledStationNameCodeSequence.CodeValue`` or ``00404025.00080100`` -> tags."""
-    parts = []
-    for part in key.split("."):
-        if _TAG.match(part):
-            tag = part.upper()
-            if keyword_for_tag(int(tag, 16)) == "":
-                raise _Refused(400, f"{key!r} is not a DICOM attribute.")
-        else:
-            number = tag_for_keyword(part)
-            if number is None:
-                raise _Refused(400, f"{key!r} is not a DICOM attribute keyword or tag.")
-            tag = f"{number:08X}"
-        parts.append(tag)
-    path = ".".join(parts)
-    if path not in MATCHING_KEYS:
-        names = ", ".join(sorted(_path_keyword(p) for p in MATCHING_KEYS))
-        raise _Refused(400, f"{key!r} is not a matching key of this worklist (use {names}).")
-    return path
-
-
-def _path_keyword(path: str) -> str:
-    return ".".join(keyword_for_tag(int(tag, 16)) for tag in path.split("."))
-
-
-def _dt_bounds(value: str) -> tuple[dt.datetime, dt.datetime]:
-    """The first and last instant a (partial) DT value stands for (PS3.5 6.2, PS3.4 C.2.2.2.5)."""
-    match = re.match(r"^(\d{4,14})(\.\d{1,6})?([+-]\d{4})?$", value)
-    if match is None or len(match.group(1)) % 2:
-        raise ValueError(value)
-    digits, fraction, offset = match.groups()
-    tz = dt.UTC
-    if offset:
-        sign = -1 if offset[0] == "-" else 1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-    low_digits = digits + "0101000000"[len(digits) - 4 :] if len(digits) < 14 else digits
-    low = dt.datetime.strptime(low_digits, "%Y%m%d%H%M%S").replace(tzinfo=tz)
-    if fraction:
-        low = low.replace(microsecond=int(fraction[1:].ljust(6, "0")))
-    step = {4: "years", 6: "months", 8: "days", 10: "hours", 12: "minutes", 14: "seconds"}
-    if fraction:
-        high = low.replace(microsecond=int(fraction[1:].ljust(6, "9")))
-    elif step[len(digits)] == "years":
-        high = low.replace(year=low.year + 1) - dt.timedelta(microseconds=1)
-    elif step[len(digits)] == "months":
-        nxt = low.replace(year=low.year + low.month // 12, month=low.month % 12 + 1)
-        high = nxt - dt.timedelta(microseconds=1)
-    else:
-        high = low + dt.timedelta(**{step[len(digits)]: 1}) - dt.timedelta(microseconds=1)
-    return low, high
-
-
-class _Matcher:
-    """One matching key and its value (C-FIND semantics, PS3.4 C.2.2.2)."""
-
-    def __init__(self, path: str, value: str) -> None:
-        self.path = path
-        self.value = value
-        self.range: tuple[dt.datetime | None, dt.datetime | None] | None = None
-        if path == START_DT and value:
-            self.range = self._parse_dt(value)
-
-    def _parse_dt(self, value: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-        try:
-            if _DT_ONE.match(value):
-                return _dt_bounds(value)
-            found = _DT_RANGE.match(value)
-            if found is None or not (found["low"] or found["high"]):
-                raise ValueError(value)
-            low = _dt_bounds(found["low"])[0] if found["low"] else None
-            high = _dt_bounds(found["high"])[1] if found["high"] else None
-            return low, high
-        except (ValueError, KeyError) as exc:
-            raise _Refused(400, f"{value!r} is not a DT value or range (a-b).") from exc
-
-    def matches(self, item: dict[str, Any]) -> bool:
-        if self.value == "":  # universal matching
-            return True
-        values = self._values(item)
-        if self.range is not None:
-            low, high = self.range
-            for value in values:
-                try:
-                    start, _ = _dt_bounds(str(value))
-                except ValueError:
-                    continue
-                if (low is None or start >= low) and (high is None or start <= high):
-                    return True
-            return False
-        if self.path == SOP_INSTANCE_UID:  # list of UID matching
-            return any(v in self.value.split(",") for v in values)
-        pattern = re.compile(
-            "^" + re.escape(self.value).replace(r"\*", ".*").replace(r"\?", ".") + "$"
-        )
-        return any(pattern.match(str(v)) for v in values)
-
-    def _values(self, item: dict[str, Any]) -> list[Any]:
-        datasets = [item]
-        tags = self.path.split(".")
-        for tag in tags[:-1]:
-            datasets = [child for ds in datasets for child in ds.get(tag, {}).get("Value") or []]
-        return [v for ds in datasets for v in ds.get(tags[-1], {}).get("Value") or []]
-
-
-def _int_param(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise _Refused(400, f"{name}={value!r} is not a non-negative integer.")
-    return int(value)
+    if not isinstance(body, dict):
+        raise Refused(400, "The payload is not one DICOM JSON dataset.")
+    problem = json_form_problem(body)
+    if problem:
+        raise Refused(400, f"The payload is not in DICOM JSON form: {problem}.")
+    return body
 
 
 def _transaction_of_query(request: Request) -> str | None:
@@ -375,41 +284,35 @@ def _transaction_of_query(request: Request) -> str | None:
     return None
 
 
-def _final_state_problem(item: dict[str, Any]) -> str | None:
-    """What keeps the item from COMPLETED (PS3.4 CC.2.5.1.3, the parts we could confirm)."""
-    performed = item.get(PERFORMED_SEQ, {}).get("Value") or []
-    if not performed:
-        return "Unified Procedure Step Performed Procedure Sequence (0074,1216) is missing."
-    for tag, name in (("00404050", "Start"), ("00404051", "End")):
-        if not _first(performed[0], tag):
-            return f"Performed Procedure Step {name} DateTime ({tag[:4]},{tag[4:]}) is missing."
-    return None
+def _now() -> dict[str, Any]:
+    return _el("DT", _dicom_dt(dt.datetime.now(dt.UTC)))
 
 
 # --- the router -----------------------------------------------------------------------------
 
 
 def router(state: SandboxState) -> APIRouter:
-    """The UPS-RS routes at /dicom-web/workitems over ``state.extra["workitems"]``."""
-    api = APIRouter(prefix="/dicom-web/workitems", tags=["UPS-RS"])
+    """The UPS-RS routes at /dicom-web over ``state.extra["workitems"]``."""
+    api = APIRouter(prefix="/dicom-web", tags=["UPS-RS"])
     workitems(state)
 
-    @api.get("")
+    @api.get("/workitems")
     def search(request: Request) -> Response:
         """Search Transaction (PS3.18 11.9): 200 with matches, 204 when none, 400 if garbled."""
+        calls(state).append(("search", "", request.url.query))
         try:
-            matchers: list[_Matcher] = []
+            matchers: list[Matcher] = []
             offset, limit = 0, None
             for key, value in request.query_params.multi_items():
                 if key == "offset":
-                    offset = _int_param(key, value)
+                    offset = int_param(key, value)
                 elif key == "limit":
-                    limit = _int_param(key, value)
-                elif key in _CONTROL_PARAMS:
+                    limit = int_param(key, value)
+                elif key in CONTROL_PARAMS:
                     continue  # every result carries all its attributes; fuzzy is not needed
                 else:
-                    matchers.append(_Matcher(_attribute_path(key), value))
-        except _Refused as exc:
+                    matchers.append(Matcher(attribute_path(key), value))
+        except Refused as exc:
             return _refusal(exc)
         with _lock(state):
             found = [
@@ -421,78 +324,62 @@ def router(state: SandboxState) -> APIRouter:
         page = found[offset : None if limit is None else offset + limit]
         if not page:
             return Response(status_code=204)
-        return JSONResponse(page, media_type=MEDIA_TYPE)
+        return _dicom_json(page)
 
-    @api.post("")
+    @api.post("/workitems")
     async def create(request: Request) -> Response:
         """Create Transaction (PS3.18 11.4): ``POST /workitems?{workitem}``; SCHEDULED only."""
         try:
             item = await _dataset(request)
             uid = request.url.query or _first(item, SOP_INSTANCE_UID)
             if not uid:
-                raise _Refused(400, "The Workitem UID is missing.")
+                raise Refused(400, "The Workitem UID is missing.")
             if _first(item, STATE) not in (None, "SCHEDULED") or TRANSACTION_UID in item:
-                raise _Refused(400, "A new Workitem must be SCHEDULED, with no Transaction UID.")
+                raise Refused(400, "A new Workitem must be SCHEDULED, with no Transaction UID.")
             item[SOP_INSTANCE_UID] = _el("UI", uid)
             item[STATE] = _el("CS", "SCHEDULED")
+            item[MODIFIED_DT] = _now()
             item.setdefault("00080016", _el("UI", UPS_PUSH_SOP_CLASS))
+            item.setdefault("00741200", _el("CS", "MEDIUM"))
+            item.setdefault("00404041", _el("CS", "READY"))
             with _lock(state):
                 if uid in workitems(state):
-                    raise _Refused(409, "A Workitem with this UID already exists.")
+                    raise Refused(409, "A Workitem with this UID already exists.")
                 workitems(state)[uid] = item
-        except _Refused as exc:
+        except Refused as exc:
             return _refusal(exc)
+        events.subscribe_new(state, uid)
+        events.created(state, item)
         location = f"{state.base_url}/dicom-web/workitems/{uid}"
         return Response(status_code=201, headers={"Location": location})
 
-    @api.get("/{uid}")
+    @api.get("/workitems/{uid}")
     def retrieve(uid: str) -> Response:
         """Retrieve Transaction (PS3.18 11.5), without the Transaction UID."""
         with _lock(state):
             item = workitems(state).get(uid)
             if item is None:
                 return Response(status_code=404)
-            return JSONResponse([_public(item)], media_type=MEDIA_TYPE)
+            return _dicom_json([_public(item)])
 
-    @api.post("/{uid}")
+    @api.post("/workitems/{uid}")
     async def update(uid: str, request: Request) -> Response:
         """Update Transaction (PS3.18 11.6, UPS N-SET): merges top-level attributes."""
         calls(state).append(("update", uid, ""))
         await asyncio.sleep(float(state.extra.get("ups_update_delay", 0)))
         try:
             changes = await _dataset(request)
-            transaction = _transaction_of_query(request)
-            if STATE in changes or TRANSACTION_UID in changes:
-                raise _Refused(
-                    400, "Procedure Step State and Transaction UID change only by Change State."
-                )
-            if changes.get(SOP_INSTANCE_UID, {}).get("Value", [uid])[0] != uid:
-                raise _Refused(400, "The SOP Instance UID of a Workitem cannot change.")
             with _lock(state):
                 item = workitems(state).get(uid)
                 if item is None:
-                    raise _Refused(404)
-                current = _first(item, STATE)
-                if current in ("COMPLETED", "CANCELED"):
-                    raise _Refused(
-                        400,
-                        "The submitted request is inconsistent with the current state of the "
-                        f"Workitem. It is {current} and may no longer be updated.",
-                    )
-                if current == "IN PROGRESS" and transaction != _first(item, TRANSACTION_UID):
-                    raise _Refused(400, "The target URI did not reference a claimed Workitem.")
-                if current == "SCHEDULED" and transaction:
-                    raise _Refused(
-                        409,
-                        "The submitted request is inconsistent with the current state of the "
-                        "Workitem. It is SCHEDULED, not claimed.",
-                    )
+                    raise Refused(404)
+                _check_update(item, changes, uid, _transaction_of_query(request))
                 item.update(changes)
-        except _Refused as exc:
+        except Refused as exc:
             return _refusal(exc)
         return Response(status_code=200)
 
-    @api.put("/{uid}/state")
+    @api.put("/workitems/{uid}/state")
     async def change_state(uid: str, request: Request) -> Response:
         """Change Workitem State (PS3.18 11.7; PS3.4 Table CC.1.1-2)."""
         try:
@@ -503,23 +390,47 @@ def router(state: SandboxState) -> APIRouter:
             with _lock(state):
                 item = workitems(state).get(uid)
                 if item is None:
-                    raise _Refused(404)
-                if not transaction:
-                    raise _Refused(400, "The Transaction UID is missing.")
+                    raise Refused(404)
                 if wanted not in ("IN PROGRESS", "COMPLETED", "CANCELED"):
-                    raise _Refused(400, f"{wanted!r} is not a state a Workitem can be put in.")
+                    raise Refused(400, f"{wanted!r} is not a state a Workitem can be put in.")
+                if not transaction:
+                    raise Refused(400, TXN_MISSING)
+                before = _first(item, STATE)
                 warning = _transition(item, str(transaction), str(wanted))
-        except _Refused as exc:
+                changed = _first(item, STATE) != before
+        except Refused as exc:
             return _refusal(exc)
+        if changed:
+            events.state_changed(state, item)
         response = Response(status_code=200)
         if warning:
             response.headers["Warning"] = f"{_WARN_AGENT} {warning}"
         return response
 
+    _subscription_routes(api, state)
     return api
 
 
-_INCONSISTENT = "The submitted request is inconsistent with the state of the UPS Instance."
+def _check_update(
+    item: dict[str, Any], changes: dict[str, Any], uid: str, transaction: str | None
+) -> None:
+    """Refuse an Update PS3.18 11.6 / PS3.4 CC.2.6 would refuse."""
+    if set(changes) & _SERVER_ONLY:
+        names = ", ".join(sorted(set(changes) & _SERVER_ONLY))
+        raise Refused(400, f"{names} cannot be set by an Update (Change State sets the state).")
+    if changes.get(SOP_INSTANCE_UID, {}).get("Value", [uid])[0] != uid:
+        raise Refused(400, "The SOP Instance UID of a Workitem cannot change.")
+    current = _first(item, STATE)
+    if current in ("COMPLETED", "CANCELED"):  # 11.6.2: 400
+        raise Refused(400, UPDATE_INCONSISTENT, f"It is {current} and may no longer be updated.")
+    if current == "SCHEDULED" and transaction:
+        raise Refused(409, NOT_CLAIMED, "It is SCHEDULED: claim it first.")
+    if current == "IN PROGRESS" and transaction != _first(item, TRANSACTION_UID):
+        raise Refused(400, NOT_CLAIMED, TXN_INCORRECT if transaction else TXN_MISSING)
+    for performed in changes.get(PERFORMED_SEQ, {}).get("Value") or []:
+        problem = output_problem(performed)
+        if problem:  # 11.6.3.1: 400 "the dataset did not conform to the requirements"
+            raise Refused(400, f"The dataset does not conform: {problem}.")
 
 
 def _transition(item: dict[str, Any], transaction: str, wanted: str) -> str | None:
@@ -527,43 +438,90 @@ def _transition(item: dict[str, Any], transaction: str, wanted: str) -> str | No
     current = _first(item, STATE)
     owner = _first(item, TRANSACTION_UID)
     if current == "SCHEDULED":
-        if wanted != "IN PROGRESS":
-            raise _Refused(
-                409, _INCONSISTENT, f"The Workitem is SCHEDULED: claim it before it is {wanted}."
-            )
+        if wanted != "IN PROGRESS":  # C310: not yet IN PROGRESS
+            raise Refused(409, INCONSISTENT, f"The Workitem is SCHEDULED, not {wanted}.")
         item[STATE] = _el("CS", "IN PROGRESS")
         item[TRANSACTION_UID] = _el("UI", transaction)
         return None
-    if current == "IN PROGRESS" and wanted == "IN PROGRESS":
-        raise _Refused(
-            409,
-            _INCONSISTENT,
-            "The Workitem is already IN PROGRESS: another performer has claimed it.",
-        )
     if current in ("COMPLETED", "CANCELED"):
-        if wanted == current and transaction == owner:
+        if wanted == current:  # B304 / B306: a warning, not a failure
             return f"The UPS is already in the requested state of {current}."
-        raise _Refused(409, _INCONSISTENT, f"The Workitem is already {current}.")
-    if transaction != owner:  # IN PROGRESS -> COMPLETED | CANCELED by a non-owner
-        raise _Refused(400, "The Transaction UID is incorrect.")
-    if wanted == "COMPLETED":
-        problem = _final_state_problem(item)
-        if problem:
-            raise _Refused(409, _INCONSISTENT, problem)
-    else:
-        progress = (item.get(PROGRESS_SEQ, {}).get("Value") or [{}])[0]
-        progress.setdefault("00404052", _el("DT", _dicom_dt(dt.datetime.now(dt.UTC))))
-        item[PROGRESS_SEQ] = _el("SQ", progress)
+        raise Refused(409, INCONSISTENT, f"The Workitem is already {current}.")  # C300
+    if transaction != owner:  # C301: only the owner's Transaction UID changes its state
+        raise Refused(400, TXN_INCORRECT)
+    if wanted == "IN PROGRESS":  # C302: the owner claims it again
+        raise Refused(409, INCONSISTENT, "The Workitem is already IN PROGRESS.")
+    problem = final_state_problem(item, wanted)
+    if problem:  # C304: the Final State requirements are not met
+        raise Refused(409, INCONSISTENT, f"{problem} (PS3.4 Table CC.2.5-3).")
     item[STATE] = _el("CS", wanted)
+    item.pop(TRANSACTION_UID, None)
     return None
+
+
+# --- subscriptions (PS3.18 11.10-11.12, 8.10.4) --------------------------------------------------
+
+
+def _subscription_routes(api: APIRouter, state: SandboxState) -> None:
+    @api.post("/workitems/{resource}/subscribers/{aet}")
+    def subscribe(resource: str, aet: str) -> Response:
+        """Subscribe Transaction (11.10): 201 and the WebSocket's URL in Content-Location."""
+        if not events.offered(state):
+            return Response(status_code=404)
+        if resource == events.FILTERED_WORKLIST:
+            return _refusal(Refused(403, "Filtered Worklist Subscriptions are not supported."))
+        with _lock(state):
+            existing = list(workitems(state))
+            if resource != events.WORKLIST and resource not in existing:
+                return Response(status_code=404)
+        events.subscribe(state, resource, aet, existing)
+        ws = state.base_url.replace("http", "ws", 1) + f"/dicom-web/ws/subscribers/{aet}"
+        return Response(status_code=201, headers={"Content-Location": ws})
+
+    @api.delete("/workitems/{resource}/subscribers/{aet}")
+    def unsubscribe(resource: str, aet: str) -> Response:
+        """Unsubscribe Transaction (11.11): 200, or 404 when there was no such subscription."""
+        return Response(status_code=200 if events.unsubscribe(state, resource, aet) else 404)
+
+    @api.post("/workitems/{resource}/subscribers/{aet}/suspend")
+    def suspend(resource: str, aet: str) -> Response:
+        """Suspend Global Subscription (11.12)."""
+        found = resource == events.WORKLIST and events.suspend(state, aet)
+        return Response(status_code=200 if found else 404)
+
+    @api.websocket("/ws/subscribers/{aet}")
+    async def channel(websocket: WebSocket, aet: str) -> None:
+        """Open Notification Connection (8.10.4): Event Reports as text frames (8.10.5)."""
+        if not events.offered(state):
+            await websocket.close(code=1008)
+            return
+        await websocket.accept()
+        opened = events.open_channel(state, aet)
+        sender = asyncio.create_task(_send_reports(websocket, opened[1]))
+        try:
+            while True:  # the user agent sends nothing; this notices it leaving
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sender.cancel()
+            events.close_channel(state, aet, opened)
+
+
+async def _send_reports(websocket: WebSocket, queue: asyncio.Queue[str]) -> None:
+    while True:
+        await websocket.send_text(await queue.get())
 
 
 __all__ = [
     "MEDIA_TYPE",
+    "PATIENT_ID",
+    "STATE",
     "build_workitem",
     "calls",
     "reset_workitems",
     "router",
     "slow_updates",
     "workitem_uid",
+    "workitems",
 ]

@@ -7,6 +7,7 @@ import { $, notice, say, showScreen, translate } from "./js/dom.js";
 import { ApiError, paths, postJson, setCsrfToken } from "./js/api.js";
 import {
   claimWorkitem,
+  closeWorkitem as finishWorkitem,
   loadContext,
   loadSession,
   renderBanner,
@@ -353,14 +354,11 @@ async function onSessionExpired() {
   say("site-message", t("error.session_expired"), "error");
 }
 
-/** A claimed worklist encounter: COMPLETED once its photos are verified (the service finishes
- * it by itself if some are still on their way), or given back when none were taken. A refusal
- * (a photo failed) leaves it IN PROGRESS, where the worklist shows it to be followed up. */
+/** A claimed worklist encounter: completed, or given back when no photo was taken
+ * (js/patient.js); returns the worklist server's refusal in words, or "". */
 async function closeWorkitem(context) {
-  if (!context?.workitem_uid) return;
   const taken = [...theUploader().states.values()].some((s) => s.state !== "failed");
-  const path = taken ? paths.complete(context.context_id) : paths.unclaim(context.context_id);
-  await postJson(path, {}).catch(() => {});
+  return finishWorkitem(context, taken);
 }
 
 $("send-more").addEventListener("click", () => openCamera());
@@ -375,7 +373,7 @@ async function finish() {
     await uploader.discardQueued(t("finish.done"));
     uploader.stop(); // photos the service already has go on to the archive without us
   }
-  await closeWorkitem(state.context);
+  const refused = await closeWorkitem(state.context);
   if (vault) await vault.purgeMine();
   state.photos = [];
   state.site = null;
@@ -391,7 +389,8 @@ async function finish() {
   renderBanner(null);
   $("patient-choose").hidden = true;
   showScreen("screen-patient");
-  say("patient-message", t(signedOut ? "finish.done" : "finish.offline"), signedOut ? "success" : "warning");
+  const done = t(signedOut ? "finish.done" : "finish.offline");
+  say("patient-message", refused ? `${done} ${refused}` : done, refused || !signedOut ? "warning" : "success");
 }
 
 boot();

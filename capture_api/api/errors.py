@@ -3,7 +3,8 @@
 Routes raise ``capture_api.exceptions.CaptureError`` subclasses, or let the services they call
 raise them, and never build an error answer themselves. This module decides the status of
 each class (``STATUS_OF``, most specific first) and the body, always
-``{"detail": "<a sentence a clinician can act on>"}``. The same map serves three readers:
+``{"detail": "<a sentence a clinician can act on>"}`` (plus a ``code`` for the cases the
+phone words itself). The same map serves three readers:
 
 * the exception handler ``install`` puts on the app, and ``NoStoreRoute``, which answers its
   routes' errors itself to add ``Cache-Control: no-store`` (``error_response``);
@@ -36,8 +37,8 @@ from capture_api.context.fhir import (
 )
 from capture_api.context.smart import LaunchError, SessionExpired
 from capture_api.context.worklist import (
+    WorkitemClosed,
     WorkitemNotFound,
-    WorkitemTaken,
     WorklistError,
     WorklistUnavailable,
 )
@@ -92,7 +93,7 @@ STATUS_OF: tuple[tuple[type[CaptureError], int], ...] = (
     (FhirNotFound, 404),
     (FhirUnavailable, 503),
     (FhirError, 502),
-    (WorkitemTaken, 409),
+    (WorkitemClosed, 409),
     (WorkitemNotFound, 404),
     (WorklistUnavailable, 503),
     (WorklistError, 502),
@@ -118,8 +119,18 @@ def status_for(exc: CaptureError) -> int:
 
 
 def error_response(exc: CaptureError) -> JSONResponse:
-    """The JSON answer to a raised error: its status and its message as ``detail``."""
-    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+    """The JSON answer to a raised error: its status and its message as ``detail``.
+
+    An error class with a ``code`` (e.g. the worklist's ``workitem-taken``) adds it, so the
+    phone can say the case in its own words (web_client/i18n/en.js).
+    """
+    body = {"detail": str(exc)}
+    code, reason = getattr(exc, "code", None), getattr(exc, "reason", None)
+    if isinstance(code, str):
+        body["code"] = code
+        if isinstance(reason, str):  # the other system's own words, e.g. a Warning header
+            body["reason"] = reason
+    return JSONResponse(body, status_code=status_for(exc))
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

@@ -36,7 +36,9 @@ from capture_api.capture.patient import (
     Sex,
     UniversalIdType,
     check_lo,
+    same_authority,
 )
+from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.roles import (
     DEFAULT_ROLE_CLAIM,
     Role,
@@ -88,6 +90,7 @@ __all__ = [
     "Patient",
     "PatientIn",
     "PersonName",
+    "Retrieval",
     "Role",
     "SensitiveSiteRule",
     "Sensitivity",
@@ -109,6 +112,7 @@ __all__ = [
     "resolve_roles",
     "roles_of",
     "roles_text",
+    "same_authority",
     "search",
     "site_name",
     "unit_of",

@@ -98,6 +98,52 @@ class Issuer:
         return cls(local_namespace=text)
 
 
+def same_authority(a: Issuer | None, b: Issuer | None) -> bool:
+    """Whether two issuers name the same assigning authority, by meaning (HL7 v2 HD).
+
+    An HD names one authority by a local namespace, a universal ID with its type, or both
+    (PS3.3 Table 10-18: Issuer of Patient ID (0010,0021) and its Qualifiers Sequence).
+    Systems fill it differently for the same authority: the OID alone, the OID with a local
+    name such as "EPI", or the OID written into the namespace slot (the form our own DICOM
+    carries when only ``issuer_of_patient_id`` is configured). So:
+
+    * a universal ID is the authority itself: when both sides have one, they decide alone
+      (``urn:oid:1.2.3``, and ``1.2.3`` of type ISO, are the same universal ID; a namespace
+      that is an OID or ``urn:oid:`` is read as that universal ID);
+    * otherwise two local namespaces decide (exact text);
+    * a universal ID on one side and only a local name on the other cannot be proven equal:
+      not the same; no issuer on both sides is the same (the site's one MRN domain); an issuer
+      on one side only is not.
+    """
+    if a is None or b is None:
+        return a is None and b is None
+    ids_a, ids_b = _universal_ids(a), _universal_ids(b)
+    if ids_a and ids_b:
+        return bool(ids_a & ids_b)
+    names_a, names_b = _local_name(a), _local_name(b)
+    return names_a is not None and names_a == names_b
+
+
+def _universal_ids(issuer: Issuer) -> set[str]:
+    """The issuer's universal IDs in one canonical form (``iso:<oid>`` or the URI itself)."""
+    found = {_canonical(issuer.universal_id)} if issuer.universal_id else set()
+    if issuer.local_namespace and _canonical(issuer.local_namespace) != issuer.local_namespace:
+        found.add(_canonical(issuer.local_namespace))  # an OID written as the namespace
+    return found
+
+
+def _local_name(issuer: Issuer) -> str | None:
+    name = (issuer.local_namespace or "").strip()
+    return name if name and _canonical(name) == name else None
+
+
+def _canonical(value: str) -> str:
+    """``1.2.3`` (ISO) and ``urn:oid:1.2.3`` -> ``iso:1.2.3``; other values unchanged."""
+    text = value.strip()
+    bare = text[len("urn:oid:") :] if text.lower().startswith("urn:oid:") else text
+    return f"iso:{bare}" if _OID.match(bare) else text
+
+
 @dataclass(frozen=True)
 class PersonName:
     """A DICOM PN from family and given names; non-ASCII is fine (ISO_IR 192 is set)."""

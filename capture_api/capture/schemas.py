@@ -27,15 +27,29 @@ class IssuerIn(BaseModel):
         return Issuer(local_namespace=self.namespace, universal_id=self.universal_id)
 
 
+def _empty(value: str | None) -> bool:
+    return not value
+
+
 class NameIn(BaseModel):
-    """A person's name as the EHR gives it."""
+    """A person's name as the EHR or the worklist gives it (the DICOM PN components).
+
+    ``middle``, ``prefix`` and ``suffix`` are the third to fifth PN components (PS3.5
+    6.2.1.1): a worklist's "Müller^Zoë^Ann" keeps its middle name. Empty ones are left out of
+    the JSON, so a name without them reads as before.
+    """
 
     model_config = ConfigDict(extra="forbid")
     family: str = Field(min_length=1, max_length=64)
     given: str = Field(default="", max_length=64)
+    middle: str | None = Field(default=None, max_length=64, exclude_if=_empty)
+    prefix: str | None = Field(default=None, max_length=64, exclude_if=_empty)
+    suffix: str | None = Field(default=None, max_length=64, exclude_if=_empty)
 
     def to_name(self) -> PersonName:
-        return PersonName(self.family, self.given)
+        return PersonName(
+            self.family, self.given, self.middle or "", self.prefix or "", self.suffix or ""
+        )
 
 
 class PatientIn(BaseModel):

@@ -169,6 +169,21 @@ class Settings(BaseSettings):
     wado_url: str | None = Field(
         default=None, description="WADO-RS base the EHR links to (default: the DICOMweb URL)"
     )
+    archive_retrieve_aet: str | None = Field(
+        default=None,
+        max_length=16,
+        description="The archive's AE title for C-MOVE/C-GET, if it offers DIMSE retrieval "
+        "(worklist completion: DICOM Retrieval Sequence)",
+    )
+    worklist_events: bool = Field(
+        default=True,
+        description="Subscribe to the worklist's UPS events (PS3.18 11.10) where it offers them",
+    )
+    worklist_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a worklist kept fresh by UPS events is answered without a search",
+    )
     sensitive_sites: list[SensitiveSiteRule] | None = Field(
         default=None,
         description="Sites whose photos are suggested restricted (JSON rules; default built in)",

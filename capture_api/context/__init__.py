@@ -4,8 +4,9 @@
 registrations), ``sessions`` (the signed-in user's session, its cookie and its token
 refresh), ``launch_roles`` (the roles a launch grants), ``fhir`` and ``fhir_mapping``
 (FHIR R4 Patient and Encounter read and mapped to the domain model), ``worklist`` (the
-encounter worklist over UPS-RS, IHE EBIW). Clients only: opening a context from them is
-``capture_api.encounters``.
+encounter worklist over UPS-RS, IHE EBIW; ``ups_dataset`` its DICOM datasets both ways,
+``ups_events`` the UPS event subscription that keeps the list fresh). Clients only:
+opening a context from them is ``capture_api.encounters``.
 """
 
 from capture_api.context.fhir import (
@@ -25,12 +26,17 @@ from capture_api.context.smart import (
     SmartClient,
     find_registration,
 )
+from capture_api.context.ups_events import LiveWorklist, WorklistEvents
 from capture_api.context.worklist import (
     ProducedInstance,
+    WorkitemCanceled,
+    WorkitemClosed,
+    WorkitemCompleted,
     WorkitemNotFound,
     WorkitemTaken,
     WorklistClient,
     WorklistError,
+    WorklistRefused,
     WorklistUnavailable,
 )
 
@@ -45,14 +51,20 @@ __all__ = [
     "FhirUnauthorized",
     "FhirUnavailable",
     "LaunchError",
+    "LiveWorklist",
     "ProducedInstance",
     "SessionExpired",
     "SessionStore",
     "SmartClient",
+    "WorkitemCanceled",
+    "WorkitemClosed",
+    "WorkitemCompleted",
     "WorkitemNotFound",
     "WorkitemTaken",
     "WorklistClient",
     "WorklistError",
+    "WorklistEvents",
+    "WorklistRefused",
     "WorklistUnavailable",
     "banner",
     "encounter_in",

@@ -8,45 +8,73 @@ patient and visit to photograph on a worklist instead of having them typed in:
    C.2.2.2.5), ``ProcedureStepState=SCHEDULED``, ``ScheduledStationNameCodeSequence.CodeValue``
    and/or ``WorklistLabel``; 204 means an empty worklist.
 2. ``claim()`` takes ownership with Change Workitem State (PS3.18 11.7) to IN PROGRESS and a
-   new Transaction UID (0008,1195) that only we know (PS3.4 CC.1.1). A second device gets 409
-   and ``WorkitemTaken``.
-3. ``complete()`` records what was produced with Update Workitem (PS3.18 11.6, N-SET):
-   Unified Procedure Step Performed Procedure Sequence (0074,1216) > Output Information
-   Sequence (0040,4033) listing the stored instances; then Change State to COMPLETED.
-   ``cancel()`` releases a claimed item as CANCELED.
+   new Transaction UID (0008,1195) that only we know (PS3.4 CC.1.1). It first looks at the
+   state the Retrieve showed: an item IN PROGRESS, COMPLETED or CANCELED is refused here
+   (``WorkitemTaken``, ``WorkitemCompleted``, ``WorkitemCanceled``) without a request the
+   server would refuse. If another device is faster between the two, the server answers 409
+   (dcm4chee) or 400 "The Transaction UID is incorrect." (PS3.4 Table CC.1.1-2, C301;
+   PS3.18 Table 11.7.3-1): either way the item is read again and the refusal says why.
+3. ``complete()`` meets the Final State requirements with Update Workitem (PS3.18 11.6, N-SET,
+   ``ups_dataset.completion_update``), then Change State to COMPLETED. A server that refuses
+   either (400 "the dataset did not conform", PS3.18 11.6.3.1; 409 final state not met,
+   Table CC.1.1-2 C304) raises ``WorklistRefused`` with its Warning texts: the completion
+   queue retries it once the cause is fixed.
+4. ``release()`` gives a claimed item back: Update with the CANCELED final state attributes
+   (Procedure Step Discontinuation Reason Code Sequence etc.), then Change State to CANCELED
+   (PS3.4 CC.2.1: an owner cancels its own item; an item cannot go back to SCHEDULED, C303).
 
-A workitem becomes a capture context with ``Workitem.to_context()``: patient (Patient ID,
-Issuer of Patient ID, name, birth date, sex) and encounter (Admission ID (0038,0010) and
-Issuer of Admission ID Sequence (0038,0014), the EBIW visit identifier).
-
-Bodies are DICOM JSON (PS3.18 F.2, ``application/dicom+json``) read and written with pydicom.
+Bodies are DICOM JSON (PS3.18 F.2, ``application/dicom+json``), attributes in tag order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from pydicom import Dataset
 from pydicom.uid import generate_uid
-from pydicom.valuerep import DA, DT
 
-from capture_api.capture.patient import Sex
-from capture_api.capture.schemas import ContextIn, EncounterIn, IssuerIn, NameIn, PatientIn
-from capture_api.exceptions import CaptureError
+from capture_api.capture.retrieval import Retrieval
+from capture_api.context.ups_dataset import (
+    CANCELED,
+    COMPLETED,
+    IN_PROGRESS,
+    MEDIA_TYPE,
+    RELEASED,
+    SCHEDULED,
+    VL_PHOTOGRAPHIC_IMAGE,
+    ProducedInstance,
+    Workitem,
+    WorklistError,
+    cancel_update,
+    completion_update,
+    dicom_dt,
+    from_json,
+    to_json,
+)
 
-MEDIA_TYPE = "application/dicom+json"
-#: VL Photographic Image Storage (PS3.4 B.5), the SOP Class of every capture.
-VL_PHOTOGRAPHIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.4"
-
-SCHEDULED = "SCHEDULED"
-IN_PROGRESS = "IN PROGRESS"
-COMPLETED = "COMPLETED"
-CANCELED = "CANCELED"
+__all__ = [
+    "CANCELED",
+    "COMPLETED",
+    "IN_PROGRESS",
+    "MEDIA_TYPE",
+    "SCHEDULED",
+    "TAKEN_MESSAGE",
+    "VL_PHOTOGRAPHIC_IMAGE",
+    "ProducedInstance",
+    "Workitem",
+    "WorkitemCanceled",
+    "WorkitemClosed",
+    "WorkitemCompleted",
+    "WorkitemNotFound",
+    "WorkitemTaken",
+    "WorklistClient",
+    "WorklistError",
+    "WorklistRefused",
+    "WorklistUnavailable",
+]
 
 #: Attributes we ask for on top of the UPS return keys (PS3.18 11.9.1.2 includefield):
 #: Admission ID and Issuer of Admission ID Sequence (Visit Identification, IHE EBIW).
@@ -56,10 +84,10 @@ TAKEN_MESSAGE = (
     "this encounter is already being photographed on another device "
     "(the worklist item is in progress)"
 )
-
-
-class WorklistError(CaptureError):
-    """The worklist refused a request; the message says what it answered."""
+COMPLETED_MESSAGE = "this encounter is already completed on the worklist: nothing is left to do"
+CANCELED_MESSAGE = (
+    "this encounter was canceled on the worklist: it is no longer scheduled for photos"
+)
 
 
 class WorklistUnavailable(WorklistError):
@@ -70,109 +98,47 @@ class WorkitemNotFound(WorklistError):
     """The worklist has no workitem with that UID (it may have been removed)."""
 
 
-class WorkitemTaken(WorklistError):
-    """Another performer has claimed the workitem (Change State answered 409)."""
+class WorkitemClosed(WorklistError):
+    """The workitem is not open to this device: claimed elsewhere, completed or canceled."""
+
+    #: What the phone names the case by (the API's ``code``; web_client/i18n/en.js).
+    code: ClassVar[str] = "workitem-closed"
 
 
-@dataclass(frozen=True)
-class ProducedInstance:
-    """One stored DICOM instance, listed in the workitem's Output Information Sequence."""
+class WorkitemTaken(WorkitemClosed):
+    """Another performer has claimed the workitem (it is IN PROGRESS)."""
 
-    study_uid: str
-    series_uid: str
-    sop_instance_uid: str
-    sop_class_uid: str = VL_PHOTOGRAPHIC_IMAGE
+    code: ClassVar[str] = "workitem-taken"
 
 
-@dataclass(frozen=True)
-class Workitem:
-    """The parts of a UPS (PS3.4 Table CC.2.5-3) an encounter worklist needs."""
+class WorkitemCompleted(WorkitemClosed):
+    """The workitem is already COMPLETED."""
 
-    uid: str
-    state: str
-    patient_id: str | None
-    patient_issuer: str | None = None  # Issuer of Patient ID (0010,0021)
-    patient_issuer_uid: str | None = None  # ... Qualifiers Sequence > Universal Entity ID
-    family_name: str | None = None
-    given_name: str | None = None
-    birth_date: dt.date | None = None
-    sex: Sex | None = None
-    admission_id: str | None = None
-    admission_issuer: str | None = None  # Issuer of Admission ID Seq. > Local Namespace
-    admission_issuer_uid: str | None = None  # ... > Universal Entity ID
-    scheduled_start: dt.datetime | None = None
-    station_code: str | None = None
-    label: str | None = None  # Worklist Label (0074,1202)
-    description: str | None = None  # Procedure Step Label, else the workitem code meaning
-    priority: str | None = None
+    code: ClassVar[str] = "workitem-completed"
 
-    @property
-    def display_name(self) -> str:
-        """The patient's name as a banner shows it ("Family, Given")."""
-        return ", ".join(p for p in (self.family_name, self.given_name) if p) or "(no name)"
 
-    @classmethod
-    def from_dataset(cls, ds: Dataset) -> Workitem:
-        """Read a workitem from its DICOM dataset (missing attributes become ``None``)."""
-        name = ds.get("PatientName")
-        qualifiers = _item(ds, "IssuerOfPatientIDQualifiersSequence")
-        admission_issuer = _item(ds, "IssuerOfAdmissionIDSequence")
-        station = _item(ds, "ScheduledStationNameCodeSequence")
-        code = _item(ds, "ScheduledWorkitemCodeSequence")
-        return cls(
-            uid=str(ds.get("SOPInstanceUID", "")),
-            state=str(ds.get("ProcedureStepState", "")),
-            patient_id=_text(ds, "PatientID"),
-            patient_issuer=_text(ds, "IssuerOfPatientID"),
-            patient_issuer_uid=_text(qualifiers, "UniversalEntityID"),
-            family_name=(name.family_name or None) if name else None,
-            given_name=(name.given_name or None) if name else None,
-            birth_date=_date(ds.get("PatientBirthDate")),
-            sex=_sex(ds.get("PatientSex")),
-            admission_id=_text(ds, "AdmissionID"),
-            admission_issuer=_text(admission_issuer, "LocalNamespaceEntityID"),
-            admission_issuer_uid=_text(admission_issuer, "UniversalEntityID"),
-            scheduled_start=_datetime(ds.get("ScheduledProcedureStepStartDateTime")),
-            station_code=_text(station, "CodeValue"),
-            label=_text(ds, "WorklistLabel"),
-            description=_text(ds, "ProcedureStepLabel") or _text(code, "CodeMeaning"),
-            priority=_text(ds, "ScheduledProcedureStepPriority"),
-        )
+class WorkitemCanceled(WorkitemClosed):
+    """The workitem was CANCELED (released, or canceled by the scheduler)."""
 
-    def to_context(self) -> ContextIn:
-        """The capture context of this workitem (its patient and its encounter)."""
-        if not self.patient_id:
-            raise WorklistError(f"worklist item {self.uid} has no Patient ID; it cannot be used")
-        patient_issuer = _issuer(self.patient_issuer, self.patient_issuer_uid)
-        encounter = None
-        if self.admission_id or self.description or self.scheduled_start:
-            encounter = EncounterIn(
-                admission_id=self.admission_id,
-                issuer=_issuer(self.admission_issuer, self.admission_issuer_uid),
-                description=self.description[:64] if self.description else None,
-                started_at=self.scheduled_start,
-            )
-        return ContextIn(
-            patient=PatientIn(
-                id=self.patient_id,
-                issuer=patient_issuer,
-                name=(
-                    NameIn(family=self.family_name, given=self.given_name or "")
-                    if self.family_name
-                    else None
-                ),
-                birth_date=self.birth_date,
-                sex=self.sex,
-            ),
-            encounter=encounter,
-        )
+    code: ClassVar[str] = "workitem-canceled"
+
+
+class WorklistRefused(WorklistError):
+    """The worklist server refused an Update or a state change (4xx): its reason is kept."""
+
+    code: ClassVar[str] = "worklist-refused"
+
+    def __init__(self, message: str, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
 
 
 class WorklistClient:
     """A UPS-RS user agent for one station's encounter worklist (PS3.18 chapter 11).
 
     ``base_url`` is the DICOMweb base (``.../dicom-web``); the client adds ``/workitems``.
-    ``aet`` is our AE title, sent in the User-Agent (UPS-RS uses it only for subscriptions).
+    ``aet`` is our AE title, sent in the User-Agent and used to subscribe (11.10).
     """
 
     def __init__(
@@ -224,7 +190,7 @@ class WorklistClient:
         start = dt.datetime.combine(now.date(), dt.time.min, tzinfo=now.tzinfo)
         end = dt.datetime.combine(now.date(), dt.time.max, tzinfo=now.tzinfo)
         params = [
-            ("ScheduledProcedureStepStartDateTime", f"{_dt(start)}-{_dt(end)}"),
+            ("ScheduledProcedureStepStartDateTime", f"{dicom_dt(start)}-{dicom_dt(end)}"),
             ("ProcedureStepState", SCHEDULED),
         ]
         if self.station_code:
@@ -239,14 +205,20 @@ class WorklistClient:
         """Retrieve Transaction (PS3.18 11.5)."""
         return Workitem.from_dataset(self._retrieve(uid))
 
-    def claim(self, uid: str) -> str:
+    def claim(self, uid: str, current: Workitem | None = None) -> str:
         """Take the workitem (SCHEDULED -> IN PROGRESS); returns our new Transaction UID.
 
-        Keep the Transaction UID: it is the only proof of ownership (PS3.4 CC.1.1) and is
-        needed to complete or cancel. Raises ``WorkitemTaken`` when another device has it.
+        ``current`` is the item as just retrieved (else it is retrieved here). Keep the
+        Transaction UID: it is the only proof of ownership (PS3.4 CC.1.1), needed to complete
+        or release. Raises a ``WorkitemClosed`` when the item is not SCHEDULED.
         """
+        _must_be_scheduled(current or self.get(uid))
         transaction_uid = str(generate_uid())
-        self._change_state(uid, transaction_uid, IN_PROGRESS)
+        try:
+            self._change_state(uid, transaction_uid, IN_PROGRESS)
+        except WorklistRefused:
+            _must_be_scheduled(self.get(uid))  # someone was faster: say who (usually taken)
+            raise
         return transaction_uid
 
     def complete(
@@ -254,32 +226,71 @@ class WorklistClient:
         uid: str,
         transaction_uid: str,
         instances: Iterable[ProducedInstance],
+        retrieval: Retrieval,
         *,
         started_at: dt.datetime | None = None,
     ) -> None:
         """Record the produced instances (Update, PS3.18 11.6), then COMPLETED (11.7).
 
-        The Performed Procedure Sequence carries the start/end DateTime the final-state
-        requirements ask for (PS3.4 CC.2.5.1.3), the performed station and workitem codes
-        copied from the scheduled ones, and the Output Information Sequence (0040,4033).
-        Completing an item that is already COMPLETED is a no-op.
+        Completing an item that is already COMPLETED is a no-op (a retry after a lost
+        answer); one that was CANCELED meanwhile raises ``WorkitemCanceled``.
         """
         current = self._retrieve(uid)
-        if str(current.get("ProcedureStepState", "")) == COMPLETED:
+        if _state(current) == COMPLETED:
             return
-        update = _performed(current, list(instances), started_at)
-        self._update(uid, transaction_uid, update)
-        self._change_state(uid, transaction_uid, COMPLETED)
+        _must_be_open(current)
+        update = completion_update(current, list(instances), retrieval, started_at)
+        try:
+            self._update(uid, transaction_uid, update)
+            self._change_state(uid, transaction_uid, COMPLETED)
+        except WorklistRefused as exc:
+            after = self._retrieve(uid)
+            if _state(after) == COMPLETED:
+                return
+            _must_be_open(after)
+            raise WorklistRefused(
+                f"the worklist server refused the completion: {exc.reason}", exc.status, exc.reason
+            ) from exc
 
-    def cancel(self, uid: str, transaction_uid: str) -> None:
-        """Release a claimed workitem as CANCELED (Change State, PS3.18 11.7)."""
-        self._change_state(uid, transaction_uid, CANCELED)
+    def release(
+        self,
+        uid: str,
+        transaction_uid: str,
+        *,
+        reason: Any = RELEASED,
+        text: str = "discontinued: released from capture, the photos are still to be taken",
+        instances: Sequence[ProducedInstance] = (),
+        retrieval: Retrieval | None = None,
+    ) -> None:
+        """Give a claimed workitem back: the CANCELED final state, then CANCELED (11.7).
+
+        ``reason`` is a CID 9300 code (default: rescheduling recommended). An item already
+        CANCELED is a no-op; one COMPLETED raises ``WorkitemCompleted``.
+        """
+        current = self._retrieve(uid)
+        state = _state(current)
+        if state == CANCELED:
+            return
+        if state == COMPLETED:
+            raise WorkitemCompleted(COMPLETED_MESSAGE)
+        update = cancel_update(current, reason, text[:10240], instances, retrieval)
+        try:
+            self._update(uid, transaction_uid, update)
+            self._change_state(uid, transaction_uid, CANCELED)
+        except WorklistRefused as exc:
+            if _state(self._retrieve(uid)) == CANCELED:
+                return
+            raise WorklistRefused(
+                f"the worklist server refused to release the item: {exc.reason}",
+                exc.status,
+                exc.reason,
+            ) from exc
 
     # --- plumbing ---------------------------------------------------------------------------
 
     def _retrieve(self, uid: str) -> Dataset:
         response = self._send("GET", f"/workitems/{uid}")
-        if response.status_code == 404:
+        if response.status_code in (404, 410):
             raise WorkitemNotFound(f"the worklist has no item {uid}")
         self._check(response, "read the worklist item")
         found = _datasets(response)
@@ -288,12 +299,8 @@ class WorklistClient:
         return found[0]
 
     def _update(self, uid: str, transaction_uid: str, ds: Dataset) -> None:
-        response = self._send(
-            "POST",
-            f"/workitems/{uid}?{transaction_uid}",
-            content=json.dumps([ds.to_json_dict()]).encode(),
-        )
-        if response.status_code == 404:
+        response = self._send("POST", f"/workitems/{uid}?{transaction_uid}", content=to_json(ds))
+        if response.status_code in (404, 410):
             raise WorkitemNotFound(f"the worklist has no item {uid}")
         self._check(response, "record the photos on the worklist item")
 
@@ -301,13 +308,9 @@ class WorklistClient:
         ds = Dataset()
         ds.TransactionUID = transaction_uid
         ds.ProcedureStepState = state
-        response = self._send(
-            "PUT", f"/workitems/{uid}/state", content=json.dumps([ds.to_json_dict()]).encode()
-        )
-        if response.status_code == 404:
+        response = self._send("PUT", f"/workitems/{uid}/state", content=to_json(ds))
+        if response.status_code in (404, 410):
             raise WorkitemNotFound(f"the worklist has no item {uid}")
-        if response.status_code == 409 and state == IN_PROGRESS:
-            raise WorkitemTaken(TAKEN_MESSAGE)
         self._check(response, f"set the worklist item {state}")
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -333,14 +336,26 @@ class WorklistClient:
     def _check(response: httpx.Response, doing: str) -> None:
         if response.is_success:
             return
-        warnings = "; ".join(_warning_text(w) for w in response.headers.get_list("Warning"))
-        reason = warnings or response.reason_phrase
-        raise WorklistError(
-            f"could not {doing}: the worklist answered {response.status_code} ({reason})"
+        reason = warnings_of(response) or response.reason_phrase or "no reason given"
+        raise WorklistRefused(
+            f"could not {doing}: the worklist answered {response.status_code} ({reason})",
+            response.status_code,
+            f"{response.status_code} {reason}",
         )
 
 
-# --- DICOM helpers ------------------------------------------------------------------------------
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def warnings_of(response: httpx.Response) -> str:
+    """The response's Warning texts, joined (PS3.18 8.4: ``299 <service>: <text>``)."""
+    return "; ".join(_warning_text(w) for w in response.headers.get_list("Warning"))
+
+
+def _warning_text(value: str) -> str:
+    """``299 agent: text`` -> ``text`` (the agent is one token, then the text)."""
+    parts = value.split(" ", 2)
+    return parts[2] if len(parts) == 3 and parts[0].isdigit() else value
 
 
 def _datasets(response: httpx.Response) -> list[Dataset]:
@@ -348,99 +363,29 @@ def _datasets(response: httpx.Response) -> list[Dataset]:
         body = response.json()
     except ValueError as exc:
         raise WorklistError("the worklist answered something that is not DICOM JSON") from exc
-    items = body if isinstance(body, list) else [body]
-    try:
-        return [Dataset.from_json(item) for item in items if isinstance(item, dict)]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise WorklistError(f"the worklist answered invalid DICOM JSON ({exc})") from exc
+    return from_json(body)
 
 
-def _warning_text(value: str) -> str:
-    """``299 agent: text`` -> ``text`` (PS3.18 8.4 Warning header)."""
-    parts = value.split(" ", 2)
-    return parts[2] if len(parts) == 3 and parts[0].isdigit() else value
+def _state(ds: Dataset) -> str:
+    return str(ds.get("ProcedureStepState", ""))
 
 
-def _item(ds: Dataset, keyword: str) -> Dataset:
-    sequence = ds.get(keyword)
-    return sequence[0] if sequence else Dataset()
+def _must_be_scheduled(item: Workitem) -> None:
+    """Refuse a claim of an item that is not SCHEDULED, saying which state it is in."""
+    if item.state == IN_PROGRESS:
+        raise WorkitemTaken(TAKEN_MESSAGE)
+    if item.state == COMPLETED:
+        raise WorkitemCompleted(COMPLETED_MESSAGE)
+    if item.state == CANCELED:
+        raise WorkitemCanceled(CANCELED_MESSAGE)
 
 
-def _text(ds: Dataset, keyword: str) -> str | None:
-    value = ds.get(keyword)
-    if value is None:
-        return None
-    return str(value).strip() or None
-
-
-def _date(value: Any) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return DA(str(value))
-    except ValueError:
-        return None
-
-
-def _datetime(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return DT(str(value))
-    except ValueError:
-        return None
-
-
-def _sex(value: Any) -> Sex | None:
-    try:
-        return Sex(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-def _issuer(namespace: str | None, universal_id: str | None) -> IssuerIn | None:
-    if not namespace and not universal_id:
-        return None
-    return IssuerIn(namespace=namespace, universal_id=universal_id)
-
-
-def _dt(value: dt.datetime) -> str:
-    """A DICOM DT with microseconds and UTC offset (PS3.5 Table 6.2-1)."""
-    return value.strftime("%Y%m%d%H%M%S.%f%z")
-
-
-def _performed(
-    current: Dataset, instances: list[ProducedInstance], started_at: dt.datetime | None
-) -> Dataset:
-    """The Unified Procedure Step Performed Procedure Sequence item for an Update."""
-    now = dt.datetime.now().astimezone()
-    performed = Dataset()
-    performed.PerformedProcedureStepStartDateTime = _dt(started_at or now)
-    performed.PerformedProcedureStepEndDateTime = _dt(now)
-    if "ScheduledStationNameCodeSequence" in current:
-        performed.PerformedStationNameCodeSequence = current.ScheduledStationNameCodeSequence
-    if "ScheduledWorkitemCodeSequence" in current:
-        performed.PerformedWorkitemCodeSequence = current.ScheduledWorkitemCodeSequence
-    if "ProcedureStepLabel" in current:
-        performed.PerformedProcedureStepDescription = current.ProcedureStepLabel
-    outputs = []
-    series: dict[tuple[str, str], list[ProducedInstance]] = {}
-    for instance in instances:
-        series.setdefault((instance.study_uid, instance.series_uid), []).append(instance)
-    for (study_uid, series_uid), members in series.items():
-        output = Dataset()
-        output.TypeOfInstances = "DICOM"
-        output.StudyInstanceUID = study_uid
-        output.SeriesInstanceUID = series_uid
-        refs = []
-        for member in members:
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = member.sop_class_uid
-            ref.ReferencedSOPInstanceUID = member.sop_instance_uid
-            refs.append(ref)
-        output.ReferencedSOPSequence = refs
-        outputs.append(output)
-    performed.OutputInformationSequence = outputs
-    update = Dataset()
-    update.UnifiedProcedureStepPerformedProcedureSequence = [performed]
-    return update
+def _must_be_open(ds: Dataset) -> None:
+    """Refuse to complete an item that is CANCELED (or was never claimed)."""
+    state = _state(ds)
+    if state == CANCELED:
+        raise WorkitemCanceled(CANCELED_MESSAGE)
+    if state == SCHEDULED:
+        raise WorklistError(
+            "the worklist item is SCHEDULED again, not claimed by us: it cannot be completed"
+        )

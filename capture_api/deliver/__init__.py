@@ -2,13 +2,15 @@
 
 ``Archive`` (``archive``) is everything the rest of capture asks of an archive: store an
 instance, whether users can see it, the patient's earlier photos, a small image, an
-instance's sensitivity labels. Two implementations: ``DicomWebArchive`` (STOW-RS, QIDO-RS,
-WADO-RS to a PACS/VNA, with ``archive_auth``) and ``LocalArchive`` (a DICOM File-set in a
-folder). Only the composition root (``capture_api.runtime``) and the CLI choose between them;
-every other package holds an ``Archive``. ``OutboxWorker`` (``outbox``) delivers and
-verifies, retrying with backoff; ``thumbnails`` makes (and blurs) the small JPEGs.
+instance's sensitivity labels, how others retrieve what it holds (``Retrieval``). Two
+implementations: ``DicomWebArchive`` (STOW-RS, QIDO-RS, WADO-RS to a PACS/VNA, with
+``archive_auth``) and ``LocalArchive`` (a DICOM File-set in a folder). Only the composition
+root (``capture_api.runtime``) and the CLI choose between them; every other package holds an
+``Archive``. ``OutboxWorker`` (``outbox``) delivers and verifies, retrying with backoff;
+``thumbnails`` makes (and blurs) the small JPEGs.
 """
 
+from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.deliver.dicomweb import DicomWebArchive
@@ -26,6 +28,7 @@ __all__ = [
     "OutboxPolicy",
     "OutboxWorker",
     "PriorImage",
+    "Retrieval",
     "StoreResult",
     "auth_from_settings",
     "blurred",

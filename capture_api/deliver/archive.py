@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.instance_labels import InstanceLabels
 
 
@@ -85,6 +86,10 @@ class Archive(Protocol):
         it restricted. An instance left out of the answer is one the archive cannot say
         anything about (no metadata resource, or metadata without the instance).
         """
+        ...
+
+    def retrieval(self) -> Retrieval:
+        """How others retrieve what this archive holds (no network call)."""
         ...
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from capture_api.capture.retrieval import Retrieval
 from capture_api.config import ArchiveAuthKind, Settings
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
@@ -96,8 +97,14 @@ class DicomWebArchive:
         timeout: float = 30.0,
         client: httpx.Client | None = None,
         auth_hint: str = "check CAPTURE_ARCHIVE_AUTH and its credentials",
+        retrieve_base: str | None = None,
+        retrieve_aet: str | None = None,
     ) -> None:
         self._base = base_url.rstrip("/")
+        # What others retrieve from: the WADO-RS base the EHR links to, when not this one.
+        self._retrieval = Retrieval(
+            wado_rs_base=(retrieve_base or base_url).rstrip("/"), ae_title=retrieve_aet or None
+        )
         self._auth = auth
         self._timeout = timeout
         self._client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "capture"})
@@ -115,7 +122,14 @@ class DicomWebArchive:
             auth=auth_from_settings(settings),
             timeout=settings.archive_timeout_seconds,
             auth_hint=credentials_hint(kind),
+            retrieve_base=settings.wado_url,
+            retrieve_aet=settings.archive_retrieve_aet,
         )
+
+    def retrieval(self) -> Retrieval:
+        """WADO-RS at ``CAPTURE_WADO_URL`` (else the STOW base), and the archive's Retrieve AE
+        Title when ``CAPTURE_ARCHIVE_RETRIEVE_AET`` names one (DIMSE C-MOVE/C-GET)."""
+        return self._retrieval
 
     # --- STOW-RS -------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.patient import Patient
 
 from capture_api.audit.trail import Outcome, record
+from capture_api.capture import Issuer, same_authority
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.config import Settings
 from capture_api.context.fhir import FhirClient, FhirNotFound
@@ -197,10 +198,16 @@ class EhrContexts:
 
 
 def _same(a: PatientIn, b: PatientIn) -> bool:
-    def issuer(p: PatientIn) -> tuple[str | None, str | None]:
-        return (p.issuer.namespace, p.issuer.universal_id) if p.issuer else (None, None)
+    """The same MRN from the same assigning authority, by meaning (``same_authority``).
 
-    return a.id == b.id and issuer(a) == issuer(b)
+    "EPI" + OID and the OID alone, or the OID in (0010,0021) with no Qualifiers Sequence,
+    are one authority; two different OIDs are two, whatever their local names say.
+    """
+
+    def issuer(p: PatientIn) -> Issuer | None:
+        return p.issuer.to_issuer() if p.issuer else None
+
+    return a.id == b.id and same_authority(issuer(a), issuer(b))
 
 
 def _who(patient: PatientIn) -> str:

@@ -12,18 +12,32 @@ lease, keeps it alive with the heartbeat (``LeaseKeeper``) while the UPS-RS call
 writes the outcome only while it still holds it. So two replicas never complete the same
 workitem, and one that dies in the middle leaves a lease that expires within seconds. A refused
 or unreachable worklist is retried with the outbox's backoff (exponential, full jitter), the
-reason kept on the row (``last_error``) and reported to the ``worklist-completion`` loop's
-health (/readyz, /metrics).
+reason kept on the row (``last_error``: "the worklist server refused the completion: <its
+Warning>") and reported to the ``worklist-completion`` loop's health (/readyz, /metrics).
+So a completion the server refuses is done by itself once the cause is fixed (the scheduler
+adds the missing code, the worklist's administrator lifts the refusal); a clinician's new
+request tries at once. Only an item CANCELED at the worklist ends the retries (``canceled``).
+
+The completion lists the photos with the archive's retrieval (``Archive.retrieval``: a
+WADO-RS Retrieve URL and/or Retrieve AE Title, or the embedded archive's File-set), which
+PS3.3 Table 10-3b requires in every Output Information Sequence item.
+
+``release`` gives a claimed item back (CANCELED with a CID 9300 reason, PS3.4 CC.2.1), e.g.
+when the wrong patient was opened or nothing was photographed.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from capture_api.capture.retrieval import Retrieval
 from capture_api.config import Settings
-from capture_api.context.worklist import ProducedInstance, WorklistClient
+from capture_api.context.ups_dataset import RELEASED, WRONG_ENTRY
+from capture_api.context.worklist import ProducedInstance, WorkitemCanceled, WorklistClient
 from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.exceptions import Conflict
 from capture_api.intake.service import CaptureService
@@ -73,6 +87,7 @@ class WorklistCompletion:
         health: LoopHealth | None = None,
         policy: OutboxPolicy | None = None,
         keeper: LeaseKeeper | None = None,
+        retrieval: Callable[[], Retrieval] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -80,6 +95,9 @@ class WorklistCompletion:
         self.health = health or LoopHealth()
         self.policy = policy or OutboxPolicy()
         self.keeper = keeper or LeaseKeeper(engine, self.policy.lease)
+        #: The archive's ``retrieval`` (asked at each completion: the File-set UID of an
+        #: embedded archive exists once it holds something).
+        self.retrieval = retrieval or _retrieval_from(settings)
 
     # --- the clinician's request ---------------------------------------------------------------
 
@@ -133,6 +151,9 @@ class WorklistCompletion:
         with self.keeper.hold(WorklistCompletionRecord, row.id, owner):
             try:
                 return self._complete(row, owner)
+            except WorkitemCanceled as exc:
+                contexts.end_completion(self.engine, row.id, owner, CompletionStatus.CANCELED, exc)
+                raise
             except Exception as exc:
                 self._retry_later(row, owner, describe(exc))
                 raise
@@ -173,6 +194,10 @@ class WorklistCompletion:
         with self.keeper.hold(WorklistCompletionRecord, row.id, owner):
             try:
                 done = self._complete(row, owner)
+            except WorkitemCanceled as exc:  # final: retrying cannot complete it
+                self.health.failed(LOOP, exc, subject=f"context {row.id}")
+                contexts.end_completion(self.engine, row.id, owner, CompletionStatus.CANCELED, exc)
+                return False
             except Exception as exc:  # unavailable, refused or a bug: one line, retried later
                 reason = self.health.failed(LOOP, exc, subject=f"context {row.id}")
                 self._retry_later(row, owner, reason)
@@ -199,6 +224,7 @@ class WorklistCompletion:
                 context.workitem_uid,
                 context.workitem_transaction_uid,
                 [_produced(c) for c in captures],
+                self.retrieval(),
                 started_at=min(c.created_at for c in captures),
             )
         if not contexts.finish_completion(self.engine, row.id, owner):
@@ -217,6 +243,39 @@ class WorklistCompletion:
             last_error=f"{reason} (will retry)",
             next_attempt_at=utcnow() + self.policy.backoff(row.attempts),
         )
+
+    # --- giving an item back -----------------------------------------------------------------
+
+    def release(self, context: ContextRecord, *, wrong_patient: bool = False) -> None:
+        """CANCEL the context's claimed workitem (PS3.4 CC.2.1) and stop its completion.
+
+        The reason (CID 9300) is "Incorrect worklist entry selected" for the wrong patient,
+        else "Discontinued Procedure Step rescheduling recommended": the encounter still needs
+        its photos. Photos already in the archive are listed (PS3.17 GGG.3). Releasing an
+        item already CANCELED is a no-op; a COMPLETED one raises ``WorkitemCompleted``.
+        """
+        assert context.workitem_uid and context.workitem_transaction_uid
+        verified = [
+            _produced(c)
+            for c in self.service.for_context(context.id)
+            if c.status == CaptureStatus.VERIFIED
+        ]
+        reason: Any = WRONG_ENTRY if wrong_patient else RELEASED
+        text = (
+            "discontinued: the wrong patient was opened on the capture phone"
+            if wrong_patient
+            else "discontinued: released from the capture phone, to be rescheduled"
+        )
+        with self._client() as worklist:
+            worklist.release(
+                context.workitem_uid,
+                context.workitem_transaction_uid,
+                reason=reason,
+                text=text,
+                instances=verified,
+                retrieval=self.retrieval() if verified else None,
+            )
+        contexts.release_workitem(self.engine, context.id)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -252,6 +311,13 @@ class CompletionWorker(LeasedWorker):
     def on_loop_error(self, exc: Exception) -> None:
         """Claiming failed (the database is away)."""
         self.completion.health.failed(LOOP, exc)
+
+
+def _retrieval_from(settings: Settings) -> Callable[[], Retrieval]:
+    """Without an archive at hand (tests): the WADO-RS base of the settings."""
+    base = settings.wado_url or settings.dicomweb_url
+    fixed = Retrieval(wado_rs_base=base, ae_title=settings.archive_retrieve_aet)
+    return lambda: fixed
 
 
 def _produced(capture: CaptureRecord) -> ProducedInstance:

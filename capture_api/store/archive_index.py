@@ -305,6 +305,13 @@ class ArchiveIndex:
             meta = dict(self._conn().execute("SELECT key, value FROM meta").fetchall())
         return Generations(int(meta["generation"]), int(meta["dicomdir_generation"]))
 
+    def fileset_uid(self) -> str:
+        """The File-set UID the DICOMDIR carries (its Media Storage SOP Instance UID)."""
+        with self._translated():
+            row = self._conn().execute("SELECT value FROM meta WHERE key = 'fileset_uid'")
+            found = row.fetchone()
+        return str(found[0])
+
     def tree(self) -> Tree:
         """One consistent snapshot of every record (a read transaction: WAL, no waiting)."""
         with self._translated():

@@ -156,6 +156,50 @@ def claim_completion(
     return leases.claim_row(db, WorklistCompletionRecord, context_id, pending, owner, lease)
 
 
+def end_completion(
+    db: Database, context_id: str, owner: str, status: CompletionStatus, reason: object
+) -> None:
+    """Close a completion that can never succeed (e.g. CANCELED at the worklist), if ``owner``
+    still holds its lease; ``reason`` (an error written for people) is kept."""
+    with session(db) as s:
+        s.exec(
+            update(WorklistCompletionRecord)
+            .where(col(WorklistCompletionRecord.id) == context_id)
+            .where(col(WorklistCompletionRecord.lease_owner) == owner)
+            .values(
+                status=status.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_error=str(reason),
+                updated_at=utcnow(),
+            )
+        )
+        s.commit()
+
+
+def release_workitem(db: Database, context_id: str) -> None:
+    """We gave the context's workitem back: forget our Transaction UID (it proves nothing any
+    more) and close a queued completion as ``released``, in one commit."""
+    with session(db) as s:
+        s.exec(
+            update(ContextRecord)
+            .where(col(ContextRecord.id) == context_id)
+            .values(workitem_transaction_uid=None)
+        )
+        s.exec(
+            update(WorklistCompletionRecord)
+            .where(col(WorklistCompletionRecord.id) == context_id)
+            .where(col(WorklistCompletionRecord.status) == CompletionStatus.PENDING.value)
+            .values(
+                status=CompletionStatus.RELEASED.value,
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=utcnow(),
+            )
+        )
+        s.commit()
+
+
 def finish_completion(db: Database, context_id: str, owner: str) -> bool:
     """The workitem is COMPLETED: close the queue row and date the context, in one commit.
 

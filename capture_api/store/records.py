@@ -253,6 +253,8 @@ class CompletionStatus(StrEnum):
 
     PENDING = "pending"  # to be done (or retried) once every photo of the context is verified
     COMPLETED = "completed"  # the workitem is COMPLETED; ``ContextRecord.completed_at`` says when
+    CANCELED = "canceled"  # the workitem was CANCELED at the worklist: never retried
+    RELEASED = "released"  # we gave the workitem back (CANCELED) before it was completed
 
 
 class WorklistCompletionRecord(SQLModel, table=True):

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydicom
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from capture_api.api.app import create_app
 from capture_api.api.routes import worklist as worklist_routes
+from capture_api.capture import Retrieval
 from capture_api.config import Settings
 from capture_api.context.worklist import (
     TAKEN_MESSAGE,
@@ -32,13 +34,14 @@ from capture_api.runtime import Runtime
 from capture_api.store import contexts
 from ehr_sandbox import data
 from ehr_sandbox.server import SandboxServer
-from ehr_sandbox.ups_server import calls, reset_workitems, slow_updates, workitem_uid
+from ehr_sandbox.ups_server import calls, reset_workitems, slow_updates, workitem_uid, workitems
 from tests.conftest import SAMPLES
 from tests.deliver.service_process import fresh_postgres_database, pg_rows
 
 PHOTO = (SAMPLES / "orientation" / "portrait_6.jpg").read_bytes()
 DERM = "DERM-PHONE-01"
 MEDIA = {"Accept": "application/dicom+json", "Content-Type": "application/dicom+json"}
+WADO = Retrieval(wado_rs_base="http://pacs.test/dicom-web")
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +181,27 @@ def test_unknown_matching_key_raises_a_readable_error(sandbox: SandboxServer) ->
     assert "400" in str(caught.value)
 
 
+def _dicom(*datasets: dict[str, Any]) -> str:
+    """DICOM JSON as PS3.18 F.2.2 wants it: attributes in tag order at every level."""
+    return json.dumps(list(datasets), sort_keys=True)
+
+
+def _cancel_final_state(reason: str = "110513") -> dict[str, Any]:
+    """An Update with the CANCELED final state attributes (PS3.4 Table CC.2.5-3, "X")."""
+    code = {
+        "00080100": {"vr": "SH", "Value": [reason]},
+        "00080102": {"vr": "SH", "Value": ["DCM"]},
+        "00080104": {"vr": "LO", "Value": ["Discontinued for unspecified reason"]},
+    }
+    progress = {
+        "00404052": {"vr": "DT", "Value": ["20250101120000+0000"]},
+        "0074100E": {"vr": "SQ", "Value": [code]},
+    }
+    return {"00741002": {"vr": "SQ", "Value": [progress]}}
+
+
 def test_state_machine_follows_table_cc_1_1_2(sandbox: SandboxServer) -> None:
+    """The sandbox answers as PS3.4 Table CC.1.1-2 and PS3.18 Table 11.7.3-1/-2 say."""
     base = _dicomweb(sandbox)
     uid = workitem_uid("enc-okada")
     url = f"{base}/workitems/{uid}"
@@ -187,26 +210,39 @@ def test_state_machine_follows_table_cc_1_1_2(sandbox: SandboxServer) -> None:
         body: dict[str, Any] = {"00741000": {"vr": "CS", "Value": [state]}}
         if transaction:
             body["00081195"] = {"vr": "UI", "Value": [transaction]}
-        return httpx.put(f"{url}/state", content=json.dumps([body]), headers=MEDIA)
+        return httpx.put(f"{url}/state", content=_dicom(body), headers=MEDIA)
 
-    assert put("COMPLETED", "1.2.3").status_code == 409  # not claimed yet
-    assert put("IN PROGRESS", None).status_code == 400  # Transaction UID missing
+    def warning(response: httpx.Response) -> str:
+        return "; ".join(response.headers.get_list("warning"))
+
+    assert put("COMPLETED", "1.2.3").status_code == 409  # not claimed yet (C310)
+    missing = put("IN PROGRESS", None)
+    assert missing.status_code == 400 and "The Transaction UID is missing." in warning(missing)
     assert put("IN PROGRESS", "1.2.3").status_code == 200
     assert "00081195" not in _workitem(sandbox, uid)  # never returned (PS3.18 11.5.3.3)
-    second = put("IN PROGRESS", "1.2.4")
-    assert second.status_code == 409 and "already IN PROGRESS" in second.headers["warning"]
+    second = put("IN PROGRESS", "1.2.4")  # another claimer: not the owner's UID (C301)
+    assert second.status_code == 400
+    assert "The Transaction UID is incorrect." in warning(second)
+    again = put("IN PROGRESS", "1.2.3")  # the owner claims again (C302)
+    assert again.status_code == 409 and "inconsistent with the state" in warning(again)
     assert put("CANCELED", "1.2.4").status_code == 400  # not the owner
-    update = [{"00741204": {"vr": "LO", "Value": ["changed"]}}]
-    assert httpx.post(f"{url}?1.2.4", json=update).status_code == 400  # wrong transaction
-    assert httpx.post(f"{url}?1.2.3", json=update).status_code == 200
+    update = _dicom({"00741204": {"vr": "LO", "Value": ["changed"]}})
+    assert httpx.post(f"{url}?1.2.4", content=update, headers=MEDIA).status_code == 400
+    assert httpx.post(f"{url}?1.2.3", content=update, headers=MEDIA).status_code == 200
     assert _value(_workitem(sandbox, uid), "00741204") == "changed"
-    refused = put("COMPLETED", "1.2.3")  # no Performed Procedure Sequence yet
-    assert refused.status_code == 409 and "0074,1216" in refused.headers["warning"]
+    refused = put("COMPLETED", "1.2.3")  # no Performed Procedure Sequence yet (C304)
+    assert refused.status_code == 409 and "(0074,1216)" in warning(refused)
+    bare_cancel = put("CANCELED", "1.2.3")  # no cancellation time or reason yet (C304)
+    assert bare_cancel.status_code == 409 and "(0074,1002)" in warning(bare_cancel)
+    final = _dicom(_cancel_final_state())
+    assert httpx.post(f"{url}?1.2.3", content=final, headers=MEDIA).status_code == 200
     assert put("CANCELED", "1.2.3").status_code == 200
     assert _value(_workitem(sandbox, uid), "00741000") == "CANCELED"
-    assert httpx.post(f"{url}?1.2.3", json=update).status_code == 400  # final: no updates
-    again = put("CANCELED", "1.2.3")
-    assert again.status_code == 200 and "already in the requested state" in again.headers["warning"]
+    closed = httpx.post(f"{url}?1.2.3", content=update, headers=MEDIA)  # final: no updates
+    assert closed.status_code == 400
+    twice = put("CANCELED", "1.2.3")
+    assert twice.status_code == 200
+    assert warning(twice).endswith(": The UPS is already in the requested state of CANCELED.")
     assert httpx.get(f"{base}/workitems/1.2.3.4.5").status_code == 404
 
 
@@ -216,8 +252,13 @@ def test_client_claim_twice_raises_workitem_taken(sandbox: SandboxServer) -> Non
         transaction = one.claim(uid)
         with pytest.raises(WorkitemTaken, match="already being photographed on another device"):
             two.claim(uid)
-        one.complete(uid, transaction, [ProducedInstance("1.2.3", "1.2.3.1", "1.2.3.1.1")])
-        one.complete(uid, transaction, [])  # idempotent once COMPLETED
+        # the Retrieve showed IN PROGRESS: no change-state a server would refuse was sent
+        assert [c for c in calls(sandbox.state) if c[:2] == ("state", uid)] == [
+            ("state", uid, "IN PROGRESS")
+        ]
+        produced = [ProducedInstance("1.2.3", "1.2.3.1", "1.2.3.1.1")]
+        one.complete(uid, transaction, produced, WADO)
+        one.complete(uid, transaction, [], WADO)  # idempotent once COMPLETED
     item = _workitem(sandbox, uid)
     assert _value(item, "00741000") == "COMPLETED"
 
@@ -262,7 +303,7 @@ def test_claim_capture_complete(client: TestClient, sandbox: SandboxServer, tmp_
     with TestClient(_app(tmp_path / "phone-b", sandbox)) as other_phone:
         second = other_phone.post(f"/api/v1/worklist/{uid}/claim")
     assert second.status_code == 409
-    assert second.json()["detail"] == TAKEN_MESSAGE
+    assert second.json() == {"detail": TAKEN_MESSAGE, "code": "workitem-taken"}
 
     assert client.post(f"/api/v1/worklist/contexts/{context_id}/complete").status_code == 409
     upload = _upload(client, context_id, "wl-1")
@@ -285,6 +326,13 @@ def test_claim_capture_complete(client: TestClient, sandbox: SandboxServer, tmp_
     assert _value(ref, "00081155") == verified["sop_instance_uid"]
     assert _value(ref, "00081150") == "1.2.840.10008.5.1.4.1.1.77.1.4"
     assert _value(performed["00404028"]["Value"][0], "00080100") == DERM
+    # The embedded archive is a File-set on disk: DICOM Media Retrieval Sequence (0040,E022)
+    # names it by the DICOMDIR's own File-set ID and UID (read back with pydicom).
+    dicomdir = pydicom.dcmread(tmp_path / "phone-a" / "archive" / "DICOMDIR")
+    media = _value(output, "0040E022")
+    assert _value(media, "00880140") == dicomdir.file_meta.MediaStorageSOPInstanceUID
+    assert _value(media, "00880130") == dicomdir.FileSetID == "CAPTURE"
+    assert "0040E025" not in output and "0040E021" not in output  # nothing served by URL
 
 
 def test_complete_before_verified_completes_once_the_photos_are_in_the_archive(
@@ -398,15 +446,10 @@ def test_a_refused_completion_is_retried_with_backoff_not_every_poll(
         while runtime.worker.run_once():
             pass
         # Someone cancels the workitem at the worklist: Update is refused from now on (400).
-        transaction = runtime.service.context(context_id).workitem_transaction_uid
-        cancel = [
-            {
-                "00741000": {"vr": "CS", "Value": ["CANCELED"]},
-                "00081195": {"vr": "UI", "Value": [transaction]},
-            }
-        ]
-        url = f"{_dicomweb(sandbox)}/workitems/{uid}/state"
-        assert httpx.put(url, content=json.dumps(cancel), headers=MEDIA).status_code == 200
+        # The scheduler changed the item meanwhile: it has no Scheduled Workitem Code
+        # Sequence any more, so nothing can fill Performed Workitem Code Sequence (Final
+        # State "P"), and the server refuses COMPLETED (409, C304).
+        workitems(sandbox.state)[uid].pop("00404018")
 
         before = dt.datetime.now(dt.UTC)
         assert runtime.worklist_completion.run_pending() == 0
@@ -414,10 +457,10 @@ def test_a_refused_completion_is_retried_with_backoff_not_every_poll(
         assert queued is not None and queued.status == "pending"
         assert queued.attempts == 1 and queued.lease_owner is None
         assert queued.last_error and "will retry" in queued.last_error
-        assert "worklist answered 400" in queued.last_error
+        assert "the worklist server refused the completion: 409" in queued.last_error
+        assert "PerformedWorkitemCodeSequence (0040,4019)" in queued.last_error
         assert queued.next_attempt_at >= before + dt.timedelta(seconds=15)  # backoff: 15-60 s
-        updates = [call for call in calls(sandbox.state) if call[:2] == ("update", uid)]
+        states = [call for call in calls(sandbox.state) if call[:2] == ("state", uid)]
         assert runtime.worklist_completion.run_pending() == 0  # not due again yet
-        assert [call for call in calls(sandbox.state) if call[:2] == ("update", uid)] == updates
-        assert len(updates) == 1
+        assert [call for call in calls(sandbox.state) if call[:2] == ("state", uid)] == states
         assert runtime.service.context(context_id).completed_at is None

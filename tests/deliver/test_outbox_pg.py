@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 import capture_api.intake.service as service_module
+from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.dicomweb import DicomWebArchive
@@ -123,6 +124,9 @@ class CountingArchive:
 
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
         return self.inner.thumbnail(ref, max_size)
+
+    def retrieval(self) -> Retrieval:
+        return self.inner.retrieval()
 
     def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
         return self.inner.labels(refs)

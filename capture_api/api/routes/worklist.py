@@ -4,7 +4,9 @@
 claim`` takes one (Change State to IN PROGRESS) and opens a capture context for its patient
 and encounter; ``POST /worklist/contexts/{id}/complete`` records the archived photos on the
 workitem (Update: Output Information Sequence) and sets it COMPLETED once every photo is
-``verified``; ``.../cancel`` gives a claimed item up (CANCELED).
+``verified``; ``.../cancel`` gives a claimed item back (CANCELED with a CID 9300 reason and
+the final state attributes PS3.4 Table CC.2.5-3 asks for). The list is answered from a copy
+the worklist's UPS events keep fresh where it offers them (``context.ups_events``).
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 from fastapi import Path as PathParam
 from pydantic import BaseModel
 
@@ -23,10 +25,13 @@ from capture_api.api.deps import ServiceDep, get_runtime
 from capture_api.api.errors import Declared, raises, responses
 from capture_api.capture.schemas import EncounterIn, PatientIn
 from capture_api.context.worklist import (
+    WorkitemCanceled,
+    WorkitemCompleted,
     WorkitemNotFound,
     WorkitemTaken,
     WorklistClient,
     WorklistError,
+    WorklistRefused,
     WorklistUnavailable,
 )
 from capture_api.encounters.worklist_completion import CompletionRefused
@@ -40,6 +45,7 @@ NOT_CONFIGURED = (
     "CAPTURE_WORKLIST_URL (and CAPTURE_WORKLIST_STATION_CODE)"
 )
 NOT_FROM_WORKLIST = "this patient context was not opened from the worklist"
+RELEASED = "this encounter's worklist item was given back already: it is no longer ours"
 #: What every worklist call can answer (``_worklist``).
 _WORKLIST: tuple[Declared, ...] = (
     (WorklistError, "The worklist refused the request (its answer in detail)"),
@@ -109,7 +115,7 @@ def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
     if access.ehr_mode:
         access.require_session()
     with _worklist(request) as worklist:
-        items = worklist.today()
+        items = get_runtime(request).worklist.today(worklist.today)
     return [
         WorklistItemOut(
             uid=w.uid,
@@ -138,6 +144,8 @@ def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
         (PatientMismatch, "This session was launched for another patient"),
         (WorkitemNotFound, "No such workitem on the worklist"),
         (WorkitemTaken, "Another device has claimed it"),
+        (WorkitemCompleted, "It is completed already"),
+        (WorkitemCanceled, "It was canceled on the worklist"),
         *_WORKLIST,
     ),
 )
@@ -149,22 +157,24 @@ def claim_workitem(
 ) -> ClaimOut:
     """Take the encounter (IN PROGRESS) and open a capture context for it.
 
-    409 when another device is already photographing this encounter; 403 when this session was
-    launched for another patient.
+    409 when another device is already photographing this encounter, or it is completed or
+    canceled (``code`` says which); 403 when this session was launched for another patient.
     """
     signed_in = access.require_session() if access.ehr_mode else None
     with _worklist(request) as worklist:
-        context = worklist.get(uid).to_context()
+        item = worklist.get(uid)
+        context = item.to_context()
         if signed_in is not None:
             access.contexts.check_same_patient(signed_in, context.patient, action="worklist-claim")
-        transaction_uid = worklist.claim(uid)
+        transaction_uid = worklist.claim(uid, item)
+        get_runtime(request).worklist.changed()
         try:
             record = service.create_context(context, source="worklist")
             contexts.link_workitem(service.engine, record.id, uid, transaction_uid)
             if signed_in is not None:
                 access.contexts.adopt(signed_in, record.id)
         except Exception:
-            worklist.cancel(uid, transaction_uid)  # do not leave it IN PROGRESS for nobody
+            worklist.release(uid, transaction_uid)  # do not leave it IN PROGRESS for nobody
             raise
     return ClaimOut(
         context_id=record.id,
@@ -177,8 +187,10 @@ def claim_workitem(
 
 def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
     record = access.context(context_id, "worklist")
-    if not record.workitem_uid or not record.workitem_transaction_uid:
+    if not record.workitem_uid:
         raise Conflict(NOT_FROM_WORKLIST)
+    if not record.workitem_transaction_uid:
+        raise Conflict(RELEASED)
     return record.workitem_uid, record.workitem_transaction_uid
 
 
@@ -191,6 +203,8 @@ def _claimed(access: AccessDep, context_id: str) -> tuple[str, str]:
             *CONTEXT_ERRORS,
             (Conflict, "Not a worklist context"),
             (CompletionRefused, "No photos, or failed photos"),
+            (WorkitemCanceled, "The item was canceled on the worklist"),
+            (WorklistRefused, "The worklist server refused the completion (its reason)"),
             *_WORKLIST,
         ),
     },
@@ -218,13 +232,39 @@ def complete_context(
     )
 
 
+class ReleaseIn(BaseModel):
+    """Why the encounter is given back (its CID 9300 reason on the workitem)."""
+
+    reason: Literal["released", "wrong-patient"] = "released"
+
+
 @router.post(
     "/contexts/{context_id}/cancel",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(*CONTEXT_ERRORS, (Conflict, NOT_FROM_WORKLIST), *_WORKLIST),
+    responses=responses(
+        *CONTEXT_ERRORS,
+        (Conflict, "Not a worklist context, or given back already"),
+        (WorkitemCompleted, "It is completed already"),
+        *_WORKLIST,
+    ),
 )
-def cancel_context(context_id: str, request: Request, access: AccessDep) -> None:
-    """Give the encounter's workitem up (CANCELED), e.g. when the wrong patient was opened."""
-    uid, transaction_uid = _claimed(access, context_id)
-    with _worklist(request) as worklist:
-        worklist.cancel(uid, transaction_uid)
+def cancel_context(
+    context_id: str,
+    request: Request,
+    access: AccessDep,
+    body: Annotated[ReleaseIn | None, Body()] = None,
+) -> None:
+    """Give the encounter's workitem back (CANCELED), e.g. when the wrong patient was opened.
+
+    The workitem gets the CANCELED final state (PS3.4 Table CC.2.5-3): the cancellation time,
+    a CID 9300 reason ("rescheduling recommended", or "incorrect worklist entry selected"
+    for ``wrong-patient``) and the photos already archived.
+    """
+    _claimed(access, context_id)
+    runtime = get_runtime(request)
+    with _worklist(request):
+        runtime.worklist_completion.release(
+            access.context(context_id, "worklist"),
+            wrong_patient=body is not None and body.reason == "wrong-patient",
+        )
+    runtime.worklist.changed()

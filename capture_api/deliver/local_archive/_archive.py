@@ -27,6 +27,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.local_archive import _files
@@ -83,6 +84,15 @@ class LocalArchive:
             raise ArchiveUnavailable(_files.disk_message(self.root, exc)) from exc
         self._writer.changed(held.generation)
         return StoreResult(retrieve_url=self._path(held).as_uri())
+
+    def retrieval(self) -> Retrieval:
+        """A File-set on this service's disk, retrievable by no network service: the DICOM
+        Media Retrieval Sequence's File-set ID and UID (the DICOMDIR's), PS3.3 Table 10-3b."""
+        try:
+            uid = self._writable().fileset_uid()
+        except OSError as exc:
+            raise ArchiveUnavailable(_files.disk_message(self.root, exc)) from exc
+        return Retrieval(file_set_id=FILE_SET_ID, file_set_uid=uid)
 
     def is_visible(self, ref: InstanceRef) -> bool:
         """The index holds the instance, its file exists and the DICOMDIR names it.
