@@ -61,8 +61,8 @@ async function worklistPost(path, body = {}) {
 
 /** Claim a workitem (IN PROGRESS); refused when taken, completed or canceled meanwhile. */
 export const claimWorkitem = (uid) => worklistPost(paths.claim(uid));
-/** Give a claimed workitem back (the wrong patient was opened): it is CANCELED with the reason
- * "incorrect worklist entry selected", so the scheduler can put the right one up. */
+/** Give a claimed workitem back (the wrong patient was opened): it is CANCELED with the DICOM
+ * reason for a wrong worklist entry (CID 9300, 110514), so the scheduler can put it right. */
 export const unclaimWorkitem = (contextId) => worklistPost(paths.unclaim(contextId), { reason: "wrong-patient" });
 
 /** Finish a claimed encounter: COMPLETED once its photos are in the archive (the service does
