@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         default=True,
         description="Subscribe to the worklist's UPS events (PS3.18 11.10) where it offers them",
     )
+    worklist_abandon_hours: float = Field(
+        default=12.0,
+        ge=0,
+        description="Give back (CANCELED) a claim left this long without a completion (0: never)",
+    )
     worklist_cache_seconds: float = Field(
         default=60.0,
         ge=0,

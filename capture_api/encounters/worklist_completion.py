@@ -28,6 +28,7 @@ when the wrong patient was opened or nothing was photographed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -61,6 +62,8 @@ LOOP = "worklist-completion"
 #: (its three UPS-RS calls take well under a second on a working worklist).
 WAIT_FOR_WORKER_SECONDS = 10.0
 _WAIT_STEP_SECONDS = 0.05
+#: How often a worker looks for claims left behind (``release_abandoned``).
+ABANDON_SWEEP_SECONDS = 60.0
 
 
 class CompletionRefused(Conflict):
@@ -246,7 +249,9 @@ class WorklistCompletion:
 
     # --- giving an item back -----------------------------------------------------------------
 
-    def release(self, context: ContextRecord, *, wrong_patient: bool = False) -> None:
+    def release(
+        self, context: ContextRecord, *, wrong_patient: bool = False, abandoned: bool = False
+    ) -> None:
         """CANCEL the context's claimed workitem (PS3.4 CC.2.1) and stop its completion.
 
         The reason (CID 9300) is "Incorrect worklist entry selected" for the wrong patient,
@@ -264,6 +269,8 @@ class WorklistCompletion:
         text = (
             "discontinued: the wrong patient was opened on the capture phone"
             if wrong_patient
+            else "discontinued: left open on capture without being finished, to be rescheduled"
+            if abandoned
             else "discontinued: released from the capture phone, to be rescheduled"
         )
         with self._client() as worklist:
@@ -276,6 +283,24 @@ class WorklistCompletion:
                 retrieval=self.retrieval() if verified else None,
             )
         contexts.release_workitem(self.engine, context.id)
+
+    def release_abandoned(self, now: dt.datetime | None = None) -> int:
+        """Give back claims a phone left behind: opened ``worklist_abandon_hours`` ago and
+        never asked to complete (the app closed, the battery died). Without this they would
+        stay IN PROGRESS at the worklist for good. Photos already archived are listed on the
+        CANCELED item. Returns how many were released; a failure is retried next time."""
+        hours = self.settings.worklist_abandon_hours
+        if not hours or not self.settings.worklist_url:
+            return 0
+        before = (now or utcnow()) - dt.timedelta(hours=hours)
+        released = 0
+        for context in contexts.abandoned_claims(self.engine, before):
+            try:
+                self.release(context, abandoned=True)
+                released += 1
+            except Exception as exc:  # the worklist is away or refuses: next round
+                self.health.failed(LOOP, exc, subject=f"context {context.id}")
+        return released
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -303,10 +328,17 @@ class CompletionWorker(LeasedWorker):
         super().__init__(name, "worklist")
         self.completion = completion
         self.poll = completion.policy.poll
+        self._next_sweep = 0.0
 
     def run_once(self) -> bool:
-        """Carry out one due completion; False when none is due."""
-        return self.completion.run_one(self.owner) is not None
+        """Carry out one due completion; False when none is due (then give back, at most once
+        a minute, the claims left behind: ``WorklistCompletion.release_abandoned``)."""
+        if self.completion.run_one(self.owner) is not None:
+            return True
+        if time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + ABANDON_SWEEP_SECONDS
+            self.completion.release_abandoned()
+        return False
 
     def on_loop_error(self, exc: Exception) -> None:
         """Claiming failed (the database is away)."""

@@ -12,7 +12,7 @@ import datetime as dt
 
 from sqlalchemy import ColumnElement, exists, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col
+from sqlmodel import col, select
 
 from capture_api.store import leases
 from capture_api.store.db import Database, is_postgres, session
@@ -198,6 +198,21 @@ def release_workitem(db: Database, context_id: str) -> None:
             )
         )
         s.commit()
+
+
+def abandoned_claims(db: Database, before: dt.datetime, limit: int = 20) -> list[ContextRecord]:
+    """Worklist contexts still holding their workitem (our Transaction UID) that were opened
+    before ``before`` and never asked to complete: claims a phone left behind."""
+    with session(db) as s:
+        rows = s.exec(
+            select(ContextRecord)
+            .where(col(ContextRecord.workitem_transaction_uid).is_not(None))
+            .where(col(ContextRecord.complete_requested_at).is_(None))
+            .where(col(ContextRecord.created_at) < before)
+            .order_by(col(ContextRecord.created_at))
+            .limit(limit)
+        )
+        return list(rows.all())
 
 
 def finish_completion(db: Database, context_id: str, owner: str) -> bool:

@@ -7,6 +7,7 @@ phone is told. Each test names the point of the issue it proves.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -458,3 +459,36 @@ def test_workitem_keeps_every_name_component() -> None:
     name = Workitem.from_dataset(ds).to_context().patient.name
     assert name is not None
     assert name.to_name().dicom() == "Müller^Zoë^Ann^Dr.^III"
+
+
+def test_a_claim_left_behind_is_given_back_and_a_finished_one_is_not(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """Issue 19, deliver 3 ("nothing is left IN PROGRESS without a way out"): a claim never
+    finished (the phone was closed) is CANCELED after ``worklist_abandon_hours``, with its
+    reason; one whose completion was asked for is left to the completion queue."""
+    left, finished = workitem_uid("enc-muller"), workitem_uid("enc-smith-a")
+    settings = _settings(tmp_path, sandbox, worker_enabled=False, worklist_abandon_hours=1)
+    app = create_app(settings)
+    app.include_router(worklist_routes.router, prefix="/api/v1")
+    with TestClient(app) as client:
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        client.post(f"/api/v1/worklist/{left}/claim")
+        context_id = client.post(f"/api/v1/worklist/{finished}/claim").json()["context_id"]
+        upload = client.post(
+            "/api/v1/captures",
+            data={"capture_id": "i19-finished", "context_id": context_id},
+            files={"photo": ("p.jpg", PHOTO, "image/jpeg")},
+        )
+        assert upload.status_code == 202
+        assert client.post(f"/api/v1/worklist/contexts/{context_id}/complete").status_code == 202
+        completion = runtime.worklist_completion
+        assert completion.release_abandoned() == 0  # an hour has not passed
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+        assert completion.release_abandoned(now=later) == 1
+        assert completion.release_abandoned(now=later) == 0  # once
+    progress = _value(_item(sandbox, left), "00741002")
+    assert _value(_item(sandbox, left), "00741000") == "CANCELED"
+    assert "left open on capture" in _value(progress, "00741238")
+    assert _value(_value(progress, "0074100E"), "00080100") == "110529"
+    assert _value(_item(sandbox, finished), "00741000") == "IN PROGRESS"
