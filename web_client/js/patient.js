@@ -55,7 +55,8 @@ async function worklistPost(path, body = {}) {
   const key = answer && WORKLIST_REFUSALS[answer.code];
   if (!key) throw new ApiError(response.status, detailOf(answer));
   const refusal = new ApiError(response.status, detailOf(answer));
-  refusal.message = t(key, { reason: answer.reason || detailOf(answer) });
+  const reason = String(answer.reason || detailOf(answer)).replace(/[.\s]+$/, "");
+  refusal.message = t(key, { reason });
   throw refusal;
 }
 
