@@ -142,7 +142,7 @@ def test_map_photo_send_reaches_orthanc_once_and_leaves_nothing(
     assert "MÜLLER, Jürgen" in banner and "MRN 100001" in banner and "V-5001" in banner
     phone.shot("engines-01-site")
     phone.tap_region(SKIN_OF_ANTERIOR_FOREARM, "L")
-    assert phone.text("#details-site") == "Skin of anterior surface of forearm (Left)"
+    assert phone.text("#details-site") == "Skin of anterior surface of forearm, left"
     phone.take_photo(PHOTO)
     phone.shot("engines-02-review")
     phone.send()
