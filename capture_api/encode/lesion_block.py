@@ -88,9 +88,7 @@ def _mark(uid: str, label: str, values: Mapping[int, str]) -> LesionMark | None:
     if not uid:
         return None
     try:
-        pin = LesionPin(
-            values[VIEW_ELEMENT], float(values[X_ELEMENT]), float(values[Y_ELEMENT])
-        )
+        pin = LesionPin(values[VIEW_ELEMENT], float(values[X_ELEMENT]), float(values[Y_ELEMENT]))
     except (KeyError, ValueError, InvalidMetadata):
         pin = None  # another writer's block, or none: the lesion without its pin
     try:

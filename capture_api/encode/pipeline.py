@@ -15,8 +15,8 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from capture_api.capture.model import CaptureContext
-from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.dermoscopy import build_dermoscopic
+from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.vl_photo import build_vl_photo
 
 

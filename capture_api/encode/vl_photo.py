@@ -4,8 +4,8 @@ Modelled on highdicom's builders: one ``_add_<module>`` function per IOD module,
 order of the IOD table, each citing its section. ``build_photo`` writes every module the
 photo IODs share; what one IOD adds or changes is its ``PhotoIod`` (the Dermoscopic
 Photography Image: ``capture_api.encode.dermoscopy``). A photo of a tracked lesion also
-carries Tracking ID/UID and the map pin (``capture_api.encode.lesion_block``). The pixel data is the JPEG stream as
-prepared, encapsulated unchanged in one fragment (PS3.5 A.4, Annex F).
+carries Tracking ID/UID and the map pin (``capture_api.encode.lesion_block``). The pixel
+data is the JPEG stream as prepared, encapsulated unchanged in one fragment (PS3.5 A.4, Annex F).
 
 Where the value of an attribute comes from is documented in docs/conformance.md; the
 sensitivity mapping (a private block, since DICOM has no image-level sensitivity attribute,

@@ -76,7 +76,9 @@ def test_a_dermoscopic_photo_is_its_own_sop_class_and_dciodvfy_finds_no_error(
     tmp_path: Path,
 ) -> None:
     wrapped, path = _dermoscopic(
-        tmp_path, polarization=Polarization.POLARIZED, contact=ContactMethod.CONTACT,
+        tmp_path,
+        polarization=Polarization.POLARIZED,
+        contact=ContactMethod.CONTACT,
         immersion="ALCOHOL",
     )
     assert dciodvfy_errors(path) == []
@@ -85,15 +87,23 @@ def test_a_dermoscopic_photo_is_its_own_sop_class_and_dciodvfy_finds_no_error(
     )
     assert "Dermoscopic" in result.stdout + result.stderr  # it validated that IOD, no other
     ds = _roundtrip(wrapped)
-    assert ds.SOPClassUID == DERMOSCOPIC_PHOTOGRAPHY_IMAGE_STORAGE == ds.file_meta.MediaStorageSOPClassUID
+    assert (
+        ds.SOPClassUID
+        == DERMOSCOPIC_PHOTOGRAPHY_IMAGE_STORAGE
+        == ds.file_meta.MediaStorageSOPClassUID
+    )
     assert ds.Modality == "DMS"
     assert (ds.LightSourcePolarization, ds.ContactMethod, ds.ImmersionMedia) == (
-        "POLARIZED", "CONTACT", "ALCOHOL",
+        "POLARIZED",
+        "CONTACT",
+        "ALCOHOL",
     )
     assert ds.DeviceSerialNumber and ds.Manufacturer and ds.ManufacturerModelName
     assert (ds.TrackingID, ds.TrackingUID) == ("L3", "2.25.123456789")
-    refs = [(r.ReferencedSOPInstanceUID, r.PurposeOfReferenceCodeSequence[0].CodeValue)
-            for r in ds.ReferencedImageSequence]
+    refs = [
+        (r.ReferencedSOPInstanceUID, r.PurposeOfReferenceCodeSequence[0].CodeValue)
+        for r in ds.ReferencedImageSequence
+    ]
     assert refs == [("2.25.1", "121311"), ("2.25.2", "121313")]  # Localizer, Other partial views
 
 
@@ -160,6 +170,8 @@ def test_a_photo_without_a_lesion_has_no_tracking_attributes() -> None:
         (lambda: LesionMark("2.25.1", "L1", "x" * 65), "longer than 64"),
     ],
 )
-def test_bad_lesion_or_dermoscopy_values_are_refused_with_a_reason(make: object, reason: str) -> None:
+def test_bad_lesion_or_dermoscopy_values_are_refused_with_a_reason(
+    make: object, reason: str
+) -> None:
     with pytest.raises(InvalidMetadata, match=reason):
         make()  # type: ignore[operator]
