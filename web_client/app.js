@@ -15,7 +15,7 @@ import {
   unclaimWorkitem,
 } from "./js/patient.js";
 import { SitePicker } from "./js/site.js";
-import { describeSite, renderDetails, renderPriors, siteTitle } from "./js/details.js";
+import { describeSite, lesionFields, renderDetails, renderPriors, siteTitle } from "./js/details.js";
 import { Camera } from "./js/camera.js";
 import { SendList, renderReview, thumbnail } from "./js/photos.js";
 import { Vault } from "./js/vault.js";
@@ -182,6 +182,7 @@ function startSite() {
   picker.render();
   showScreen("screen-site");
   picker.loadNames();
+  picker.loadLesions(theContext().context_id);
 }
 
 async function chooseSite(choice) {
@@ -304,6 +305,7 @@ async function sendAll() {
       view: photo.view.trim(),
       captured_at: photo.capturedAt,
       filename: photo.filename,
+      ...lesionFields(site),
     };
     await theVault().seal(photo.id, meta, photo.blob);
     photo.blob = null; // from now on only the encrypted copy exists
