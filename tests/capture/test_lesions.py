@@ -14,6 +14,7 @@ from typing import Any
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from pydicom.uid import VLPhotographicImageStorage
 
 from capture_api.api.app import create_app
@@ -31,7 +32,7 @@ OTHER = {"id": "MRN-LES-2", "name": {"family": "Kay", "given": "Jo"}}
 def _app(archive: Path, database: Path) -> TestClient:
     settings = Settings(
         data_dir=archive,
-        database_url=f"sqlite:///{database}",
+        database_url=SecretStr(f"sqlite:///{database}"),
         poll_seconds=0.05,
         retry_base_seconds=0.05,
     )

@@ -22,7 +22,7 @@ FACING = {"front", "head", "hand-palmar", "foot-dorsal"}
 #: Every drawn shape of every view, from the client's own module (the geometry's one copy).
 _SHAPES = """async () => {
   const map = await import('/app/js/bodymap.js');
-  const views = ['front', 'back', 'head', 'hand-palmar', 'hand-dorsal', 'foot-dorsal', 'foot-plantar'];
+  const views = Object.keys((await import('/app/js/regions.js')).VIEWS);
   return views.flatMap((view) => map.shapesOf(view).map((s) => ({
     view, key: s.region.key, code: s.region.code, paired: !!s.region.paired,
     laterality: s.laterality,
@@ -119,7 +119,8 @@ def test_tapping_left_cheek_and_right_palm_thumb_picks_the_coded_site(
     patient's left cheek; on the palms, the thumb of the hand on the viewer's LEFT is the
     patient's right thumb."""
     nurse.launch(stack.launch_url("enc-muller"))
-    assert (nurse.page.viewport_size or {}).get("width") == 412  # a phone, not a desktop
+    viewport = nurse.page.viewport_size
+    assert viewport is not None and viewport["width"] == 412  # a phone, not a desktop
     nurse.page.click("#view-head")
     cheek = '#bodymap [data-code="36141000"][data-side="L"]'
     box = nurse.page.locator(cheek).bounding_box()
