@@ -58,9 +58,11 @@ def _regions(nurse: Phone, view: str) -> list[dict[str, Any]]:
     nurse.page.wait_for_selector(f"#bodymap[data-view='{view}']")
     boxes: list[dict[str, Any]] = nurse.page.eval_on_selector_all(
         "#bodymap .region",
-        """nodes => nodes.map(n => { const b = n.getBoundingClientRect();
+        """nodes => { const map = document.querySelector('#bodymap svg').getBoundingClientRect();
+           return nodes.map(n => { const b = n.getBoundingClientRect();
              return {side: n.dataset.side, label: n.getAttribute('aria-label'),
-                     code: n.dataset.code, x: b.x + b.width / 2, w: b.width, h: b.height}; })""",
+                     code: n.dataset.code, x: b.x + b.width / 2, w: b.width, h: b.height,
+                     middle: map.x + map.width / 2}; }); }""",
     )
     assert len(boxes) > (20 if view in ("front", "back") else 7), view
     return boxes
@@ -68,13 +70,10 @@ def _regions(nurse: Phone, view: str) -> list[dict[str, Any]]:
 
 def test_the_side_follows_from_where_it_is_tapped(stack: WebStack, nurse: Phone) -> None:
     nurse.launch(stack.launch_url("enc-muller"))
-    svg = nurse.page.locator("#bodymap svg").bounding_box()
-    assert svg is not None
-    middle = svg["x"] + svg["width"] / 2
     for view in VIEWS:
         viewer_left_is = "R" if view in FACING else "L"
         for region in _regions(nurse, view):
-            label = region["label"]
+            label, middle = region["label"], region["middle"]
             site = nurse.api(f"/api/v1/body-sites/{region['code']}")
             if not region["side"]:
                 assert abs(region["x"] - middle) < 2, label  # midline structures are unpaired
@@ -123,6 +122,7 @@ def test_tapping_left_cheek_and_right_palm_thumb_picks_the_coded_site(
     assert viewport is not None and viewport["width"] == 412  # a phone, not a desktop
     nurse.page.click("#view-head")
     cheek = '#bodymap [data-code="36141000"][data-side="L"]'
+    nurse.page.wait_for_load_state("networkidle")  # the lesions loaded: the map is redrawn
     box = nurse.page.locator(cheek).bounding_box()
     svg = nurse.page.locator("#bodymap svg").bounding_box()
     assert box is not None and svg is not None
