@@ -16,7 +16,7 @@ import {
   unclaimWorkitem,
 } from "./js/patient.js";
 import { SitePicker } from "./js/site.js";
-import { describeSite, renderDetails, renderPriors, siteTitle } from "./js/details.js";
+import { describeSite, lesionFields, renderDetails, renderPriors, siteTitle } from "./js/details.js";
 import { Camera } from "./js/camera.js";
 import { SendList, renderReview, thumbnail } from "./js/photos.js";
 import { Vault } from "./js/vault.js";
@@ -183,6 +183,7 @@ function startSite() {
   picker.render();
   showScreen("screen-site");
   picker.loadNames();
+  picker.loadLesions(theContext().context_id);
 }
 
 async function chooseSite(choice) {
@@ -305,6 +306,7 @@ async function sendAll() {
       view: photo.view.trim(),
       captured_at: photo.capturedAt,
       filename: photo.filename,
+      ...lesionFields(site),
     };
     await theVault().seal(photo.id, meta, photo.blob);
     photo.blob = null; // from now on only the encrypted copy exists

@@ -29,6 +29,7 @@ from capture_api.api.routes import (
     contexts,
     health,
     launch,
+    lesions,
     priors,
     reports,
     scan,
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(launch.router)  # /launch, /launch/callback, /logout, /api/v1/session
     routers: tuple[ModuleType, ...] = (
-        *(body_sites, contexts, scan, captures, priors, timeline, worklist, reports),
+        *(body_sites, contexts, scan, captures, priors, timeline, lesions, worklist, reports),
         *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
         audit,  # capture_api.audit: the audit trail export
     )

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from capture_api.capture.anatomy import BodySite, Laterality
+from capture_api.capture.lesions import Dermoscopy, ImageReference, LesionMark
 from capture_api.capture.patient import Encounter, Patient, PersonName, check_lo, check_text
 from capture_api.capture.sensitivity import Sensitivity
 from capture_api.exceptions import InvalidMetadata
@@ -40,6 +41,12 @@ class CaptureContext:
     device: str | None = None
     captured_at: dt.datetime | None = None
     recognizable_features: bool | None = None
+    #: The patient's lesion the photo shows (Tracking ID/UID and the map pin), if any.
+    lesion: LesionMark | None = None
+    #: Taken through a dermatoscope: a Dermoscopic Photography Image, not a VL Photographic.
+    dermoscopy: Dermoscopy | None = None
+    #: Earlier photos of the same lesion (overview, close-up) a dermoscopic image points to.
+    references: tuple[ImageReference, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.capture_id or len(self.capture_id) > _CAPTURE_ID_MAX:

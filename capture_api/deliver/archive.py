@@ -14,8 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.instance_labels import InstanceLabels
+
+#: The photo modalities the review views list: External-camera Photography (VL Photographic
+#: Image) and Dermoscopy (Dermoscopic Photography Image), PS3.3 C.7.3.1.1.1.
+PHOTO_MODALITIES: tuple[str, ...] = ("XC", "DMS")
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class PriorImage:
     laterality: str | None  # Image Laterality (L, R, B, U)
     description: str | None  # Series Description
     comment: str | None  # Image Comments (the capture note)
+    modality: str | None = None  # XC (VL Photographic) or DMS (Dermoscopic Photography)
 
 
 class Archive(Protocol):
@@ -71,7 +77,7 @@ class Archive(Protocol):
         body_site_code: str | None = None,
         limit: int = 50,
     ) -> list[PriorImage]:
-        """The patient's photos (XC), newest first, optionally of one coded body site."""
+        """The patient's photos (XC and DMS), newest first, optionally of one coded site."""
         ...
 
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
@@ -90,6 +96,13 @@ class Archive(Protocol):
 
     def retrieval(self) -> Retrieval:
         """How others retrieve what this archive holds (no network call)."""
+        ...
+
+    def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
+        """The lesion each instance shows (Tracking ID/UID, pin), by SOP Instance UID.
+
+        Instances that name no lesion, or that the archive cannot read, are left out.
+        """
         ...
 
     def close(self) -> None:

@@ -26,9 +26,10 @@ from typing import Any
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.config import ArchiveAuthKind, Settings
-from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import PHOTO_MODALITIES, InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.deliver.instance_labels import InstanceLabels, json_text, labels_from_json
 from capture_api.deliver.stow_response import (
@@ -38,6 +39,7 @@ from capture_api.deliver.stow_response import (
     parse_store_response,
     warning_reason_text,
 )
+from capture_api.encode.lesion_block import lesion_from_json
 from capture_api.exceptions import (
     ArchiveAuthFailed,
     ArchiveError,
@@ -69,6 +71,7 @@ _STUDY_TIME = "00080030"
 _SERIES_DESCRIPTION = "0008103E"
 _IMAGE_COMMENTS = "00204000"
 _ROWS = "00280010"
+_MODALITY = "00080060"
 _COLUMNS = "00280011"
 
 #: What find_priors asks for beyond the QIDO-RS defaults (PS3.18 10.6 ``includefield``).
@@ -214,7 +217,7 @@ class DicomWebArchive:
         body_site_code: str | None = None,
         limit: int = 50,
     ) -> list[PriorImage]:
-        """The patient's photos (Modality XC), newest first, via QIDO-RS (PS3.18 10.6).
+        """The patient's photos (XC and DMS), newest first, via QIDO-RS (PS3.18 10.6).
 
         Servers may not match inside sequences (Orthanc does not) nor return sequences from a
         search, so the body site, and the issuer, are checked here; missing attributes are read
@@ -243,12 +246,21 @@ class DicomWebArchive:
         return priors
 
     def _patient_instances(self, patient_id: str) -> list[dict[str, Any]]:
+        """The patient's photos of every photo modality (one search per modality)."""
+        found: list[dict[str, Any]] = []
+        for modality in PHOTO_MODALITIES:
+            for attrs in self._modality_instances(patient_id, modality):
+                attrs.setdefault(_MODALITY, {"vr": "CS", "Value": [modality]})
+                found.append(attrs)
+        return found
+
+    def _modality_instances(self, patient_id: str, modality: str) -> list[dict[str, Any]]:
         """All-instances search; if the server has none, studies then each study's instances.
 
         The issuer is not a search key: Orthanc 1.10 matches nothing for an Issuer of Patient
         ID with a space in it ("Sandbox General Hospital"), so ``find_priors`` checks it.
         """
-        keys = [("PatientID", patient_id), ("Modality", "XC")]
+        keys = [("PatientID", patient_id), ("Modality", modality)]
         keys += [("includefield", tag) for tag in _PRIOR_FIELDS]
         found = self._search("/instances", keys)
         if found is not None:
@@ -327,6 +339,28 @@ class DicomWebArchive:
                 attrs = metadata.get(ref.sop_instance_uid)
                 if attrs is not None:
                     found[ref.sop_instance_uid] = labels_from_json(attrs)
+        return found
+
+    def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
+        """The lesion of each instance, from its series' metadata (one request per series).
+
+        A series whose metadata cannot be read is left out (its photos show no lesion): the
+        lesions the database already knows are unaffected.
+        """
+        found: dict[str, LesionMark] = {}
+        by_series: dict[tuple[str, str], set[str]] = {}
+        for ref in refs:
+            by_series.setdefault((ref.study_uid, ref.series_uid), set()).add(ref.sop_instance_uid)
+        for (study_uid, series_uid), members in by_series.items():
+            try:
+                items = self.series_metadata(study_uid, series_uid)
+            except ArchiveError:
+                continue
+            for item in items:
+                uid = json_text(item, _SOP_INSTANCE_UID)
+                mark = lesion_from_json(item) if uid in members else None
+                if uid and mark is not None:
+                    found[uid] = mark
         return found
 
     # --- WADO-RS -------------------------------------------------------------------------------
@@ -588,6 +622,7 @@ def _prior_image(attrs: Mapping[str, Any]) -> PriorImage:
         laterality=_text(attrs, _IMAGE_LATERALITY),
         description=_text(attrs, _SERIES_DESCRIPTION),
         comment=_text(attrs, _IMAGE_COMMENTS),
+        modality=_text(attrs, _MODALITY),
     )
 
 

@@ -15,6 +15,7 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from capture_api.capture.model import CaptureContext
+from capture_api.encode.dermoscopy import build_dermoscopic
 from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.vl_photo import build_vl_photo
 
@@ -70,13 +71,16 @@ def wrap_photo(
     *,
     now: dt.datetime | None = None,
 ) -> WrappedPhoto:
-    """Validate ``data`` (JPEG or HEIC) and wrap it as a VL Photographic Image.
+    """Validate ``data`` (JPEG or HEIC) and wrap it as a VL Photographic Image (a
+    Dermoscopic Photography Image when ``ctx.dermoscopy`` says it was taken through a
+    dermatoscope).
 
     Raises ``InputRejected`` (with a message for the person who sent it) for anything we
     will not archive; never returns a partially valid object.
     """
     photo = prepare_photo(data, options.limits)
-    dataset = build_vl_photo(
+    build = build_dermoscopic if ctx.dermoscopy is not None else build_vl_photo
+    dataset = build(
         photo,
         ctx,
         uid_root=options.uid_root,

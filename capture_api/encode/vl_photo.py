@@ -1,8 +1,11 @@
 """Build a DICOM VL Photographic Image (PS3.3 A.32.4) around a prepared JPEG stream.
 
 Modelled on highdicom's builders: one ``_add_<module>`` function per IOD module, in the
-order of the IOD table, each citing its section. The pixel data is the JPEG stream as
-prepared, encapsulated unchanged in one fragment (PS3.5 A.4, Annex F).
+order of the IOD table, each citing its section. ``build_photo`` writes every module the
+photo IODs share; what one IOD adds or changes is its ``PhotoIod`` (the Dermoscopic
+Photography Image: ``capture_api.encode.dermoscopy``). A photo of a tracked lesion also
+carries Tracking ID/UID and the map pin (``capture_api.encode.lesion_block``). The pixel
+data is the JPEG stream as prepared, encapsulated unchanged in one fragment (PS3.5 A.4, Annex F).
 
 Where the value of an attribute comes from is documented in docs/conformance.md; the
 sensitivity mapping (a private block, since DICOM has no image-level sensitivity attribute,
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
@@ -27,6 +32,7 @@ from capture_api.capture.model import CaptureContext
 from capture_api.capture.patient import Issuer, Patient
 from capture_api.capture.sensitivity import SensitivityCategory
 from capture_api.encode.jpeg.markers import ColorTransform, Process
+from capture_api.encode.lesion_block import add_lesion
 from capture_api.encode.prepare import PreparedPhoto
 from capture_api.encode.uids import (
     IMPLEMENTATION_CLASS_UID,
@@ -53,6 +59,25 @@ _FACE_WORDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class PhotoIod:
+    """What differs between the photo IODs capture writes; every module they share is here.
+
+    ``modality`` and ``sop_class_uid`` (General Series, SOP Common); ``series_key``: a part of
+    the derived Series Instance UID (a series holds one modality, so a dermoscopic image of a
+    site never joins the clinical photos of it); ``extra``: the IOD's own modules, added last.
+    """
+
+    modality: str
+    sop_class_uid: str
+    series_key: tuple[str, ...] = ()
+    extra: Callable[[Dataset, PreparedPhoto, CaptureContext, str | None], None] | None = None
+
+
+#: The VL Photographic Image IOD (PS3.3 A.32.4): its modules are the shared ones.
+VL_PHOTOGRAPHIC = PhotoIod(modality="XC", sop_class_uid=VLPhotographicImageStorage)
+
+
 def build_vl_photo(
     photo: PreparedPhoto,
     ctx: CaptureContext,
@@ -63,13 +88,35 @@ def build_vl_photo(
     now: dt.datetime | None = None,
 ) -> Dataset:
     """Return the complete Part 10 dataset (with File Meta) for one photo."""
+    return build_photo(
+        photo,
+        ctx,
+        VL_PHOTOGRAPHIC,
+        uid_root=uid_root,
+        institution_name=institution_name,
+        station_name=station_name,
+        now=now,
+    )
+
+
+def build_photo(
+    photo: PreparedPhoto,
+    ctx: CaptureContext,
+    iod: PhotoIod,
+    *,
+    uid_root: str | None = None,
+    institution_name: str | None = None,
+    station_name: str | None = None,
+    now: dt.datetime | None = None,
+) -> Dataset:
+    """The dataset of ``iod`` for one photo: the shared modules, then the IOD's own."""
     clock = _Clock.for_capture(photo, ctx, now)
     ds = Dataset()
     study_uid = ctx.study_uid or derived_uid(uid_root, "study", ctx.capture_id)
     _add_patient(ds, ctx.patient)
     _add_general_study(ds, ctx, study_uid, clock)
     _add_patient_study(ds, ctx)
-    _add_general_series(ds, ctx, study_uid, uid_root, clock)
+    _add_general_series(ds, ctx, study_uid, uid_root, clock, iod)
     _add_general_equipment(ds, photo, institution_name, station_name or ctx.device)
     _add_general_acquisition(ds, clock)
     _add_general_image(ds, photo, ctx, clock)
@@ -79,7 +126,11 @@ def build_vl_photo(
     _add_vl_photographic_equipment(ds, photo)
     _add_vl_photographic_acquisition(ds, photo)
     _add_icc_profile(ds, photo)
-    _add_sop_common(ds, photo, ctx, uid_root, clock)
+    if ctx.lesion is not None:
+        add_lesion(ds, ctx.lesion)
+    if iod.extra is not None:
+        iod.extra(ds, photo, ctx, uid_root)
+    _add_sop_common(ds, photo, ctx, uid_root, clock, iod)
     _add_sensitivity(ds, ctx)
     _add_file_meta(ds, photo)
     return ds
@@ -199,13 +250,20 @@ def _add_patient_study(ds: Dataset, ctx: CaptureContext) -> None:
 
 
 def _add_general_series(
-    ds: Dataset, ctx: CaptureContext, study_uid: str, uid_root: str | None, clock: _Clock
+    ds: Dataset,
+    ctx: CaptureContext,
+    study_uid: str,
+    uid_root: str | None,
+    clock: _Clock,
+    iod: PhotoIod,
 ) -> None:
     """General Series Module (C.7.3.1). Laterality goes per image (0020,0062), not here."""
     site = ctx.body_site.code_value if ctx.body_site else "no-site"
     side = ctx.laterality.value if ctx.laterality else "-"
-    ds.Modality = "XC"
-    ds.SeriesInstanceUID = ctx.series_uid or derived_uid(uid_root, "series", study_uid, site, side)
+    ds.Modality = iod.modality
+    ds.SeriesInstanceUID = ctx.series_uid or derived_uid(
+        uid_root, "series", study_uid, site, side, *iod.series_key
+    )
     ds.SeriesNumber = ctx.series_number if ctx.series_number is not None else 1
     ds.SeriesDate = _da(clock.acquired)
     ds.SeriesTime = _tm(clock.acquired)
@@ -328,14 +386,14 @@ def _image_laterality(ctx: CaptureContext) -> Laterality | None:
 
 
 def _anatomic_region(site: BodySite, laterality: Laterality | None) -> Dataset:
-    item = _code_item(site.code, context_uid=site.context_uid)
+    item = code_item(site.code, context_uid=site.context_uid)
     modifier = laterality.modifier_code if laterality else None
     if modifier is not None:
-        item.AnatomicRegionModifierSequence = [_code_item(modifier)]
+        item.AnatomicRegionModifierSequence = [code_item(modifier)]
     return item
 
 
-def _code_item(code: Code, *, context_uid: str | None = None) -> Dataset:
+def code_item(code: Code, *, context_uid: str | None = None) -> Dataset:
     """A Code Sequence Macro item (PS3.3 Table 8.8-1).
 
     Context UID (Type 3) names the context group; Context Identifier is left out because
@@ -376,10 +434,15 @@ def _add_icc_profile(ds: Dataset, photo: PreparedPhoto) -> None:
 
 
 def _add_sop_common(
-    ds: Dataset, photo: PreparedPhoto, ctx: CaptureContext, uid_root: str | None, clock: _Clock
+    ds: Dataset,
+    photo: PreparedPhoto,
+    ctx: CaptureContext,
+    uid_root: str | None,
+    clock: _Clock,
+    iod: PhotoIod,
 ) -> None:
     """SOP Common Module (C.12.1), with our product as contributing (processing) equipment."""
-    ds.SOPClassUID = VLPhotographicImageStorage
+    ds.SOPClassUID = iod.sop_class_uid
     ds.SOPInstanceUID = instance_uid(uid_root, ctx.capture_id)
     ds.InstanceCreationDate = _da(clock.now)
     ds.InstanceCreationTime = _tm(clock.now)
@@ -391,7 +454,7 @@ def _add_sop_common(
 
 def _contributing_equipment(photo: PreparedPhoto, clock: _Clock) -> Dataset:
     item = Dataset()
-    item.PurposeOfReferenceCodeSequence = [_code_item(codes.DCM.ProcessingEquipment)]
+    item.PurposeOfReferenceCodeSequence = [code_item(codes.DCM.ProcessingEquipment)]
     item.Manufacturer = PRODUCT_MANUFACTURER
     item.ManufacturerModelName = PRODUCT_MODEL
     item.SoftwareVersions = __version__

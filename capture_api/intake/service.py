@@ -24,6 +24,7 @@ from typing import BinaryIO
 from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.anatomy import Laterality, get_site
 from capture_api.capture.consent_policy import NEVER, ConsentPolicy
+from capture_api.capture.lesions import Dermoscopy
 from capture_api.capture.model import CaptureContext
 from capture_api.capture.patient import PersonName
 from capture_api.capture.schemas import ContextIn, EncounterIn, PatientIn
@@ -38,6 +39,12 @@ from capture_api.exceptions import (
     InvalidMetadata,
     UnknownContext,
     UnsupportedFormat,
+)
+from capture_api.intake.lesion_photos import (
+    dermoscopy_json,
+    dermoscopy_of,
+    lesion_mark,
+    lesion_references,
 )
 from capture_api.observability import metrics
 from capture_api.privacy.consents import consent_for_capture
@@ -89,6 +96,8 @@ class CaptureRequest:
     operator: str | None = None
     device: str | None = None
     captured_at: dt.datetime | None = None
+    lesion_uid: str | None = None  # the patient's lesion the photo shows (store.lesions)
+    dermoscopy: Dermoscopy | None = None  # taken through a dermatoscope
 
 
 class CaptureService:
@@ -257,6 +266,8 @@ class CaptureService:
             device=request.device,
             captured_at=request.captured_at,
             photo_path=str(photo),
+            lesion_uid=request.lesion_uid,
+            dermoscopy_json=dermoscopy_json(request.dermoscopy),
         )
 
     def _capture_context(
@@ -282,6 +293,9 @@ class CaptureService:
             operator=PersonName.parse(request.operator) if request.operator else None,
             device=request.device,
             captured_at=request.captured_at,
+            lesion=lesion_mark(self.engine, request.lesion_uid, patient),
+            dermoscopy=request.dermoscopy,
+            references=lesion_references(self.engine, request, context.id),
         )
 
     def _fail_input(self, record: CaptureRecord, exc: InputRejected) -> CaptureRecord:
@@ -324,4 +338,6 @@ def _request_of(record: CaptureRecord) -> CaptureRequest:
         operator=record.operator,
         device=record.device,
         captured_at=record.captured_at,
+        lesion_uid=record.lesion_uid,
+        dermoscopy=dermoscopy_of(record.dermoscopy_json),
     )

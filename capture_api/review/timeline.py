@@ -48,7 +48,7 @@ from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.privacy.visibility import Visibility
-from capture_api.store import captures
+from capture_api.store import captures, lesions
 from capture_api.store.db import Database
 from capture_api.store.records import ContextRecord
 
@@ -249,6 +249,23 @@ class Timeline:
             if p.body_site_code == body_site and (laterality is None or p.laterality == laterality)
         ]
         items = self._decide(priors)
+        items.sort(key=_sort_key)
+        return items
+
+    def lesion_items(self, tracking_uid: str) -> list[TimelineItem]:
+        """Photos of one lesion (its Tracking UID), clinical and dermoscopic, oldest first.
+
+        Which lesion a photo shows: our database for the photos this service captured, else
+        the instance's Tracking UID as the archive reports it (``Archive.lesions``).
+        """
+        priors = self._priors(None)
+        shows = lesions.lesions_by_sop_uid(self.engine, (p.ref.sop_instance_uid for p in priors))
+        foreign = [p.ref for p in priors if p.ref.sop_instance_uid not in shows]
+        if foreign:
+            marks = self.archive.lesions(foreign)
+            shows |= {uid: mark.tracking_uid for uid, mark in marks.items()}
+        mine = [p for p in priors if shows.get(p.ref.sop_instance_uid) == tracking_uid]
+        items = self._decide(mine)
         items.sort(key=_sort_key)
         return items
 

@@ -126,6 +126,8 @@ class CaptureRecord(SQLModel, table=True):
     captured_at: dt.datetime | None = None
     instance_number: int = 1
     consent_id: str | None = Field(default=None, max_length=64, index=True)  # ConsentRecord.id
+    lesion_uid: str | None = Field(default=None, max_length=64, index=True)  # LesionRecord
+    dermoscopy_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
     sop_instance_uid: str | None = Field(default=None, max_length=64, index=True)
     study_uid: str | None = Field(default=None, max_length=64)
@@ -281,3 +283,33 @@ class WorklistCompletionRecord(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class LesionRecord(SQLModel, table=True):
+    """One skin lesion of a patient (L1, L2, ...): a pin on the body map, followed for years.
+
+    Scoped by patient id and issuer (``issuer`` is "" when the EHR named none), numbered per
+    patient; ``tracking_uid`` is its Tracking UID (0062,0021) in every photo of it, so a
+    lesion found again in the archive (``source`` "archive": pinned by another capture
+    install) is the same row, never a second one.
+    """
+
+    __tablename__ = "lesion"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "issuer", "number", name="uq_lesion_patient_number"),
+    )
+
+    tracking_uid: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    issuer: str = Field(default="", max_length=128)
+    number: int
+    label: str = Field(max_length=64)  # Tracking ID (0062,0020): "L3"
+    description: str | None = Field(default=None, max_length=64)
+    view: str | None = Field(default=None, max_length=16)  # the body map's view of the pin
+    x: float | None = None  # 0..1 from the view's left
+    y: float | None = None  # 0..1 from the view's top
+    body_site_code: str | None = Field(default=None, max_length=32)
+    laterality: str | None = Field(default=None, max_length=1)
+    context_id: str | None = Field(default=None, max_length=64)  # where it was pinned, if here
+    source: str = Field(default="capture", max_length=16)  # capture | archive
+    created_at: dt.datetime = Field(default_factory=utcnow)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
 
 import capture_api.intake.service as service_module
+from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
@@ -130,6 +131,9 @@ class CountingArchive:
 
     def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
         return self.inner.labels(refs)
+
+    def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
+        return self.inner.lesions(refs)
 
     def close(self) -> None:
         self.inner.close()

@@ -29,6 +29,7 @@ from pydicom.datadict import dictionary_description
 from pydicom.dataset import Dataset
 
 from capture_api.capture.anatomy import resolve
+from capture_api.capture.lesions import LesionMark, LesionPin
 from capture_api.capture.model import CaptureContext
 from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
 from capture_api.capture.patient import UniversalIdType as IdType
@@ -60,6 +61,8 @@ _VLACQ = "VL Photographic Acquisition (C.8.12.11)"
 _ICC = "ICC Profile (C.11.15)"
 _SOP = "SOP Common (C.12.1)"
 _PRIVATE = "Private: sensitivity (PS3.5 7.8)"
+_TRACKING = "Standard Extended: lesion tracking (as C.8.12.13)"
+_LESION = "Private: lesion pin (PS3.5 7.8)"
 _META = "File Meta Information (PS3.10 7.1)"
 
 _EXIF = "EXIF {} of the photo, when present"
@@ -196,6 +199,13 @@ SOURCES: dict[str, tuple[str, str]] = {
     "(0011,xx10)": (_PRIVATE, "HL7 v3 Confidentiality: `N`, `R` or `V`"),
     "(0011,xx11)": (_PRIVATE, "categories: ActCode `SEX`, `SDV`, `ADOL`; ours `BREAST`, `FACE`"),
     "(0011,xx12)": (_PRIVATE, "`normal`, `restricted` or `very-restricted`"),
+    "TrackingID": (_TRACKING, "the lesion's label `L1`, `L2`, ... (a photo of a pinned lesion)"),
+    "TrackingUID": (_TRACKING, "the lesion's UID, the same in every photo of it (a 2.25 UID)"),
+    "(0013,0010)": (_LESION, "private creator `CAPTURE LESION 1` (a photo of a pinned lesion)"),
+    "(0013,xx10)": (_LESION, "the body map's view of the pin: `front`, `back`, `head`, ..."),
+    "(0013,xx11)": (_LESION, "the pin's x on that view, 0..1 from its left"),
+    "(0013,xx12)": (_LESION, "the pin's y on that view, 0..1 from its top"),
+    "(0013,xx13)": (_LESION, "the lesion's description, as the nurse typed it"),
     "FileMetaInformationGroupLength": (_META, "computed on writing"),
     "FileMetaInformationVersion": (_META, "`00\\01`"),
     "MediaStorageSOPClassUID": (_META, "= SOP Class UID"),
@@ -209,6 +219,10 @@ _PRIVATE_NAMES = {
     "(0011,xx10)": "Confidentiality (private)",
     "(0011,xx11)": "Sensitivity Categories (private)",
     "(0011,xx12)": "Sensitivity Level (private)",
+    "(0013,xx10)": "Lesion Map View (private)",
+    "(0013,xx11)": "Lesion Pin X (private)",
+    "(0013,xx12)": "Lesion Pin Y (private)",
+    "(0013,xx13)": "Lesion Description (private)",
 }
 _MODULE_ORDER = list(dict.fromkeys(module for module, _ in SOURCES.values()))
 
@@ -239,6 +253,7 @@ def _full_context(capture_id: str) -> CaptureContext:
         sensitivity=Sensitivity.parse("restricted", ["SEX"]),
         operator=PersonName("Nurse", "Ann"),
         device="PHONE-01",
+        lesion=LesionMark("2.25.1234", "L3", "pigmented", LesionPin("front", 0.21, 0.45)),
     )
 
 

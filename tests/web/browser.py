@@ -115,6 +115,9 @@ class Phone:
     def click(self, selector: str) -> None:
         self.page.click(selector)
 
+    def fill(self, selector: str, text: str) -> None:
+        self.page.fill(selector, text)
+
     def evaluate(self, function: str, arg: Any = None) -> Any:
         """Await ``function`` (JavaScript ``async (arg) => value``) in the page."""
         return self.page.evaluate(function, arg)

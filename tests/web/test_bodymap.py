@@ -13,10 +13,17 @@ from tests.web.stack import WebStack
 
 pytestmark = requires_chromium
 
-#: Every drawn shape of both views, from the client's own module (the geometry's one copy).
+#: The map's views: the whole body, and the close-ups of the face, hands and feet.
+VIEWS = ("front", "back", "head", "hand-palmar", "hand-dorsal", "foot-dorsal", "foot-plantar")
+#: Views that face the viewer (the patient's right on the viewer's left); the others are seen
+#: from behind (the patient's left on the viewer's left).
+FACING = {"front", "head", "hand-palmar", "foot-dorsal"}
+
+#: Every drawn shape of every view, from the client's own module (the geometry's one copy).
 _SHAPES = """async () => {
   const map = await import('/app/js/bodymap.js');
-  return ['front', 'back'].flatMap((view) => map.shapesOf(view).map((s) => ({
+  const views = Object.keys((await import('/app/js/regions.js')).VIEWS);
+  return views.flatMap((view) => map.shapesOf(view).map((s) => ({
     view, key: s.region.key, code: s.region.code, paired: !!s.region.paired,
     laterality: s.laterality,
   })));
@@ -29,7 +36,8 @@ MIN_REGION_PX = 24
 def test_every_region_code_is_a_body_site_the_service_knows(stack: WebStack, nurse: Phone) -> None:
     nurse.launch(stack.launch_url("enc-muller"))
     shapes: list[dict[str, Any]] = nurse.page.evaluate(_SHAPES)
-    assert len(shapes) > 40
+    assert len(shapes) > 100
+    assert {s["view"] for s in shapes} == set(VIEWS)
     for code in sorted({s["code"] for s in shapes}):
         answer = httpx.get(f"{stack.api.url}/api/v1/body-sites/{code}")
         assert answer.status_code == 200, (code, answer.text)
@@ -47,24 +55,25 @@ def test_every_region_code_is_a_body_site_the_service_knows(stack: WebStack, nur
 
 def _regions(nurse: Phone, view: str) -> list[dict[str, Any]]:
     nurse.page.click(f"#view-{view}")
+    nurse.page.wait_for_selector(f"#bodymap[data-view='{view}']")
     boxes: list[dict[str, Any]] = nurse.page.eval_on_selector_all(
         "#bodymap .region",
-        """nodes => nodes.map(n => { const b = n.getBoundingClientRect();
+        """nodes => { const map = document.querySelector('#bodymap svg').getBoundingClientRect();
+           return nodes.map(n => { const b = n.getBoundingClientRect();
              return {side: n.dataset.side, label: n.getAttribute('aria-label'),
-                     code: n.dataset.code, x: b.x + b.width / 2, w: b.width, h: b.height}; })""",
+                     code: n.dataset.code, x: b.x + b.width / 2, w: b.width, h: b.height,
+                     middle: map.x + map.width / 2}; }); }""",
     )
-    assert len(boxes) > 20, view
+    assert len(boxes) > (20 if view in ("front", "back") else 7), view
     return boxes
 
 
 def test_the_side_follows_from_where_it_is_tapped(stack: WebStack, nurse: Phone) -> None:
     nurse.launch(stack.launch_url("enc-muller"))
-    svg = nurse.page.locator("#bodymap svg").bounding_box()
-    assert svg is not None
-    middle = svg["x"] + svg["width"] / 2
-    for view, viewer_left_is in (("front", "R"), ("back", "L")):
+    for view in VIEWS:
+        viewer_left_is = "R" if view in FACING else "L"
         for region in _regions(nurse, view):
-            label = region["label"]
+            label, middle = region["label"], region["middle"]
             site = nurse.api(f"/api/v1/body-sites/{region['code']}")
             if not region["side"]:
                 assert abs(region["x"] - middle) < 2, label  # midline structures are unpaired
@@ -74,14 +83,16 @@ def test_the_side_follows_from_where_it_is_tapped(stack: WebStack, nurse: Phone)
             assert (region["side"] == viewer_left_is) == on_viewer_left, (view, label)
             side_word = {"L": ", left", "R": ", right"}[region["side"]]
             assert label == site["names"][region["side"]] == site["meaning"] + side_word
-    nurse.shot("01-site-back")
+        nurse.page.click(f"#view-{view}")
+        nurse.page.locator("#bodymap").scroll_into_view_if_needed()
+        nurse.page.locator("#bodymap").screenshot(path=str(nurse.shot(f"map-{view}")))
 
 
 def test_regions_are_big_enough_to_tap_and_work_from_the_keyboard(
     stack: WebStack, nurse: Phone
 ) -> None:
     nurse.launch(stack.launch_url("enc-muller"))
-    for view in ("front", "back"):
+    for view in VIEWS:
         for region in _regions(nurse, view):
             assert region["w"] >= MIN_REGION_PX and region["h"] >= MIN_REGION_PX, region
     nurse.page.click("#view-front")
@@ -89,3 +100,54 @@ def test_regions_are_big_enough_to_tap_and_work_from_the_keyboard(
     nurse.page.keyboard.press("Enter")
     nurse.wait_screen("details")
     assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of knee, right"
+
+
+def _tap_at_centre(nurse: Phone, selector: str) -> None:
+    """A finger's tap at the middle of what the nurse sees (not a click on the element: what
+    is on top there gets it, as on a phone)."""
+    nurse.page.locator(selector).scroll_into_view_if_needed()
+    box = nurse.page.locator(selector).bounding_box()
+    assert box is not None, selector
+    nurse.page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_tapping_left_cheek_and_right_palm_thumb_picks_the_coded_site(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """On a phone-size screen (Pixel 7): the face close-up's cheek on the viewer's RIGHT is the
+    patient's left cheek; on the palms, the thumb of the hand on the viewer's LEFT is the
+    patient's right thumb."""
+    nurse.launch(stack.launch_url("enc-muller"))
+    viewport = nurse.page.viewport_size
+    assert viewport is not None and viewport["width"] == 412  # a phone, not a desktop
+    nurse.page.click("#view-head")
+    cheek = '#bodymap [data-code="36141000"][data-side="L"]'
+    nurse.page.wait_for_load_state("networkidle")  # the lesions loaded: the map is redrawn
+    box = nurse.page.locator(cheek).bounding_box()
+    svg = nurse.page.locator("#bodymap svg").bounding_box()
+    assert box is not None and svg is not None
+    assert box["x"] > svg["x"] + svg["width"] / 2  # the patient's left: the viewer's right
+    _tap_at_centre(nurse, cheek)
+    nurse.wait_screen("details")
+    assert nurse.page.inner_text("#details-site") == "Skin of cheek, left"
+    nurse.shot("map-02-left-cheek-details")
+
+    nurse.page.click("#details-change")
+    nurse.wait_screen("site")
+    nurse.page.click("#view-hand-palmar")
+    thumb = '#bodymap [data-code="76505004"][data-side="R"]'
+    box = nurse.page.locator(thumb).bounding_box()
+    assert box is not None and box["x"] + box["width"] < svg["x"] + svg["width"] / 2
+    _tap_at_centre(nurse, thumb)
+    nurse.wait_screen("details")
+    assert nurse.page.inner_text("#details-site") == "Thumb, right"
+
+
+def test_a_long_press_names_the_region_without_picking_it(stack: WebStack, nurse: Phone) -> None:
+    nurse.launch(stack.launch_url("enc-muller"))
+    nurse.page.click("#view-foot-plantar")
+    heel = nurse.page.locator('#bodymap [data-code="84607009"][data-side="L"]')
+    assert heel.locator("title").text_content() == "Skin of heel, left"  # the name on hover
+    heel.hover()
+    assert nurse.page.inner_text(".map-caption") == "Skin of heel, left"
+    assert nurse.screen() == "screen-site"

@@ -14,14 +14,17 @@ these tests; none is skipped.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.web.browser import phone as chromium_phone
 from tests.web.phone import PhoneDriver
 from tests.web.stack import WebStack
 from tests.webkit.phone import (
@@ -142,7 +145,7 @@ def test_map_photo_send_reaches_orthanc_once_and_leaves_nothing(
     assert "MÜLLER, Jürgen" in banner and "MRN 100001" in banner and "V-5001" in banner
     phone.shot("engines-01-site")
     phone.tap_region(SKIN_OF_ANTERIOR_FOREARM, "L")
-    assert phone.text("#details-site") == "Skin of anterior surface of forearm (Left)"
+    assert phone.text("#details-site") == "Skin of anterior surface of forearm, left"
     phone.take_photo(PHOTO)
     phone.shot("engines-02-review")
     phone.send()
@@ -319,3 +322,97 @@ def test_webkit_network_lost_during_upload_delivers_once_when_back(
     assert phone.queued() == []
     (capture,) = phone.captures()
     assert _new_in_orthanc(stack, "100002", before) == [capture["sop_instance_uid"]]
+
+
+# --- lesions: pinned in one visit, on the map of the next on another device --------------------
+
+CHEEK = "36141000"  # Skin of cheek (CID 4029)
+FOLLOW_UP = "enc-muller-2"
+
+
+@pytest.fixture
+def follow_up_visit(stack: WebStack) -> Iterator[str]:
+    """A second encounter of Müller's in the EHR (a dermatology follow-up), for this test."""
+    encounters = stack.sandbox.state.encounters
+    visit = json.loads(json.dumps(encounters["enc-muller"]))
+    visit["id"] = FOLLOW_UP
+    visit["identifier"][0]["value"] = "V-5006"
+    encounters[FOLLOW_UP] = visit
+    yield FOLLOW_UP
+    del encounters[FOLLOW_UP]
+
+
+@pytest.fixture
+def another_device(request: pytest.FixtureRequest) -> Iterator[Callable[[], PhoneDriver]]:
+    """A second phone with nothing of the first (its own cookies and storage), same engine."""
+    engine = request.node.callspec.params["phone"]
+    with ExitStack() as devices:
+
+        def make() -> PhoneDriver:
+            if engine == "webkit":
+                device: PhoneDriver = request.getfixturevalue("webkit").fresh_phone()
+                return device
+            playwright = request.getfixturevalue("playwright")
+            browser = request.getfixturevalue("browser")
+            return devices.enter_context(chromium_phone(playwright, browser))
+
+        yield make
+
+
+def _lesion_pins(phone: PhoneDriver) -> list[str]:
+    labels: list[str] = phone.evaluate(
+        "async () => [...document.querySelectorAll('#bodymap .pin')].map((p) => p.dataset.label)"
+    )
+    return labels
+
+
+def test_a_lesion_pinned_in_one_visit_is_on_the_map_of_the_next_on_another_device(
+    stack: WebStack,
+    phone: PhoneDriver,
+    another_device: Callable[[], PhoneDriver],
+    follow_up_visit: str,
+) -> None:
+    """The nurse pins a lesion on the left cheek (face close-up) and photographs it; at the
+    follow-up, launched from the EHR on another phone, the lesion is on the map and
+    "photograph L<n> again" is one tap, with the same lesion's photos as earlier photos."""
+    before = set(stack.patient_sop_uids("100001"))
+    phone.launch(stack.launch_url("enc-muller"))
+    phone.click("#view-head")
+    known = _lesion_pins(phone)
+    phone.click("#pin-toggle")
+    phone.click(f'#bodymap [data-code="{CHEEK}"][data-side="L"]')
+    phone.wait_text("#pin-site", "Skin of cheek, left")
+    phone.fill("#pin-description", "pigmented, 4 mm")
+    phone.shot("lesion-01-pin")
+    phone.click("#pin-box button[type=submit]")
+    phone.wait_screen("details")
+    label = f"L{len(known) + 1}"
+    assert phone.text("#details-site") == "Skin of cheek, left"
+    assert phone.text("#details-lesion") == f"Lesion {label}: pigmented, 4 mm"
+    phone.take_photo(PHOTO)
+    phone.send()
+    phone.wait_states("verified")
+    (capture,) = phone.captures()
+    ds = stack.archived(capture["sop_instance_uid"])
+    assert ds.TrackingID == label and ds.TrackingUID == capture["lesion"]
+    assert _new_in_orthanc(stack, "100001", before) == [capture["sop_instance_uid"]]
+
+    later = another_device()
+    later.launch(stack.launch_url(follow_up_visit))
+    assert "V-5006" in later.banner()
+    later.wait_text("#lesion-list", f"Photograph {label} again")
+    later.click("#view-head")
+    assert label in _lesion_pins(later)
+    later.shot("lesion-02-next-visit")
+    later.click(f'#lesion-list button[data-lesion="{capture["lesion"]}"]')  # one tap
+    later.wait_screen("details")
+    assert later.text("#details-lesion") == f"Lesion {label}: pigmented, 4 mm"
+    later.wait_text("#priors", "")
+    sops: list[str] = later.evaluate(
+        "async () => { for (let i = 0; i < 100 && !document.querySelector('#priors li'); i++)"
+        " await new Promise((r) => setTimeout(r, 100));"
+        " return [...document.querySelectorAll('#priors li')].map((li) => li.dataset.sop); }"
+    )
+    assert sops == [capture["sop_instance_uid"]]  # the lesion's own last photo: the overlay
+    overlay: str = later.evaluate("async () => document.querySelector('#live-overlay').src")
+    assert "/timeline/" in overlay and capture["sop_instance_uid"] in overlay

@@ -231,6 +231,11 @@ class WebKitPhone:
     def click(self, selector: str) -> None:
         self.tap(self.element(selector))
 
+    def fill(self, selector: str, text: str) -> None:
+        box = self.element(selector)
+        box.clear()
+        box.send_keys(text)
+
     def tap(self, element: WebElement, timeout: float = 15_000) -> None:
         """A mouse click once the element stands still and would get it, as Playwright checks
         before it clicks: WebDriver clicks the point where the element was, so a click while

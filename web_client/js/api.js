@@ -110,11 +110,12 @@ export const paths = {
   session: "/api/v1/session",
   context: (id) => `/api/v1/contexts/${encodeURIComponent(id)}`,
   consent: (id) => `/api/v1/contexts/${encodeURIComponent(id)}/consent`,
-  timeline: (id, code, side) => {
-    const query = new URLSearchParams({ body_site: code });
-    if (side === "L" || side === "R") query.set("laterality", side);
+  timeline: (id, code, side, lesion = null) => {
+    const query = lesion ? new URLSearchParams({ lesion }) : new URLSearchParams({ body_site: code });
+    if (!lesion && (side === "L" || side === "R")) query.set("laterality", side);
     return `/api/v1/contexts/${encodeURIComponent(id)}/timeline?${query}`;
   },
+  lesions: (id) => `/api/v1/contexts/${encodeURIComponent(id)}/lesions`,
   scan: "/api/v1/scan",
   worklist: "/api/v1/worklist",
   claim: (uid) => `/api/v1/worklist/${encodeURIComponent(uid)}/claim`,

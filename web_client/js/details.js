@@ -34,10 +34,15 @@ function checkRadio(name, value) {
  * @property {string} sensitivity
  * @property {string[]} categories
  * @property {{level: string, categories: string[]} | null} suggested
+ * @property {{tracking_uid: string, label: string, description: string | null} | null} lesion
+ *   the patient's lesion the photos show (L1, L2, ...), if one was chosen
+ * @property {boolean} dermoscopic taken through a dermatoscope (a Dermoscopic image)
+ * @property {string} polarization POLARIZED, NON_POLARIZED or "" (not recorded)
+ * @property {string} contact CONTACT, NON_CONTACT or "" (not recorded)
  */
 
 /** Site details from the service + the side tapped or searched: the state of the next photos.
- * @param {{code: string, laterality: string | null}} choice
+ * @param {{code: string, laterality: string | null, lesion?: any}} choice
  * @returns {Promise<Site>} */
 export async function describeSite(choice) {
   const site = remember(await getJson(paths.site(choice.code)));
@@ -52,7 +57,45 @@ export async function describeSite(choice) {
     sensitivity: suggested ? suggested.level : "normal",
     categories: suggested ? suggested.categories : [],
     suggested,
+    lesion: choice.lesion
+      ? { tracking_uid: choice.lesion.tracking_uid, label: choice.lesion.label, description: choice.lesion.description }
+      : null,
+    dermoscopic: false,
+    polarization: "",
+    contact: "",
   };
+}
+
+/** The upload's fields for the lesion and the dermatoscope (js/uploader.js sends them). */
+export function lesionFields(site) {
+  return {
+    lesion: site.lesion ? site.lesion.tracking_uid : "",
+    dermoscopic: site.dermoscopic ? "true" : "",
+    polarization: site.dermoscopic ? site.polarization : "",
+    contact: site.dermoscopic ? site.contact : "",
+  };
+}
+
+/** The lesion and dermoscopy part of the details screen; changes are written into `site`. */
+function renderLesion(site) {
+  const line = $("details-lesion");
+  line.hidden = !site.lesion;
+  line.textContent = site.lesion
+    ? t("lesion.chosen", { label: site.lesion.label, description: site.lesion.description ? `: ${site.lesion.description}` : "" })
+    : "";
+  const box = /** @type {HTMLInputElement} */ ($("dermoscopic"));
+  const light = /** @type {HTMLSelectElement} */ ($("dermoscopy-light"));
+  const contact = /** @type {HTMLSelectElement} */ ($("dermoscopy-contact"));
+  box.checked = site.dermoscopic;
+  light.value = site.polarization;
+  contact.value = site.contact;
+  $("dermoscopy-box").hidden = !site.dermoscopic;
+  box.onchange = () => {
+    site.dermoscopic = box.checked;
+    $("dermoscopy-box").hidden = !box.checked;
+  };
+  light.onchange = () => (site.polarization = light.value);
+  contact.onchange = () => (site.contact = contact.value);
 }
 
 /** The site's one display name with its current side (the service's words: js/sites.js). */
@@ -63,6 +106,7 @@ export function siteTitle(site) {
 /** Fill the details screen for `site`; radio changes are written back into `site`. */
 export function renderDetails(site) {
   $("details-site").textContent = siteTitle(site);
+  renderLesion(site);
   $("side-box").hidden = !site.paired;
   $("side-needed").hidden = !(site.paired && !site.laterality);
   checkRadio("side", site.laterality || "");
@@ -89,7 +133,9 @@ export async function renderPriors(contextId, site, { canUnblur = false } = {}) 
   $("priors-message").textContent = "";
   let timeline;
   try {
-    timeline = await getJson(paths.timeline(contextId, site.code, site.laterality));
+    // a lesion's own photos (clinical and dermoscopic) when one was chosen: the overlay of
+    // the live camera is then that lesion's last photo
+    timeline = await getJson(paths.timeline(contextId, site.code, site.laterality, site.lesion?.tracking_uid));
   } catch (error) {
     $("priors-message").textContent = t("priors.error", { detail: /** @type {Error} */ (error).message });
     return null;

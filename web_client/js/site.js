@@ -1,34 +1,52 @@
-// Choosing the body site: the front/back map, the search (the service matches meanings and
-// synonyms, reads a side word: "left forearm" -> L, and offers no near-duplicates) and this
-// session's recent sites. Every choice is shown by the service's one name for its site and side
-// (js/sites.js), and the map highlights the chosen site, however it was chosen.
+// Choosing the body site: the map (front, back, and close-ups of the face, hands and feet),
+// the search (the service matches meanings and synonyms, reads a side word: "left forearm" ->
+// L, and offers no near-duplicates), this session's recent sites, and the patient's lesions
+// (L1, L2, ...: a pin on the map, "photograph L3 again" in one tap; "Mark a lesion" drops a new
+// pin). Every choice is shown by the service's one name for its site and side (js/sites.js),
+// and the map highlights the chosen site, however it was chosen.
 // Recent sites live in memory only: they describe a patient, and go with the page.
 
 import { t } from "../i18n/en.js";
-import { $, clear, el } from "./dom.js";
-import { getJson, paths } from "./api.js";
-import { draws, renderBodyMap } from "./bodymap.js";
-import { REGIONS } from "./regions.js";
-import { loadSites, remember } from "./sites.js";
+import { $, clear, el, say } from "./dom.js";
+import { getJson, paths, postJson } from "./api.js";
+import { draws, regionLabel, renderBodyMap } from "./bodymap.js";
+import { REGIONS, VIEWS } from "./regions.js";
+import { loadSites, nameOf, remember } from "./sites.js";
 
 const SEARCH_DELAY_MS = 250;
 const RECENT_MAX = 5;
 
+/** @typedef {import("./bodymap.js").Lesion} Lesion */
+
 export class SitePicker {
-  /** `onPick({code, laterality})` is called with the chosen site. */
+  /** `onPick({code, laterality, lesion?})` is called with the chosen site (and lesion). */
   constructor(onPick) {
     this.onPick = onPick;
     this.view = "front";
-    /** @type {import("./bodymap.js").SiteChoice | null} */
+    /** @type {(import("./bodymap.js").SiteChoice & {lesion?: string | null}) | null} */
     this.selected = null;
+    /** @type {Lesion[]} the patient's lesions */
+    this.lesions = [];
+    /** @type {string | null} */
+    this.contextId = null;
+    this.pinning = false;
+    /** @type {import("./bodymap.js").MapPick | null} a pin dropped, waiting for "Save" */
+    this.dropped = null;
     /** @type {{code: string, laterality: string | null, label: string}[]} */
     this.recent = [];
     /** @type {number | undefined} */
     this.timer = undefined;
     this.searches = 0; // searches started: an older answer is dropped
     this.naming = null; // the request for the map's names, while it runs or once it succeeded
-    $("view-front").addEventListener("click", () => this.setView("front"));
-    $("view-back").addEventListener("click", () => this.setView("back"));
+    for (const button of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-map-view]"))) {
+      button.addEventListener("click", () => this.setView(/** @type {string} */ (button.dataset.mapView)));
+    }
+    $("pin-toggle").addEventListener("click", () => this.setPinning(!this.pinning));
+    $("pin-box").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.#savePin();
+    });
+    $("pin-cancel").addEventListener("click", () => this.setPinning(false));
     $("site-search").addEventListener("input", () => this.#searchSoon());
     $("site-search-form").addEventListener("submit", (event) => {
       event.preventDefault();
@@ -38,14 +56,100 @@ export class SitePicker {
 
   setView(view) {
     this.view = view;
-    $("view-front").setAttribute("aria-pressed", String(view === "front"));
-    $("view-back").setAttribute("aria-pressed", String(view === "back"));
+    for (const button of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-map-view]"))) {
+      button.setAttribute("aria-pressed", String(button.dataset.mapView === view));
+    }
+    this.render();
+  }
+
+  /** Pin mode: the next tap on the map drops a pin (a new lesion) instead of choosing. */
+  setPinning(on) {
+    this.pinning = on;
+    this.dropped = null;
+    $("pin-toggle").setAttribute("aria-pressed", String(on));
+    $("pin-box").hidden = true;
+    say("pin-hint", on ? t("lesion.pin_hint") : "");
     this.render();
   }
 
   render() {
-    renderBodyMap($("bodymap"), this.view, (pick) => this.#fromMap(pick), this.selected);
+    renderBodyMap($("bodymap"), this.view, (pick) => this.#fromMap(pick), this.selected, {
+      lesions: this.lesions,
+      onLesion: (lesion) => this.#fromLesion(lesion),
+      pinning: this.pinning,
+      chosen: this.selected?.lesion ?? null,
+    });
     this.#renderRecent();
+    this.#renderLesions();
+  }
+
+  /** The patient's lesions (pins and "photograph again" buttons); kept on failure. */
+  async loadLesions(contextId) {
+    if (contextId !== this.contextId) this.lesions = [];
+    this.contextId = contextId;
+    try {
+      this.lesions = await getJson(paths.lesions(contextId));
+    } catch (error) {
+      say("lesion-message", t("lesion.load_error", { detail: /** @type {Error} */ (error).message }), "error");
+      return;
+    }
+    say("lesion-message", "");
+    await loadSites(this.lesions.map((l) => l.body_site).filter((c) => c !== null)).catch(() => {});
+    this.render();
+  }
+
+  #renderLesions() {
+    const list = clear($("lesion-list"));
+    $("lesion-box").hidden = this.lesions.length === 0;
+    for (const lesion of this.lesions) {
+      const site = lesion.body_site ? nameOf(lesion.body_site, lesion.laterality) || lesion.body_site_name : null;
+      const text = t("lesion.again", { label: lesion.label, site: site || t("lesion.no_site") });
+      const button = el("button", { type: "button", class: "row", onclick: () => this.#fromLesion(lesion) }, text);
+      button.dataset.lesion = lesion.tracking_uid;
+      list.append(el("li", {}, button, lesion.description ? el("p", { class: "hint" }, lesion.description) : null));
+    }
+  }
+
+  #fromLesion(lesion) {
+    if (!lesion.body_site) {
+      say("lesion-message", t("lesion.no_site_error", { label: lesion.label }), "error");
+      return;
+    }
+    this.onPick({ code: lesion.body_site, laterality: lesion.laterality, lesion });
+  }
+
+  /** A pin was dropped on a region: name the spot, then "Save L<n>" records the lesion. */
+  #drop(pick) {
+    this.dropped = pick;
+    const region = REGIONS.find((r) => r.key === pick.key && r.view === pick.view);
+    $("pin-site").textContent = region ? regionLabel(region, pick.laterality, pick.view) : "";
+    /** @type {HTMLInputElement} */ ($("pin-description")).value = "";
+    $("pin-box").hidden = false;
+    say("pin-message", "");
+    $("pin-description").focus();
+  }
+
+  async #savePin() {
+    const pick = this.dropped;
+    if (!pick || !this.contextId) return;
+    const description = /** @type {HTMLInputElement} */ ($("pin-description")).value.trim();
+    let lesion;
+    try {
+      lesion = await postJson(paths.lesions(this.contextId), {
+        view: pick.view,
+        x: pick.x,
+        y: pick.y,
+        body_site: pick.code,
+        laterality: pick.laterality,
+        description: description || null,
+      });
+    } catch (error) {
+      say("pin-message", /** @type {Error} */ (error).message, "error");
+      return;
+    }
+    this.lesions = [...this.lesions.filter((l) => l.tracking_uid !== lesion.tracking_uid), lesion];
+    this.setPinning(false);
+    this.#fromLesion(lesion);
   }
 
   /** The map's names from the service, in one request (one at a time); the map is drawn
@@ -63,13 +167,17 @@ export class SitePicker {
   /** The chosen site ({code, laterality}, or null): the one region highlighted, in the view
    * that draws it; none when the map does not draw it. */
   select(site) {
-    this.selected = site ? { code: site.code, laterality: site.laterality || null } : null;
+    const lesion = site?.lesion?.tracking_uid ?? null;
+    this.selected = site ? { code: site.code, laterality: site.laterality || null, lesion } : null;
+    const pinned = this.lesions.find((l) => l.tracking_uid === lesion);
+    if (pinned?.view && pinned.view !== this.view) return this.setView(pinned.view);
     if (!this.selected || draws(this.view, this.selected)) return;
-    const other = this.view === "front" ? "back" : "front";
-    if (draws(other, this.selected)) this.setView(other);
+    const other = Object.keys(VIEWS).find((view) => draws(view, /** @type {any} */ (this.selected)));
+    if (other) this.setView(other);
   }
 
   #fromMap(pick) {
+    if (this.pinning) return this.#drop(pick);
     this.onPick({ code: pick.code, laterality: pick.laterality });
   }
 
@@ -80,10 +188,12 @@ export class SitePicker {
     this.recent = [choice, ...others].slice(0, RECENT_MAX);
   }
 
-  /** The session ended: nothing chosen, nothing recent. */
+  /** The session ended: nothing chosen, nothing recent, no lesions. */
   forget() {
     this.selected = null;
     this.recent = [];
+    this.lesions = [];
+    this.contextId = null;
   }
 
   #renderRecent() {

@@ -37,7 +37,7 @@ function formOf(id, meta, blob) {
   form.append("context_id", meta.context_id);
   form.append("sensitivity", meta.sensitivity || "normal");
   form.append("captured_at", meta.captured_at);
-  for (const name of ["body_site", "laterality", "note", "view"]) {
+  for (const name of ["body_site", "laterality", "note", "view", "lesion", "dermoscopic", "polarization", "contact"]) {
     if (meta[name]) form.append(name, meta[name]);
   }
   for (const category of meta.categories || []) form.append("categories", category);

@@ -13,6 +13,7 @@ from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
 from capture_api.capture import Laterality, SensitivityCategory, SensitivityLevel
+from capture_api.capture.lesions import ContactMethod, Dermoscopy, Polarization
 from capture_api.exceptions import (
     CaptureConflict,
     ConsentRequired,
@@ -53,6 +54,8 @@ class CaptureOut(BaseModel):
     body_site: str | None
     laterality: str | None
     sensitivity: str
+    lesion: str | None = Field(description="The lesion's Tracking UID, for a photo of a lesion")
+    dermoscopic: bool = Field(description="Taken through a dermatoscope (Dermoscopic image)")
     instance_number: int
     sop_instance_uid: str | None
     study_uid: str | None
@@ -76,6 +79,8 @@ def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
         body_site=record.body_site_code,
         laterality=record.laterality,
         sensitivity=record.sensitivity_level,
+        lesion=record.lesion_uid,
+        dermoscopic=record.dermoscopy_json is not None,
         instance_number=record.instance_number,
         sop_instance_uid=record.sop_instance_uid,
         study_uid=record.study_uid,
@@ -105,14 +110,32 @@ def upload_capture(
     operator: Annotated[str | None, Form(max_length=64)] = None,
     device: Annotated[str | None, Form(max_length=64)] = None,
     captured_at: Annotated[dt.datetime | None, Form()] = None,
+    lesion: Annotated[
+        str | None,
+        Form(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64, description="a lesion's Tracking UID"),
+    ] = None,
+    dermoscopic: Annotated[bool, Form(description="taken through a dermatoscope")] = False,
+    polarization: Annotated[Polarization | None, Form()] = None,
+    contact: Annotated[ContactMethod | None, Form()] = None,
+    immersion: Annotated[
+        str | None,
+        Form(pattern=r"^(ULTRASOUND_GEL|ALCOHOL|WATER|MINERAL_OIL|PLASTIC_CAP)$"),
+    ] = None,
 ) -> CaptureOut:
     """Store one photo durably, then answer 202 with its status URL.
 
     Re-sending the same ``capture_id`` with the same photo returns the same capture (no
     second object); with a different photo it is refused (409). A photo the encoder refuses
-    is answered 413/415/422 with the reason, and recorded as failed.
+    is answered 413/415/422 with the reason, and recorded as failed. ``lesion`` names the
+    patient's lesion the photo shows; ``dermoscopic`` makes it a Dermoscopic Photography
+    Image (with the dermatoscope's ``polarization``, ``contact`` and ``immersion``).
     """
     access.context(context_id, "capture")
+    scope = (
+        Dermoscopy(polarization=polarization, contact=contact, immersion=immersion)
+        if dermoscopic
+        else None
+    )
     capture_request = CaptureRequest(
         capture_id=capture_id,
         context_id=context_id,
@@ -125,6 +148,8 @@ def upload_capture(
         operator=operator,
         device=device,
         captured_at=captured_at,
+        lesion_uid=lesion,
+        dermoscopy=scope,
     )
     record, _ = service.accept(capture_request, photo.file)
     refused = refusal(record)

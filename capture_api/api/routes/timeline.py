@@ -32,7 +32,7 @@ from capture_api.api.photos import (
 )
 from capture_api.capture import Laterality, site_name
 from capture_api.deliver import InstanceRef
-from capture_api.exceptions import ArchiveError, NotFound
+from capture_api.exceptions import ArchiveError, InvalidMetadata, NotFound
 from capture_api.review import (
     NOT_FOUND,
     PREVIEW_SIZE,
@@ -78,6 +78,7 @@ class TimelineItemOut(BaseModel):
     body_site_name: str | None  # the site's display name with its side, as the phone shows it
     laterality: str | None
     note: str | None  # Image Comments
+    modality: str | None  # XC (clinical photo) or DMS (dermoscopic)
     sensitivity: str  # normal | restricted | very-restricted (listed to sensitive viewers only)
     blurred: bool
     thumbnail_url: str
@@ -86,10 +87,11 @@ class TimelineItemOut(BaseModel):
 
 
 class TimelineOut(BaseModel):
-    """The photos of one site (and side), oldest first."""
+    """The photos of one site (and side), or of one lesion, oldest first."""
 
-    body_site: str
+    body_site: str | None
     laterality: str | None
+    lesion: str | None  # the lesion's Tracking UID, when the timeline is the lesion's
     items: list[TimelineItemOut]
 
 
@@ -119,6 +121,7 @@ def _out(
         body_site_name=site_name(prior.body_site_code, prior.laterality),
         laterality=prior.laterality,
         note=prior.comment,
+        modality=prior.modality,
         sensitivity=item.sensitivity.value,
         blurred=item.blurred,
         thumbnail_url=f"{image}?size={THUMBNAIL_SIZE}",
@@ -127,22 +130,39 @@ def _out(
     )
 
 
-@router.get("", response_model=TimelineOut, responses=responses(*CONTEXT_ERRORS, ArchiveError))
+@router.get(
+    "",
+    response_model=TimelineOut,
+    responses=responses(
+        *CONTEXT_ERRORS, (InvalidMetadata, "Neither a body site nor a lesion"), ArchiveError
+    ),
+)
 def get_timeline(
     context_id: str,
     request: Request,
     access: AccessDep,
     archive: ArchiveDep,
-    body_site: Annotated[str, Query(pattern=r"^[0-9]{5,18}$", description="SNOMED CT code")],
+    body_site: Annotated[
+        str | None, Query(pattern=r"^[0-9]{5,18}$", description="SNOMED CT code")
+    ] = None,
     laterality: Annotated[Laterality | None, Query()] = None,
+    lesion: Annotated[
+        str | None, Query(pattern=_UID, max_length=64, description="a lesion's Tracking UID")
+    ] = None,
 ) -> TimelineOut:
-    """All the patient's photos of the site (and side), across encounters, oldest first."""
+    """All the patient's photos of the site (and side), or of one lesion (``lesion``, its
+    clinical and dermoscopic photos whatever site they were filed under), across encounters,
+    oldest first."""
+    if body_site is None and lesion is None:
+        raise InvalidMetadata("ask for a body site (body_site) or a lesion (lesion)")
     timeline = access.photos(context_id, View.TIMELINE.value, archive)
     side = laterality.value if laterality else None
+    items = timeline.lesion_items(lesion) if lesion else timeline.items(body_site or "", side)
     return TimelineOut(
         body_site=body_site,
         laterality=side,
-        items=[_out(i, context_id, request, timeline) for i in timeline.items(body_site, side)],
+        lesion=lesion,
+        items=[_out(i, context_id, request, timeline) for i in items],
     )
 
 

@@ -27,8 +27,9 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
-from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import PHOTO_MODALITIES, InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.local_archive import _files
 from capture_api.deliver.local_archive._describe import Described, parse_instance
@@ -36,6 +37,7 @@ from capture_api.deliver.local_archive._dicomdir import FILE_SET_ID, dicomdir_by
 from capture_api.deliver.local_archive._rebuild import RebuildReport, rebuild
 from capture_api.deliver.local_archive._writer import DicomdirWriter
 from capture_api.deliver.thumbnails import thumbnail_from_part10
+from capture_api.encode.lesion_block import lesion_from_dataset
 from capture_api.exceptions import ArchiveRejected, ArchiveUnavailable
 from capture_api.store.archive_index import INDEX_NAME, ArchiveIndex, Held
 
@@ -122,12 +124,28 @@ class LocalArchive:
         body_site_code: str | None = None,
         limit: int = 50,
     ) -> list[PriorImage]:
-        """The patient's XC images, newest first, from the index (files that vanished left out)."""
+        """The patient's XC and DMS images, newest first, from the index (files that vanished
+        left out)."""
         index = self._readable()
         if index is None:
             return []
-        rows = index.priors(patient_id, PHOTO_MODALITY, issuer, body_site_code or None, limit)
-        return [_prior(held) for held in rows if self._path(held).is_file()]
+        rows = [
+            held
+            for modality in PHOTO_MODALITIES
+            for held in index.priors(patient_id, modality, issuer, body_site_code or None, limit)
+        ]
+        rows.sort(key=lambda held: held.facts.acquired_key, reverse=True)
+        return [_prior(held) for held in rows[:limit] if self._path(held).is_file()]
+
+    def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
+        """The lesion of each instance, read from its header (the index does not keep it)."""
+        found: dict[str, LesionMark] = {}
+        for ref in refs:
+            header = self.header(ref)
+            mark = lesion_from_dataset(header) if header is not None else None
+            if mark is not None:
+                found[ref.sop_instance_uid] = mark
+        return found
 
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
         """A JPEG preview of the stored instance (see ``thumbnails``)."""
@@ -332,6 +350,7 @@ def _prior(held: Held) -> PriorImage:
         laterality=f.laterality,
         description=f.description,
         comment=f.comment,
+        modality=f.modality,
     )
 
 
