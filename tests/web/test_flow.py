@@ -121,7 +121,7 @@ def test_the_back_view_is_not_mirrored(stack: WebStack, nurse: Phone) -> None:
     """Seen from behind, the patient's right forearm is on the viewer's right."""
     nurse.launch(stack.launch_url("enc-muller"))
     nurse.page.click("#view-back")
-    svg = nurse.page.locator("#bodymap svg").bounding_box()
+    svg = nurse.page.locator("#bodymap svg:visible").first.bounding_box()
     assert svg is not None
     middle = svg["x"] + svg["width"] / 2
     shapes = nurse.page.locator('#bodymap [data-code="41550009"]').all()  # posterior forearm
