@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextvars import ContextVar
 
 from capture_api.audit import events, forwarding
 from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
@@ -31,6 +32,7 @@ log = logging.getLogger("capture.audit")
 
 __all__ = [
     "OUTCOME_CODES",
+    "REQUEST_ID",
     "Outcome",
     "Purpose",
     "append",
@@ -41,6 +43,10 @@ __all__ = [
 ]
 
 DETAIL_LIMIT = 1000
+
+#: The X-Request-Id of the request being served (set by the audit middleware): the domain
+#: events a request records carry it, so an auditor sees them beside the request's own row.
+REQUEST_ID: ContextVar[str | None] = ContextVar("capture_audit_request_id", default=None)
 
 
 class _Counter:
@@ -108,6 +114,7 @@ def record(
         sop_instance_uid=sop_instance_uid or subject.sop_instance_uid,
         study_uid=subject.study_uid,
         peer=peer,
+        request_id=REQUEST_ID.get(),
     )
     return append(engine, row)
 

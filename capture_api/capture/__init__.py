@@ -40,6 +40,7 @@ from capture_api.capture.patient import (
 from capture_api.capture.roles import (
     DEFAULT_ROLE_CLAIM,
     Role,
+    is_patient_user,
     parse_roles,
     resolve_roles,
     roles_of,
@@ -102,6 +103,7 @@ __all__ = [
     "default_policy",
     "get_site",
     "is_consent_form",
+    "is_patient_user",
     "offer",
     "parse_roles",
     "policy_for",

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from capture_api.capture.consent_policy import ConsentSetting
@@ -159,7 +159,11 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=8 * 3600, gt=0)
     session_idle_seconds: int = Field(default=30 * 60, gt=0)
     cookie_secure: bool = Field(default=True, description="Secure cookie flag; only off in dev.")
-    cookie_samesite: str = Field(default="lax", pattern="^(lax|strict|none)$")
+    cookie_samesite: str = Field(
+        default="lax",
+        pattern="^(lax|strict|none)$",
+        description="lax | strict | none (framed by an EHR on another site: Secure, Partitioned)",
+    )
     worklist_url: str | None = Field(default=None, description="UPS-RS base URL (DICOMweb)")
     worklist_station_code: str | None = Field(
         default=None, description="Scheduled Station Name Code Sequence > Code Value to match"
@@ -257,6 +261,15 @@ class Settings(BaseSettings):
             return None
         SyslogTarget.parse(value)  # ValueError: says what a valid URL looks like
         return value
+
+    @model_validator(mode="after")
+    def _none_needs_secure(self) -> Settings:
+        if self.cookie_samesite == "none" and not self.cookie_secure:
+            raise ValueError(
+                "CAPTURE_COOKIE_SAMESITE=none needs Secure cookies, which browsers keep only "
+                "over https: serve capture over https and leave CAPTURE_COOKIE_SECURE=true"
+            )
+        return self
 
     @property
     def spool_dir(self) -> Path:

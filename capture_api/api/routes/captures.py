@@ -19,6 +19,7 @@ from capture_api.exceptions import (
     ImageTooLarge,
     InputRejected,
     NotFound,
+    NotSignedIn,
     UnsupportedFormat,
 )
 from capture_api.intake import CaptureRequest, refusal
@@ -28,7 +29,7 @@ router = APIRouter(prefix="/captures", tags=["captures"])
 
 _ERRORS = responses(
     *CONTEXT_ERRORS,
-    (CaptureConflict, "Capture id already used for a different photo"),
+    (CaptureConflict, "Capture id already used for a different photo or in another context"),
     (ImageTooLarge, "Photo larger than the configured limit"),
     (UnsupportedFormat, "Not a JPEG/HEIC photo (format named in detail)"),
     (InputRejected, "Damaged photo or invalid metadata (reason in detail)"),
@@ -109,8 +110,8 @@ def upload_capture(
     """Store one photo durably, then answer 202 with its status URL.
 
     Re-sending the same ``capture_id`` with the same photo returns the same capture (no
-    second object); with a different photo it is refused (409). A photo the encoder refuses
-    is answered 413/415/422 with the reason, and recorded as failed.
+    second object); with a different photo, or from another context, it is refused (409). A
+    photo the encoder refuses is answered 413/415/422 with the reason, and recorded as failed.
     """
     access.context(context_id, "capture")
     capture_request = CaptureRequest(
@@ -138,17 +139,11 @@ def upload_capture(
 @router.get(
     "/{capture_id}",
     response_model=CaptureOut,
-    responses=responses(*CONTEXT_ERRORS, (NotFound, "Unknown capture")),
+    responses=responses(NotSignedIn, (NotFound, "Unknown capture, or not this session's")),
 )
-def get_capture(
-    capture_id: str, request: Request, service: ServiceDep, access: AccessDep
-) -> CaptureOut:
+def get_capture(capture_id: str, request: Request, access: AccessDep) -> CaptureOut:
     """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
-    record = service.get(capture_id)
-    if record is None:
-        raise NotFound(f"no capture {capture_id!r}")
-    access.context(record.context_id, "read")
-    return capture_out(record, request)
+    return capture_out(access.capture(capture_id, "read"), request)
 
 
 @router.get("", response_model=list[CaptureOut], responses=responses(*CONTEXT_ERRORS))
