@@ -24,6 +24,7 @@ from capture_api.audit import events, forwarding
 from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
 from capture_api.audit.source import this_host
 from capture_api.audit.subjects import Subject, subject_of
+from capture_api.capture import storable
 from capture_api.store import audit_rows
 from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord, CaptureRecord, NotificationRecord
@@ -163,8 +164,13 @@ def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
     """Complete the row's codes, insert it, and hand it to the forwarder; never raises.
 
     Values the database would refuse (a NUL, an id longer than its column) are made storable
-    by ``store.audit_rows.append``: losing the row over a hostile value would lose the event.
+    by ``store.audit_rows.append``: losing the row over a hostile value would lose the event;
+    any character the free-text rule refuses (``capture.text``: ESC, NUL, bidi overrides...)
+    becomes U+FFFD here, so no export or syslog message carries one.
     """
+    for name, value in row:  # no control character reaches the XML, the CSV or a terminal
+        if isinstance(value, str):
+            setattr(row, name, storable(value))
     kind = events.kind_of(row.action)
     row.balp_action = row.balp_action or events.balp_action(row.action, row.method).value
     row.event_code = row.event_code or kind.event_id.value

@@ -4,7 +4,8 @@ The patient and encounter (``patient``: DICOM's value rules; ``schemas``: their 
 coded anatomy (``anatomy``: SNOMED CT sites of DICOM CID 4029/4031, laterality, the one
 display name of each site, search), sensitivity (``sensitivity``, the sensitive-site rules
 of ``sensitivity_policy``), the consent rules (``consent_policy``), the roles a user can hold
-(``roles``) and the capture context the encoder turns into DICOM (``model``). Every layer
+(``roles``), the one rule for typed free text (``text``) and the capture context the encoder
+turns into DICOM (``model``). Every layer
 above may use these names; nothing here reads the database, the network or the settings.
 """
 
@@ -67,6 +68,13 @@ from capture_api.capture.sensitivity_policy import (
     default_policy,
     policy_for,
 )
+from capture_api.capture.text import (
+    FreeText,
+    MultilineText,
+    check_free_text,
+    refused_character,
+    storable,
+)
 
 __all__ = [
     "ACT_CODE_SYSTEM",
@@ -82,9 +90,11 @@ __all__ = [
     "ContextIn",
     "Encounter",
     "EncounterIn",
+    "FreeText",
     "Issuer",
     "IssuerIn",
     "Laterality",
+    "MultilineText",
     "NameIn",
     "Patient",
     "PatientIn",
@@ -99,6 +109,7 @@ __all__ = [
     "SiteMatch",
     "UniversalIdType",
     "all_sites",
+    "check_free_text",
     "check_lo",
     "default_policy",
     "get_site",
@@ -107,11 +118,13 @@ __all__ = [
     "offer",
     "parse_roles",
     "policy_for",
+    "refused_character",
     "resolve",
     "resolve_roles",
     "roles_of",
     "roles_text",
     "search",
     "site_name",
+    "storable",
     "unit_of",
 ]

@@ -14,14 +14,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
+from capture_api.capture.text import FreeText
 
 
 class IssuerIn(BaseModel):
     """An assigning authority: a local namespace and/or an OID/URI."""
 
     model_config = ConfigDict(extra="forbid")
-    namespace: str | None = Field(default=None, max_length=64)
-    universal_id: str | None = Field(default=None, max_length=64)
+    namespace: FreeText | None = Field(default=None, max_length=64)
+    universal_id: FreeText | None = Field(default=None, max_length=64)
 
     def to_issuer(self) -> Issuer:
         return Issuer(local_namespace=self.namespace, universal_id=self.universal_id)
@@ -31,8 +32,8 @@ class NameIn(BaseModel):
     """A person's name as the EHR gives it."""
 
     model_config = ConfigDict(extra="forbid")
-    family: str = Field(min_length=1, max_length=64)
-    given: str = Field(default="", max_length=64)
+    family: FreeText = Field(min_length=1, max_length=64)
+    given: FreeText = Field(default="", max_length=64)
 
     def to_name(self) -> PersonName:
         return PersonName(self.family, self.given)
@@ -42,7 +43,7 @@ class PatientIn(BaseModel):
     """The patient of a context."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=64, description="MRN (Patient ID)")
+    id: FreeText = Field(min_length=1, max_length=64, description="MRN (Patient ID)")
     issuer: IssuerIn | None = None
     name: NameIn | None = None
     birth_date: dt.date | None = None
@@ -62,12 +63,12 @@ class EncounterIn(BaseModel):
     """The encounter (visit) of a context (IHE EBIW: Admission ID and issuer)."""
 
     model_config = ConfigDict(extra="forbid")
-    admission_id: str | None = Field(default=None, max_length=64)
+    admission_id: FreeText | None = Field(default=None, max_length=64)
     issuer: IssuerIn | None = None
-    description: str | None = Field(default=None, max_length=64)
+    description: FreeText | None = Field(default=None, max_length=64)
     started_at: dt.datetime | None = None
-    accession_number: str | None = Field(default=None, max_length=16)
-    unit: str | None = Field(
+    accession_number: FreeText | None = Field(default=None, max_length=16)
+    unit: FreeText | None = Field(
         default=None, max_length=64, description="The ward or clinic (reports group by it)"
     )
 

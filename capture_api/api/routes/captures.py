@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
-from capture_api.capture import Laterality, SensitivityCategory, SensitivityLevel
+from capture_api.capture import (
+    FreeText,
+    Laterality,
+    MultilineText,
+    SensitivityCategory,
+    SensitivityLevel,
+)
 from capture_api.exceptions import (
     CaptureConflict,
     ConsentRequired,
@@ -96,15 +102,15 @@ def upload_capture(
     access: AccessDep,
     photo: Annotated[UploadFile, File(description="The camera's JPEG or HEIC file")],
     capture_id: Annotated[str, Form(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
-    context_id: Annotated[str, Form(min_length=1, max_length=64)],
+    context_id: Annotated[FreeText, Form(min_length=1, max_length=64)],
     body_site: Annotated[str | None, Form(pattern=r"^[0-9]{5,18}$")] = None,
     laterality: Annotated[Laterality | None, Form()] = None,
     sensitivity: Annotated[SensitivityLevel, Form()] = SensitivityLevel.NORMAL,
     categories: Annotated[list[SensitivityCategory] | None, Form()] = None,
-    note: Annotated[str | None, Form(max_length=10240)] = None,
-    view: Annotated[str | None, Form(max_length=1024)] = None,
-    operator: Annotated[str | None, Form(max_length=64)] = None,
-    device: Annotated[str | None, Form(max_length=64)] = None,
+    note: Annotated[MultilineText | None, Form(max_length=10240)] = None,
+    view: Annotated[FreeText | None, Form(max_length=1024)] = None,
+    operator: Annotated[FreeText | None, Form(max_length=64)] = None,
+    device: Annotated[FreeText | None, Form(max_length=64)] = None,
     captured_at: Annotated[dt.datetime | None, Form()] = None,
 ) -> CaptureOut:
     """Store one photo durably, then answer 202 with its status URL.
@@ -151,7 +157,7 @@ def list_captures(
     request: Request,
     service: ServiceDep,
     access: AccessDep,
-    context_id: Annotated[str, Query(min_length=1, max_length=64)],
+    context_id: Annotated[FreeText, Query(min_length=1, max_length=64)],
 ) -> list[CaptureOut]:
     """All captures of one encounter context, oldest first."""
     access.context(context_id, "read")
