@@ -57,7 +57,7 @@ def test_every_phi_route_answers_no_store_even_when_it_refuses(
             if is_audited(path, method):
                 paths.append((method, path))
     assert len(paths) > 20, paths
-    anonymous = TestClient(client.app, base_url=str(client.base_url))  # type: ignore[attr-defined]
+    anonymous = TestClient(client.app, base_url=str(client.base_url))
     for method, path in paths:
         answer = anonymous.request(method, path, follow_redirects=False)
         assert answer.status_code >= 300 or path == "/logout", (method, path, answer.status_code)
