@@ -46,7 +46,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from capture_api.audit import forwarding, trail
+from capture_api.audit import chain, forwarding, trail
 from capture_api.audit.audited_routes import UNMATCHED, action_for, is_audited, route_template
 from capture_api.audit.events import Outcome
 from capture_api.audit.fhir_audit import INTEGRATION_ACTOR
@@ -99,6 +99,7 @@ class AuditMiddleware:
         self.ehr_mode = bool(settings.ehrs)
         self._writers: anyio.CapacityLimiter | None = None  # made in the event loop
         forwarding.attach(settings)  # before the lifespan: the outbox may record at start-up
+        chain.configure(settings)  # CAPTURE_AUDIT_CHAIN_KEY for this database's rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -8,8 +8,10 @@ Two kinds of callers:
   ``record`` (launch, scan, wrong-patient refusals, STOW, verification, spool purge, EHR
   notification, and task C's break-the-glass unblur and consent with a purpose of use).
 
-Rows are only ever inserted; the database refuses UPDATE and DELETE (migration 0006). Writing
-never breaks the caller: a failed insert is logged without PHI and counted
+Rows are only ever inserted; the database refuses UPDATE and DELETE (migration 0006), and each
+row is chained to the one before by a keyed hash (``capture_api.audit.chain``, migration 0009),
+so an edit past the triggers is found by ``capture-api audit verify``. Writing never breaks
+the caller: a failed insert is logged without PHI and counted
 (``failed_writes``), and the request or worker goes on. After the insert the row is handed to
 the syslog forwarder, if one is configured (``capture_api.audit.forwarding``).
 """
@@ -19,8 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 from contextvars import ContextVar
+from typing import Any
 
-from capture_api.audit import events, forwarding
+from capture_api.audit import chain, events, forwarding
 from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
 from capture_api.audit.source import this_host
 from capture_api.audit.subjects import Subject, subject_of
@@ -178,8 +181,14 @@ def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
         row.event_type = kind.event_type.value
     row.detail = (row.detail or "")[:DETAIL_LIMIT] or None
     row.node = row.node or _NODE
+    key = chain.key_for(engine)
+
+    def sign(prev_hash: str, values: dict[str, Any]) -> tuple[str, str]:
+        return key.link(prev_hash, values), key.name
+
     try:
-        row.id = audit_rows.append(engine, row)
+        queued_by = forwarding.queue_owner() if forwarding.sender_for(engine) else None
+        row.id = audit_rows.append(engine, row, sign, forward_owner=queued_by)
     except Exception as exc:
         _failed.add()
         log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)

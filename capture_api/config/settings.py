@@ -13,7 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from capture_api.capture.consent_policy import ConsentSetting
@@ -242,6 +250,10 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(
         default=10_000, ge=1, description="Audit messages kept while the collector is down"
     )
+    audit_chain_key: SecretStr | None = Field(
+        default=None,
+        description="Keys the audit rows' hash chain (kept outside the database; never change it)",
+    )
 
     @field_validator(
         "data_dir",
@@ -285,12 +297,13 @@ class Settings(BaseSettings):
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'capture.db'}"
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "audit_chain_key")
     @classmethod
-    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_secret_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
+            name = f"CAPTURE_{(info.field_name or '').upper()}"
             raise ValueError(
-                "CAPTURE_SECRET_KEY must be at least 32 characters: "
+                f"{name} must be at least 32 characters: "
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value

@@ -231,6 +231,7 @@ class AuditForwardRecord(SQLModel, table=True):
         sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     )
     queued_at: dt.datetime = Field(default_factory=utcnow)
+    owner: str | None = Field(default=None, max_length=64)  # the queuing process (leases)
 
 
 class NotificationStatus(StrEnum):

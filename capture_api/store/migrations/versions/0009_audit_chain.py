@@ -9,7 +9,8 @@
   ``capture-api audit verify`` as written before the chain.
 * ``audit_forward``: the audit rows not yet sent to the ATNA audit record repository (syslog),
   one row each, written in the audit row's own transaction and deleted once sent; what is
-  left at a restart is sent again.
+  left at a restart is sent again (``owner``: the process that queued it, as a lease names
+  one, so a restarted process on the same machine takes up a dead one's rows at once).
 * ``launch_state.browser_binding``: the SHA-256 of the pre-login cookie of the browser that
   started the SMART launch; the callback must come from that browser (login CSRF).
 
@@ -43,6 +44,7 @@ def upgrade() -> None:
             "audit_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
         ),
         sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("owner", sa.String(64), nullable=True),
     )
     op.add_column("launch_state", sa.Column("browser_binding", sa.String(64), nullable=True))
 
