@@ -225,7 +225,7 @@ def router(state: SandboxState) -> APIRouter:
             {
                 "issuer": state.fhir_base,
                 "jwks_uri": f"{state.base_url}/auth/jwks",
-                "authorization_endpoint": f"{state.base_url}/auth/authorize",
+                "authorization_endpoint": f"{state.browser_base_url}/auth/authorize",
                 "token_endpoint": token_url,
                 "grant_types_supported": [
                     "authorization_code",
