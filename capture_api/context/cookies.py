@@ -58,19 +58,18 @@ def set_cookie(
 
 def clear_cookie(response: Response, settings: Settings, name: str) -> None:
     """Tell the browser to drop the cookie (same attributes, or a partitioned one stays)."""
-    response.headers.append("set-cookie", _header(settings, name, "", 0))
+    response.headers.append("set-cookie", _header(settings, name, '""', 0, expire=True))
 
 
-def samesite(settings: Settings) -> str:
-    """``Lax``, ``Strict`` or ``None`` as the Set-Cookie attribute spells it."""
-    return {"strict": "Strict", "none": "None"}.get(settings.cookie_samesite, "Lax")
-
-
-def _header(settings: Settings, name: str, value: str, max_age: int) -> str:
-    parts = [f"{name}={value}", f"Max-Age={max_age}", "Path=/"]
+def _header(settings: Settings, name: str, value: str, max_age: int, expire: bool = False) -> str:
+    """The attributes as Starlette's ``set_cookie`` writes them, plus ``Partitioned``."""
+    parts = [f"{name}={value}"]
+    if expire:
+        parts.append("expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    parts += [f"Max-Age={max_age}", "Path=/"]
     if settings.cookie_secure:
         parts.append("Secure")
-    parts += ["HttpOnly", f"SameSite={samesite(settings)}"]
+    parts += ["HttpOnly", f"SameSite={settings.cookie_samesite}"]
     if settings.cookie_samesite == "none":
         parts.append("Partitioned")
     return "; ".join(parts)
