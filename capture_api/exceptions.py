@@ -14,7 +14,7 @@ stay in that package (module named on the right) but hang from this tree::
     │   ├── ImageTooLarge        over the byte or pixel limit
     │   ├── InvalidMetadata      a value DICOM cannot carry (too long, bad date, unknown site)
     │   ├── UnknownContext       the request names a patient/encounter context we do not have
-    │   ├── CaptureConflict      a capture id re-used for a different photo
+    │   ├── CaptureConflict      a capture id re-used for a different photo or context
     │   ├── MeasurementRejected  a wound cannot be measured: no usable marker, bad tracing
     │   ├── ReportRangeError     review.audit_report: a report's days or time zone
     │   └── ExportQueryError     audit.export: an audit export's time range or paging
@@ -98,7 +98,7 @@ class UnknownContext(InputRejected):
 
 
 class CaptureConflict(InputRejected):
-    """The capture id was already used for a different photo: a client bug, never merged."""
+    """The capture id was already used (another photo, or another context): never merged."""
 
 
 class MeasurementRejected(InputRejected):

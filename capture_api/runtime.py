@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from capture_api.audit import forwarding
 from capture_api.capture.consent_policy import ConsentPolicy
 from capture_api.capture.sensitivity_policy import policy_for
 from capture_api.config import Settings
@@ -101,10 +102,12 @@ class Runtime:
         )
 
     def start(self) -> None:
-        """Free this machine's dead processes' claims, then start the workers if enabled,
-        and listen to the worklist's UPS events (the API answers the phones' lists)."""
+        """Free this machine's dead processes' claims, queue the audit events never sent to
+        the audit record repository, then start the workers if enabled, and listen to the
+        worklist's UPS events (the API answers the phones' lists)."""
         # Photos a killed process of this machine held are taken up now, not a lease later.
         release_dead_local(self.engine, _LEASED)
+        forwarding.replay(self.engine)
         if self.worklist.events is not None:
             self.worklist.events.start()
         if self.settings.worker_enabled:

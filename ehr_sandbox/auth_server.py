@@ -14,7 +14,8 @@ Endpoints (http://hl7.org/fhir/smart-app-launch/STU2.2):
   (``plain`` is refused, as the spec requires), ``state``. EHR launch: context from the launch
   id. Standalone with ``launch/patient``: an HTML patient picker. The user is the one the
   launch was made for (standalone: ``state.extra["sandbox_user"]``, default Nurse Nina,
-  ``Practitioner/prac-nina``) and consent is automatic.
+  ``Practitioner/prac-nina``; a patient id there, e.g. ``pat-ngata``, signs the patient in:
+  ``fhirUser`` = ``Patient/pat-ngata``) and consent is automatic.
 * ``POST /auth/token`` -- ``authorization_code`` (single-use codes, 60 s, PKCE S256 verified,
   redirect_uri must match) and ``refresh_token``. Client authentication per registration:
   public (``client_id`` in the body), ``client_secret_basic``, or ``private_key_jwt`` (RS384 /
@@ -209,8 +210,11 @@ def router(state: SandboxState) -> APIRouter:
     lock: threading.Lock = store["smart_lock"]
     token_url = f"{state.base_url}/auth/token"
 
-    def fhir_user(practitioner: str) -> str:
-        return f"{state.fhir_base}/Practitioner/{practitioner}"
+    def fhir_user(user: str) -> str:
+        """A practitioner; a patient id (``pat-ngata``) signs in as the patient, as a patient
+        portal or the public SMART launcher's patient-standalone launch does."""
+        kind = "Patient" if user in state.patients else "Practitioner"
+        return f"{state.fhir_base}/{kind}/{user}"
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -221,7 +225,7 @@ def router(state: SandboxState) -> APIRouter:
             {
                 "issuer": state.fhir_base,
                 "jwks_uri": f"{state.base_url}/auth/jwks",
-                "authorization_endpoint": f"{state.base_url}/auth/authorize",
+                "authorization_endpoint": f"{state.browser_base_url}/auth/authorize",
                 "token_endpoint": token_url,
                 "grant_types_supported": [
                     "authorization_code",

@@ -24,6 +24,14 @@ class SandboxState:
         default_factory=lambda: copy.deepcopy(data.ENCOUNTERS)
     )
     extra: dict[str, Any] = field(default_factory=dict)  # per-module state (clients, workitems)
+    #: Where browsers reach the sandbox when that is not ``base_url`` (behind a TLS proxy, as
+    #: an EHR on another site than capture): the authorization endpoint is advertised there;
+    #: the servers (capture's token and FHIR calls) keep using ``base_url``.
+    browser_url: str | None = None
+
+    @property
+    def browser_base_url(self) -> str:
+        return self.browser_url or self.base_url
 
     @property
     def fhir_base(self) -> str:

@@ -16,15 +16,21 @@ from fastapi import Depends, Request
 
 from capture_api.api.errors import raises
 from capture_api.capture.roles import Role, roles_of
-from capture_api.context.sessions import COOKIE_NAME, NOT_SIGNED_IN, SessionStore
+from capture_api.context.sessions import NOT_SIGNED_IN, SessionStore, request_cookie
 from capture_api.deliver.archive import Archive
 from capture_api.encounters.ehr_context import EhrContexts
-from capture_api.exceptions import NotSignedIn, PatientMismatch, RoleRequired, UnknownContext
+from capture_api.exceptions import (
+    NotFound,
+    NotSignedIn,
+    PatientMismatch,
+    RoleRequired,
+    UnknownContext,
+)
 from capture_api.privacy.actor import Actor
 from capture_api.privacy.visibility import Visibility
 from capture_api.review.timeline import Timeline, patient_of
 from capture_api.runtime import Runtime
-from capture_api.store.records import ContextRecord, UserSession
+from capture_api.store.records import CaptureRecord, ContextRecord, UserSession
 
 #: What ``Access.context`` and ``Access.photos`` refuse with (a route using them declares
 #: these: ``errors.responses(*CONTEXT_ERRORS, ...)``).
@@ -46,7 +52,11 @@ class Access:
         self.session: UserSession | None = None
         if self.ehr_mode:
             store = SessionStore(runtime.engine, runtime.settings)
-            self.session = store.get(request.cookies.get(COOKIE_NAME))
+            session = store.get(request_cookie(request))
+            # A session without a capture role (a patient's, issue 14 finding 10) is no
+            # session for the PHI routes: they answer as to a browser that is not signed in.
+            if session is not None and roles_of(session, ehr_mode=True):
+                self.session = session
 
     @property
     def roles(self) -> frozenset[Role]:
@@ -91,6 +101,23 @@ class Access:
         signed_in = self.require_session()  # before the lookup: no probing of context ids
         record = self.runtime.service.context(context_id)
         self.contexts.check_context(signed_in, record, action=action)
+        return record
+
+    @raises(NotSignedIn, NotFound)
+    def capture(self, capture_id: str, action: str) -> CaptureRecord:
+        """A capture of a context this request may use; ``NotFound`` in the same words for an
+        unknown id and for another session's capture (the refusal is audited all the same),
+        and the session is asked for first: no answer tells whether an id exists."""
+        if self.ehr_mode:
+            self.require_session()
+        unknown = NotFound(f"no capture {capture_id!r}")
+        record = self.runtime.service.get(capture_id)
+        if record is None:
+            raise unknown
+        try:
+            self.context(record.context_id, action)
+        except (PatientMismatch, UnknownContext):
+            raise unknown from None
         return record
 
     @raises(*CONTEXT_ERRORS)

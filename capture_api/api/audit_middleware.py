@@ -13,7 +13,15 @@ Set-Cookie. Once the last byte of the response is out, it writes one row in a wo
   ``context_id``, the capture's context, the ``context_id`` query parameter, or the ids in
   the JSON answer (a new context or capture); for sign-in, the session's own context;
 * client address, a hash of the user agent, and the X-Request-Id (taken from the request
-  when it sends a sane one, else made; returned in the response so a complaint can be traced).
+  when it sends a sane one, else made; returned in the response so a complaint can be traced;
+  the domain events the request records carry it too, ``trail.REQUEST_ID``).
+
+A request refused before routing (CSRF guard, rate limit, body size) is matched to its route
+here, so its row still names the route, the context, the photo and the patient it aimed at.
+A route that shows several patients (the worklist) names them (``shown_patients``): the
+request is then one row per patient, so an export for any of them finds it.
+The session is read from the Cookie header the one way the app reads it
+(``capture_api.context.cookies.session_cookie``).
 
 Uploads are not slowed: the row is written after the 202 has been sent, and the photo body
 is never looked at. A failed write is logged without PHI and counted (``trail.failed_writes``);
@@ -30,20 +38,22 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
+from fastapi.routing import iter_route_contexts
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from capture_api.audit import forwarding, trail
+from capture_api.audit import chain, forwarding, trail
 from capture_api.audit.audited_routes import UNMATCHED, action_for, is_audited, route_template
 from capture_api.audit.events import Outcome
 from capture_api.audit.fhir_audit import INTEGRATION_ACTOR
 from capture_api.audit.subjects import Subject, subject_of
 from capture_api.config import Settings
-from capture_api.context.sessions import COOKIE_NAME, session_id
+from capture_api.context.cookies import SESSION_COOKIE, session_cookie
+from capture_api.context.sessions import session_id
 from capture_api.store import sessions as session_rows
 from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord, UserSession
@@ -55,6 +65,13 @@ WRITER_THREADS = 4
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _ID_FIELDS = ("context_id", "capture_id", "sop_instance_uid")
 _SESSION_CONTEXT_ACTIONS = ("login", "logout", "session")
+#: Where a route lists the patients it showed (``shown_patients``), in ``request.state``.
+_SHOWN = "audit_patients"
+
+
+def shown_patients(request: Request, patients: list[tuple[str, str | None]]) -> None:
+    """Say which patients (MRN, issuer) this request showed: one audit row each."""
+    request.state.audit_patients = list(dict.fromkeys(patients))
 
 
 @dataclass
@@ -82,6 +99,7 @@ class AuditMiddleware:
         self.ehr_mode = bool(settings.ehrs)
         self._writers: anyio.CapacityLimiter | None = None  # made in the event loop
         forwarding.attach(settings)  # before the lifespan: the outbox may record at start-up
+        chain.configure(settings)  # CAPTURE_AUDIT_CHAIN_KEY for this database's rows
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -102,13 +120,17 @@ class AuditMiddleware:
             _observe(exchange, message)
             await send(message)
 
+        request_id = trail.REQUEST_ID.set(exchange.request_id)  # for the domain events
         try:
-            await self.app(scope, receive, observe)
-        except Exception:
-            exchange.status = exchange.status or 500
+            try:
+                await self.app(scope, receive, observe)
+            except Exception:
+                exchange.status = exchange.status or 500
+                await self._record(scope, exchange, actor_before)
+                raise
             await self._record(scope, exchange, actor_before)
-            raise
-        await self._record(scope, exchange, actor_before)
+        finally:
+            trail.REQUEST_ID.reset(request_id)
 
     def _lifespan_send(self, send: Send) -> Send:
         async def wrapped(message: Message) -> None:
@@ -144,6 +166,8 @@ class AuditMiddleware:
         exchange: _Exchange,
         actor_before: UserSession | None,
     ) -> None:
+        if "route" not in scope:  # refused before routing: find what it aimed at
+            scope = _routed(scope)
         template = route_template(scope)
         action = action_for(template) if template else "api"
         sid = exchange.set_cookie_session or exchange.cookie_session
@@ -153,26 +177,34 @@ class AuditMiddleware:
             ids["context_id"] = user.context_id
         subject = _subject(engine, ids, exchange)
         status = exchange.status or 500
-        row = AuditEventRecord(
-            action=action,
-            outcome=_outcome(status).value,
-            actor=_actor(user, self.ehr_mode),
-            session_id=user.id if user else None,
-            patient=subject.patient,
-            patient_issuer=subject.patient_issuer,
-            context_id=subject.context_id,
-            capture_id=subject.capture_id,
-            sop_instance_uid=ids.get("sop_instance_uid") or subject.sop_instance_uid,
-            study_uid=subject.study_uid,
-            method=exchange.method,
-            route=template or UNMATCHED,
-            http_status=status,
-            client_ip=exchange.client_ip,
-            user_agent_hash=exchange.user_agent_hash,
-            request_id=exchange.request_id,
-            detail=_query_text(exchange) if action == "audit-export" else None,
-        )
-        trail.append(engine, row)
+        values: dict[str, Any] = {
+            "action": action,
+            "outcome": _outcome(status).value,
+            "actor": _actor(user, self.ehr_mode),
+            "session_id": user.id if user else None,
+            "patient": subject.patient,
+            "patient_issuer": subject.patient_issuer,
+            "context_id": subject.context_id,
+            "capture_id": subject.capture_id,
+            "sop_instance_uid": ids.get("sop_instance_uid") or subject.sop_instance_uid,
+            "study_uid": subject.study_uid,
+            "method": exchange.method,
+            "route": template or UNMATCHED,
+            "http_status": status,
+            "client_ip": exchange.client_ip,
+            "user_agent_hash": exchange.user_agent_hash,
+            "request_id": exchange.request_id,
+            "detail": _query_text(exchange) if action == "audit-export" else None,
+        }
+        shown = (scope.get("state") or {}).get(_SHOWN)
+        if not shown:
+            trail.append(engine, AuditEventRecord(**values))
+            return
+        for patient, issuer in shown:  # one row per patient the answer showed
+            trail.append(
+                engine,
+                AuditEventRecord(**(values | {"patient": patient, "patient_issuer": issuer})),
+            )
 
 
 # --- while the request runs (no I/O) --------------------------------------------------------------
@@ -185,15 +217,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _cookie(header: str | None) -> str | None:
-    if not header:
-        return None
-    try:
-        jar = SimpleCookie(header)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE_NAME)
-    return morsel.value if morsel is not None and morsel.value else None
+def _set_cookie(header: str) -> str | None:
+    """The new session cookie a ``Set-Cookie`` header gives (None: another cookie, or the
+    session cookie being cleared). Its first ``name=value`` pair is read like a request's."""
+    first = header.split(";", 1)[0]
+    name = first.split("=", 1)[0].strip()
+    return session_cookie(first) if name == SESSION_COOKIE else None
 
 
 def _begin(scope: Scope) -> _Exchange:
@@ -201,7 +230,7 @@ def _begin(scope: Scope) -> _Exchange:
     if request_id is None or not _REQUEST_ID.match(request_id):
         request_id = uuid.uuid4().hex
     agent = _header(scope, b"user-agent")
-    cookie = _cookie(_header(scope, b"cookie"))
+    cookie = session_cookie(_header(scope, b"cookie"))  # read as the app reads it
     client = scope.get("client")
     query = parse_qs(bytes(scope.get("query_string") or b"").decode("latin-1"))
     return _Exchange(
@@ -225,7 +254,7 @@ def _observe(exchange: _Exchange, message: Message) -> None:
                 media = bytes(value).split(b";")[0].strip().lower()
                 exchange.json_ok = media == b"application/json" and exchange.status < 300
             elif lowered == b"set-cookie":
-                new = _cookie(bytes(value).decode("latin-1"))
+                new = _set_cookie(bytes(value).decode("latin-1"))
                 if new:
                     exchange.set_cookie_session = session_id(new)
         if not any(bytes(n).lower() == b"x-request-id" for n, _ in headers):
@@ -241,6 +270,23 @@ def _observe(exchange: _Exchange, message: Message) -> None:
 
 
 # --- after the response (in a worker thread) -----------------------------------------------------
+
+
+def _routed(scope: Scope) -> Scope:
+    """The scope as the router would have completed it (route, path parameters), or as is."""
+    path, method = str(scope.get("path", "")), scope.get("method")
+    for route in iter_route_contexts(getattr(scope.get("app"), "routes", ())):
+        regex = getattr(route, "path_regex", None)
+        found = regex.match(path) if regex is not None else None
+        if found is None or (route.methods and method not in route.methods):
+            continue
+        convertors = getattr(route, "param_convertors", {})
+        params = {
+            name: convertors[name].convert(value) if name in convertors else value
+            for name, value in found.groupdict().items()
+        }
+        return {**scope, "route": route, "path_params": params}
+    return scope
 
 
 def _engine(scope: Scope) -> Database | None:

@@ -29,6 +29,7 @@ from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES, BalpAction
 from capture_api.audit.source import AuditSource
 from capture_api.audit.wire import KNOWN_PURPOSES, is_ip_address, utc_instant
+from capture_api.capture import storable
 from capture_api.store.records import AuditEventRecord
 
 VL_PHOTOGRAPHIC_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.77.1.4"
@@ -49,8 +50,21 @@ def audit_message(row: AuditEventRecord, source: AuditSource) -> bytes:
     ET.SubElement(audit_source, "AuditSourceTypeCode", {"csd-code": "4"})  # application server
     for participant_object in _objects(row):
         root.append(participant_object)
+    _xml_safe(root)
     message: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return message
+
+
+def _xml_safe(root: ET.Element) -> None:
+    """Replace what XML 1.0 cannot hold (most C0 controls, lone surrogates, U+FFFE/U+FFFF)
+    with U+FFFD: ElementTree escapes markup but writes these as they are, and the collector
+    would then drop a message that is not well-formed (a row written before issue 14 may
+    hold one; newer rows never do, ``trail.append``)."""
+    for element in root.iter():
+        if element.text:
+            element.text = storable(element.text)
+        for name, value in element.attrib.items():
+            element.set(name, storable(value))
 
 
 def _coded(parent: ET.Element, tag: str, code: str, system: str, meaning: str) -> ET.Element:

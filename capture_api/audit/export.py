@@ -6,7 +6,8 @@ offset; without one it is UTC), or a date: ``since=2026-11-01`` starts at that d
 beginning and ``until=2026-11-30`` includes that whole day (UTC).
 
 CSV: one row per event, UTF-8 with BOM, the columns of ``CSV_COLUMNS`` (docs/audit.md), cells
-neutralised against spreadsheet formula injection like the wound-care report's.
+neutralised against spreadsheet formula injection like the wound-care report's, and any
+control character a row written before issue 14 may hold shown as U+FFFD.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from enum import StrEnum
 from capture_api.audit import events
 from capture_api.audit.events import OUTCOME_CODES
 from capture_api.audit.wire import utc_instant
+from capture_api.capture import storable
 from capture_api.exceptions import InputRejected
 from capture_api.store import audit_rows
 from capture_api.store.db import Database
@@ -124,6 +126,8 @@ CSV_COLUMNS = (
     "peer",
     "node",
     "detail",
+    "prev_hash",
+    "chain_hash",
 )
 
 
@@ -142,7 +146,9 @@ def csv_cells(row: AuditEventRecord) -> list[str]:
         "outcome_code": OUTCOME_CODES.get(row.outcome, "8"),
         **{name: getattr(row, name) for name in CSV_COLUMNS[9:]},  # as stored
     }
-    return [spreadsheet_safe("" if values[n] is None else str(values[n])) for n in CSV_COLUMNS]
+    return [
+        spreadsheet_safe(storable("" if values[n] is None else str(values[n]))) for n in CSV_COLUMNS
+    ]
 
 
 def to_csv(rows: list[AuditEventRecord]) -> bytes:

@@ -14,13 +14,16 @@ sender keeps each message until the collector took it. The format itself is smal
 ``SyslogSender`` never blocks a request: ``submit`` appends to a bounded in-memory queue and
 one background thread sends, reconnecting with exponential backoff while the collector is
 down (the database row, written before, is the record that is never lost; when the queue is
-full the oldest queued message is dropped and counted).
+full the oldest queued message is dropped and counted). ``on_sent`` hears of every message
+the collector took and ``on_idle`` of every time the queue ran empty (the audit forwarder
+uses them to keep its queue in the database, ``capture_api.audit.forwarding``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import select
@@ -116,6 +119,10 @@ class SyslogSender(Generic[Item]):
     retry_base: float = 0.1
     retry_max: float = 10.0
     stats: SenderStats = field(default_factory=SenderStats)
+    #: Called in the sender thread after each item the collector took (never raises into it).
+    on_sent: Callable[[Item], None] | None = None
+    #: Called in the sender thread whenever the queue ran empty, and at stop.
+    on_idle: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self._queue: deque[Item] = deque()
@@ -124,6 +131,7 @@ class SyslogSender(Generic[Item]):
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._address: tuple[str, int] | None = None
+        self._overflow = False
 
     # --- the caller's side ----------------------------------------------------------------------
 
@@ -136,6 +144,7 @@ class SyslogSender(Generic[Item]):
             if len(self._queue) >= self.queue_size:
                 self._queue.popleft()
                 self.stats.dropped += 1
+                self._overflow = True
             self._queue.append(item)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="audit-syslog", daemon=True)
@@ -163,12 +172,32 @@ class SyslogSender(Generic[Item]):
         if thread is not None:
             thread.join(timeout=self.connect_timeout + 1)
         self._close()
+        self._hook(self.on_idle)
+
+    @property
+    def overflowed(self) -> bool:
+        """Whether items were dropped because the queue was full (reset by ``refilled``)."""
+        with self._ready:
+            return self._overflow
+
+    def refilled(self) -> None:
+        with self._ready:
+            self._overflow = False
+
+    def overflow(self) -> None:
+        """Note that more items wait elsewhere than the queue held (see ``overflowed``)."""
+        with self._ready:
+            self._overflow = True
 
     # --- the sender thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
         delay = self.retry_base
         while True:
+            with self._ready:
+                idle = not self._queue
+            if idle:
+                self._hook(self.on_idle)  # may submit (refill): looked at again below
             with self._ready:
                 while not self._queue and not self._stopping.is_set():
                     self._ready.wait()
@@ -200,6 +229,15 @@ class SyslogSender(Generic[Item]):
                 continue
             delay = self.retry_base
             self._pop(item, sent=True)
+            self._hook(functools.partial(self.on_sent, item) if self.on_sent else None)
+
+    def _hook(self, hook: Callable[[], None] | None) -> None:
+        if hook is None:
+            return
+        try:
+            hook()
+        except Exception as exc:  # bookkeeping must never stop the sender
+            log.warning("audit forwarding bookkeeping failed (%s)", type(exc).__name__)
 
     def _pop(self, item: Item, *, sent: bool) -> None:
         with self._ready:

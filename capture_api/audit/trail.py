@@ -8,8 +8,10 @@ Two kinds of callers:
   ``record`` (launch, scan, wrong-patient refusals, STOW, verification, spool purge, EHR
   notification, and task C's break-the-glass unblur and consent with a purpose of use).
 
-Rows are only ever inserted; the database refuses UPDATE and DELETE (migration 0006). Writing
-never breaks the caller: a failed insert is logged without PHI and counted
+Rows are only ever inserted; the database refuses UPDATE and DELETE (migration 0006), and each
+row is chained to the one before by a keyed hash (``capture_api.audit.chain``, migration 0009),
+so an edit past the triggers is found by ``capture-api audit verify``. Writing never breaks
+the caller: a failed insert is logged without PHI and counted
 (``failed_writes``), and the request or worker goes on. After the insert the row is handed to
 the syslog forwarder, if one is configured (``capture_api.audit.forwarding``).
 """
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextvars import ContextVar
+from typing import Any
 
-from capture_api.audit import events, forwarding
+from capture_api.audit import chain, events, forwarding
 from capture_api.audit.events import OUTCOME_CODES, Outcome, Purpose
 from capture_api.audit.source import this_host
 from capture_api.audit.subjects import Subject, subject_of
+from capture_api.capture import storable
 from capture_api.store import audit_rows
 from capture_api.store.db import Database
 from capture_api.store.records import AuditEventRecord, CaptureRecord, NotificationRecord
@@ -31,6 +36,7 @@ log = logging.getLogger("capture.audit")
 
 __all__ = [
     "OUTCOME_CODES",
+    "REQUEST_ID",
     "Outcome",
     "Purpose",
     "append",
@@ -41,6 +47,10 @@ __all__ = [
 ]
 
 DETAIL_LIMIT = 1000
+
+#: The X-Request-Id of the request being served (set by the audit middleware): the domain
+#: events a request records carry it, so an auditor sees them beside the request's own row.
+REQUEST_ID: ContextVar[str | None] = ContextVar("capture_audit_request_id", default=None)
 
 
 class _Counter:
@@ -108,6 +118,7 @@ def record(
         sop_instance_uid=sop_instance_uid or subject.sop_instance_uid,
         study_uid=subject.study_uid,
         peer=peer,
+        request_id=REQUEST_ID.get(),
     )
     return append(engine, row)
 
@@ -156,8 +167,13 @@ def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
     """Complete the row's codes, insert it, and hand it to the forwarder; never raises.
 
     Values the database would refuse (a NUL, an id longer than its column) are made storable
-    by ``store.audit_rows.append``: losing the row over a hostile value would lose the event.
+    by ``store.audit_rows.append``: losing the row over a hostile value would lose the event;
+    any character the free-text rule refuses (``capture.text``: ESC, NUL, bidi overrides...)
+    becomes U+FFFD here, so no export or syslog message carries one.
     """
+    for name, value in row:  # no control character reaches the XML, the CSV or a terminal
+        if isinstance(value, str):
+            setattr(row, name, storable(value))
     kind = events.kind_of(row.action)
     row.balp_action = row.balp_action or events.balp_action(row.action, row.method).value
     row.event_code = row.event_code or kind.event_id.value
@@ -165,8 +181,14 @@ def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
         row.event_type = kind.event_type.value
     row.detail = (row.detail or "")[:DETAIL_LIMIT] or None
     row.node = row.node or _NODE
+    key = chain.key_for(engine)
+
+    def sign(prev_hash: str, values: dict[str, Any]) -> tuple[str, str]:
+        return key.link(prev_hash, values), key.name
+
     try:
-        row.id = audit_rows.append(engine, row)
+        queued_by = forwarding.queue_owner() if forwarding.sender_for(engine) else None
+        row.id = audit_rows.append(engine, row, sign, forward_owner=queued_by)
     except Exception as exc:
         _failed.add()
         log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)

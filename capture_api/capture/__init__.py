@@ -4,7 +4,8 @@ The patient and encounter (``patient``: DICOM's value rules; ``schemas``: their 
 coded anatomy (``anatomy``: SNOMED CT sites of DICOM CID 4029/4031, laterality, the one
 display name of each site, search), sensitivity (``sensitivity``, the sensitive-site rules
 of ``sensitivity_policy``), the consent rules (``consent_policy``), the roles a user can hold
-(``roles``) and the capture context the encoder turns into DICOM (``model``). Every layer
+(``roles``), the one rule for typed free text (``text``) and the capture context the encoder
+turns into DICOM (``model``). Every layer
 above may use these names; nothing here reads the database, the network or the settings.
 """
 
@@ -42,6 +43,7 @@ from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.roles import (
     DEFAULT_ROLE_CLAIM,
     Role,
+    is_patient_user,
     parse_roles,
     resolve_roles,
     roles_of,
@@ -68,6 +70,13 @@ from capture_api.capture.sensitivity_policy import (
     default_policy,
     policy_for,
 )
+from capture_api.capture.text import (
+    FreeText,
+    MultilineText,
+    check_free_text,
+    refused_character,
+    storable,
+)
 
 __all__ = [
     "ACT_CODE_SYSTEM",
@@ -83,9 +92,11 @@ __all__ = [
     "ContextIn",
     "Encounter",
     "EncounterIn",
+    "FreeText",
     "Issuer",
     "IssuerIn",
     "Laterality",
+    "MultilineText",
     "NameIn",
     "Patient",
     "PatientIn",
@@ -101,13 +112,16 @@ __all__ = [
     "SiteMatch",
     "UniversalIdType",
     "all_sites",
+    "check_free_text",
     "check_lo",
     "default_policy",
     "get_site",
     "is_consent_form",
+    "is_patient_user",
     "offer",
     "parse_roles",
     "policy_for",
+    "refused_character",
     "resolve",
     "resolve_roles",
     "roles_of",
@@ -115,5 +129,6 @@ __all__ = [
     "same_authority",
     "search",
     "site_name",
+    "storable",
     "unit_of",
 ]

@@ -15,6 +15,12 @@ Where a signed-in user's roles come from, decided once at launch and stored on t
 Names that are not capture roles are ignored: an EHR's own role vocabulary never grants
 anything here by accident. In integration mode (no EHR registered) the calling system is
 trusted with all roles, as README says for that mode.
+
+**Patients hold no role.** A SMART launch whose ``fhirUser`` is a ``Patient`` or a
+``RelatedPerson`` (a patient portal, the public SMART launcher's patient-standalone launch)
+is a patient or their representative, not staff: they get no capture role at all, whatever
+a token claim or the role map says, and the launch is refused (capture is a clinician's tool;
+patient-generated photos would need their own review and provenance, issue 14 finding 10).
 """
 
 from __future__ import annotations
@@ -43,11 +49,28 @@ ALL_ROLES: frozenset[Role] = frozenset(Role)
 BASELINE: frozenset[Role] = frozenset({Role.CLINICIAN})
 
 
+#: FHIR resource types of a ``fhirUser`` who is a patient or speaks for one (SMART App Launch
+#: 2.2 scopes-and-launch-context.html: fhirUser is a Patient, Practitioner, PractitionerRole,
+#: RelatedPerson or Person).
+PATIENT_USER_TYPES = frozenset({"Patient", "RelatedPerson"})
+
+
+def is_patient_user(fhir_user: str | None) -> bool:
+    """Whether ``fhirUser`` (relative or absolute URL) names a Patient or RelatedPerson."""
+    if not fhir_user:
+        return False
+    parts = [p for p in fhir_user.split("?")[0].split("/") if p]
+    if len(parts) >= 4 and parts[-2] == "_history":  # .../Patient/7/_history/2
+        parts = parts[:-2]
+    return len(parts) >= 2 and parts[-2] in PATIENT_USER_TYPES
+
+
 def roles_of(session: UserSession | None, *, ehr_mode: bool) -> frozenset[Role]:
-    """The roles of a request's user (integration mode: the trusted caller has all)."""
+    """The roles of a request's user (integration mode: the trusted caller has all; a patient
+    user none, whatever was stored for their session)."""
     if not ehr_mode:
         return ALL_ROLES
-    if session is None:
+    if session is None or is_patient_user(session.fhir_user):
         return frozenset()
     return BASELINE | parse_roles(session.roles)
 
@@ -80,7 +103,10 @@ def resolve_roles(
     iss: str,
     role_map: Mapping[str, Iterable[Role]],
 ) -> frozenset[Role]:
-    """A new session's roles: the baseline, the token's claim and the local map, united."""
+    """A new session's roles: the baseline, the token's claim and the local map, united;
+    none for a patient user (``is_patient_user``)."""
+    if is_patient_user(fhir_user):
+        return frozenset()
     roles = set(BASELINE)
     if claim_name:
         roles |= parse_roles(claims.get(claim_name))

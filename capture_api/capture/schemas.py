@@ -14,14 +14,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from capture_api.capture.patient import Encounter, Issuer, Patient, PersonName, Sex
+from capture_api.capture.text import FreeText
 
 
 class IssuerIn(BaseModel):
     """An assigning authority: a local namespace and/or an OID/URI."""
 
     model_config = ConfigDict(extra="forbid")
-    namespace: str | None = Field(default=None, max_length=64)
-    universal_id: str | None = Field(default=None, max_length=64)
+    namespace: FreeText | None = Field(default=None, max_length=64)
+    universal_id: FreeText | None = Field(default=None, max_length=64)
 
     def to_issuer(self) -> Issuer:
         return Issuer(local_namespace=self.namespace, universal_id=self.universal_id)
@@ -40,11 +41,11 @@ class NameIn(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    family: str = Field(min_length=1, max_length=64)
-    given: str = Field(default="", max_length=64)
-    middle: str | None = Field(default=None, max_length=64, exclude_if=_empty)
-    prefix: str | None = Field(default=None, max_length=64, exclude_if=_empty)
-    suffix: str | None = Field(default=None, max_length=64, exclude_if=_empty)
+    family: FreeText = Field(min_length=1, max_length=64)
+    given: FreeText = Field(default="", max_length=64)
+    middle: FreeText | None = Field(default=None, max_length=64, exclude_if=_empty)
+    prefix: FreeText | None = Field(default=None, max_length=64, exclude_if=_empty)
+    suffix: FreeText | None = Field(default=None, max_length=64, exclude_if=_empty)
 
     def to_name(self) -> PersonName:
         return PersonName(
@@ -56,7 +57,7 @@ class PatientIn(BaseModel):
     """The patient of a context."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, max_length=64, description="MRN (Patient ID)")
+    id: FreeText = Field(min_length=1, max_length=64, description="MRN (Patient ID)")
     issuer: IssuerIn | None = None
     name: NameIn | None = None
     birth_date: dt.date | None = None
@@ -76,12 +77,12 @@ class EncounterIn(BaseModel):
     """The encounter (visit) of a context (IHE EBIW: Admission ID and issuer)."""
 
     model_config = ConfigDict(extra="forbid")
-    admission_id: str | None = Field(default=None, max_length=64)
+    admission_id: FreeText | None = Field(default=None, max_length=64)
     issuer: IssuerIn | None = None
-    description: str | None = Field(default=None, max_length=64)
+    description: FreeText | None = Field(default=None, max_length=64)
     started_at: dt.datetime | None = None
-    accession_number: str | None = Field(default=None, max_length=16)
-    unit: str | None = Field(
+    accession_number: FreeText | None = Field(default=None, max_length=16)
+    unit: FreeText | None = Field(
         default=None, max_length=64, description="The ward or clinic (reports group by it)"
     )
 

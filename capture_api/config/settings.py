@@ -13,7 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from capture_api.capture.consent_policy import ConsentSetting
@@ -159,7 +167,11 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=8 * 3600, gt=0)
     session_idle_seconds: int = Field(default=30 * 60, gt=0)
     cookie_secure: bool = Field(default=True, description="Secure cookie flag; only off in dev.")
-    cookie_samesite: str = Field(default="lax", pattern="^(lax|strict|none)$")
+    cookie_samesite: str = Field(
+        default="lax",
+        pattern="^(lax|strict|none)$",
+        description="lax | strict | none (framed by an EHR on another site: Secure, Partitioned)",
+    )
     worklist_url: str | None = Field(default=None, description="UPS-RS base URL (DICOMweb)")
     worklist_station_code: str | None = Field(
         default=None, description="Scheduled Station Name Code Sequence > Code Value to match"
@@ -258,6 +270,10 @@ class Settings(BaseSettings):
     audit_queue_size: int = Field(
         default=10_000, ge=1, description="Audit messages kept while the collector is down"
     )
+    audit_chain_key: SecretStr | None = Field(
+        default=None,
+        description="Keys the audit rows' hash chain (kept outside the database; never change it)",
+    )
 
     @field_validator(
         "data_dir",
@@ -278,6 +294,15 @@ class Settings(BaseSettings):
         SyslogTarget.parse(value)  # ValueError: says what a valid URL looks like
         return value
 
+    @model_validator(mode="after")
+    def _none_needs_secure(self) -> Settings:
+        if self.cookie_samesite == "none" and not self.cookie_secure:
+            raise ValueError(
+                "CAPTURE_COOKIE_SAMESITE=none needs Secure cookies, which browsers keep only "
+                "over https: serve capture over https and leave CAPTURE_COOKIE_SECURE=true"
+            )
+        return self
+
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
@@ -292,12 +317,13 @@ class Settings(BaseSettings):
             return self.database_url.get_secret_value()
         return f"sqlite:///{self.data_dir / 'capture.db'}"
 
-    @field_validator("secret_key")
+    @field_validator("secret_key", "audit_chain_key")
     @classmethod
-    def _check_secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _check_secret_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 32:
+            name = f"CAPTURE_{(info.field_name or '').upper()}"
             raise ValueError(
-                "CAPTURE_SECRET_KEY must be at least 32 characters: "
+                f"{name} must be at least 32 characters: "
                 "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
             )
         return value

@@ -15,11 +15,12 @@ import hashlib
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Response
 
 from capture_api.config import Settings
+from capture_api.context import cookies
 from capture_api.context.launch_roles import session_roles
 from capture_api.context.smart import LaunchError, SessionExpired, SmartClient, TokenResult
 from capture_api.oauth import Discovery
@@ -27,7 +28,7 @@ from capture_api.store import sessions as session_rows
 from capture_api.store.db import Database
 from capture_api.store.records import UserSession, utcnow
 
-COOKIE_NAME = "capture_session"
+COOKIE_NAME = cookies.SESSION_COOKIE
 #: Refresh this long before the access token's expiry so a FHIR call never races it.
 REFRESH_MARGIN = dt.timedelta(seconds=30)
 #: How stale last_seen_at may get: the idle timeout is minutes, a write per request is waste.
@@ -173,29 +174,18 @@ class SessionStore:
     # --- cookie ----------------------------------------------------------------------------
 
     def set_cookie(self, response: Response, value: str) -> None:
-        """HttpOnly (no script can read it), Secure per settings, SameSite per settings."""
-        response.set_cookie(
+        """HttpOnly (no script can read it), Secure and SameSite per settings, Partitioned
+        with SameSite=None (``capture_api.context.cookies``)."""
+        cookies.set_cookie(
+            response,
+            self.settings,
             COOKIE_NAME,
             value,
             max_age=self.settings.session_ttl_seconds,
-            path="/",
-            secure=self.settings.cookie_secure,
-            httponly=True,
-            samesite=self._samesite(),
         )
 
     def clear_cookie(self, response: Response) -> None:
-        response.delete_cookie(
-            COOKIE_NAME,
-            path="/",
-            secure=self.settings.cookie_secure,
-            httponly=True,
-            samesite=self._samesite(),
-        )
-
-    def _samesite(self) -> Literal["lax", "strict", "none"]:
-        value = self.settings.cookie_samesite
-        return "strict" if value == "strict" else "none" if value == "none" else "lax"
+        cookies.clear_cookie(response, self.settings, COOKIE_NAME)
 
 
 def _copy_tokens(source: UserSession, target: UserSession) -> None:
@@ -222,9 +212,14 @@ def session_store(request: Request) -> SessionStore:
     return SessionStore(runtime.engine, runtime.settings, discovery=runtime.discovery)
 
 
+def request_cookie(request: Request) -> str | None:
+    """The request's session cookie, read the one way every part of capture reads it."""
+    return cookies.session_cookie(request.headers.get("cookie"))
+
+
 def current_session(request: Request) -> UserSession:
     """The signed-in session for this request, or 401 (for any router that needs one)."""
-    row = session_store(request).get(request.cookies.get(COOKIE_NAME))
+    row = session_store(request).get(request_cookie(request))
     if row is None:
         raise HTTPException(status_code=401, detail=NOT_SIGNED_IN)
     return row

@@ -3,7 +3,9 @@
 The order is the promise: the photo is on disk (fsync'd) and its row committed before the
 API says 202; encoding then happens at once so a bad photo gets its 4xx in the same request.
 If the process dies in between, the outbox finds the ``received`` row and encodes it later.
-A re-sent capture id returns the first result; the same id with a different photo is refused.
+A re-sent capture id returns the first result; the same id with a different photo, or from
+another context, is refused (409) in the same words, so the answer tells nothing about a
+capture of another context (issue 14, finding 4: a capture id belongs to its context).
 
 The request holds a lease on its new row while it encodes (kept alive by the heartbeat), so
 the outbox does not encode the same photo at the same time; and an encode only lands by a
@@ -158,7 +160,8 @@ class CaptureService:
         )
         existing = self.get(request.capture_id)
         if existing is not None:
-            return self._resume(self._resent(existing, upload.sha256, upload.path)), False
+            resent = self._resent(existing, request, upload.sha256, upload.path)
+            return self._resume(resent), False
         # Content-addressed name: a racing re-send with other bytes can never overwrite ours.
         target = self.spool.path_for(f"{request.capture_id}:{upload.sha256}", ".photo")
         self.spool.move(upload.path, target)
@@ -170,7 +173,7 @@ class CaptureService:
             existing = self.get(request.capture_id)
             if existing is None:
                 raise
-            return self._resent(existing, upload.sha256, None), False
+            return self._resent(existing, request, upload.sha256, None), False
         metrics.captured()
         with self.keeper.hold(CaptureRecord, record.id, owner):
             return self.encode(record), True
@@ -238,13 +241,19 @@ class CaptureService:
         with self.keeper.hold(CaptureRecord, claimed.id, owner):
             return self.encode(claimed)
 
-    def _resent(self, existing: CaptureRecord, sha256: str, upload: Path | None) -> CaptureRecord:
+    def _resent(
+        self, existing: CaptureRecord, request: CaptureRequest, sha256: str, upload: Path | None
+    ) -> CaptureRecord:
+        """The first capture, when this is its re-send: the same photo into the same context.
+
+        Anything else is one refusal in one wording, naming nothing of the existing capture.
+        """
         if upload is not None:
             Spool.delete(upload)
-        if existing.sha256 != sha256:
+        if existing.sha256 != sha256 or existing.context_id != request.context_id:
             raise CaptureConflict(
-                f"capture id {existing.id!r} was already used for a different photo; "
-                "a new photo needs a new capture id"
+                f"capture id {request.capture_id!r} is already used for a different photo or "
+                "another patient: a new photo needs a new capture id"
             )
         return existing
 

@@ -20,6 +20,7 @@ from capture_api.audit.trail import Outcome, Purpose, record
 from capture_api.capture.consent_policy import ConsentPolicy, is_consent_form
 from capture_api.capture.schemas import unit_of
 from capture_api.capture.sensitivity import SensitivityLevel
+from capture_api.capture.text import FreeText
 from capture_api.exceptions import ConsentRequired, InvalidMetadata
 from capture_api.privacy.actor import Actor
 from capture_api.privacy.consent_fhir import ConsentFacts, build_consent
@@ -56,11 +57,11 @@ class ConsentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     consenter: Consenter
-    consenter_name: str | None = Field(
+    consenter_name: FreeText | None = Field(
         default=None, max_length=128, description="Required when the consenter is not the patient"
     )
     method: ConsentMethod
-    form_capture_id: str | None = Field(
+    form_capture_id: FreeText | None = Field(
         default=None,
         max_length=128,
         description="Capture id of the photo of the signed form (view 'consent form')",

@@ -8,7 +8,8 @@ not). Each photo gets three things the archive query does not give:
 
   - ``normal``: shown;
   - ``restricted``: listed with ``blurred=True``; its images are blurred here, on the server,
-    and the clear pixels are never sent (except by the audited break-the-glass unblur);
+    and the clear pixels are never sent (except by the audited break-the-glass unblur); its
+    note and series description are withheld too (``TimelineItem.note``);
   - ``very-restricted``: for users without the ``sensitive-viewer`` role not listed, and its
     image and comparison are refused as unknown; for sensitive viewers listed, blurred.
 
@@ -118,6 +119,17 @@ class TimelineItem:
     def blurred(self) -> bool:
         """Restricted and very-restricted photos are only ever served blurred."""
         return Visibility.blurred(self.sensitivity)
+
+    @property
+    def note(self) -> str | None:
+        """The capture note (Image Comments), unless the photo is served blurred: a note says
+        what the photo shows, so it is as private as the pixels (issue 14, finding 8)."""
+        return None if self.blurred else self.prior.comment
+
+    @property
+    def description(self) -> str | None:
+        """The Series Description, withheld like the note when the photo is blurred."""
+        return None if self.blurred else self.prior.description
 
 
 def level_from_code(code: str | None, level: str | None = None) -> SensitivityLevel:

@@ -1,21 +1,41 @@
-"""The audit trail's rows: the one insert, the auditor's export pages, and the subject lookup.
+"""The audit trail's rows: the one insert, the auditor's export pages, the subject lookup, the
+chain walk for ``audit verify``, and the ATNA forwarding queue.
 
 ``capture_api.audit.trail`` decides what a row says and never lets a failed write break its
 caller; this module only talks to the database. Rows are only ever inserted: the database
 itself refuses UPDATE and DELETE on ``audit_event`` (triggers, migration 0006), so there is
 no function here that changes or removes one.
+
+**The chain head is a lock.** Each row carries the hash of the row before it
+(``capture_api.audit.chain``), so two writers must not both read the same last row. ``append``
+takes the head in one transaction: PostgreSQL ``pg_advisory_xact_lock`` (held until commit,
+so the next writer reads the committed row), SQLite ``BEGIN IMMEDIATE`` (the database's one
+write lock, across threads and processes), then reads the last hash, takes the next id,
+inserts. A lock rather than a sequence-ordered design (ids first, hashes filled in later in
+id order) because ids from a sequence are handed out before commit: a later id can commit
+first, a chainer would have to wait for the gaps, and a rolled-back id leaves one forever.
+Under the lock ids are taken in commit order. The unique index on ``prev_hash`` (0009) is the
+belt to those braces: a fork is refused by the database, not written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
-from capture_api.store.records import AuditEventRecord, CaptureRecord, ContextRecord
+from capture_api.store.db import Database, is_postgres, session
+from capture_api.store.leases import local_owner_gone
+from capture_api.store.records import (
+    AuditEventRecord,
+    AuditForwardRecord,
+    CaptureRecord,
+    ContextRecord,
+)
 
 #: Column widths of the audit table: PostgreSQL refuses a longer value where SQLite keeps it.
 _WIDTHS: dict[str, int] = {
@@ -25,18 +45,80 @@ _WIDTHS: dict[str, int] = {
 }
 
 
-def append(database: Database, row: AuditEventRecord) -> int | None:
-    """Insert ``row`` (its values made storable) and return its new id; raises what the
-    database raises (the trail counts and logs the failure, the caller never sees it).
+#: Any constant: the advisory lock every audit writer of a PostgreSQL database takes.
+_CHAIN_LOCK = 7413043
 
-    A Core insert: the ORM's unit of work costs more CPU than the row is worth, and this runs
-    once per audited request. ``row`` itself is not changed: the forwarder sends it as given.
+#: ``sign(prev_hash, row values with id) -> (chain_hash, chain_key)``: ``audit.chain``'s job.
+Signer = Callable[[str, dict[str, Any]], tuple[str, str]]
+
+
+def append(
+    database: Database, row: AuditEventRecord, sign: Signer, *, forward_owner: str | None = None
+) -> int:
+    """Insert ``row`` (its values made storable) as the chain's next link; return its id.
+
+    ``sign`` gives the row's chain hash from the previous one (``GENESIS`` for the first);
+    ``forward_owner`` (a lease owner name, ``leases.owner_name``) also queues the row for the
+    audit record repository (``audit_forward``), in the same transaction. Raises what the
+    database raises (the trail counts and logs it). ``row`` gets its chain columns; its other
+    values are not changed.
     """
-    values = {key: _storable(key, value) for key, value in row.model_dump(exclude={"id"}).items()}
-    with database.begin() as connection:
-        result = connection.execute(insert(AuditEventRecord), values)
-        primary_key = result.inserted_primary_key
-        return int(primary_key[0]) if primary_key else None
+    values = {
+        key: _storable(key, value) for key, value in row.model_dump(exclude={"id", *_CHAIN}).items()
+    }
+    values["at"] = _utc(values["at"])
+    with database.connect() as connection:
+        if is_postgres(database):
+            connection.begin()
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the read
+        try:
+            prev, next_id = _head(connection, database)
+            values["id"] = next_id
+            chain_hash, chain_key = sign(prev, values)
+            connection.execute(
+                insert(AuditEventRecord),
+                values | {"prev_hash": prev, "chain_hash": chain_hash, "chain_key": chain_key},
+            )
+            if forward_owner is not None:
+                queued = {"audit_id": next_id, "queued_at": values["at"], "owner": forward_owner}
+                connection.execute(insert(AuditForwardRecord), queued)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+    row.prev_hash, row.chain_hash, row.chain_key = prev, chain_hash, chain_key
+    return next_id
+
+
+_CHAIN = ("prev_hash", "chain_hash", "chain_key")
+GENESIS = "0" * 64
+
+
+def _head(connection: Connection, database: Database) -> tuple[str, int]:
+    """The last chained row's hash (``GENESIS`` before the first) and the next row id."""
+    last = connection.execute(
+        select(AuditEventRecord.chain_hash)
+        .where(col(AuditEventRecord.chain_hash).is_not(None))
+        .order_by(col(AuditEventRecord.id).desc())
+        .limit(1)
+    ).scalar()
+    if is_postgres(database):
+        sequence = "SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))"
+        next_id = int(connection.execute(text(sequence)).scalar_one())
+    else:
+        top = connection.execute(select(func.max(AuditEventRecord.id))).scalar()
+        next_id = int(top or 0) + 1
+    return (str(last) if last else GENESIS), next_id
+
+
+def _utc(value: object) -> object:
+    """The event time in UTC (SQLite keeps no offset: what is stored is what is hashed)."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.astimezone(dt.UTC)
+    return value
 
 
 def _storable(column: str, value: object) -> object:
@@ -95,3 +177,74 @@ def database_key(database: Database | str) -> str:
     its resolved subjects): its URL with the password hidden, from an engine or a URL."""
     url = database.url if isinstance(database, Engine) else make_url(database)
     return url.render_as_string(hide_password=True)
+
+
+# --- the chain, for ``capture-api audit verify`` ----------------------------------------------
+
+
+def chain_rows(database: Database, *, batch: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every row with every column, oldest id first, read ``batch`` rows at a time (a trail of
+    millions of rows is walked in constant memory)."""
+    after = 0
+    columns = AuditEventRecord.__table__.columns  # type: ignore[attr-defined]
+    while True:
+        with database.connect() as connection:
+            page = (
+                connection.execute(
+                    select(*columns)
+                    .where(col(AuditEventRecord.id) > after)
+                    .order_by(col(AuditEventRecord.id))
+                    .limit(batch)
+                )
+                .mappings()
+                .all()
+            )
+        if not page:
+            return
+        for found in page:
+            yield dict(found)
+        after = int(page[-1]["id"])
+
+
+# --- the ATNA forwarding queue (audit_forward) --------------------------------------------------
+
+
+def pending_forwards(
+    database: Database, *, queued_before: dt.datetime, limit: int
+) -> list[AuditEventRecord]:
+    """Rows not yet sent, oldest first: those queued before ``queued_before``, and at once
+    those a gone process of this machine queued (``leases.local_owner_gone``)."""
+    with session(database) as s:
+        owners = s.exec(select(AuditForwardRecord.owner).distinct()).all()
+        gone = [o for o in owners if local_owner_gone(o)]
+        statement = (
+            select(AuditEventRecord)
+            .join(AuditForwardRecord, col(AuditForwardRecord.audit_id) == col(AuditEventRecord.id))
+            .where(
+                or_(
+                    col(AuditForwardRecord.queued_at) < queued_before,
+                    col(AuditForwardRecord.owner).in_(gone),
+                )
+            )
+            .order_by(col(AuditEventRecord.id))
+            .limit(limit)
+        )
+        return list(s.exec(statement).all())
+
+
+def forwarded(database: Database, audit_ids: list[int]) -> None:
+    """The repository took these rows: they leave the queue."""
+    if not audit_ids:
+        return
+    with database.begin() as connection:
+        connection.execute(
+            delete(AuditForwardRecord).where(col(AuditForwardRecord.audit_id).in_(audit_ids))
+        )
+
+
+def pending_count(database: Database) -> int:
+    """How many rows wait for the repository (metrics, tests)."""
+    with database.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(AuditForwardRecord)).scalar_one()
+        )

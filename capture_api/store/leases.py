@@ -70,6 +70,13 @@ def _holder_pid(owner: str) -> int | None:
     return int(pid) if node == node_id() and pid.isdigit() else None
 
 
+def local_owner_gone(owner: str | None) -> bool:
+    """Whether ``owner`` was a process of this machine that is gone, or is this very process
+    (asked at start-up: what "we" queued then was queued by our previous life)."""
+    pid = _holder_pid(owner) if owner else None
+    return pid is not None and (pid == os.getpid() or not _alive(pid))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

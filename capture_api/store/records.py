@@ -69,6 +69,9 @@ class LaunchState(SQLModel, table=True):
     launch: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     nonce: str | None = Field(default=None, max_length=128)
     created_at: dt.datetime = Field(default_factory=utcnow)
+    #: SHA-256 of the pre-login cookie of the browser that started the launch (migration
+    #: 0009): the callback is accepted only from that browser (login CSRF).
+    browser_binding: str | None = Field(default=None, max_length=64)
 
 
 class UserSession(SQLModel, table=True):
@@ -174,7 +177,8 @@ class ConsentRecord(SQLModel, table=True):
 class AuditEventRecord(SQLModel, table=True):
     """One audit event (append-only): every PHI request, and the domain events around them.
 
-    Rows are only ever inserted (database triggers refuse UPDATE/DELETE, migration 0006).
+    Rows are only ever inserted (database triggers refuse UPDATE/DELETE, migration 0006), each
+    chained to the one before by a keyed hash (migration 0009: ``capture-api audit verify``).
     ``capture_api.audit`` maps a row to a FHIR AuditEvent (IHE BALP) and a DICOM audit
     message; docs/audit.md lists the vocabulary of ``action``.
     """
@@ -210,6 +214,26 @@ class AuditEventRecord(SQLModel, table=True):
     request_id: str | None = Field(default=None, max_length=64)
     peer: str | None = Field(default=None, max_length=512)  # archive or EHR the event went to
     node: str | None = Field(default=None, max_length=128)  # host of the recording process
+    # --- the hash chain (migration 0009, capture_api.audit.chain) ---
+    prev_hash: str | None = Field(default=None, max_length=64)  # the previous row's chain_hash
+    chain_hash: str | None = Field(default=None, max_length=64)  # HMAC(key, prev_hash + row)
+    chain_key: str | None = Field(default=None, max_length=16)  # which key (sha256: none)
+
+
+class AuditForwardRecord(SQLModel, table=True):
+    """An audit row not yet sent to the audit record repository (ATNA syslog), migration 0009.
+
+    Written in the audit row's own transaction when forwarding is configured, deleted once the
+    collector took the message; whatever is left after a restart is sent again.
+    """
+
+    __tablename__ = "audit_forward"
+
+    audit_id: int = Field(
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    queued_at: dt.datetime = Field(default_factory=utcnow)
+    owner: str | None = Field(default=None, max_length=64)  # the queuing process (leases)
 
 
 class NotificationStatus(StrEnum):

@@ -24,6 +24,7 @@ from capture_api.config.syslog import SyslogTarget
 from capture_api.store.records import AuditEventRecord
 from tests.audit.collectors import SyslogMessage, TcpCollector, UdpCollector, self_signed_tls
 from tests.audit.conftest import PATIENT, audit_rows, engine_of, open_context, settings_for
+from tests.audit.schema import schema_errors
 from tests.orthanc import free_port
 
 ORDER = ["EventIdentification", "ActiveParticipant", "AuditSourceIdentification"]
@@ -49,6 +50,7 @@ def check_dicom_audit_message(message: SyslogMessage) -> ET.Element:
     assert message.pri == 10 * 8 + 5  # facility 10 authpriv, severity 5 notice
     assert message.msgid == "IHE+RFC-3881" and message.app_name == "capture"
     dt.datetime.fromisoformat(message.timestamp)  # RFC 3339
+    assert schema_errors(message.body) == [], message.body  # PS3.15 A.5.1 (tests/audit/schema)
     root = message.xml
     assert root.tag == "AuditMessage"
     tags = [child.tag for child in root]

@@ -29,7 +29,7 @@ from capture_api.audit.export import (
 )
 from capture_api.audit.fhir_audit import bundle
 from capture_api.audit.source import AuditSource
-from capture_api.capture import Role
+from capture_api.capture import FreeText, Role
 from capture_api.exceptions import NotSignedIn, RoleRequired
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -56,14 +56,14 @@ def export_audit(
     request: Request,
     access: AccessDep,
     since: Annotated[
-        str | None, Query(max_length=40, description="ISO 8601 date or date-time, inclusive")
+        FreeText | None, Query(max_length=40, description="ISO 8601 date or date-time, inclusive")
     ] = None,
     until: Annotated[
-        str | None,
+        FreeText | None,
         Query(max_length=40, description="ISO 8601 date-time (exclusive) or date (inclusive)"),
     ] = None,
     patient: Annotated[
-        str | None, Query(pattern=_PRINTABLE, max_length=64, description="Patient ID (MRN)")
+        FreeText | None, Query(pattern=_PRINTABLE, max_length=64, description="Patient ID (MRN)")
     ] = None,
     fmt: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.FHIR,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,

@@ -15,6 +15,7 @@ from capture_api.api.deps import get_runtime
 from capture_api.api.errors import responses
 from capture_api.capture import (
     BodySite,
+    FreeText,
     Laterality,
     SensitivityCategory,
     SensitivityLevel,
@@ -89,7 +90,7 @@ def _out(site: BodySite, policy: SensitivityPolicy) -> BodySiteOut:
 
 @router.get("", response_model=list[BodySiteMatch])
 def search_sites(
-    q: Annotated[str, Query(min_length=1, max_length=100, description="e.g. 'left forearm'")],
+    q: Annotated[FreeText, Query(min_length=1, max_length=100, description="e.g. 'left forearm'")],
     policy: PolicyDep,
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
 ) -> list[BodySiteMatch]:

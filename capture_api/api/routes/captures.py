@@ -12,7 +12,13 @@ from pydantic import BaseModel, Field
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
-from capture_api.capture import Laterality, SensitivityCategory, SensitivityLevel
+from capture_api.capture import (
+    FreeText,
+    Laterality,
+    MultilineText,
+    SensitivityCategory,
+    SensitivityLevel,
+)
 from capture_api.capture.lesions import ContactMethod, Dermoscopy, Polarization
 from capture_api.exceptions import (
     CaptureConflict,
@@ -20,6 +26,7 @@ from capture_api.exceptions import (
     ImageTooLarge,
     InputRejected,
     NotFound,
+    NotSignedIn,
     UnsupportedFormat,
 )
 from capture_api.intake import CaptureRequest, refusal
@@ -29,7 +36,7 @@ router = APIRouter(prefix="/captures", tags=["captures"])
 
 _ERRORS = responses(
     *CONTEXT_ERRORS,
-    (CaptureConflict, "Capture id already used for a different photo"),
+    (CaptureConflict, "Capture id already used for a different photo or in another context"),
     (ImageTooLarge, "Photo larger than the configured limit"),
     (UnsupportedFormat, "Not a JPEG/HEIC photo (format named in detail)"),
     (InputRejected, "Damaged photo or invalid metadata (reason in detail)"),
@@ -100,15 +107,15 @@ def upload_capture(
     access: AccessDep,
     photo: Annotated[UploadFile, File(description="The camera's JPEG or HEIC file")],
     capture_id: Annotated[str, Form(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
-    context_id: Annotated[str, Form(min_length=1, max_length=64)],
+    context_id: Annotated[FreeText, Form(min_length=1, max_length=64)],
     body_site: Annotated[str | None, Form(pattern=r"^[0-9]{5,18}$")] = None,
     laterality: Annotated[Laterality | None, Form()] = None,
     sensitivity: Annotated[SensitivityLevel, Form()] = SensitivityLevel.NORMAL,
     categories: Annotated[list[SensitivityCategory] | None, Form()] = None,
-    note: Annotated[str | None, Form(max_length=10240)] = None,
-    view: Annotated[str | None, Form(max_length=1024)] = None,
-    operator: Annotated[str | None, Form(max_length=64)] = None,
-    device: Annotated[str | None, Form(max_length=64)] = None,
+    note: Annotated[MultilineText | None, Form(max_length=10240)] = None,
+    view: Annotated[FreeText | None, Form(max_length=1024)] = None,
+    operator: Annotated[FreeText | None, Form(max_length=64)] = None,
+    device: Annotated[FreeText | None, Form(max_length=64)] = None,
     captured_at: Annotated[dt.datetime | None, Form()] = None,
     lesion: Annotated[
         str | None,
@@ -125,10 +132,11 @@ def upload_capture(
     """Store one photo durably, then answer 202 with its status URL.
 
     Re-sending the same ``capture_id`` with the same photo returns the same capture (no
-    second object); with a different photo it is refused (409). A photo the encoder refuses
-    is answered 413/415/422 with the reason, and recorded as failed. ``lesion`` names the
-    patient's lesion the photo shows; ``dermoscopic`` makes it a Dermoscopic Photography
-    Image (with the dermatoscope's ``polarization``, ``contact`` and ``immersion``).
+    second object); with a different photo, or from another context, it is refused (409). A
+    photo the encoder refuses is answered 413/415/422 with the reason, and recorded as failed.
+    ``lesion`` names the patient's lesion the photo shows; ``dermoscopic`` makes it a
+    Dermoscopic Photography Image (with the dermatoscope's ``polarization``, ``contact`` and
+    ``immersion``).
     """
     access.context(context_id, "capture")
     scope = (
@@ -163,17 +171,11 @@ def upload_capture(
 @router.get(
     "/{capture_id}",
     response_model=CaptureOut,
-    responses=responses(*CONTEXT_ERRORS, (NotFound, "Unknown capture")),
+    responses=responses(NotSignedIn, (NotFound, "Unknown capture, or not this session's")),
 )
-def get_capture(
-    capture_id: str, request: Request, service: ServiceDep, access: AccessDep
-) -> CaptureOut:
+def get_capture(capture_id: str, request: Request, access: AccessDep) -> CaptureOut:
     """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
-    record = service.get(capture_id)
-    if record is None:
-        raise NotFound(f"no capture {capture_id!r}")
-    access.context(record.context_id, "read")
-    return capture_out(record, request)
+    return capture_out(access.capture(capture_id, "read"), request)
 
 
 @router.get("", response_model=list[CaptureOut], responses=responses(*CONTEXT_ERRORS))
@@ -181,7 +183,7 @@ def list_captures(
     request: Request,
     service: ServiceDep,
     access: AccessDep,
-    context_id: Annotated[str, Query(min_length=1, max_length=64)],
+    context_id: Annotated[FreeText, Query(min_length=1, max_length=64)],
 ) -> list[CaptureOut]:
     """All captures of one encounter context, oldest first."""
     access.context(context_id, "read")

@@ -8,7 +8,11 @@
 
 These are browser navigations, so failures are a small HTML page with the reason, not JSON.
 The authorization request's secrets (state, PKCE verifier, nonce) are kept in the
-``launch_state`` table, never in the browser, and each is single use.
+``launch_state`` table, never in the browser, and each is single use. The state is bound to
+the browser that started the launch (a pre-login cookie, ``capture_api.context.
+browser_binding``): a callback URL opened in another browser signs nobody in (login CSRF).
+Signing in ends the session the browser held before, and a launch whose user is a patient
+(``fhirUser`` a Patient or RelatedPerson) is refused: capture is for clinical staff.
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from capture_api.api.security.csrf import signing_key, token_for_session
-from capture_api.capture.roles import roles_of
+from capture_api.capture.roles import is_patient_user, roles_of
 from capture_api.config import Settings
+from capture_api.context import browser_binding
 from capture_api.context.sessions import (
-    COOKIE_NAME,
     NOT_SIGNED_IN,
     SessionStore,
+    request_cookie,
     session_store,
 )
 from capture_api.context.smart import LaunchError, SmartClient
@@ -49,6 +54,16 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "Referrer-Policy
 
 
 log = logging.getLogger("capture.launch")
+
+ANOTHER_BROWSER = (
+    "this sign-in was started in another browser (or this browser did not keep capture's "
+    "sign-in cookie), so capture did not sign you in: a sign-in link from someone else would "
+    "sign you in as them"
+)
+NOT_STAFF = (
+    "capture is for clinical staff: a patient or a patient's representative cannot sign in "
+    "to capture"
+)
 
 
 def _settings(request: Request) -> Settings:
@@ -98,9 +113,13 @@ def launch(request: Request, iss: str | None = None, launch: str | None = None) 
         launch=auth.launch,
         nonce=auth.nonce,
     )
+    browser = browser_binding.browser_value(request, settings)
+    pending.browser_binding = browser_binding.digest(browser)
     engine = request.app.state.runtime.engine
     session_rows.add_launch_state(engine, pending, purge_before=utcnow() - LAUNCH_STATE_TTL)
-    return RedirectResponse(auth.url, status_code=302, headers=_NO_STORE)
+    response = RedirectResponse(auth.url, status_code=302, headers=_NO_STORE)
+    browser_binding.remember(response, settings, browser)
+    return response
 
 
 @router.get("/launch/callback", response_class=HTMLResponse, status_code=303)
@@ -114,7 +133,8 @@ def callback(
     """Finish the launch: check ``state``, exchange the code, start the session.
 
     app-launch.html: the app SHALL validate ``state`` (here: it must be one we issued, unused,
-    and younger than ten minutes); an ``error`` from the EHR is shown as sent.
+    younger than ten minutes, and started by this very browser); an ``error`` from the EHR is
+    shown as sent. The session this browser held before is ended.
     """
     runtime = request.app.state.runtime
     pending = session_rows.take_launch_state(runtime.engine, state) if state else None
@@ -129,6 +149,8 @@ def callback(
         return error_page("this sign-in is unknown or was already used", 403)
     if utcnow() - _aware(pending.created_at) > LAUNCH_STATE_TTL:
         return error_page("this sign-in took too long", 403)
+    if not browser_binding.same_browser(request, runtime.settings, pending.browser_binding):
+        return error_page(ANOTHER_BROWSER, 403, log_reason="launch state of another browser")
     store = SessionStore(runtime.engine, runtime.settings)
     try:
         with SmartClient(runtime.settings, discovery=runtime.discovery) as smart:
@@ -139,6 +161,8 @@ def callback(
                 launch=pending.launch,
                 nonce=pending.nonce,
             )
+        if is_patient_user(result.fhir_user):
+            return error_page(NOT_STAFF, 403, log_reason="fhirUser is a patient")
         cookie, row = store.create(pending.iss, result)
     except LaunchError as exc:
         return error_page(str(exc), exc.status_code)
@@ -152,6 +176,7 @@ def callback(
             return error_page(str(exc), status)
         if context_id is not None:
             row = store.set_context_id(row, context_id)
+    store.delete(request_cookie(request))  # one browser, one session: the old one ends here
     response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
     store.set_cookie(response, cookie)
     return response
@@ -161,7 +186,7 @@ def callback(
 def logout(request: Request) -> Response:
     """End the session here (the EHR's own session is the EHR's business)."""
     store = session_store(request)
-    store.delete(request.cookies.get(COOKIE_NAME))
+    store.delete(request_cookie(request))
     response = Response(status_code=204)
     store.clear_cookie(response)
     return response
@@ -174,7 +199,7 @@ def get_session(request: Request) -> JSONResponse:
     ``csrf_token`` is what the page sends as ``X-CSRF-Token`` on every POST/PUT/PATCH/DELETE
     (capture_api.api.security.csrf); only a same-origin page can read this answer.
     """
-    row = session_store(request).get(request.cookies.get(COOKIE_NAME))
+    row = session_store(request).get(request_cookie(request))
     if row is None:
         return JSONResponse({"detail": NOT_SIGNED_IN}, status_code=401)
     csrf_token = token_for_session(signing_key(_settings(request)), row.id)

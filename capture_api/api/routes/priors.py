@@ -72,8 +72,8 @@ def _out(item: TimelineItem, context_id: str, request: Request, timeline: Timeli
         body_site_meaning=p.body_site_meaning,
         body_site_name=site_name(p.body_site_code, p.laterality),
         laterality=p.laterality,
-        description=p.description,
-        comment=p.comment,
+        description=item.description,  # withheld, like the note, while the photo is blurred
+        comment=item.note,
         sensitivity=item.sensitivity.value,
         blurred=item.blurred,
         thumbnail_url=request.url_for("prior_thumbnail", **photo_params(context_id, item)).path,

@@ -17,6 +17,7 @@ from capture_api.api.access import AccessDep
 from capture_api.api.deps import get_runtime
 from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
+from capture_api.capture import FreeText
 from capture_api.exceptions import NotSignedIn
 from capture_api.review.audit_report import (
     HTML_CSP,
@@ -103,11 +104,11 @@ def wound_audit(
     first: Annotated[dt.date, Query(alias="from", description="First day (YYYY-MM-DD)")],
     last: Annotated[dt.date, Query(alias="to", description="Last day, inclusive")],
     unit: Annotated[
-        str | None,
+        FreeText | None,
         Query(max_length=64, description=f"Only this ward/clinic ({NO_UNIT!r}: none recorded)"),
     ] = None,
     tz: Annotated[
-        str, Query(max_length=64, description="IANA time zone the days are counted in")
+        FreeText, Query(max_length=64, description="IANA time zone the days are counted in")
     ] = "UTC",
     report_format: Annotated[
         ReportFormat | None, Query(alias="format", description="Overrides the Accept header")

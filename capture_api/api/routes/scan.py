@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from capture_api.api.access import AccessDep
 from capture_api.api.errors import responses
 from capture_api.api.routes.contexts import ContextOut, context_out
+from capture_api.capture import FreeText
 from capture_api.context.fhir import FhirError, FhirNotFound, FhirUnavailable
 from capture_api.exceptions import InvalidMetadata, NotSignedIn, PatientMismatch
 
@@ -22,7 +23,7 @@ class ScanIn(BaseModel):
     """What the scanner read: ``system|value`` (FHIR token) or just the MRN."""
 
     model_config = ConfigDict(extra="forbid")
-    identifier: str = Field(min_length=1, max_length=256)
+    identifier: FreeText = Field(min_length=1, max_length=256)
 
 
 @router.post(

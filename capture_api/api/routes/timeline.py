@@ -120,7 +120,7 @@ def _out(
         body_site_meaning=prior.body_site_meaning,
         body_site_name=site_name(prior.body_site_code, prior.laterality),
         laterality=prior.laterality,
-        note=prior.comment,
+        note=item.note,  # withheld while the photo is blurred
         modality=prior.modality,
         sensitivity=item.sensitivity.value,
         blurred=item.blurred,

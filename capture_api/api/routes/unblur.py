@@ -20,6 +20,7 @@ from capture_api.api.deps import ArchiveDep
 from capture_api.api.errors import responses
 from capture_api.api.no_store import NoStoreRoute
 from capture_api.api.photos import JPEG, PHOTO_PATH
+from capture_api.capture import MultilineText
 from capture_api.deliver import InstanceRef
 from capture_api.exceptions import ArchiveError, InputRejected, NotFound, RoleRequired
 from capture_api.privacy import MIN_REASON_CHARS, AuditUnavailable, BreakGlass
@@ -42,7 +43,7 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 class UnblurIn(BaseModel):
     """Why the clinician needs the clear image (kept in the audit trail)."""
 
-    reason: str | None = Field(
+    reason: MultilineText | None = Field(
         default=None,
         max_length=2000,
         description=f"Typed reason, at least {MIN_REASON_CHARS} characters after trimming",

@@ -21,6 +21,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
+from capture_api.api.audit_middleware import shown_patients
 from capture_api.api.deps import ServiceDep, get_runtime
 from capture_api.api.errors import Declared, raises, responses
 from capture_api.capture.schemas import EncounterIn, PatientIn
@@ -111,11 +112,17 @@ def _worklist(request: Request) -> Iterator[WorklistClient]:
 
 @router.get("", response_model=list[WorklistItemOut], responses=responses(NotSignedIn, *_WORKLIST))
 def list_worklist(request: Request, access: AccessDep) -> list[WorklistItemOut]:
-    """Today's encounters scheduled for this station (SCHEDULED workitems), earliest first."""
+    """Today's encounters scheduled for this station (SCHEDULED workitems), earliest first.
+
+    Every patient listed is named in the audit trail (one row each: who saw them listed)."""
     if access.ehr_mode:
         access.require_session()
     with _worklist(request) as worklist:
         items = get_runtime(request).worklist.today(worklist.today)
+    shown_patients(
+        request,
+        [(w.patient_id, w.patient_issuer_uid or w.patient_issuer) for w in items if w.patient_id],
+    )
     return [
         WorklistItemOut(
             uid=w.uid,

@@ -34,12 +34,12 @@ import logging
 import secrets
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from capture_api.config import Settings
 from capture_api.config.origins import origin_of
-from capture_api.context.sessions import COOKIE_NAME, session_id
+from capture_api.context.cookies import session_cookie
+from capture_api.context.sessions import session_id
 
 CSRF_HEADER = "X-CSRF-Token"
 MISSING_OR_INVALID = "missing or invalid CSRF token: reload capture"
@@ -86,7 +86,7 @@ class CsrfGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
             headers = Headers(scope=scope)
-            cookie = cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME)
+            cookie = session_cookie(headers.get("cookie"))
             problem = self.problem(headers, cookie, scope["path"]) if cookie else None
             if problem is not None:
                 await _forbidden(send, problem)

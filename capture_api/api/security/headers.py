@@ -13,6 +13,11 @@ Chromium by tests/security/test_browser.py.
 FastAPI's interactive docs (``/docs``, ``/redoc``) load Swagger UI / ReDoc from a CDN and
 start them with an inline script; they get their own looser policy, and are only served where
 no clinician session exists (``docs_enabled``).
+
+Every answer of a PHI route (the routes the audit trail records, ``capture_api.audit.
+audited_routes``) is ``Cache-Control: no-store``, refusals from the layers below included: a
+browser cache on a shared tablet, or a proxy, keeps nothing a patient's banner or photos said
+(issue 14, finding 6). One rule here, so a new router cannot forget it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Iterable
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from capture_api.audit.audited_routes import is_audited
 from capture_api.config import Settings
 from capture_api.config.origins import origin_of
 
@@ -123,10 +129,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         chosen = self.docs_headers if scope["path"] in DOCS_PATHS else self.app_headers
+        phi = is_audited(scope["path"], scope["method"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                _set_defaults(MutableHeaders(scope=message), chosen.items())
+                headers = MutableHeaders(scope=message)
+                _set_defaults(headers, chosen.items())
+                if phi and "no-store" not in headers.get("cache-control", ""):
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -29,13 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from capture_api.api.routes.launch import error_page
 from capture_api.config import Settings
-from capture_api.context.sessions import COOKIE_NAME, session_id
+from capture_api.context.cookies import session_cookie
+from capture_api.context.sessions import session_id
 
 #: Buckets kept per family before idle ones are dropped (bounds memory under a flood).
 MAX_KEYS = 10_000
@@ -149,7 +149,7 @@ def _keys(scope: Scope) -> list[str]:
     """The client IP, and the session (by its row id, never the cookie itself) if any."""
     client = scope.get("client")
     keys = [f"ip:{client[0] if client else 'unknown'}"]
-    cookie = cookie_parser(Headers(scope=scope).get("cookie", "")).get(COOKIE_NAME)
+    cookie = session_cookie(Headers(scope=scope).get("cookie"))
     if cookie:
         keys.append(f"session:{session_id(cookie)}")
     return keys
