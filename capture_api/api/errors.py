@@ -41,6 +41,7 @@ from capture_api.context.worklist import (
     WorklistError,
     WorklistUnavailable,
 )
+from capture_api.encounters.queue_custody import QueueNotYours
 from capture_api.exceptions import (
     ArchiveError,
     CaptureConflict,
@@ -77,6 +78,7 @@ STATUS_OF: tuple[tuple[type[CaptureError], int], ...] = (
     (SessionExpired, 401),
     (PatientMismatch, 403),
     (RoleRequired, 403),
+    (QueueNotYours, 403),
     (ConsentRequired, 428),
     (UnknownContext, 404),
     (CaptureConflict, 409),
