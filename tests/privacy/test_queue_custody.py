@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -32,11 +33,11 @@ from tests.security.browser import FOREARM, upload
 from tests.security.conftest import AppFactory
 
 
-def _key(client: TestClient) -> dict[str, str]:
+def _key(client: TestClient) -> dict[str, Any]:
     response = client.post("/api/v1/queue/keys")
     assert response.status_code == 201, response.text
     assert response.headers["cache-control"] == "no-store"
-    body: dict[str, str] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
