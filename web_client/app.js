@@ -534,10 +534,11 @@ async function recordsOf(ids) {
   return records;
 }
 
-/** The session ended: the photos stay sealed for the next sign-in; the keys leave memory. */
+/** The session ended: the photos stay sealed for the next sign-in (photos taken from now on
+ * too); with none waiting, the keys leave memory at once. */
 async function onSessionExpired() {
   const waiting = theUploader().unsent();
-  theVault().lock();
+  if (!waiting) theVault().lock();
   const text = waiting ? t("queue.kept", { count: waiting, hours: Math.round(theCustody().retentionMs / 3_600_000) }) : "";
   say("send-message", [t("error.session_expired"), text].join(" ").trim(), "error");
   say("site-message", t("error.session_expired"), "error");

@@ -75,7 +75,7 @@ export class Uploader extends EventTarget {
 
   /** A photo was sealed into the vault (or found there after a reload): send it. */
   add(id) {
-    this.set(id, "sealed");
+    this.set(id, this.paused === "session" ? "signin" : "sealed");
     this.kick();
   }
 
