@@ -467,7 +467,6 @@ async function sendAll() {
     theUploader().add(photo.id);
   }
   updateCount();
-  askForBackgroundDelivery();
 }
 
 function onUploadChange(change) {

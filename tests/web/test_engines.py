@@ -70,7 +70,9 @@ def _find_in_queue(phone: PhoneDriver, needles: list[str]) -> list[str]:
         else texts.push(hex(new TextEncoder().encode(String(value))));
       };
       const db = await request(indexedDB.open("capture-queue"));
-      walk(await request(db.transaction("photos").objectStore("photos").getAll()));
+      for (const store of db.objectStoreNames) {
+        walk(await request(db.transaction(store).objectStore(store).getAll()));
+      }
       db.close();
       const at = (text, needle) => {  // on a byte boundary only
         for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
@@ -86,13 +88,12 @@ def _find_in_queue(phone: PhoneDriver, needles: list[str]) -> list[str]:
 
 def _assert_sealed(phone: PhoneDriver, photo: Path, readable: list[str]) -> None:
     """The one queued record is AES-GCM ciphertext (+16 byte tag): not the JPEG, and none of
-    ``readable`` (patient name, MRN, site code...) in any of its bytes."""
+    ``readable`` (patient name, MRN, site code...) in any byte of the queue's database."""
     (record,) = phone.queued()
-    assert set(record) == {
-        *("id", "kid", "session", "context", "created", "purge_after", "accepted"),
-        *("photo", "info"),
-    }
-    data: dict[str, Any] = record["photo"]["data"]
+    assert set(record) == {"id", "kid", "session", "context", "created", "purge_after", "accepted"}
+    (sealed,) = phone.indexeddb()["capture-queue"]["sealed"]
+    assert set(sealed) == {"id", "photo", "info"} and sealed["id"] == record["id"]
+    data: dict[str, Any] = sealed["photo"]["data"]
     assert data["bytes"] == photo.stat().st_size + 16
     assert not data["head"].startswith(JPEG_SOI)
     needles = [JPEG_SOI + photo.read_bytes()[3:8].hex()] + [s.encode().hex() for s in readable]

@@ -116,7 +116,8 @@ def _closed_browser_scenario(stack: WebStack, start: Browser, folder: Path) -> N
         phone.wait_text("#queue-offer", "2 photos of MÜLLER, Jürgen (born 1950-03-14, MRN 100001)")
         phone.click('#queue-offer [data-action="send"]')
         phone.wait_text("#queue-offer", "All 2 photos are in MÜLLER, Jürgen's record", 60_000)
-        assert phone.queued() == []
+        queue = phone.indexeddb()["capture-queue"]
+        assert queue["photos"] == queue["sealed"] == []
         assert "NGATA" in phone.banner()  # still with the patient in front of her
         found = wait_in_orthanc(stack, "100001", before, 2)
         assert len(found) == len(set(found)) == 2  # each photo archived once

@@ -69,7 +69,7 @@ export const STRINGS = {
     other: "{count} photos of {name} ({details}), taken from {time}, have not been sent yet.",
   },
   "queue.offer_send": "Send to {name}'s record",
-  "queue.offer_discard": "Delete them",
+  "queue.offer_discard": { one: "Delete it", other: "Delete them" },
   "queue.offer_discard_confirm": {
     one: "Delete the photo of {name} for good? It never reached the archive.",
     other: "Delete the {count} photos of {name} for good? They never reached the archive.",

@@ -56,7 +56,7 @@ export class EarlierOffer {
       "offered",
       note ? `${text} ${note}` : text,
       el("button", { type: "button", class: "primary", dataset: { action: "send" }, onclick: () => this.actions.send(group) }, t("queue.offer_send", { name })),
-      el("button", { type: "button", class: "danger", dataset: { action: "discard" }, onclick: () => this.#confirmDiscard(group) }, t("queue.offer_discard")),
+      el("button", { type: "button", class: "danger", dataset: { action: "discard" }, onclick: () => this.#confirmDiscard(group) }, t("queue.offer_discard", { count: group.ids.length })),
     );
   }
 

@@ -16,7 +16,9 @@
 // - when the last photo of a custody leaves the queue, its wrapped device key is deleted too:
 //   an empty queue leaves no key material on the phone.
 //
-// Records keep in clear only what the phone needs without the key: their id, custody (`kid`),
+// Each record is two rows of the same id: its ciphertexts (`sealed`: read only to send it) and,
+// apart so that listing and bookkeeping never load megabytes, what it keeps in clear (`photos`):
+// only what the phone needs without the key: their id, custody (`kid`),
 // the session tag of the sign-in that may send them (a hash, never a token), the id of the
 // context they were taken for (an opaque id: the service answers it only to its own user),
 // when they were made, when they must be purged, and whether the service has them already.
@@ -25,11 +27,12 @@
 const DB_NAME = "capture-queue";
 const DB_VERSION = 2;
 const PHOTOS = "photos";
+const SEALED = "sealed";
 const CUSTODY = "custody";
 const REPORTS = "reports";
 const LOCK_PREFIX = "capture-page:";
 
-/** A queued photo as stored: what is in clear, and its two sealed parts.
+/** A queued photo: what is kept in clear (store `photos`).
  * @typedef {object} QueueRecord
  * @property {string} id the capture id
  * @property {string} kid the custody (queue key id) it is sealed under
@@ -37,9 +40,11 @@ const LOCK_PREFIX = "capture-page:";
  * @property {string} context the context id it was taken for
  * @property {number} created ms since the epoch
  * @property {number} purge_after ms since the epoch: deleted unsent after this
- * @property {boolean} accepted the service answered 202: follow it, do not upload again
- * @property {{iv: Uint8Array, data: ArrayBuffer}} photo
- * @property {{iv: Uint8Array, data: ArrayBuffer}} info */
+ * @property {boolean} accepted the service answered 202: follow it, do not upload again */
+
+/** Its two sealed parts (store `sealed`, same id).
+ * @typedef {{id: string, photo: Sealed, info: Sealed}} SealedRecord
+ * @typedef {{iv: Uint8Array, data: ArrayBuffer}} Sealed */
 
 /** A custody: a queue key's id, and the device key it wraps while photos wait.
  * @typedef {{kid: string, wrapped: ArrayBuffer | null, local: boolean, created: number}} CustodyEntry */
@@ -72,6 +77,7 @@ function openDb() {
     // Version 1 kept a key in the page's memory only: its records can never be opened.
     if (event.oldVersion < 2 && db.objectStoreNames.contains(PHOTOS)) db.deleteObjectStore(PHOTOS);
     db.createObjectStore(PHOTOS, { keyPath: "id" });
+    db.createObjectStore(SEALED, { keyPath: "id" });
     db.createObjectStore(CUSTODY, { keyPath: "kid" });
     db.createObjectStore(REPORTS, { keyPath: "id", autoIncrement: true });
   };
@@ -199,10 +205,13 @@ export class Vault {
    * @param {string} kid @returns {Promise<QueueRecord[]>} */
   async dropCustody(kid) {
     this.keys.delete(kid);
-    return inStores(this.db, [PHOTOS, CUSTODY], "readwrite", async (s) => {
+    return inStores(this.db, [PHOTOS, SEALED, CUSTODY], "readwrite", async (s) => {
       const all = /** @type {QueueRecord[]} */ (await request(s[PHOTOS].getAll()));
       const gone = all.filter((r) => r.kid === kid);
-      for (const r of gone) s[PHOTOS].delete(r.id);
+      for (const r of gone) {
+        s[PHOTOS].delete(r.id);
+        s[SEALED].delete(r.id);
+      }
       s[CUSTODY].delete(kid);
       return gone;
     });
@@ -225,11 +234,11 @@ export class Vault {
     return { iv, data: await crypto.subtle.encrypt(params, key, bytes) };
   }
 
-  /** @param {CryptoKey} key @param {QueueRecord} record @param {{iv: Uint8Array, data: ArrayBuffer}} sealed */
+  /** @param {CryptoKey} key @param {QueueRecord} record @param {Sealed | undefined} sealed */
   async #decrypt(key, record, sealed) {
     try {
-      const params = { name: "AES-GCM", iv: sealed.iv, additionalData: encoder.encode(aadOf(record.id, record.context)) };
-      return await crypto.subtle.decrypt(params, key, sealed.data);
+      const params = { name: "AES-GCM", iv: sealed?.iv, additionalData: encoder.encode(aadOf(record.id, record.context)) };
+      return await crypto.subtle.decrypt(/** @type {AesGcmParams} */ (params), key, /** @type {Sealed} */ (sealed).data);
     } catch {
       throw new Damaged(record.id);
     }
@@ -245,8 +254,16 @@ export class Vault {
     const info = await this.#encrypt(key, aad, encoder.encode(JSON.stringify({ ...meta, type: blob.type })));
     const created = Date.now();
     /** @type {QueueRecord} */
-    const record = { id, kid, session, context, created, purge_after: created + retentionMs, accepted: false, photo, info };
-    await inStores(this.db, [PHOTOS], "readwrite", (s) => request(s[PHOTOS].put(record)));
+    const record = { id, kid, session, context, created, purge_after: created + retentionMs, accepted: false };
+    await inStores(this.db, [PHOTOS, SEALED], "readwrite", (s) => {
+      s[SEALED].put({ id, photo, info });
+      s[PHOTOS].put(record);
+    });
+  }
+
+  /** @param {string} id @returns {Promise<SealedRecord | undefined>} */
+  async #sealed(id) {
+    return inStores(this.db, [SEALED], "readonly", (s) => request(s[SEALED].get(id)));
   }
 
   /** @param {string} id @returns {Promise<QueueRecord | undefined>} */
@@ -269,8 +286,13 @@ export class Vault {
   /** The decrypted metadata; throws `Damaged` when its tag does not verify.
    * @param {QueueRecord} record @returns {Promise<Record<string, any>>} */
   async meta(record) {
+    return this.#meta(record, await this.#sealed(record.id));
+  }
+
+  /** @param {QueueRecord} record @param {SealedRecord | undefined} sealed */
+  async #meta(record, sealed) {
     const key = await this.#openKey(record);
-    const text = new TextDecoder().decode(await this.#decrypt(key, record, record.info));
+    const text = new TextDecoder().decode(await this.#decrypt(key, record, sealed?.info));
     let meta;
     try {
       meta = JSON.parse(text);
@@ -287,8 +309,9 @@ export class Vault {
   async unseal(id) {
     const record = await this.get(id);
     if (!record || !this.keys.has(record.kid)) return null;
-    const meta = await this.meta(record);
-    const bytes = await this.#decrypt(await this.#openKey(record), record, record.photo);
+    const sealed = await this.#sealed(id); // read once: megabytes
+    const meta = await this.#meta(record, sealed);
+    const bytes = await this.#decrypt(await this.#openKey(record), record, sealed?.photo);
     return { record, meta, blob: new Blob([bytes], { type: meta.type || "image/jpeg" }) };
   }
 
@@ -314,8 +337,9 @@ export class Vault {
   /** Delete a record; the last one of its custody takes the wrapped device key with it.
    * @param {string} id */
   async remove(id) {
-    const emptied = await inStores(this.db, [PHOTOS, CUSTODY], "readwrite", async (s) => {
+    const emptied = await inStores(this.db, [PHOTOS, SEALED, CUSTODY], "readwrite", async (s) => {
       const record = /** @type {QueueRecord | undefined} */ (await request(s[PHOTOS].get(id)));
+      s[SEALED].delete(id);
       if (!record) return null;
       s[PHOTOS].delete(id);
       const all = /** @type {QueueRecord[]} */ (await request(s[PHOTOS].getAll()));
