@@ -134,9 +134,14 @@ def test_map_photo_send_reaches_orthanc_once_and_leaves_nothing(
     assert kept["localStorage"] == [] and kept["sessionStorage"] == []
     assert all(not path.startswith("/api/") for paths in kept["caches"].values() for path in paths)
 
+    (entry,) = phone.indexeddb()["capture-queue"]["custody"]
+    assert entry["wrapped"] is None  # the device key went with the last photo
     phone.click("#send-finish")
     phone.wait_text("#patient-message", "Nothing from this session is left on this phone")
     assert "No patient selected" in phone.banner()
+    assert phone.indexeddb()["capture-queue"]["custody"] == []  # and the queue key's id
+    released = [d for _, _, d in stack.audit_events("queue-key") if d == f"released {entry['kid']}"]
+    assert released  # destroyed at the service: nothing can open anything of this phone's now
 
 
 def test_offline_photo_waits_encrypted_then_is_delivered_once(

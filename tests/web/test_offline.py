@@ -15,7 +15,6 @@ from playwright.sync_api import Dialog, Page, Route
 from tests.conftest import SAMPLES
 from tests.web.browser import Phone, requires_chromium
 from tests.web.stack import WebStack
-from tests.web.test_queue import audit_rows
 
 pytestmark = requires_chromium
 
@@ -131,7 +130,7 @@ def test_signing_out_with_photos_waiting_keeps_them_for_the_next_sign_in_to_send
     assert nurse.page.is_visible("#queue-offer-close")  # nothing more to decide
     deadline = time.monotonic() + 15
     while not (
-        rows := [r for r in audit_rows(stack, "queue-purge") if "discarded" in (r[2] or "")]
+        rows := [r for r in stack.audit_events("queue-purge") if "discarded" in (r[2] or "")]
     ):
         assert time.monotonic() < deadline, "the deletion was not audited"
         time.sleep(0.2)

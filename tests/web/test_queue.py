@@ -13,7 +13,6 @@ own, which is then read byte by byte for photo bytes or patient names.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
@@ -72,19 +71,6 @@ def wait_in_orthanc(stack: WebStack, patient_id: str, before: set[str], count: i
 def custody(phone: PhoneDriver) -> list[dict[str, Any]]:
     """The phone's custody entries (queue key ids and wrapped device keys)."""
     return phone.indexeddb().get("capture-queue", {}).get("custody", [])
-
-
-def audit_rows(stack: WebStack, action: str) -> list[tuple[str, str | None, str | None]]:
-    """(outcome, patient, detail) of the trail's domain events of one action, read from the
-    running API's own database."""
-    database = stack.workdir / "api" / "capture.db"
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT outcome, patient, detail FROM audit_event "
-            "WHERE action = ? AND route IS NULL ORDER BY id",
-            (action,),
-        ).fetchall()
-    return [(str(o), p, d) for o, p, d in rows]
 
 
 # --- both engines -------------------------------------------------------------------------------
@@ -152,7 +138,7 @@ def test_a_tampered_or_truncated_record_is_refused_reported_and_never_sent(
     assert phone.captures() == []  # neither reached the service
     deadline = time.monotonic() + 15
     while (
-        len(purges := [r for r in audit_rows(stack, "queue-purge") if "damaged" in (r[2] or "")])
+        len(purges := [r for r in stack.audit_events("queue-purge") if "damaged" in (r[2] or "")])
         < 2
     ):
         assert time.monotonic() < deadline, purges
@@ -246,10 +232,10 @@ def test_a_photo_past_the_retention_limit_is_purged_with_a_message_and_audited(
     nurse.reload()  # offline: purged at once, told at once
     nurse.wait_text("#patient-message", "waited more than 72 h on this phone without being sent")
     assert nurse.queued() == []
-    before = len(audit_rows(stack, "queue-purge"))
+    before = len(stack.audit_events("queue-purge"))
     nurse.go_online()  # ... and the service's audit trail hears of it
     deadline = time.monotonic() + 15
-    while len(rows := audit_rows(stack, "queue-purge")) == before:
+    while len(rows := stack.audit_events("queue-purge")) == before:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     outcome, patient, detail = rows[-1]

@@ -24,7 +24,6 @@ from tests.web.stack import WebStack
 from tests.web.test_queue import (
     PHOTOS,
     SKIN_OF_ANTERIOR_FOREARM,
-    audit_rows,
     new_in_orthanc,
     queue_two_offline,
     wait_in_orthanc,
@@ -108,7 +107,7 @@ def _closed_browser_scenario(stack: WebStack, start: Browser, folder: Path) -> N
         assert "Müller" not in phone.text("body") and "MÜLLER" not in phone.text("body")
         assert sorted(r["id"] for r in phone.queued()) == capture_ids  # kept for their user
         assert new_in_orthanc(stack, "100001", before) == []
-    refused = [r for r in audit_rows(stack, "queue-key") if r[0] == "refused"]
+    refused = [r for r in stack.audit_events("queue-key") if r[0] == "refused"]
     assert refused and "another user's key" in (refused[-1][2] or "")
 
     with start() as phone:  # Nurse Nina again, next patient
@@ -123,7 +122,7 @@ def _closed_browser_scenario(stack: WebStack, start: Browser, folder: Path) -> N
         assert len(found) == len(set(found)) == 2  # each photo archived once
         for uid in found:
             assert stack.archived(uid).PatientID == "100001"  # in the earlier patient's record
-    assert ("success", "100001") in [(o, p) for o, p, _ in audit_rows(stack, "queue-handoff")]
+    assert ("success", "100001") in [(o, p) for o, p, _ in stack.audit_events("queue-handoff")]
 
 
 def test_chromium_closed_with_photos_waiting(
