@@ -19,12 +19,16 @@ stay in that package (module named on the right) but hang from this tree::
     │   ├── ReportRangeError     review.audit_report: a report's days or time zone
     │   └── ExportQueryError     audit.export: an audit export's time range or paging
     ├── NotFound                 the photo, capture, consent or body site asked for is not
-    │                            there, or is not one this user is shown (never says which)
+    │   │                        there, or is not one this user is shown (never says which)
+    │   └── QueueKeyGone         encounters.queue_custody: the phone's queue key was destroyed
     ├── Conflict                 the request does not fit the state of what it names
-    │   └── CompletionRefused    encounters.worklist_completion: no photos, or failed ones
+    │   ├── CompletionRefused    encounters.worklist_completion: no photos, or failed ones
+    │   ├── NoQueueUser          encounters.queue_custody: no user to keep a queue key for
+    │   └── QueueTooOld          encounters.queue_custody: context past the queue's retention
     ├── NotSignedIn              no valid session: open capture from the patient's chart
     ├── PatientMismatch          a capture or scan for another patient than the launched one
     ├── RoleRequired             signed in, but without the role the action needs
+    ├── QueueNotYours            encounters.queue_custody: another user's queue key or context
     ├── ConsentRequired          the deployment wants the patient's consent recorded first
     ├── AuditUnavailable         privacy.break_glass: the audit trail could not take a
     │                            break-the-glass view, so the clear image is not sent

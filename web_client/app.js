@@ -1,13 +1,16 @@
 // capture, the phone client: patient -> body site -> privacy -> photos -> review -> send.
 // The patient banner stays on top of every screen. Photos are only in memory until "send",
-// then only encrypted in IndexedDB until the archive has them (js/vault.js).
+// then only encrypted in IndexedDB until the archive has them (js/vault.js), openable only
+// with the key the service hands to this user's session (js/custody.js): they survive a
+// reload, a closed tab or a restart, and are offered again at the user's next sign-in.
 
 import { t } from "./i18n/en.js";
 import { $, notice, say, showScreen, translate } from "./js/dom.js";
-import { ApiError, paths, postJson, setCsrfToken } from "./js/api.js";
+import { ApiError, paths, postJson, setCsrfToken, unsafeHeaders } from "./js/api.js";
 import {
   claimWorkitem,
   closeWorkitem as finishWorkitem,
+  displayName,
   loadContext,
   loadSession,
   renderBanner,
@@ -20,7 +23,9 @@ import { describeSite, lesionFields, renderDetails, renderPriors, siteTitle } fr
 import { Camera } from "./js/camera.js";
 import { SendList, renderReview, thumbnail } from "./js/photos.js";
 import { Vault } from "./js/vault.js";
-import { Uploader } from "./js/uploader.js";
+import { Custody, queuePaths, sessionTag } from "./js/custody.js";
+import { EarlierOffer } from "./js/earlier.js";
+import { Uploader, askForBackgroundDelivery } from "./js/uploader.js";
 import { askConsent } from "./js/consent.js";
 import { mayUnblur } from "./js/unblur.js";
 
@@ -36,11 +41,14 @@ const state = { session: null, context: null, site: null, photos: [], retaking: 
 let vault = null;
 /** @type {Uploader | null} */
 let uploader = null;
+/** @type {Custody | null} */
+let custody = null;
 // What the flow guarantees, for the type checker (a cast, no check at run time): the vault and
 // the uploader exist once the session has loaded, before a patient can be opened; a patient is
 // open before a site can be chosen; the details, camera, review and send screens have a site.
 const theVault = () => /** @type {Vault} */ (vault);
 const theUploader = () => /** @type {Uploader} */ (uploader);
+const theCustody = () => /** @type {Custody} */ (custody);
 const theContext = () => /** @type {Context} */ (state.context);
 const theSite = () => /** @type {Site} */ (state.site);
 const sendList = new SendList({
@@ -49,44 +57,55 @@ const sendList = new SendList({
 });
 const picker = new SitePicker((choice) => chooseSite(choice));
 const camera = new Camera((photo) => addPhoto(photo));
+const earlier = new EarlierOffer({ send: (group) => sendEarlier(group), discard: (group) => discardEarlier(group) });
+/** The earlier sign-in's photos being sent now: context id -> its group.
+ * @type {Map<string, import("./js/earlier.js").EarlierGroup>} */
+const handedOver = new Map();
 
 // --- start ---------------------------------------------------------------------------------
-
-async function sessionTag(session) {
-  const basis = session.csrf_token || `${session.iss}|${session.expires_at}|${session.context_id}`;
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(basis));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function openVault(session) {
-  const expires = session.expires_at ? Date.parse(session.expires_at) : null;
-  vault = await Vault.open(await sessionTag(session), expires);
-  uploader = new Uploader(vault);
-  uploader.addEventListener("change", (event) => onUploadChange(/** @type {CustomEvent} */ (event).detail));
-  uploader.addEventListener("consent-required", (event) => onConsentRequired(/** @type {CustomEvent} */ (event).detail.detail));
-  uploader.addEventListener("session-expired", () => onSessionExpired());
-  return vault.purgeLeftovers();
-}
 
 async function boot() {
   translate();
   document.title = t("app.title");
   watchNetwork();
   registerServiceWorker();
+  $("queue-offer-close").addEventListener("click", () => earlier.hide());
   showScreen("screen-patient");
+  await purgeExpired();
+  await start();
+}
+
+/** What the queue has to say before anything else (photos purged past the retention limit). */
+const queueNotices = [];
+
+/** Photos past the retention limit go at once, even offline and signed out: the phone's own
+ * clock decides; the service's audit trail is told once the phone is online and signed in. */
+async function purgeExpired() {
+  const opened = (vault ??= await Vault.open());
+  const expired = await opened.purgeExpired();
+  if (!expired.length) return;
+  await new Custody(opened, { headers: unsafeHeaders }).report("retention", expired);
+  const hours = Math.round((expired[0].purge_after - expired[0].created) / 3_600_000);
+  queueNotices.push(t("queue.expired", { count: expired.length, hours }));
+}
+
+/** Sign-in, the queue, the patient; again when the network returns if capture was unreachable
+ * (e.g. a reload while offline: the shell comes from the service worker's cache). */
+async function start() {
   let session;
   try {
     session = await loadSession();
   } catch (error) {
     renderBanner(null);
-    say("patient-message", startError(error), "error");
+    say("patient-message", [startError(error), ...queueNotices].join(" "), "error");
+    if (/** @type {ApiError} */ (error).status === 0) window.addEventListener("online", () => start(), { once: true });
     return;
   }
+  say("patient-message", "");
   state.session = session;
   setCsrfToken(session.csrf_token);
   picker.loadNames(); // meanwhile: the map's names are ready when it is shown
-  const purged = await openVault(session);
-  if (purged) say("site-message", t("patient.leftovers", { count: purged }), "warning");
+  const restored = await openQueue(session);
   if (!session.context_id) return choosePatient();
   try {
     const context = await loadContext(session.context_id);
@@ -94,7 +113,120 @@ async function boot() {
   } catch (error) {
     renderBanner(null);
     say("patient-message", /** @type {Error} */ (error).message, "error");
+    return;
   }
+  if (restored) {
+    showScreen("screen-send"); // where the nurse was: the photos go on their way
+    say("send-message", t("queue.restored", { count: restored }), "info");
+  }
+}
+
+/** Open the queue with this user's key: purge what can never be sent (and say so), resend
+ * this sign-in's photos, offer the earlier sign-ins' ones. Returns how many were resent. */
+async function openQueue(session) {
+  const tag = await sessionTag(session);
+  const opened = (vault ??= await Vault.open());
+  custody = new Custody(opened, { integration: !!session.integration, headers: unsafeHeaders });
+  const found = await custody.start();
+  uploader = new Uploader(opened, tag);
+  uploader.addEventListener("change", (event) => onUploadChange(/** @type {CustomEvent} */ (event).detail));
+  uploader.addEventListener("consent-required", (event) => onConsentRequired(/** @type {CustomEvent} */ (event).detail.detail));
+  uploader.addEventListener("session-expired", () => onSessionExpired());
+  uploader.addEventListener("damaged", (event) => onDamaged(/** @type {CustomEvent} */ (event).detail.record));
+
+  const messages = queueNotices.splice(0);
+  const hours = Math.round(custody.retentionMs / 3_600_000);
+  if (found.expired.length) messages.push(t("queue.expired", { count: found.expired.length, hours }));
+  if (found.unreadable.length) messages.push(t("queue.unreadable", { count: found.unreadable.length }));
+  if (found.leftovers) messages.push(t("patient.leftovers", { count: found.leftovers }));
+  if (found.others) messages.push(t("queue.others", { count: found.others }));
+
+  // This user's photos: the metadata says what and whom; a record failing its tag goes.
+  const mine = [];
+  const damaged = [];
+  for (const record of await opened.records()) {
+    if (!opened.unlocked(record.kid)) continue;
+    try {
+      mine.push({ record, meta: await opened.meta(record) });
+    } catch {
+      damaged.push(record);
+    }
+  }
+  const lost = [...found.damaged, ...damaged];
+  if (lost.length) messages.push(t("queue.damaged", { count: lost.length }));
+  if (damaged.length) {
+    await custody.report("damaged", damaged);
+    for (const record of damaged) await opened.remove(record.id);
+  }
+  if (messages.length) say("site-message", messages.join(" "), "warning");
+
+  const now = mine.filter((m) => m.record.session === tag);
+  for (const { record, meta } of now) await restore(record.id, meta);
+  offerEarlier(mine.filter((m) => m.record.session !== tag));
+  custody.flush();
+  return now.length;
+}
+
+/** A photo of this sign-in found in the queue after a reload: back on the sending list. */
+async function restore(id, meta) {
+  const item = await theVault().unseal(id).catch(() => null);
+  const thumb = item ? await thumbnail(item.blob) : null;
+  const site = meta.site || { code: meta.body_site, laterality: meta.laterality };
+  sendList.add({ id, thumb, kind: meta.kind || "jpeg" }, site, meta.site_title || "");
+  theUploader().add(id);
+}
+
+/** The earlier sign-ins' photos of this user, per patient, offered to send or delete. */
+function offerEarlier(found) {
+  /** @type {Map<string, import("./js/earlier.js").EarlierGroup>} */
+  const groups = new Map();
+  for (const { record, meta } of found) {
+    /** @type {import("./js/earlier.js").EarlierGroup} */
+    const group = groups.get(meta.context_id) ?? { context: meta.context_id, patient: meta.patient, ids: [], taken: record.created };
+    group.ids.push(record.id);
+    groups.set(meta.context_id, group);
+  }
+  earlier.show([...groups.values()]);
+}
+
+/** "Send to NAME's record": the service hands this sign-in that patient's earlier context
+ * (only if this user opened it), then the photos go there like any others. */
+async function sendEarlier(group) {
+  const name = group.patient.name;
+  earlier.status(group, "sending", t("queue.offer_asking", { name }));
+  let context;
+  try {
+    context = await postJson(queuePaths.handoffs, { context_id: group.context });
+  } catch (error) {
+    if (error instanceof ApiError && !error.transient) {
+      earlier.status(group, "refused", t("queue.offer_refused", { detail: error.detail, name }));
+    } else {
+      earlier.again(group, t("queue.offer_unreachable"));
+    }
+    return;
+  }
+  if (context.patient?.id !== group.patient.mrn) {
+    // The context is not the patient these photos name: never sent there.
+    earlier.status(group, "refused", t("queue.offer_wrong_patient", { name }));
+    return;
+  }
+  handedOver.set(group.context, group);
+  await theVault().update(group.ids, { session: theUploader().session });
+  earlier.status(group, "sending", t("queue.offer_sending", { done: 0, count: group.ids.length, name }));
+  for (const id of group.ids) theUploader().add(id);
+}
+
+/** "Yes, delete them": gone from the phone, and the service's audit trail told. */
+async function discardEarlier(group) {
+  const records = [];
+  for (const id of group.ids) {
+    const record = await theVault().get(id);
+    if (record) records.push(record);
+    await theVault().remove(id);
+  }
+  await theCustody().report("discarded", records);
+  theCustody().flush();
+  earlier.status(group, "deleted", t("queue.offer_deleted", { count: group.ids.length, name: group.patient.name }));
 }
 
 function startError(error) {
@@ -105,7 +237,12 @@ function startError(error) {
 
 function registerServiceWorker() {
   if (!("serviceWorker" in navigator) || !window.isSecureContext) return;
-  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(() => {}); // optional: offline shell
+  // A module worker: it imports the queue's own modules for background delivery (sw.js).
+  navigator.serviceWorker.register("/sw.js", { scope: "/", type: "module" }).catch(() => {}); // optional
+  navigator.serviceWorker.addEventListener("message", (event) => {
+    const { type, id, state: where } = event.data || {};
+    if (type === "capture-queue" && uploader) uploader.external(id, where);
+  });
 }
 
 function watchNetwork() {
@@ -117,11 +254,18 @@ function watchNetwork() {
     setTimeout(() => navigator.onLine && say("net-status", ""), 3000);
   });
   if (!navigator.onLine) say("net-status", t("app.offline"), "warning");
+  // Photos sealed under the service's key survive the page; only photos not yet sent to the
+  // queue (the review screen) or sealed under a page-only key (integration mode) would be lost.
   window.addEventListener("beforeunload", (event) => {
-    if ((uploader && uploader.unsent() > 0) || state.photos.length > 0) {
+    const queueLost = uploader && uploader.unsent() > 0 && !custody?.durable;
+    if (queueLost || state.photos.length > 0) {
       event.preventDefault();
       event.returnValue = t("app.leave_warning");
     }
+  });
+  // Leaving with photos still waiting: the browser may send them in the background.
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden" && uploader && uploader.unsent() > 0) askForBackgroundDelivery();
   });
 }
 
@@ -293,11 +437,13 @@ async function sendAll() {
   const site = { ...state.site }; // as it is now: a retake of a failed photo goes back to it
   const title = siteTitle(site);
   const photos = state.photos.splice(0);
+  const context = theContext();
+  const patient = { name: displayName(context.patient), mrn: context.patient.id, birth_date: context.patient.birth_date };
   showScreen("screen-send");
   say("send-message", "");
   for (const photo of photos) {
     const meta = {
-      context_id: theContext().context_id,
+      context_id: context.context_id,
       body_site: site.code,
       laterality: site.laterality,
       sensitivity: site.sensitivity,
@@ -307,8 +453,18 @@ async function sendAll() {
       captured_at: photo.capturedAt,
       filename: photo.filename,
       ...lesionFields(site),
+      kind: photo.kind,
+      site,
+      site_title: title,
+      patient, // to name them if they have to wait for the next sign-in
     };
-    await theVault().seal(photo.id, meta, photo.blob);
+    const where = {
+      kid: /** @type {string} */ (theCustody().current),
+      session: theUploader().session,
+      context: context.context_id,
+      retentionMs: theCustody().retentionMs,
+    };
+    await theVault().seal(photo.id, meta, /** @type {Blob} */ (photo.blob), where);
     photo.blob = null; // from now on only the encrypted copy exists
     sendList.add(photo, site, title);
     theUploader().add(photo.id);
@@ -318,12 +474,31 @@ async function sendAll() {
 
 function onUploadChange(change) {
   sendList.update(change);
+  followEarlier(change);
   sayIfAllDone();
 }
 
+/** An earlier sign-in's photo moved on: the offer panel says how many are in the archive. */
+function followEarlier({ id }) {
+  const group = earlier.groupOf(id);
+  if (!group || !handedOver.has(group.context)) return;
+  const states = group.ids.map((i) => theUploader().states.get(i)?.state);
+  const name = group.patient.name;
+  const done = states.filter((s) => s === "verified").length;
+  const failed = group.ids.filter((i) => theUploader().states.get(i)?.state === "failed");
+  if (done === group.ids.length) {
+    earlier.status(group, "verified", t("queue.offer_done", { count: done, name }));
+  } else if (failed.length && done + failed.length === group.ids.length) {
+    const reason = theUploader().states.get(failed[0])?.reason || "";
+    earlier.status(group, "failed", t("queue.offer_failed", { failed: failed.length, count: group.ids.length, name, reason }));
+  } else {
+    earlier.status(group, "sending", t("queue.offer_sending", { done, count: group.ids.length, name }));
+  }
+}
+
 function sayIfAllDone() {
-  const states = theUploader().states;
-  if (states.size && [...states.values()].every((s) => s.state === "verified")) {
+  const states = [...theUploader().states.entries()].filter(([id]) => sendList.rows.has(id)).map(([, s]) => s);
+  if (states.length && states.every((s) => s.state === "verified")) {
     say("send-message", t("send.all_done"), "success");
   }
 }
@@ -345,15 +520,38 @@ async function retakeFailed(id, site) {
 }
 
 async function onConsentRequired(detail) {
-  if (await askConsent(theContext().context_id, detail)) theUploader().resume();
-  else await theUploader().discardQueued(t("consent.declined"));
+  if (await askConsent(theContext().context_id, detail)) return theUploader().resume();
+  const records = await recordsOf(await theUploader().discardQueued(t("consent.declined")));
+  await theCustody().report("discarded", records);
+  theCustody().flush();
 }
 
+/** The queue records of these ids, read before they go. @param {string[]} ids */
+async function recordsOf(ids) {
+  const records = [];
+  for (const id of ids) {
+    const record = await theVault().get(id);
+    if (record) records.push(record);
+  }
+  return records;
+}
+
+/** The session ended: the photos stay sealed for the next sign-in (photos taken from now on
+ * too); with none waiting, the keys leave memory at once. */
 async function onSessionExpired() {
-  await theUploader().discardQueued(t("error.session_expired"));
-  await theVault().purgeMine();
-  say("send-message", t("error.session_expired"), "error");
+  const waiting = theUploader().unsent();
+  if (!waiting) theVault().lock();
+  const text = waiting ? t("queue.kept", { count: waiting, hours: Math.round(theCustody().retentionMs / 3_600_000) }) : "";
+  say("send-message", [t("error.session_expired"), text].join(" ").trim(), "error");
   say("site-message", t("error.session_expired"), "error");
+}
+
+/** A queued photo failed its integrity check while being sent: deleted, reported.
+ * @param {import("./js/vault.js").QueueRecord | undefined} record */
+async function onDamaged(record) {
+  say("send-message", t("queue.damaged", { count: 1 }), "error");
+  if (record) await theCustody().report("damaged", [record]);
+  theCustody().flush();
 }
 
 /** A claimed worklist encounter: completed, or given back when no photo was taken
@@ -367,20 +565,25 @@ $("send-more").addEventListener("click", () => openCamera());
 $("send-other").addEventListener("click", () => startSite());
 $("send-finish").addEventListener("click", () => finish());
 
-/** Sign out and leave nothing: the queue, the previews, the session cookie. */
+/** Sign out. Photos not sent yet stay sealed for this user's next sign-in (asked first);
+ * with none left, this user's queue key goes too (here and at the service): nothing is left. */
 async function finish() {
-  if (uploader && uploader.unsent() > 0 && !window.confirm(t("finish.confirm"))) return;
+  const waiting = uploader ? uploader.unsent() : 0;
+  const hours = custody ? Math.round(custody.retentionMs / 3_600_000) : 0;
+  const durable = !!custody?.durable;
+  if (waiting > 0 && !window.confirm(t(durable ? "finish.confirm_keep" : "finish.confirm", { count: waiting, hours }))) return;
   camera.stopLive();
   if (uploader) {
-    await uploader.discardQueued(t("finish.done"));
+    if (!durable) await uploader.discardQueued(t("finish.done"));
     uploader.stop(); // photos the service already has go on to the archive without us
   }
   const refused = await closeWorkitem(state.context);
-  if (vault) await vault.purgeMine();
+  if (custody) await custody.release(); // keys of an empty queue go; all leave memory
   state.photos = [];
   state.site = null;
   picker.forget();
   sendList.clear();
+  earlier.hide();
   say("net-status", ""); // "Offline: photos stay on this phone ..." is not true any more
   const signedOut = await postJson(paths.logout, {}).then(
     () => true,
@@ -391,7 +594,8 @@ async function finish() {
   renderBanner(null);
   $("patient-choose").hidden = true;
   showScreen("screen-patient");
-  const done = t(signedOut ? "finish.done" : "finish.offline");
+  const kept = durable && waiting > 0;
+  const done = kept ? t("finish.kept", { count: waiting, hours }) : t(signedOut ? "finish.done" : "finish.offline");
   say("patient-message", refused ? `${done} ${refused}` : done, refused || !signedOut ? "warning" : "success");
 }
 

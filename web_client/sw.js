@@ -1,10 +1,25 @@
-// The service worker: makes the app shell (this list, nothing else) load without a network.
-// It never touches /api/, /launch or /logout, so no photo, patient data or session answer can
-// ever land in Cache Storage. Shell files are fetched from the network first (an update is
-// seen at once) and taken from the cache only when offline. Bump VERSION when the list changes:
-// the new worker deletes every other cache of ours.
+// The service worker: makes the app shell (this list, nothing else) load without a network,
+// and sends the photo queue in the background when the browser offers it.
+// It never touches /api/, /launch or /logout requests of the page, so no photo, patient data or
+// session answer can ever land in Cache Storage. Shell files are fetched from the network first
+// (an update is seen at once) and taken from the cache only when offline. Bump VERSION when the
+// list changes: the new worker deletes every other cache of ours.
+//
+// Background delivery (issue 20): a module worker (registered with type "module", app.js), it
+// imports the queue's own modules. On a Background Sync event (Chromium fires it when the
+// network is back, also with every page of capture closed) it sends the photos the signed-in
+// session may send, with the session cookie: the session's CSRF token and the user's queue key
+// come from the service (js/delivery.js). With a page of capture visible, the page sends them
+// itself. No session: nothing is sent, the next sign-in offers them. Photos are decrypted
+// in memory only, and wiped from the queue once the archive has them.
 
-const VERSION = "capture-shell-v3";
+// @ts-expect-error: served at /app/js/ (app.py), kept in web_client/js/: typed just below
+import * as served from "./app/js/delivery.js";
+
+/** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
+const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
+
+const VERSION = "capture-shell-v4";
 
 const SHELL = [
   "/",
@@ -15,8 +30,11 @@ const SHELL = [
   "/app/js/bodymap.js",
   "/app/js/camera.js",
   "/app/js/consent.js",
+  "/app/js/custody.js",
+  "/app/js/delivery.js",
   "/app/js/details.js",
   "/app/js/dom.js",
+  "/app/js/earlier.js",
   "/app/js/patient.js",
   "/app/js/photos.js",
   "/app/js/regions.js",
@@ -69,3 +87,22 @@ worker.addEventListener("fetch", (event) => {
   if (url.search || !SHELL_PATHS.has(url.pathname)) return; // the network, untouched
   event.respondWith(networkFirst(event.request, url.pathname));
 });
+
+/** A Background Sync event (not in TypeScript's worker types yet).
+ * @typedef {ExtendableEvent & {tag: string, lastChance?: boolean}} SyncEvent */
+
+worker.addEventListener("sync", (event) => {
+  const sync = /** @type {SyncEvent} */ (/** @type {unknown} */ (event));
+  if (sync.tag === delivery.SYNC_TAG) sync.waitUntil(sendQueue());
+});
+
+/** Send the queue unless a page of capture is on screen (it sends it itself). */
+async function sendQueue() {
+  const windows = /** @type {readonly WindowClient[]} */ (await worker.clients.matchAll({ type: "window" }));
+  const pages = windows.filter((page) => new URL(page.url).pathname === "/"); // capture's page
+  if (pages.some((page) => page.visibilityState === "visible")) return;
+  const vault = await delivery.Vault.open();
+  await delivery.deliverInBackground(vault, (id, state) => {
+    for (const page of pages) page.postMessage({ type: "capture-queue", id, state });
+  });
+}

@@ -19,6 +19,7 @@ from capture_api.capture.roles import Role, roles_of
 from capture_api.context.sessions import NOT_SIGNED_IN, SessionStore, request_cookie
 from capture_api.deliver.archive import Archive
 from capture_api.encounters.ehr_context import EhrContexts
+from capture_api.encounters.queue_custody import QueueCustody
 from capture_api.exceptions import (
     NotFound,
     NotSignedIn,
@@ -35,6 +36,10 @@ from capture_api.store.records import CaptureRecord, ContextRecord, UserSession
 #: What ``Access.context`` and ``Access.photos`` refuse with (a route using them declares
 #: these: ``errors.responses(*CONTEXT_ERRORS, ...)``).
 CONTEXT_ERRORS = (NotSignedIn, PatientMismatch, UnknownContext)
+
+#: What a session may do in an earlier context of the same user that was handed to it to send
+#: the photos queued there (``QueueCustody.hand_over``): upload, follow, and record consent.
+HANDOFF_ACTIONS = frozenset({"capture", "read", "consent"})
 
 CONTEXTS_FROM_EHR = (
     "this deployment takes patients only from the EHR (launch, wristband scan or worklist); "
@@ -87,6 +92,11 @@ class Access:
     def contexts(self) -> EhrContexts:
         return self.runtime.ehr_contexts
 
+    @property
+    def queue(self) -> QueueCustody:
+        """The phone queue's key custody and handoffs (``capture_api.encounters``)."""
+        return QueueCustody(self.runtime.engine, self.runtime.settings)
+
     @raises(NotSignedIn)
     def require_session(self) -> UserSession:
         if self.session is None:
@@ -100,6 +110,12 @@ class Access:
             return self.runtime.service.context(context_id)
         signed_in = self.require_session()  # before the lookup: no probing of context ids
         record = self.runtime.service.context(context_id)
+        if (
+            action in HANDOFF_ACTIONS
+            and record.session_id != signed_in.id
+            and self.queue.handed_over(signed_in, record)
+        ):
+            return record  # an earlier context of this user, handed over for its queued photos
         self.contexts.check_context(signed_in, record, action=action)
         return record
 

@@ -31,6 +31,7 @@ from capture_api.api.routes import (
     launch,
     lesions,
     priors,
+    queue,
     reports,
     scan,
     timeline,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *(body_sites, contexts, scan, captures, priors, timeline, lesions, worklist, reports),
         *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
         audit,  # capture_api.audit: the audit trail export
+        queue,  # capture_api.encounters.queue_custody: the phone's offline queue
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")

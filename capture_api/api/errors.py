@@ -42,6 +42,7 @@ from capture_api.context.worklist import (
     WorklistError,
     WorklistUnavailable,
 )
+from capture_api.encounters.queue_custody import QueueNotYours
 from capture_api.exceptions import (
     ArchiveError,
     CaptureConflict,
@@ -78,6 +79,7 @@ STATUS_OF: tuple[tuple[type[CaptureError], int], ...] = (
     (SessionExpired, 401),
     (PatientMismatch, 403),
     (RoleRequired, 403),
+    (QueueNotYours, 403),
     (ConsentRequired, 428),
     (UnknownContext, 404),
     (CaptureConflict, 409),

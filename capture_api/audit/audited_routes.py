@@ -37,6 +37,9 @@ ROUTE_ACTIONS: tuple[tuple[str, str], ...] = (
     ("/api/v1/scan", "scan"),
     ("/api/v1/worklist", "worklist"),
     ("/api/v1/reports", "report"),
+    ("/api/v1/queue/handoffs", "queue-handoff"),
+    ("/api/v1/queue/reports", "queue-purge"),
+    ("/api/v1/queue", "queue-key"),
 )
 
 #: Recorded when no route matched (a probe of an unknown URL): never the raw path.

@@ -171,6 +171,28 @@ ACTIONS: dict[str, EventKind] = {
         fixed=True,
         when="FHIR Media/DocumentReference created in the EHR (0) or refused (8)",
     ),
+    # --- the phone's offline queue (requests under /api/v1/queue, and their decisions) ---------
+    "queue-key": EventKind(
+        codes.DCM.SecurityAlert,
+        BalpAction.EXECUTE,
+        fixed=True,
+        when="/api/v1/queue/keys...: a phone queue key created, handed out, refused (another "
+        "user's), released, or destroyed by capture (unused past the retention limit)",
+    ),
+    "queue-handoff": EventKind(
+        _PATIENT,
+        BalpAction.UPDATE,
+        fixed=True,
+        when="POST /api/v1/queue/handoffs: an earlier context handed to a later session of the "
+        "same user, or refused",
+    ),
+    "queue-purge": EventKind(
+        _INSTANCES,
+        BalpAction.DELETE,
+        fixed=True,
+        when="POST /api/v1/queue/reports: photos the phone deleted unsent (retention limit, "
+        "discarded, damaged, key gone)",
+    ),
     "unblur": EventKind(
         _INSTANCES,
         BalpAction.READ,

@@ -166,6 +166,15 @@ class Settings(BaseSettings):
     )
     session_ttl_seconds: int = Field(default=8 * 3600, gt=0)
     session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    queue_retention_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 31,
+        description=(
+            "How long a photo may wait, encrypted on the phone, to be sent; then it is purged "
+            "(with a message, and an audit event once the phone is online)."
+        ),
+    )
     cookie_secure: bool = Field(default=True, description="Secure cookie flag; only off in dev.")
     cookie_samesite: str = Field(
         default="lax",

@@ -337,3 +337,46 @@ class LesionRecord(SQLModel, table=True):
     context_id: str | None = Field(default=None, max_length=64)  # where it was pinned, if here
     source: str = Field(default="capture", max_length=16)  # capture | archive
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class QueueKeyRecord(SQLModel, table=True):
+    """The server's half of one phone's offline queue: a key it hands out to its user only.
+
+    The phone keeps its photos encrypted under a device key that it stores only wrapped
+    (AES-KW) by this key, so its storage alone opens nothing; this row gives the key to a
+    signed-in session of the same user (``iss`` + ``fhir_user``), and is deleted (crypto-
+    shredding the phone's queue) when the phone releases it or it goes unused too long
+    (migration 0010, ``capture_api.encounters.queue_custody``).
+    """
+
+    __tablename__ = "queue_key"
+
+    id: str = Field(primary_key=True, max_length=64)
+    iss: str = Field(max_length=512)
+    fhir_user: str = Field(max_length=512, index=True)
+    secret: str = Field(max_length=64)  # base64url of 32 random bytes
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    used_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class QueueSessionRecord(SQLModel, table=True):
+    """Which user a session was, kept after the session ends: the proof that lets the same
+    user's next session send the photos queued for that session's contexts."""
+
+    __tablename__ = "queue_session"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    iss: str = Field(max_length=512)
+    fhir_user: str = Field(max_length=512)
+    seen_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class QueueHandoffRecord(SQLModel, table=True):
+    """An earlier context of the same user, handed to a later session so that photos queued
+    for it can be sent there (upload and status only: ``api.access``)."""
+
+    __tablename__ = "queue_handoff"
+
+    context_id: str = Field(foreign_key="encounter_context.id", primary_key=True, max_length=64)
+    session_id: str = Field(primary_key=True, max_length=64)
+    granted_at: dt.datetime = Field(default_factory=utcnow, index=True)

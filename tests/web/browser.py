@@ -190,6 +190,12 @@ class Phone:
     def go_online(self) -> None:
         self.page.context.set_offline(False)
 
+    def clear_cookies(self) -> None:
+        self.page.context.clear_cookies()
+
+    def reload(self) -> None:
+        self.page.reload()
+
     def reopen(self) -> Phone:
         """This tab is closed and the app opened in a new one (same cookies and storage)."""
         page = self.page.context.new_page()

@@ -51,5 +51,12 @@ class PhoneDriver(Protocol):
 
     def go_online(self) -> None: ...
 
+    def clear_cookies(self) -> None:
+        """The session cookie is gone (the session ended while the phone was off)."""
+
+    def reload(self) -> None:
+        """The page is reloaded (the phone discarded the tab and the nurse came back to it):
+        whatever the page held in memory is gone; with no network, the service worker serves it."""
+
     def reopen(self) -> PhoneDriver:
         """This tab is closed and the app opened in a new one of the same browser profile."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +71,18 @@ class WebStack:
         log = self.workdir / f"{name}.log"
         with ServiceProcess(settings, log_path=log, port=port) as api:
             yield api
+
+    def audit_events(self, action: str) -> list[tuple[str, str | None, str | None]]:
+        """(outcome, patient, detail) of the trail's domain events of one action, in order,
+        read from the running API's own database (read-only)."""
+        database = self.workdir / "api" / "capture.db"
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+            rows = connection.execute(
+                "SELECT outcome, patient, detail FROM audit_event "
+                "WHERE action = ? AND route IS NULL ORDER BY id",
+                (action,),
+            ).fetchall()
+        return [(str(o), p, d) for o, p, d in rows]
 
     # --- the archive, read through Orthanc's own REST API (not our DICOMweb client) ------------
 

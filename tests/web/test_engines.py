@@ -31,10 +31,6 @@ from tests.webkit.phone import (
     EXPECTED,
     WebKitBrowser,
     WebKitPhone,
-    console_errors,
-    port_of,
-    require_webkit,
-    webkit_browser,
 )
 
 SKIN_OF_ANTERIOR_FOREARM = "70559009"
@@ -44,37 +40,6 @@ SCT_LEFT = "7771000"
 PHOTO = SAMPLES / "mobile" / "jolla.jpg"
 PHOTO_12MP = SAMPLES / "tests" / "42_IndexError.jpg"  # 4032x3024, 2.9 MB
 JPEG_SOI = "ffd8ff"  # hex: what a JPEG starts with
-
-
-@pytest.fixture(scope="module")
-def webkit_installed() -> None:
-    """A missing WebKit fails these tests (before the stack starts): never a skip."""
-    require_webkit()
-
-
-@pytest.fixture(scope="module")
-def webkit(
-    webkit_installed: None, stack: WebStack, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WebKitBrowser]:
-    """One WebKit phone browser for the module, reaching the stack's API and EHR sandbox."""
-    ports = [port_of(stack.api.url), port_of(stack.sandbox.state.base_url)]
-    workdir = tmp_path_factory.mktemp("webkit")
-    with webkit_browser(workdir, ports) as browser:
-        yield browser
-    assert console_errors(workdir / "webdriver.log") == []  # the whole module's, once it quit
-
-
-@pytest.fixture(params=["chromium", "webkit"])
-def phone(request: pytest.FixtureRequest) -> Iterator[PhoneDriver]:
-    """A fresh phone in each engine; fails if the page reported an error."""
-    if request.param == "chromium":
-        request.getfixturevalue("chromium_installed")
-        yield request.getfixturevalue("nurse")  # the nurse fixture checks its errors itself
-        return
-    device = request.getfixturevalue("webkit").fresh_phone()
-    yield device
-    device.collect_errors()
-    assert device.errors == [], device.errors
 
 
 @pytest.fixture
@@ -108,7 +73,9 @@ def _find_in_queue(phone: PhoneDriver, needles: list[str]) -> list[str]:
         else texts.push(hex(new TextEncoder().encode(String(value))));
       };
       const db = await request(indexedDB.open("capture-queue"));
-      walk(await request(db.transaction("photos").objectStore("photos").getAll()));
+      for (const store of db.objectStoreNames) {
+        walk(await request(db.transaction(store).objectStore(store).getAll()));
+      }
       db.close();
       const at = (text, needle) => {  // on a byte boundary only
         for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
@@ -124,10 +91,12 @@ def _find_in_queue(phone: PhoneDriver, needles: list[str]) -> list[str]:
 
 def _assert_sealed(phone: PhoneDriver, photo: Path, readable: list[str]) -> None:
     """The one queued record is AES-GCM ciphertext (+16 byte tag): not the JPEG, and none of
-    ``readable`` (patient name, MRN, site code...) in any of its bytes."""
+    ``readable`` (patient name, MRN, site code...) in any byte of the queue's database."""
     (record,) = phone.queued()
-    assert set(record) == {"id", "page", "session", "expires", "created", "photo", "info"}
-    data: dict[str, Any] = record["photo"]["data"]
+    assert set(record) == {"id", "kid", "session", "context", "created", "purge_after", "accepted"}
+    (sealed,) = phone.indexeddb()["capture-queue"]["sealed"]
+    assert set(sealed) == {"id", "photo", "info"} and sealed["id"] == record["id"]
+    data: dict[str, Any] = sealed["photo"]["data"]
     assert data["bytes"] == photo.stat().st_size + 16
     assert not data["head"].startswith(JPEG_SOI)
     needles = [JPEG_SOI + photo.read_bytes()[3:8].hex()] + [s.encode().hex() for s in readable]
@@ -168,9 +137,14 @@ def test_map_photo_send_reaches_orthanc_once_and_leaves_nothing(
     assert kept["localStorage"] == [] and kept["sessionStorage"] == []
     assert all(not path.startswith("/api/") for paths in kept["caches"].values() for path in paths)
 
+    (entry,) = phone.indexeddb()["capture-queue"]["custody"]
+    assert entry["wrapped"] is None  # the device key went with the last photo
     phone.click("#send-finish")
     phone.wait_text("#patient-message", "Nothing from this session is left on this phone")
     assert "No patient selected" in phone.banner()
+    assert phone.indexeddb()["capture-queue"]["custody"] == []  # and the queue key's id
+    released = [d for _, _, d in stack.audit_events("queue-key") if d == f"released {entry['kid']}"]
+    assert released  # destroyed at the service: nothing can open anything of this phone's now
 
 
 def test_offline_photo_waits_encrypted_then_is_delivered_once(
@@ -196,9 +170,11 @@ def test_offline_photo_waits_encrypted_then_is_delivered_once(
     assert _new_in_orthanc(stack, "100003", before) == [capture["sop_instance_uid"]]
 
 
-def test_leftovers_of_a_closed_page_are_purged_on_the_next_start(
+def test_photos_of_a_closed_tab_are_sent_when_capture_is_opened_again(
     stack: WebStack, phone: PhoneDriver
 ) -> None:
+    """Issue 20: the queue outlives the page (its key is the service's, for this user)."""
+    before = set(stack.patient_sop_uids("100005"))
     phone.launch(stack.launch_url("enc-ngata"))
     phone.tap_region(SKIN_OF_ANTERIOR_LOWER_LEG, "R")
     phone.take_photo(SAMPLES / "gps" / "DSCN0010.jpg")
@@ -209,9 +185,13 @@ def test_leftovers_of_a_closed_page_are_purged_on_the_next_start(
     # The tab is closed (or the phone killed it) before the network came back.
     later = phone.reopen()
     later.go_online()
-    later.launch(stack.launch_url("enc-ngata"))
-    assert "1 photo from an earlier session" in later.text("#site-message")
+    later.launch(stack.launch_url("enc-ngata"))  # the nurse opens capture again: same user
+    later.wait_text("#queue-offer", "1 photo of NGATA, Aroha")
+    later.click('#queue-offer [data-action="send"]')
+    later.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
     assert later.queued() == []
+    (uid,) = _new_in_orthanc(stack, "100005", before)
+    assert stack.archived(uid).PatientID == "100005"
     assert later.errors == []
 
 

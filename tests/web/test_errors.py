@@ -193,15 +193,23 @@ def test_a_photo_over_the_limit_says_so_with_the_limit(
 def test_an_expired_session_says_to_open_capture_again_from_the_chart(
     stack: WebStack, nurse: Phone
 ) -> None:
+    """...and keeps the photo, sealed, for the next sign-in of the same user (issue 20)."""
     _ready_for_photo(nurse, stack)
     nurse.take_photo(SAMPLES / "gps" / "DSCN0021.jpg")
     nurse.page.context.clear_cookies()  # the session is gone (expired, signed out elsewhere)
     nurse.send()
-    nurse.wait_states("failed")
+    nurse.wait_states("signin")
     message = nurse.page.inner_text("#send-message")
     assert "open capture again from the patient's chart" in message
-    assert "deleted" in message
+    assert "stays encrypted on this phone: it is offered to you when you open capture" in message
+    assert "Kept encrypted on this phone" in nurse.page.inner_text("#send-list .state")
+    (record,) = nurse.queued()
+
+    nurse.launch(stack.launch_url("enc-ngata"))  # open capture again from the chart
+    nurse.page.click('#queue-offer [data-action="send"]')
+    nurse.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
     assert nurse.queued() == []
+    assert nurse.api(f"/api/v1/captures/{record['id']}")["status"] == "verified"
 
 
 def test_without_a_launch_the_phone_says_where_to_start(stack: WebStack, nurse: Phone) -> None:

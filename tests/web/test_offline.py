@@ -1,9 +1,11 @@
 """Offline and no residue: a photo waits encrypted in IndexedDB while the network is gone,
 is delivered exactly once when it returns, and is wiped as soon as the archive verifies it;
-leftovers of a page that is gone are purged on the next start."""
+signing out with photos waiting keeps them, sealed, for the same user's next sign-in, who
+may also delete them (issue 20; more in tests/web/test_queue.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,15 +22,15 @@ PHOTO_12MP = SAMPLES / "tests" / "42_IndexError.jpg"  # 4032x3024, 2.9 MB
 SKIN_OF_POSTERIOR_LOWER_LEG = "47224004"
 
 
-def _assert_sealed(record: dict[str, object], photo: Path) -> None:
+def _assert_sealed(nurse: Phone, photo: Path) -> None:
     """The stored photo is AES-GCM ciphertext (+16 byte tag), not the JPEG."""
-    sealed = record["photo"]
-    assert isinstance(sealed, dict)
-    data = sealed["data"]
-    assert isinstance(data, dict)
+    (record,) = nurse.queued()
+    assert set(record) == {"id", "kid", "session", "context", "created", "purge_after", "accepted"}
+    (sealed,) = nurse.indexeddb()["capture-queue"]["sealed"]
+    assert sealed["id"] == record["id"]
+    data = sealed["photo"]["data"]
     assert data["bytes"] == photo.stat().st_size + 16
     assert data["head"] != photo.read_bytes()[:4].hex()  # not FFD8FFE1...
-    assert set(record) == {"id", "page", "session", "expires", "created", "photo", "info"}
 
 
 def _drop_before_the_service(route: Route, page: Page) -> None:
@@ -65,8 +67,7 @@ def test_offline_during_upload_then_online_delivers_once_and_leaves_nothing(
     nurse.page.unroute("**/api/v1/captures")
     nurse.wait_states("offline")
     assert "Offline" in nurse.page.inner_text("#net-status")
-    (record,) = nurse.queued()
-    _assert_sealed(record, PHOTO_12MP)
+    _assert_sealed(nurse, PHOTO_12MP)
     nurse.shot("06-sending-offline")
 
     nurse.page.context.set_offline(False)
@@ -89,25 +90,11 @@ def _waiting_offline(stack: WebStack, nurse: Phone, side: str, photo: Path) -> N
     assert len(nurse.queued()) == 1
 
 
-def test_leftovers_of_a_closed_page_are_purged_on_the_next_start(
-    stack: WebStack, nurse: Phone
-) -> None:
-    _waiting_offline(stack, nurse, "R", SAMPLES / "gps" / "DSCN0010.jpg")
-    # The tab is closed (or the phone killed it) before the network came back.
-    page = nurse.page.context.new_page()
-    nurse.page.close()
-    page.context.set_offline(False)
-    later = Phone(page)
-    later.launch(stack.launch_url("enc-ngata"))
-    assert "1 photo from an earlier session" in later.page.inner_text("#site-message")
-    assert later.queued() == []
-    assert later.errors == []
-
-
-def test_finishing_with_photos_still_waiting_asks_first_then_deletes_them(
+def test_signing_out_with_photos_waiting_keeps_them_for_the_next_sign_in_to_send_or_delete(
     stack: WebStack, nurse: Phone
 ) -> None:
     _waiting_offline(stack, nurse, "L", SAMPLES / "gps" / "DSCN0021.jpg")
+    (record,) = nurse.queued()
     asked: list[str] = []
 
     def answer(dialog: Dialog) -> None:
@@ -118,14 +105,36 @@ def test_finishing_with_photos_still_waiting_asks_first_then_deletes_them(
     nurse.page.click("#send-finish")
     nurse.page.wait_for_selector("#patient-message:not([hidden])")
     assert asked == [
-        "Some photos have not been sent yet. Sign out and delete them from this phone?"
+        "1 photo has not been sent yet. It stays encrypted on this phone and is offered to you "
+        "when you open capture again (deleted after 72 h if not sent). Sign out now?"
     ]
-    assert "Nothing from this session is left on this phone" in nurse.page.inner_text(
+    assert "1 photo not sent yet stays encrypted on this phone" in nurse.page.inner_text(
         "#patient-message"
     )
     assert nurse.page.is_hidden("#net-status")  # not "photos stay on this phone" any more
-    assert nurse.queued() == []
+    assert [r["id"] for r in nurse.queued()] == [record["id"]]  # kept, still sealed
+    (entry,) = nurse.indexeddb()["capture-queue"]["custody"]
+    assert entry["wrapped"]["bytes"] == 40
+
+    # The same nurse, next patient: the earlier patient's photo is offered; she deletes it.
     nurse.page.context.set_offline(False)
+    nurse.launch(stack.launch_url("enc-smith-a"))
+    offer = nurse.page.locator("#queue-offer")
+    assert "1 photo of NGATA, Aroha (born 2014-05-05, MRN 100005)" in offer.inner_text()
+    nurse.shot("20-earlier-photos-offered")
+    offer.locator('[data-action="discard"]').click()
+    assert "Delete the photo of NGATA, Aroha for good?" in offer.inner_text()
+    offer.locator('[data-action="discard-yes"]').click()
+    nurse.wait_text("#queue-offer", "The photo of NGATA, Aroha was deleted from this phone.")
+    assert nurse.queued() == []
+    assert nurse.page.is_visible("#queue-offer-close")  # nothing more to decide
+    deadline = time.monotonic() + 15
+    while not (
+        rows := [r for r in stack.audit_events("queue-purge") if "discarded" in (r[2] or "")]
+    ):
+        assert time.monotonic() < deadline, "the deletion was not audited"
+        time.sleep(0.2)
+    assert rows[-1][:2] == ("success", "100005")  # the user's choice, for that patient
 
 
 def _back_online(nurse: Phone) -> None:

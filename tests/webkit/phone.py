@@ -126,15 +126,20 @@ class WebKitBrowser:
 
 
 @contextmanager
-def webkit_browser(workdir: Path, ports: list[int]) -> Iterator[WebKitBrowser]:
+def webkit_browser(
+    workdir: Path, ports: list[int], *, keep_profile: bool = False
+) -> Iterator[WebKitBrowser]:
     """Xvfb, the phone's network (the stack's ``ports`` reachable), the browser and its
     WebDriver session; all stopped on exit. WebKitWebDriver's log (with the browser's console)
-    is ``workdir/webdriver.log``: see ``console_errors``."""
+    is ``workdir/webdriver.log``: see ``console_errors``. The browser's persistent data (its
+    IndexedDB, caches, service workers...) is ``workdir/profile``, emptied first unless
+    ``keep_profile`` (the same phone's browser started again)."""
     missing = webkit_missing()
     if missing:
         raise RuntimeError(missing)
     profile = workdir / "profile"
-    shutil.rmtree(profile, ignore_errors=True)
+    if not keep_profile:
+        shutil.rmtree(profile, ignore_errors=True)
     with ExitStack() as stack:
         display = stack.enter_context(VirtualDisplay())
         network = stack.enter_context(PhoneNetwork())
@@ -394,6 +399,13 @@ class WebKitPhone:
     def go_online(self) -> None:
         self.network.go_online()
         self.until("return navigator.onLine", timeout=20_000, what="navigator.onLine true")
+
+    def clear_cookies(self) -> None:
+        self.driver.delete_all_cookies()
+
+    def reload(self) -> None:
+        self.collect_errors()  # the reloaded page starts a new list
+        self.driver.refresh()
 
     def reopen(self) -> WebKitPhone:
         """The tab is closed (or the phone killed it) and the app opened again in a new one."""

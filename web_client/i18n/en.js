@@ -8,7 +8,7 @@ export const STRINGS = {
   "app.loading": "Loading the patient…",
   "app.offline": "Offline: photos stay encrypted on this phone and are sent when the network returns.",
   "app.online": "Back online: sending.",
-  "app.leave_warning": "Photos are still waiting to be sent. If you leave, they are deleted.",
+  "app.leave_warning": "Some photos are not sent yet. If you leave now, they are lost.",
 
   // patient banner and patient choice
   "banner.label": "Patient",
@@ -24,7 +24,7 @@ export const STRINGS = {
   "banner.sex.O": "other",
   "patient.heading": "Patient",
   "patient.not_signed_in": "Not signed in: open capture from the patient's chart in the EHR.",
-  "patient.unreachable": "capture cannot be reached. Check the network, then reload.",
+  "patient.unreachable": "capture cannot be reached. It carries on by itself when the network returns.",
   "patient.choose": "No patient is open. Scan the wristband or pick today's patient from the worklist.",
   "patient.scan_label": "Wristband or MRN",
   "patient.scan_hint": "Scan the wristband barcode, or type the MRN.",
@@ -41,6 +41,60 @@ export const STRINGS = {
   "patient.confirm_yes": "Yes, this patient",
   "patient.confirm_no": "No, another patient",
   "patient.start": "Start photographing",
+  // the offline queue across reloads and sign-ins (js/custody.js, js/earlier.js)
+  "queue.restored": {
+    one: "1 photo taken before the page closed is being sent.",
+    other: "{count} photos taken before the page closed are being sent.",
+  },
+  "queue.expired": {
+    one: "1 photo waited more than {hours} h on this phone without being sent and has been deleted. Take it again if you still can.",
+    other: "{count} photos waited more than {hours} h on this phone without being sent and have been deleted. Take them again if you still can.",
+  },
+  "queue.unreadable": {
+    one: "1 photo on this phone could not be opened any more (its key expired or was withdrawn) and has been deleted. Take it again.",
+    other: "{count} photos on this phone could not be opened any more (their key expired or was withdrawn) and have been deleted. Take them again.",
+  },
+  "queue.damaged": {
+    one: "1 queued photo was damaged on this phone (it failed its integrity check): it was deleted, not sent. Take it again.",
+    other: "{count} queued photos were damaged on this phone (they failed their integrity check): they were deleted, not sent. Take them again.",
+  },
+  "queue.damaged_one": "it was damaged on this phone (it failed its integrity check), so it was deleted, not sent",
+  "queue.others": {
+    one: "1 photo of another user waits encrypted on this phone: it is sent when that user opens capture here.",
+    other: "{count} photos of another user wait encrypted on this phone: they are sent when that user opens capture here.",
+  },
+  "queue.kept": {
+    one: "The photo not sent yet stays encrypted on this phone: it is offered to you when you open capture again (within {hours} h).",
+    other: "The {count} photos not sent yet stay encrypted on this phone: they are offered to you when you open capture again (within {hours} h).",
+  },
+  "queue.offer_heading": "Photos not sent from an earlier session",
+  "queue.offer": {
+    one: "1 photo of {name} ({details}), taken {time}, has not been sent yet.",
+    other: "{count} photos of {name} ({details}), taken from {time}, have not been sent yet.",
+  },
+  "queue.offer_send": "Send to {name}'s record",
+  "queue.offer_discard": { one: "Delete it", other: "Delete them" },
+  "queue.offer_discard_confirm": {
+    one: "Delete the photo of {name} for good? It never reached the archive.",
+    other: "Delete the {count} photos of {name} for good? They never reached the archive.",
+  },
+  "queue.offer_discard_yes": "Yes, delete",
+  "queue.offer_keep": "Keep",
+  "queue.offer_asking": "Opening {name}'s record…",
+  "queue.offer_sending": "Sending to {name}'s record: {done} of {count} in the archive…",
+  "queue.offer_done": {
+    one: "The photo is in {name}'s record (verified). Nothing of it is left on this phone.",
+    other: "All {count} photos are in {name}'s record (verified). Nothing of them is left on this phone.",
+  },
+  "queue.offer_failed": "{failed} of {count} photos of {name} could not be sent: {reason}",
+  "queue.offer_refused": "capture cannot send these photos of {name} from this sign-in: {detail}",
+  "queue.offer_unreachable": "capture cannot be reached: try again when the network returns.",
+  "queue.offer_wrong_patient": "The record capture opened is not {name}'s: these photos are not sent there.",
+  "queue.offer_deleted": {
+    one: "The photo of {name} was deleted from this phone.",
+    other: "The {count} photos of {name} were deleted from this phone.",
+  },
+  "queue.offer_close": "Close",
   "patient.leftovers": {
     one: "1 photo from an earlier session was never sent and has been deleted from this phone. Take it again.",
     other: "{count} photos from an earlier session were never sent and have been deleted from this phone. Take them again.",
@@ -248,6 +302,7 @@ export const STRINGS = {
   "send.state.stored": "In the archive, being checked",
   "send.state.verified": "In the archive (verified)",
   "send.state.failed": "Not sent: {reason}",
+  "send.state.signin": "Kept encrypted on this phone until you open capture again",
   "send.archive_retrying": "Safe with capture, not in the archive yet: {reason}. Next try {time}; you can go on.",
   "send.soon": "in a moment",
   "send.another_site": "Photograph another site",
@@ -259,7 +314,7 @@ export const STRINGS = {
   "send.no_preview": "No preview",
 
   // errors (detail = the service's own sentence)
-  "error.session_expired": "Your session has ended: open capture again from the patient's chart in the EHR. Unsent photos on this phone were deleted.",
+  "error.session_expired": "Your session has ended: open capture again from the patient's chart in the EHR.",
   "error.forbidden": "Not allowed: {detail}",
   "error.csrf": "This page is out of date: reload capture.",
   "error.unknown_context": "This patient is no longer open here: open capture again from the chart. ({detail})",
@@ -296,6 +351,14 @@ export const STRINGS = {
 
   // finishing
   "finish.confirm": "Some photos have not been sent yet. Sign out and delete them from this phone?",
+  "finish.confirm_keep": {
+    one: "1 photo has not been sent yet. It stays encrypted on this phone and is offered to you when you open capture again (deleted after {hours} h if not sent). Sign out now?",
+    other: "{count} photos have not been sent yet. They stay encrypted on this phone and are offered to you when you open capture again (deleted after {hours} h if not sent). Sign out now?",
+  },
+  "finish.kept": {
+    one: "Signed out. 1 photo not sent yet stays encrypted on this phone until you open capture again.",
+    other: "Signed out. {count} photos not sent yet stay encrypted on this phone until you open capture again.",
+  },
   "finish.done": "Signed out. Nothing from this session is left on this phone.",
   "finish.offline": "Nothing from this session is left on this phone. capture could not be reached to sign out: the session ends by itself when idle.",
 };

@@ -1,12 +1,18 @@
 // Send queued photos and follow each one until the archive has it (verified) or it failed.
 //
-// One upload at a time (a phone's memory and uplink), many status polls. The upload is the
-// service's idempotent multipart POST /api/v1/captures with our own capture id, so sending
-// again after a lost answer never makes a second photo. No network, 5xx, 408 and 429 are
-// retried with capped exponential backoff and jitter, and at once when the browser says it is
-// online again; anything else is final and shown with the service's reason.
+// One upload at a time (a phone's memory and uplink; the service worker's background delivery
+// takes the same Web Lock, js/delivery.js), many status polls. The upload is the service's
+// idempotent multipart POST /api/v1/captures with our own capture id, so sending again after
+// a lost answer never makes a second photo. No network, 5xx, 408 and 429 are retried with
+// capped exponential backoff and jitter, and at once when the browser says it is online
+// again; anything else is final and shown with the service's reason. A session that ends
+// (401) keeps the photos, encrypted: the next sign-in of the same user offers them (issue 20).
 
-import { ApiError, describe, detailOf, paths, unsafeHeaders } from "./api.js";
+import { t } from "../i18n/en.js";
+import { ApiError, describe, detailOf, unsafeHeaders } from "./api.js";
+import { queuePaths } from "./custody.js";
+import { SYNC_TAG, formOf, withSendLock } from "./delivery.js";
+import { Damaged, Vault } from "./vault.js";
 
 const MAX_BACKOFF_MS = 30_000;
 const POLL_FIRST_MS = 250;
@@ -14,11 +20,15 @@ const POLL_MAX_MS = 3_000;
 const UPLOAD_TIMEOUT_MS = 180_000;
 /** States in which a queued photo still has to be uploaded. */
 const TO_UPLOAD = new Set(["sealed", "offline", "retrying", "uploading", "consent"]);
+/** States of a photo still on the phone, not yet with the service. */
+const WAITING = new Set([...TO_UPLOAD, "signin"]);
 
+/** @param {FormData} form @param {(percent: number) => void} onProgress
+ * @returns {Promise<{status: number, body: any}>} */
 function xhrUpload(form, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", paths.captures);
+    xhr.open("POST", queuePaths.captures);
     xhr.responseType = "json";
     xhr.timeout = UPLOAD_TIMEOUT_MS;
     for (const [name, value] of Object.entries(unsafeHeaders())) xhr.setRequestHeader(name, value);
@@ -30,28 +40,29 @@ function xhrUpload(form, onProgress) {
   });
 }
 
-function formOf(id, meta, blob) {
-  const form = new FormData();
-  form.append("photo", blob, meta.filename || "photo.jpg");
-  form.append("capture_id", id);
-  form.append("context_id", meta.context_id);
-  form.append("sensitivity", meta.sensitivity || "normal");
-  form.append("captured_at", meta.captured_at);
-  for (const name of ["body_site", "laterality", "note", "view", "lesion", "dermoscopic", "polarization", "contact"]) {
-    if (meta[name]) form.append(name, meta[name]);
-  }
-  for (const category of meta.categories || []) form.append("categories", category);
-  return form;
+/** Ask the browser to send the queue when the network is back, even with this page closed
+ * (Background Sync: Chromium); elsewhere nothing happens and the page sends on its next start. */
+export async function askForBackgroundDelivery() {
+  if (!("serviceWorker" in navigator)) return;
+  const registration = await navigator.serviceWorker.getRegistration().catch(() => undefined);
+  const sync = /** @type {{register(tag: string): Promise<void>} | undefined} */ (
+    /** @type {any} */ (registration)?.sync
+  );
+  await sync?.register(SYNC_TAG).catch(() => {});
 }
 
 export class Uploader extends EventTarget {
-  constructor(vault) {
+  /** @param {Vault} vault @param {string} session the tag of this sign-in (what it may send) */
+  constructor(vault, session) {
     super();
     this.vault = vault;
-    this.states = new Map(); // id -> {state, percent, reason, seconds}
-    this.paused = null; // "consent" | "session" | null
+    this.session = session;
+    /** id -> {state, percent, reason, seconds} @type {Map<string, {state: string, [k: string]: any}>} */
+    this.states = new Map();
+    this.paused = null; // "consent" | "session" | "stopped" | null
     this.running = false;
     this.failures = 0;
+    /** @type {(() => void) | null} */
     this.wake = null;
     window.addEventListener("online", () => this.kick());
   }
@@ -62,9 +73,9 @@ export class Uploader extends EventTarget {
     this.dispatchEvent(new CustomEvent("change", { detail: { id, state, ...extra } }));
   }
 
-  /** A photo was sealed into the vault: send it. */
+  /** A photo was sealed into the vault (or found there after a reload): send it. */
   add(id) {
-    this.set(id, "sealed");
+    this.set(id, this.paused === "session" ? "signin" : "sealed");
     this.kick();
   }
 
@@ -78,20 +89,27 @@ export class Uploader extends EventTarget {
     if (!this.running) this.#run();
   }
 
-  /** Photos the service does not have yet: leaving now would lose them. */
+  /** Photos the service does not have yet (still only on this phone). */
   unsent() {
-    return [...this.states.values()].filter((s) => TO_UPLOAD.has(s.state)).length;
+    return [...this.states.values()].filter((s) => WAITING.has(s.state)).length;
   }
 
   /** Forget a photo that is done with (failed or verified): it leaves `states`. */
   forget(id) {
-    if (["failed", "verified"].includes(this.states.get(id)?.state)) this.states.delete(id);
+    if (["failed", "verified"].includes(this.states.get(id)?.state ?? "")) this.states.delete(id);
   }
 
   /** Signed out: no more uploads or status polls from this page. */
   stop() {
     this.paused = "stopped";
     this.kick();
+  }
+
+  /** What the service worker did with a photo while this page was open (a message). */
+  external(id, state) {
+    if (!this.states.has(id)) return;
+    if (state === "verified") this.set(id, "verified");
+    else if (state === "received" && TO_UPLOAD.has(this.states.get(id)?.state ?? "")) this.set(id, "received");
   }
 
   #sleep(ms) {
@@ -111,13 +129,14 @@ export class Uploader extends EventTarget {
     this.running = true;
     try {
       while (!this.paused) {
-        const ids = await this.vault.ids();
+        const ids = await this.vault.sendable(this.session);
         const next = ids.find((id) => TO_UPLOAD.has(this.states.get(id)?.state ?? "sealed"));
         if (!next) break;
         if (await this.#send(next)) {
           this.failures = 0;
           continue;
         }
+        askForBackgroundDelivery(); // if this page goes, the browser can still send it
         await this.#backoff(next);
       }
     } finally {
@@ -140,18 +159,41 @@ export class Uploader extends EventTarget {
 
   /** Upload one photo; true when done with it (accepted or final), false to retry later. */
   async #send(id) {
-    const item = await this.vault.unseal(id);
-    if (!item) {
-      this.states.delete(id);
+    /** @type {{status: number, body: any} | null | "follow" | "gone" | "damaged"} */
+    const answer = await withSendLock(async () => {
+      const record = await this.vault.get(id);
+      if (!record) return "gone"; // sent by the service worker meanwhile, or removed
+      if (record.accepted) return "follow"; // the service has it: never uploaded twice
+      let item;
+      try {
+        item = await this.vault.unseal(id);
+      } catch (error) {
+        if (error instanceof Damaged) return "damaged";
+        throw error;
+      }
+      if (!item) return "gone";
+      this.set(id, "uploading", { percent: 0 });
+      try {
+        const form = formOf(id, item.meta, item.blob);
+        const sent = await xhrUpload(form, (p) => this.set(id, "uploading", { percent: Math.floor(p) }));
+        if (sent.status === 202 || sent.status === 200) await this.vault.update([id], { accepted: true });
+        return sent;
+      } catch {
+        return null;
+      }
+    });
+    if (answer === null) return false;
+    if (answer === "gone" || answer === "follow") {
+      this.set(id, "received"); // the service has it (or it left the phone): follow it
+      this.#poll(id, queuePaths.capture(id));
       return true;
     }
-    this.set(id, "uploading", { percent: 0 });
-    let answer;
-    try {
-      const form = formOf(id, item.meta, item.blob);
-      answer = await xhrUpload(form, (p) => this.set(id, "uploading", { percent: Math.floor(p) }));
-    } catch {
-      return false;
+    if (answer === "damaged") {
+      // Refused by its authentication tag: deleted, never sent as a damaged photo.
+      const record = await this.vault.get(id);
+      await this.#fail(id, t("queue.damaged_one"));
+      this.dispatchEvent(new CustomEvent("damaged", { detail: { record } }));
+      return true;
     }
     return this.#handle(id, answer.status, answer.body);
   }
@@ -174,15 +216,24 @@ export class Uploader extends EventTarget {
     return true;
   }
 
-  /** Give up every photo not yet accepted (no consent, session over): wiped, shown failed. */
+  /** Give up every photo not yet accepted (no consent): wiped, shown failed; returns their ids.
+   * @param {string} reason @returns {Promise<string[]>} */
   async discardQueued(reason) {
+    const ids = [];
     for (const [id, s] of [...this.states]) {
-      if (TO_UPLOAD.has(s.state)) await this.#fail(id, reason);
+      if (!WAITING.has(s.state)) continue;
+      ids.push(id);
+      await this.#fail(id, reason);
     }
+    return ids;
   }
 
+  /** The session is over: the photos stay sealed on the phone for the next sign-in. */
   #sessionEnded() {
     this.paused = "session";
+    for (const [id, s] of [...this.states]) {
+      if (TO_UPLOAD.has(s.state)) this.set(id, "signin");
+    }
     this.dispatchEvent(new CustomEvent("session-expired"));
     return true;
   }
@@ -209,6 +260,10 @@ export class Uploader extends EventTarget {
       if (response.status === 401) return this.#sessionEnded();
       if (!response.ok) {
         if (response.status >= 500) continue;
+        if (response.status === 404 && !(await this.vault.get(id))) {
+          this.states.delete(id); // never reached the service and is gone from the phone
+          return;
+        }
         return this.#fail(id, describe(response.status, detailOf(body)));
       }
       if (await this.#settled(id, body)) return;
