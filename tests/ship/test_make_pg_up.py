@@ -10,6 +10,7 @@ Makefile's own variables allow, and connects the way the tests do: the role and 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,18 @@ from sqlalchemy.engine import make_url
 from tests.conftest import REPO
 from tests.deliver.service_process import PG_ADMIN_URL
 from tests.orthanc import free_port
+
+
+def _make(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run make as a person at a shell would: not as a sub-make of ``make test``.
+
+    Under ``make test`` the environment carries MAKELEVEL and MAKEFLAGS, and a nested make then
+    prints "Entering directory" lines that a person running ``make pg-up`` never sees.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
+    return subprocess.run(
+        ["make", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def _version() -> str:
@@ -50,13 +63,7 @@ def test_make_pg_up_starts_a_fresh_debian_cluster_and_creates_the_tests_role(
     with pytest.raises(psycopg.OperationalError):  # not running yet
         psycopg.connect(url.render_as_string(hide_password=False), connect_timeout=3).close()
 
-    result = subprocess.run(
-        ["make", "pg-up", f"PG_PORT={port}", f"PG_CLUSTER={name}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = _make("pg-up", f"PG_PORT={port}", f"PG_CLUSTER={name}", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (
         "starting PostgreSQL" in result.stdout and "creating the PostgreSQL role" in result.stdout
@@ -71,11 +78,5 @@ def test_make_pg_up_starts_a_fresh_debian_cluster_and_creates_the_tests_role(
     with pytest.raises(psycopg.OperationalError, match="password"):  # Debian's default: scram
         psycopg.connect(f"postgresql://{url.username}@127.0.0.1:{port}/postgres").close()
 
-    again = subprocess.run(
-        ["make", "pg-up", f"PG_PORT={port}", f"PG_CLUSTER={name}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _make("pg-up", f"PG_PORT={port}", f"PG_CLUSTER={name}", timeout=60)
     assert again.returncode == 0 and again.stdout.strip() == "", again.stdout  # idempotent
