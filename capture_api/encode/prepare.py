@@ -8,7 +8,7 @@ camera's scan bytes are only ever changed by a rotation, and at most once lossil
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from capture_api.encode.exif import ExifFacts, read_exif
 from capture_api.encode.formats import PhotoFormat, sniff
@@ -21,6 +21,11 @@ from capture_api.encode.jpeg.markers import (
     read_frame,
     strip_metadata,
 )
+from capture_api.encode.memory import (
+    MemoryBudget,
+    lossless_rotation_cost,
+    reencode_cost,
+)
 from capture_api.encode.orientation import REENCODE_QUALITY, make_upright
 from capture_api.exceptions import ImageTooLarge, UnsupportedFormat
 
@@ -29,10 +34,12 @@ JPEG_METHOD = "ISO_10918_1"
 
 @dataclass(frozen=True)
 class Limits:
-    """Guards against huge files and decompression bombs."""
+    """Guards against huge files, decompression bombs and memory amplification."""
 
     max_bytes: int = 80 * 1024 * 1024
     max_pixels: int = 210_000_000
+    #: Whole-image work (rotation, re-encode, HEIC) reserves its memory here first.
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
     check_decodes(data, frame)
     stripped = strip_metadata(data)
     exif = read_exif(stripped.exif)
-    upright = make_upright(stripped.data, exif.orientation, frame)
+    with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
+        upright = make_upright(stripped.data, exif.orientation, frame)
     steps = [LossyStep(_ratio(frame, stripped.data), JPEG_METHOD)]
     jpeg, final_frame = stripped.data, frame
     if upright.method != "none":
@@ -99,8 +107,27 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
     )
 
 
+def _upright_cost(frame: FrameInfo, orientation: int, size: int) -> tuple[int, str]:
+    """What ``make_upright`` will hold: nothing for an upright YCbCr photo (it is passed on
+    as it is), a lossless rotation's coefficients, or a re-encode's pixels (RGB-coded JPEGs
+    and rotations whose edge blocks do not fit the JPEG block size)."""
+    pixels = f"a {frame.columns}x{frame.rows} photo"
+    if frame.color is not ColorTransform.RGB and orientation == 1:
+        return 0, pixels
+    mcu_w, mcu_h = frame.mcu_size
+    aligned = frame.columns % mcu_w == 0 and frame.rows % mcu_h == 0
+    if frame.color is not ColorTransform.RGB and (aligned or orientation in (2, 3, 4)):
+        # Flips and 180 degrees may still be imperfect at an edge: the re-encode is the
+        # upper bound then, so reserve it (the check below uses the larger of the two).
+        cost = lossless_rotation_cost(frame, size)
+        if not aligned:
+            cost = max(cost, reencode_cost(frame, size))
+        return cost, f"turning {pixels} upright"
+    return reencode_cost(frame, size), f"turning {pixels} upright (one re-encode)"
+
+
 def _prepare_heif(data: bytes, limits: Limits) -> PreparedPhoto:
-    heif = transcode_heif(data, limits.max_pixels)
+    heif = transcode_heif(data, limits.max_pixels, limits.memory)
     stripped = strip_metadata(heif.jpeg)
     # libheif already applied the container's rotation: the EXIF orientation no longer applies.
     exif = dataclasses.replace(read_exif(heif.exif), orientation=1)
