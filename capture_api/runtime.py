@@ -24,6 +24,7 @@ from capture_api.encounters.worklist_completion import CompletionWorker, Worklis
 from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
+from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import Database, make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
@@ -33,6 +34,7 @@ from capture_api.store.records import (
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
+from capture_api.store.wakeup import wakeup_for
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
+        metrics.count_commits(engine)  # capture_db_commits_total
         options = EncoderOptions(
             uid_root=settings.uid_root,
             institution_name=settings.institution_name,
@@ -85,6 +88,9 @@ class Runtime:
             if settings.notify_enabled and any(r.notify for r in settings.ehrs)
             else None
         )
+        for follower in (notifier, completer):  # they follow verifications up: wake with them
+            if follower is not None:
+                follower.wakeup = wakeup_for(engine)
         return cls(
             settings,
             engine,

@@ -154,7 +154,12 @@ class Settings(BaseSettings):
     spool_retention_seconds: float = Field(
         default=0.0, ge=0, description="Keep spooled bytes this long after verification."
     )
-    poll_seconds: float = Field(default=0.5, gt=0, description="Idle worker poll interval.")
+    poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Idle workers' safety poll: they wake on commits (PostgreSQL LISTEN/NOTIFY "
+        "across replicas, a signal in-process), and poll this often in case one was missed.",
+    )
 
     # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------
     public_url: str = Field(

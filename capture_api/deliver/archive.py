@@ -43,6 +43,8 @@ class StoreResult:
     warnings: tuple[str, ...] = ()
     duplicate: bool = False
     retrieve_url: str | None = None
+    #: The SOP Class UID the archive's Referenced SOP Sequence gives for it, when it says.
+    sop_class_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Archive(Protocol):
 
     def is_visible(self, ref: InstanceRef) -> bool:
         """Whether a query for the instance finds it (QIDO-RS), i.e. users can see it."""
+        ...
+
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The SOP Instance UIDs of ``refs`` a query finds: one query per study, however many
+        instances of it wait to be verified (the outbox verifies a study's photos together)."""
         ...
 
     def find_priors(

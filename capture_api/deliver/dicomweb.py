@@ -195,6 +195,34 @@ class DicomWebArchive:
         """Whether a QIDO-RS search in the instance's study and series finds it (PS3.18 10.6)."""
         return self._lookup(ref) is not None
 
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The instances of ``refs`` the archive shows: one QIDO-RS Search for Instances of a
+        Study (``/studies/{uid}/instances``, PS3.18 10.6.1) per study, matched on their
+        series too; a server without that resource is asked instance by instance."""
+        found: set[str] = set()
+        by_study: dict[str, list[InstanceRef]] = {}
+        for ref in refs:
+            by_study.setdefault(ref.study_uid, []).append(ref)
+        for study_uid, members in by_study.items():
+            listed = self._search(
+                f"/studies/{study_uid}/instances", [("includefield", _SERIES_UID)]
+            )
+            if listed is None:
+                found |= {ref.sop_instance_uid for ref in members if self.is_visible(ref)}
+                continue
+            shown = {
+                (_text(attrs, _SERIES_UID), _text(attrs, _SOP_INSTANCE_UID))
+                for attrs in listed
+                if _text(attrs, _STUDY_UID) in (None, study_uid)
+            }
+            found |= {
+                ref.sop_instance_uid
+                for ref in members
+                if (ref.series_uid, ref.sop_instance_uid) in shown
+                or (None, ref.sop_instance_uid) in shown
+            }
+        return found
+
     def _lookup(self, ref: InstanceRef) -> dict[str, Any] | None:
         """The QIDO-RS attributes of the instance, if it is in the study and series of ``ref``."""
         found = self._search(
@@ -512,7 +540,12 @@ def _stored(response: httpx.Response, answer: StoreResponse, sop_uid: str) -> St
         for code in answer.other_failures
     ]
     retrieve_url = (mine.retrieve_url if mine else None) or answer.retrieve_url
-    return StoreResult(warnings=tuple(warnings), duplicate=False, retrieve_url=retrieve_url)
+    return StoreResult(
+        warnings=tuple(warnings),
+        duplicate=False,
+        retrieve_url=retrieve_url,
+        sop_class_uid=mine.sop_class_uid if mine else None,
+    )
 
 
 _WARNING_HEADER = re.compile(r'^\s*(\d{3})\s+(\S+)\s+"?(.*?)"?\s*$')

@@ -155,6 +155,9 @@ class CaptureRecord(SQLModel, table=True):
     series_uid: str | None = Field(default=None, max_length=64)
     photo_path: str | None = Field(default=None, max_length=512)
     dicom_path: str | None = Field(default=None, max_length=512)
+    # What the archive's STOW-RS answer said of the instance (Referenced SOP Sequence).
+    retrieve_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    stored_sop_class_uid: str | None = Field(default=None, max_length=64)
 
     attempts: int = 0
     verify_attempts: int = 0

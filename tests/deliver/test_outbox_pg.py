@@ -114,6 +114,9 @@ class CountingArchive:
     def is_visible(self, ref: InstanceRef) -> bool:
         return self.inner.is_visible(ref)
 
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        return self.inner.visible(refs)
+
     def find_priors(
         self,
         patient_id: str,

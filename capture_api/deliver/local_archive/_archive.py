@@ -96,6 +96,10 @@ class LocalArchive:
             raise ArchiveUnavailable(_files.disk_message(self.root, exc)) from exc
         return Retrieval(file_set_id=FILE_SET_ID, file_set_uid=uid)
 
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The instances of ``refs`` ``is_visible`` finds (a local index: no query to save)."""
+        return {ref.sop_instance_uid for ref in refs if self.is_visible(ref)}
+
     def is_visible(self, ref: InstanceRef) -> bool:
         """The index holds the instance, its file exists and the DICOMDIR names it.
 
