@@ -17,6 +17,10 @@ from typing import Protocol
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.instance_labels import InstanceLabels
+from capture_api.store.spool_source import SpoolSource
+
+#: A Part 10 instance to store: in memory, or spooled (streamed to the archive in chunks).
+Part10 = bytes | SpoolSource
 
 #: The photo modalities the review views list: External-camera Photography (VL Photographic
 #: Image) and Dermoscopy (Dermoscopic Photography Image), PS3.3 C.7.3.1.1.1.
@@ -64,8 +68,9 @@ class PriorImage:
 class Archive(Protocol):
     """An archive the outbox can deliver to and the review views can read from."""
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
-        """Store one Part 10 instance. Raise ArchiveUnavailable / ArchiveRejected."""
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
+        """Store one Part 10 instance (bytes, or a spooled source read in chunks: an archive
+        that sends it on streams it). Raise ArchiveUnavailable / ArchiveRejected."""
         ...
 
     def is_visible(self, ref: InstanceRef) -> bool:

@@ -27,10 +27,9 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from capture_api.audit.trail import Outcome, record_capture
-from capture_api.deliver.archive import Archive, InstanceRef, StoreResult
+from capture_api.deliver.archive import Archive, InstanceRef, Part10, StoreResult
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
@@ -39,6 +38,7 @@ from capture_api.store.db import Database, is_postgres, write_transaction
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, next_due, save, save_in
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
+from capture_api.store.spool_source import file_source
 from capture_api.store.wakeup import Listener, due_in, wakeup_for
 
 log = logging.getLogger("capture.outbox")
@@ -165,8 +165,8 @@ class OutboxWorker(LeasedWorker):
 
     def _send(self, record: CaptureRecord, owner: str) -> None:
         ref = _ref(record)
-        try:
-            data = Path(record.dicom_path or "").read_bytes()
+        try:  # streamed from the spool into the request: never read whole
+            data = file_source(record.dicom_path)
         except OSError as exc:
             self._finish(
                 record,
@@ -415,7 +415,7 @@ _LOOP = {
 _STEP = {"delivery": "send", "verification": "verify"}
 
 
-def _timed_store(archive: Archive, part10: bytes, ref: InstanceRef) -> StoreResult:
+def _timed_store(archive: Archive, part10: Part10, ref: InstanceRef) -> StoreResult:
     """``archive.store`` with its wall time observed (``capture_stow_seconds{outcome}``)."""
     started = time.perf_counter()
     outcome = "error"

@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 
 from capture_api.audit import chain
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.deliver.archive import InstanceRef
-from capture_api.deliver.dicomweb import DicomWebArchive
+from capture_api.deliver.dicomweb import DicomWebArchive, MultipartBody
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.intake.service import CaptureRequest, CaptureService
@@ -26,7 +27,8 @@ from capture_api.observability import metrics
 from capture_api.store import audit_rows
 from capture_api.store.db import make_engine, migrate
 from capture_api.store.records import CaptureStatus
-from capture_api.store.spool import Spool
+from capture_api.store.spool import CHUNK, Spool
+from capture_api.store.spool_source import FileSource, file_source
 from capture_api.store.wakeup import wakeup_for
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
@@ -215,3 +217,70 @@ def test_on_postgresql_a_commit_of_replica_a_wakes_the_worker_of_replica_b(
 def _status(service: CaptureService, capture_id: str) -> str | None:
     row = service.get(capture_id)
     return None if row is None else str(row.status)
+
+
+# --- streamed STOW ---------------------------------------------------------------------------
+
+
+def _spooled_instance(tmp_path: Path, seed: int) -> tuple[FileSource, InstanceRef]:
+    """A 12 MP-like photo wrapped and spooled: a DICOM file of a few MB."""
+    from capture_api.capture.model import CaptureContext
+    from capture_api.encode.pipeline import wrap_photo
+
+    context = CaptureContext(
+        capture_id=f"stream-{seed}",
+        patient=PatientIn(id="MRN-STREAM").to_patient(),
+        study_uid=f"1.2.826.0.1.3680043.10.543.{seed}",
+    )
+    wrapped = wrap_photo(phone_jpeg(4032, 3024, seed=seed), context, EncoderOptions())
+    path = tmp_path / f"stream-{seed}.dcm"
+    path.write_bytes(wrapped.to_bytes())
+    ref = InstanceRef(
+        wrapped.study_instance_uid, wrapped.series_instance_uid, wrapped.sop_instance_uid
+    )
+    return file_source(path), ref
+
+
+def test_stow_streams_the_spooled_file_with_a_content_length(
+    tmp_path: Path, orthanc: OrthancServer
+) -> None:
+    source, ref = _spooled_instance(tmp_path, 1)
+    assert source.size > CHUNK
+    body = MultipartBody(source)
+    pieces = list(body)
+    assert max(len(p) for p in pieces) <= CHUNK and len(pieces) >= 4  # never the whole file
+    assert sum(len(p) for p in pieces) == body.length
+    with DicomWebArchive(orthanc.base_url) as archive:
+        result = archive.store(source, ref)
+        assert not result.duplicate and result.retrieve_url
+        assert archive.visible([ref]) == {ref.sop_instance_uid}
+    stored = httpx.get(
+        f"{orthanc.rest_url}/instances",
+        params={"expand": "true"},
+    ).json()
+    (instance,) = [
+        i for i in stored if i["MainDicomTags"]["SOPInstanceUID"] == ref.sop_instance_uid
+    ]
+    assert instance["FileSize"] == source.size  # Orthanc holds the very bytes spooled
+
+
+def test_orthanc_also_takes_the_streamed_body_chunked(
+    tmp_path: Path, orthanc: OrthancServer
+) -> None:
+    """Without a Content-Length httpx sends ``Transfer-Encoding: chunked``: Orthanc stores
+    that too (the archive sends the length; a proxy may re-chunk it)."""
+    source, ref = _spooled_instance(tmp_path, 2)
+    body = MultipartBody(source)
+    request = httpx.Request(
+        "POST",
+        f"{orthanc.base_url}/studies",
+        content=body,
+        headers={"Content-Type": body.content_type, "Accept": "application/dicom+json"},
+    )
+    assert request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in request.headers
+    with httpx.Client(timeout=30) as client:
+        response = client.send(request)
+    assert response.status_code == 200, response.text
+    with DicomWebArchive(orthanc.base_url) as archive:
+        assert archive.visible([ref]) == {ref.sop_instance_uid}

@@ -29,7 +29,13 @@ from pydicom.uid import generate_uid
 
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
-from capture_api.deliver.archive import PHOTO_MODALITIES, InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import (
+    PHOTO_MODALITIES,
+    InstanceRef,
+    Part10,
+    PriorImage,
+    StoreResult,
+)
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.local_archive import _files
 from capture_api.deliver.local_archive._describe import Described, parse_instance
@@ -70,8 +76,13 @@ class LocalArchive:
 
     # --- Archive protocol ---------------------------------------------------------------------
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
-        """Add the instance to the File-set; an instance already held is a duplicate."""
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
+        """Add the instance to the File-set; an instance already held is a duplicate.
+
+        A spooled source is read whole: the instance is parsed and written to this disk.
+        """
+        if not isinstance(part10, bytes):
+            part10 = part10.read()
         described = parse_instance(part10, ref)
         try:
             index = self._writable()
