@@ -34,6 +34,8 @@ from capture_api.store.records import (
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
+from capture_api.store.spool_blobs import DatabaseSpool
+from capture_api.store.spool_source import FolderReader, SpoolReader
 from capture_api.store.wakeup import wakeup_for
 
 
@@ -72,11 +74,13 @@ class Runtime:
         lease = dt.timedelta(seconds=settings.lease_seconds)
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
-        spool = Spool(settings.spool_dir)
+        spool, reader = spool_from_settings(settings, engine)
         service = CaptureService(engine, spool, options, lease, consent, keeper)
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
-        worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
+        worker = OutboxWorker(
+            engine, archive, service.encode, policy, keeper=keeper, health=loops, spool=reader
+        )
         discovery = Discovery()
         ehr_contexts = EhrContexts(settings, engine, service, discovery)
         completion = WorklistCompletion(
@@ -142,6 +146,14 @@ class Runtime:
 
 #: The tables whose rows are claimed under a lease (``capture_api.store.leases``).
 _LEASED = (CaptureRecord, NotificationRecord, WorklistCompletionRecord)
+
+
+def spool_from_settings(settings: Settings, engine: Database) -> tuple[Spool, SpoolReader]:
+    """The spool the requests write (``CAPTURE_SPOOL``) and how the outbox reads it."""
+    if settings.spool == "database":
+        spool = DatabaseSpool(settings.spool_dir, engine)
+        return spool, spool
+    return Spool(settings.spool_dir), FolderReader()
 
 
 def archive_from_settings(settings: Settings) -> Archive:

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     verify_attempts: int = Field(default=10, ge=1, description="QIDO misses before a re-send.")
     spool_retention_seconds: float = Field(
         default=0.0, ge=0, description="Keep spooled bytes this long after verification."
+    )
+    spool: Literal["folder", "database"] = Field(
+        default="folder",
+        description="Where spooled photos and DICOM objects are kept until verified: the "
+        "folder (CAPTURE_DATA_DIR/spool), or the folder and the database, so replicas on "
+        "PostgreSQL share nothing else: one delivers what a dead one accepted.",
     )
     poll_seconds: float = Field(
         default=2.0,

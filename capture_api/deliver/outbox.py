@@ -38,7 +38,7 @@ from capture_api.store.db import Database, is_postgres, write_transaction
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, next_due, save, save_in
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
-from capture_api.store.spool_source import file_source
+from capture_api.store.spool_source import FolderReader, SpoolReader
 from capture_api.store.wakeup import Listener, due_in, wakeup_for
 
 log = logging.getLogger("capture.outbox")
@@ -76,6 +76,7 @@ class OutboxWorker(LeasedWorker):
         *,
         keeper: LeaseKeeper | None = None,
         health: LoopHealth | None = None,
+        spool: SpoolReader | None = None,
     ) -> None:
         super().__init__(name, "worker")
         self.engine = engine
@@ -85,6 +86,7 @@ class OutboxWorker(LeasedWorker):
         self.poll = policy.poll
         self.keeper = keeper or LeaseKeeper(engine, policy.lease)
         self.health = health or LoopHealth()
+        self.spool = spool or FolderReader()
         self.wakeup = wakeup_for(engine)
         self._listener = Listener(engine, self.wakeup) if is_postgres(engine) else None
 
@@ -141,11 +143,26 @@ class OutboxWorker(LeasedWorker):
 
     def _advance(self, record: CaptureRecord, owner: str) -> None:
         if record.status == CaptureStatus.RECEIVED:
-            self.encode(record)  # left by a crash before encoding; encode releases the claim
+            self._encode(record)  # left by a crash before encoding; encode releases the claim
         elif record.status == CaptureStatus.ENCODED:
             self._send(record, owner)
         elif record.status == CaptureStatus.STORED:
             self._verify(record, owner)
+
+    def _encode(self, record: CaptureRecord) -> None:
+        """Encode a photo a request left ``received``; accepted by another replica (its file
+        on another machine), from the copy the database keeps (``CAPTURE_SPOOL=database``)."""
+        try:
+            here = self.spool.restore(record.photo_path)
+        except OSError:
+            here = None  # nowhere: the encode says so
+        if here is None or str(here) == record.photo_path:
+            self.encode(record)
+            return
+        try:
+            self.encode(record.model_copy(update={"photo_path": str(here)}))
+        finally:
+            Spool.delete(here)  # this replica's copy; the row names the original
 
     def _fault(self, record: CaptureRecord, owner: str, loop: str, exc: Exception) -> None:
         """An unexpected error: keep the status, say why and when the next attempt is."""
@@ -166,7 +183,7 @@ class OutboxWorker(LeasedWorker):
     def _send(self, record: CaptureRecord, owner: str) -> None:
         ref = _ref(record)
         try:  # streamed from the spool into the request: never read whole
-            data = file_source(record.dicom_path)
+            data = self.spool.source(record.dicom_path)
         except OSError as exc:
             self._finish(
                 record,
@@ -321,6 +338,7 @@ class OutboxWorker(LeasedWorker):
                 record_capture(self.engine, "verify", Outcome.SUCCESS, row, tx=tx)
                 if purge:
                     record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
+                    self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
                     tx.after_commit(_unlinker(row))
                 tx.after_commit(metrics.verified)
 
@@ -380,6 +398,7 @@ class OutboxWorker(LeasedWorker):
         with write_transaction(self.engine) as tx:
             if captures.mark_spool_deleted_in(tx, capture_id):
                 record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
+                self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
                 tx.after_commit(_unlinker(row))
 
     def _sweep_spool(self) -> None:

@@ -107,6 +107,8 @@ WAKEUPS = Counter(
     "signal (a commit in this process), poll (the safety poll or a retry's time)",
     ["cause"],
 )
+for _cause in ("notify", "signal", "poll"):  # exported at 0 before the first wake-up
+    WAKEUPS.labels(_cause)
 DB_COMMITS = Counter(
     "capture_db_commits",
     "Database transactions this process committed (each is a durable write: an fsync on "

@@ -8,11 +8,12 @@ file (``FileSource``) or from the database (``capture_api.store.spool_blobs``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from capture_api.store.db import Transaction
 from capture_api.store.spool import CHUNK
 
 
@@ -49,3 +50,33 @@ def file_source(path: str | Path | None) -> FileSource:
     if not path or not found.is_file():
         raise FileNotFoundError(2, "No such file or directory", str(found))
     return FileSource(found, found.stat().st_size)
+
+
+class SpoolReader(Protocol):
+    """How the outbox reads the spool: a file here, or (``CAPTURE_SPOOL=database``) chunks
+    another replica left in the database (``capture_api.store.spool_blobs.DatabaseSpool``)."""
+
+    def source(self, path: str | None) -> SpoolSource:
+        """The spooled bytes of ``path``; ``OSError`` when they are nowhere."""
+        ...
+
+    def restore(self, path: str | None) -> Path:
+        """A file on this machine with the bytes of ``path`` (to encode a photo)."""
+        ...
+
+    def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
+        """Delete what the database keeps of these files, in ``tx``."""
+        ...
+
+
+class FolderReader:
+    """The spool is the folder alone (``CAPTURE_SPOOL=folder``)."""
+
+    def source(self, path: str | None) -> SpoolSource:
+        return file_source(path)
+
+    def restore(self, path: str | None) -> Path:
+        return file_source(path).path
+
+    def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
+        """Nothing of the folder's files is in the database."""
