@@ -7,12 +7,12 @@ Run from the repository root, against a running Orthanc with DICOMweb::
 What it does: builds the service in this process exactly as ``capture-api run`` does
 (``Runtime.build`` from ``Settings``: SQLite in a temporary folder unless ``--database``
 names a URL, the default poll interval unless ``--poll`` sets it), starts the delivery
-workers, then accepts ``--photos`` distinct 12 MP-like JPEGs one after the other
+workers, then accepts ``--photos`` distinct 1600x1200 camera-like JPEGs one after the other
 (``CaptureService.accept``: what the upload route calls) and waits for each to be verified
-before the next. It prints, per photo, the database commits the request made, the commits the
-worker made, and the time from ``accept`` returning (the 202) to the row reading
-``verified``; then p50/p95. The request's own audit row (written by the API's middleware, not
-here) is one more commit per photo. Count fsyncs by running this under
+before the next. It prints the database commits per photo the request made and the worker
+made, the delivery threads' CPU time per photo, and the time from ``accept`` returning (the
+202) to the row reading ``verified`` (p50/p95). The request's own audit row (written by the
+API's middleware, not here) is one more commit per photo. Count fsyncs by running this under
 ``strace -f -e trace=fsync,fdatasync`` (start Orthanc outside it).
 """
 
@@ -41,6 +41,17 @@ def _jpeg(seed: int) -> bytes:
     from tests.conftest import phone_jpeg
 
     return phone_jpeg(1600, 1200, seed=seed)
+
+
+def _thread_cpu_seconds(prefix: str) -> float:
+    """CPU time used so far by this process's threads whose name starts with ``prefix``
+    (Linux: ``/proc/self/task/<tid>/schedstat``, nanoseconds on CPU)."""
+    total = 0
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix) and thread.native_id is not None:
+            stat = Path(f"/proc/self/task/{thread.native_id}/schedstat").read_text()
+            total += int(stat.split()[0])
+    return total / 1e9
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -78,6 +89,7 @@ def main() -> int:
     latencies: list[float] = []
     request_commits: list[int] = []
     worker_commits: list[int] = []
+    cpu_start = 0.0
     for index, photo in enumerate(photos):
         capture_id = uuid.uuid4().hex
         before = commits["n"]
@@ -100,15 +112,18 @@ def main() -> int:
         verified = time.perf_counter()
         time.sleep(0.05)  # let the worker finish its last commit before the next photo
         if index == 0:
+            cpu_start = _thread_cpu_seconds(runtime.worker.name)
             continue  # warm-up
         latencies.append((verified - accepted) * 1000)
         request_commits.append(after_request - before)
         worker_commits.append(commits["n"] - after_request)
+    worker_cpu = _thread_cpu_seconds(runtime.worker.name) - cpu_start
     runtime.close()
     n = len(latencies)
     print(f"photos: {n} (c=1), poll {settings.poll_seconds:g} s, {settings.sqlalchemy_url[:20]}")
     print(f"request commits/photo: {sum(request_commits) / n:.2f} (+1 request audit row)")
     print(f"worker commits/photo:  {sum(worker_commits) / n:.2f}")
+    print(f"worker threads' CPU/photo: {worker_cpu / n * 1000:.1f} ms")
     print(
         f"accepted->verified ms: p50 {_percentile(latencies, 0.5):.0f} "
         f"p95 {_percentile(latencies, 0.95):.0f}"
