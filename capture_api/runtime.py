@@ -25,6 +25,7 @@ from capture_api.encounters.worklist_completion import CompletionWorker, Worklis
 from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
+from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import Database, make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
@@ -34,6 +35,9 @@ from capture_api.store.records import (
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
+from capture_api.store.spool_blobs import DatabaseSpool
+from capture_api.store.spool_source import FolderReader, SpoolReader
+from capture_api.store.wakeup import wakeup_for
 
 
 @dataclass
@@ -61,6 +65,7 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.sqlalchemy_url)
         migrate(engine)
+        metrics.count_commits(engine)  # capture_db_commits_total
         options = EncoderOptions(
             uid_root=settings.uid_root,
             institution_name=settings.institution_name,
@@ -74,11 +79,13 @@ class Runtime:
         lease = dt.timedelta(seconds=settings.lease_seconds)
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
-        spool = Spool(settings.spool_dir)
+        spool, reader = spool_from_settings(settings, engine)
         service = CaptureService(engine, spool, options, lease, consent, keeper)
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
-        worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)
+        worker = OutboxWorker(
+            engine, archive, service.encode, policy, keeper=keeper, health=loops, spool=reader
+        )
         discovery = Discovery()
         ehr_contexts = EhrContexts(settings, engine, service, discovery)
         completion = WorklistCompletion(
@@ -90,6 +97,9 @@ class Runtime:
             if settings.notify_enabled and any(r.notify for r in settings.ehrs)
             else None
         )
+        for follower in (notifier, completer):  # they follow verifications up: wake with them
+            if follower is not None:
+                follower.wakeup = wakeup_for(engine)
         return cls(
             settings,
             engine,
@@ -141,6 +151,14 @@ class Runtime:
 
 #: The tables whose rows are claimed under a lease (``capture_api.store.leases``).
 _LEASED = (CaptureRecord, NotificationRecord, WorklistCompletionRecord)
+
+
+def spool_from_settings(settings: Settings, engine: Database) -> tuple[Spool, SpoolReader]:
+    """The spool the requests write (``CAPTURE_SPOOL``) and how the outbox reads it."""
+    if settings.spool == "database":
+        spool = DatabaseSpool(settings.spool_dir, engine)
+        return spool, spool
+    return Spool(settings.spool_dir), FolderReader()
 
 
 def archive_from_settings(settings: Settings) -> Archive:

@@ -14,6 +14,12 @@ so an edit past the triggers is found by ``capture-api audit verify``. Writing n
 the caller: a failed insert is logged without PHI and counted
 (``failed_writes``), and the request or worker goes on. After the insert the row is handed to
 the syslog forwarder, if one is configured (``capture_api.audit.forwarding``).
+
+Given the caller's write transaction (``tx``, ``capture_api.store.db.write_transaction``), the
+row is inserted in it and commits with the state change it describes: one commit instead of
+two, and never a change without its event nor an event without its change (a failed insert
+then rolls the change back, and the worker's step is retried). It is forwarded after the
+commit.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from capture_api.audit.source import this_host
 from capture_api.audit.subjects import Subject, subject_of
 from capture_api.capture import storable
 from capture_api.store import audit_rows
-from capture_api.store.db import Database
+from capture_api.store.db import Database, Transaction
 from capture_api.store.records import AuditEventRecord, CaptureRecord, NotificationRecord
 
 log = logging.getLogger("capture.audit")
@@ -88,6 +94,7 @@ def record(
     capture_id: str | None = None,
     sop_instance_uid: str | None = None,
     peer: str | None = None,
+    tx: Transaction | None = None,
 ) -> AuditEventRecord | None:
     """Append one domain event; returns the stored row (None if it could not be written).
 
@@ -120,7 +127,7 @@ def record(
         peer=peer,
         request_id=REQUEST_ID.get(),
     )
-    return append(engine, row)
+    return append(engine, row, tx=tx)
 
 
 def record_capture(
@@ -131,8 +138,10 @@ def record_capture(
     *,
     detail: str | None = None,
     peer: str | None = None,
+    tx: Transaction | None = None,
 ) -> AuditEventRecord | None:
-    """A worker's event about one capture (STOW, verification, spool purge, notification)."""
+    """A worker's event about one capture (STOW, verification, spool purge, notification);
+    with ``tx``, written in that transaction (see the module's docstring)."""
     return record(
         engine,
         action,
@@ -142,6 +151,7 @@ def record_capture(
         sop_instance_uid=capture.sop_instance_uid,
         detail=detail,
         peer=peer,
+        tx=tx,
     )
 
 
@@ -163,8 +173,11 @@ def record_notification(
     )
 
 
-def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
-    """Complete the row's codes, insert it, and hand it to the forwarder; never raises.
+def append(
+    engine: Database, row: AuditEventRecord, *, tx: Transaction | None = None
+) -> AuditEventRecord | None:
+    """Complete the row's codes, insert it, and hand it to the forwarder; never raises
+    (except inside ``tx``, whose change must not commit without its event).
 
     Values the database would refuse (a NUL, an id longer than its column) are made storable
     by ``store.audit_rows.append``: losing the row over a hostile value would lose the event;
@@ -188,10 +201,18 @@ def append(engine: Database, row: AuditEventRecord) -> AuditEventRecord | None:
 
     try:
         queued_by = forwarding.queue_owner() if forwarding.sender_for(engine) else None
-        row.id = audit_rows.append(engine, row, sign, forward_owner=queued_by)
+        if tx is None:
+            row.id = audit_rows.append(engine, row, sign, forward_owner=queued_by)
+        else:
+            row.id = audit_rows.append_in(tx, row, sign, forward_owner=queued_by)
     except Exception as exc:
         _failed.add()
         log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)
+        if tx is not None:
+            raise
         return None
-    forwarding.forward(engine, row)
+    if tx is None:
+        forwarding.forward(engine, row)
+    else:
+        tx.after_commit(lambda: forwarding.forward(engine, row))
     return row

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -160,7 +160,18 @@ class Settings(BaseSettings):
     spool_retention_seconds: float = Field(
         default=0.0, ge=0, description="Keep spooled bytes this long after verification."
     )
-    poll_seconds: float = Field(default=0.5, gt=0, description="Idle worker poll interval.")
+    spool: Literal["folder", "database"] = Field(
+        default="folder",
+        description="Where spooled photos and DICOM objects are kept until verified: the "
+        "folder (CAPTURE_DATA_DIR/spool), or the folder and the database, so replicas on "
+        "PostgreSQL share nothing else: one delivers what a dead one accepted.",
+    )
+    poll_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Idle workers' safety poll: they wake on commits (PostgreSQL LISTEN/NOTIFY "
+        "across replicas, a signal in-process), and poll this often in case one was missed.",
+    )
 
     # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------
     public_url: str = Field(

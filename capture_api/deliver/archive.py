@@ -17,6 +17,10 @@ from typing import Protocol
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.instance_labels import InstanceLabels
+from capture_api.store.spool_source import SpoolSource
+
+#: A Part 10 instance to store: in memory, or spooled (streamed to the archive in chunks).
+Part10 = bytes | SpoolSource
 
 #: The photo modalities the review views list: External-camera Photography (VL Photographic
 #: Image) and Dermoscopy (Dermoscopic Photography Image), PS3.3 C.7.3.1.1.1.
@@ -43,6 +47,8 @@ class StoreResult:
     warnings: tuple[str, ...] = ()
     duplicate: bool = False
     retrieve_url: str | None = None
+    #: The SOP Class UID the archive's Referenced SOP Sequence gives for it, when it says.
+    sop_class_uid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,18 @@ class PriorImage:
 class Archive(Protocol):
     """An archive the outbox can deliver to and the review views can read from."""
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
-        """Store one Part 10 instance. Raise ArchiveUnavailable / ArchiveRejected."""
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
+        """Store one Part 10 instance (bytes, or a spooled source read in chunks: an archive
+        that sends it on streams it). Raise ArchiveUnavailable / ArchiveRejected."""
         ...
 
     def is_visible(self, ref: InstanceRef) -> bool:
         """Whether a query for the instance finds it (QIDO-RS), i.e. users can see it."""
+        ...
+
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The SOP Instance UIDs of ``refs`` a query finds: one query per study, however many
+        instances of it wait to be verified (the outbox verifies a study's photos together)."""
         ...
 
     def find_priors(

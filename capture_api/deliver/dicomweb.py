@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -29,7 +29,13 @@ from PIL import Image, UnidentifiedImageError
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.config import ArchiveAuthKind, Settings
-from capture_api.deliver.archive import PHOTO_MODALITIES, InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import (
+    PHOTO_MODALITIES,
+    InstanceRef,
+    Part10,
+    PriorImage,
+    StoreResult,
+)
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.deliver.instance_labels import InstanceLabels, json_text, labels_from_json
 from capture_api.deliver.stow_response import (
@@ -136,20 +142,22 @@ class DicomWebArchive:
 
     # --- STOW-RS -------------------------------------------------------------------------------
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
         """Store one instance (PS3.18 10.5) and read the answer per its Table 10.5.3-1.
 
+        A spooled instance is streamed: the multipart body is produced chunk by chunk from the
+        spool, with its Content-Length computed beforehand, never read whole nor joined.
         An instance the archive already holds counts as stored (``duplicate=True`` when the
         archive says so or a QIDO-RS check finds it in the same study and series): the outbox
         re-sends after crashes, and the SOP Instance UID is derived from the capture id.
         """
-        body, content_type = _multipart_related(part10)
-        response = self._send(
-            "POST",
-            "/studies",
-            content=body,
-            headers={"Content-Type": content_type, "Accept": _DICOM_JSON},
-        )
+        body = MultipartBody(part10)
+        headers = {
+            "Content-Type": body.content_type,
+            "Content-Length": str(body.length),
+            "Accept": _DICOM_JSON,
+        }
+        response = self._send("POST", "/studies", content=body, headers=headers)
         return self._store_result(response, ref)
 
     def _store_result(self, response: httpx.Response, ref: InstanceRef) -> StoreResult:
@@ -194,6 +202,34 @@ class DicomWebArchive:
     def is_visible(self, ref: InstanceRef) -> bool:
         """Whether a QIDO-RS search in the instance's study and series finds it (PS3.18 10.6)."""
         return self._lookup(ref) is not None
+
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The instances of ``refs`` the archive shows: one QIDO-RS Search for Instances of a
+        Study (``/studies/{uid}/instances``, PS3.18 10.6.1) per study, matched on their
+        series too; a server without that resource is asked instance by instance."""
+        found: set[str] = set()
+        by_study: dict[str, list[InstanceRef]] = {}
+        for ref in refs:
+            by_study.setdefault(ref.study_uid, []).append(ref)
+        for study_uid, members in by_study.items():
+            listed = self._search(
+                f"/studies/{study_uid}/instances", [("includefield", _SERIES_UID)]
+            )
+            if listed is None:
+                found |= {ref.sop_instance_uid for ref in members if self.is_visible(ref)}
+                continue
+            shown = {
+                (_text(attrs, _SERIES_UID), _text(attrs, _SOP_INSTANCE_UID))
+                for attrs in listed
+                if _text(attrs, _STUDY_UID) in (None, study_uid)
+            }
+            found |= {
+                ref.sop_instance_uid
+                for ref in members
+                if (ref.series_uid, ref.sop_instance_uid) in shown
+                or (None, ref.sop_instance_uid) in shown
+            }
+        return found
 
     def _lookup(self, ref: InstanceRef) -> dict[str, Any] | None:
         """The QIDO-RS attributes of the instance, if it is in the study and series of ``ref``."""
@@ -482,20 +518,36 @@ class DicomWebArchive:
 # --- STOW-RS helpers --------------------------------------------------------------------------
 
 
-def _multipart_related(part10: bytes) -> tuple[bytes, str]:
-    """A one-part ``multipart/related; type="application/dicom"`` body (PS3.18 8.6.1.2).
+class MultipartBody:
+    """A one-part ``multipart/related; type="application/dicom"`` body (PS3.18 8.6.1.2),
+    produced in chunks: the head, the instance as the spool gives it, the tail.
 
     Built by hand: httpx only builds multipart/form-data, and one binary part of RFC 2387
-    (RFC 2046 5.1.1 framing) is a few lines. The boundary is random and checked against the
-    payload, which must not contain it.
+    (RFC 2046 5.1.1 framing) is a few lines. The boundary is 128 random bits; an instance in
+    memory is checked not to contain it, a spooled one cannot be checked without reading it
+    first (what streaming avoids): it was written before the boundary was drawn, so it holds
+    it with probability 2^-128 per position. Iterating again starts again (an auth flow that
+    re-sends the request sends the whole body), so this is an iterable, not a generator.
     """
-    boundary = secrets.token_hex(16)
-    while boundary.encode() in part10:
+
+    def __init__(self, part10: Part10) -> None:
+        self._part10 = part10
         boundary = secrets.token_hex(16)
-    head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
-    return head + part10 + tail, content_type
+        while isinstance(part10, bytes) and boundary.encode() in part10:
+            boundary = secrets.token_hex(16)
+        self._head = f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        self._tail = f"\r\n--{boundary}--\r\n".encode()
+        self.content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        size = len(part10) if isinstance(part10, bytes) else part10.size
+        self.length = len(self._head) + size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        if isinstance(self._part10, bytes):
+            yield self._part10
+        else:
+            yield from self._part10.chunks()
+        yield self._tail
 
 
 def _stored(response: httpx.Response, answer: StoreResponse, sop_uid: str) -> StoreResult:
@@ -512,7 +564,12 @@ def _stored(response: httpx.Response, answer: StoreResponse, sop_uid: str) -> St
         for code in answer.other_failures
     ]
     retrieve_url = (mine.retrieve_url if mine else None) or answer.retrieve_url
-    return StoreResult(warnings=tuple(warnings), duplicate=False, retrieve_url=retrieve_url)
+    return StoreResult(
+        warnings=tuple(warnings),
+        duplicate=False,
+        retrieve_url=retrieve_url,
+        sop_class_uid=mine.sop_class_uid if mine else None,
+    )
 
 
 _WARNING_HEADER = re.compile(r'^\s*(\d{3})\s+(\S+)\s+"?(.*?)"?\s*$')

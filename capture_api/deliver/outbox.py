@@ -25,20 +25,21 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from capture_api.audit.trail import Outcome, record_capture
-from capture_api.deliver.archive import Archive, InstanceRef, StoreResult
+from capture_api.deliver.archive import Archive, InstanceRef, Part10, StoreResult
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store import captures
-from capture_api.store.db import Database
-from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
+from capture_api.store.db import Database, is_postgres, write_transaction
+from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, next_due, save, save_in
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
+from capture_api.store.spool_source import FolderReader, SpoolReader
+from capture_api.store.wakeup import Listener, due_in, wakeup_for
 
 log = logging.getLogger("capture.outbox")
 
@@ -53,6 +54,8 @@ class OutboxPolicy:
     verify_attempts: int = 10
     spool_retention: dt.timedelta = dt.timedelta(0)
     poll: float = 0.5
+    #: After a store the archive did not show yet: ask again this soon (seconds).
+    verify_delay: float = 0.25
 
     def backoff(self, attempts: int) -> dt.timedelta:
         """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
@@ -73,6 +76,7 @@ class OutboxWorker(LeasedWorker):
         *,
         keeper: LeaseKeeper | None = None,
         health: LoopHealth | None = None,
+        spool: SpoolReader | None = None,
     ) -> None:
         super().__init__(name, "worker")
         self.engine = engine
@@ -82,6 +86,30 @@ class OutboxWorker(LeasedWorker):
         self.poll = policy.poll
         self.keeper = keeper or LeaseKeeper(engine, policy.lease)
         self.health = health or LoopHealth()
+        self.spool = spool or FolderReader()
+        self.wakeup = wakeup_for(engine)
+        self._listener = Listener(engine, self.wakeup) if is_postgres(engine) else None
+
+    def start(self, threads: int = 1) -> None:
+        """Start the threads, and on PostgreSQL this process's ``LISTEN capture_outbox``."""
+        if self._listener is not None:
+            self._listener.start()
+        super().start(threads)
+
+    def listening(self) -> bool:
+        """Whether this process listens for other replicas' commits (always, on SQLite)."""
+        return self._listener is None or self._listener.listening.is_set()
+
+    def idle_timeout(self) -> float:
+        """The safety poll, or less when a retry or a verification is due sooner."""
+        states = [s.value for s in PENDING]
+        due = next_due(self.engine, CaptureRecord, states)
+        if due is None:
+            return self.poll
+        return min(self.poll, max((due - utcnow()).total_seconds(), 0.005))
+
+    def woke(self, cause: str) -> None:
+        metrics.woke(cause)
 
     def run_once(self) -> bool:
         """Claim and advance one capture; False when nothing is due."""
@@ -107,17 +135,34 @@ class OutboxWorker(LeasedWorker):
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
+        if self._listener is not None:
+            self._listener.stop()
         self.keeper.close()
 
     # --- the state machine ----------------------------------------------------------------
 
     def _advance(self, record: CaptureRecord, owner: str) -> None:
         if record.status == CaptureStatus.RECEIVED:
-            self.encode(record)  # left by a crash before encoding; encode releases the claim
+            self._encode(record)  # left by a crash before encoding; encode releases the claim
         elif record.status == CaptureStatus.ENCODED:
             self._send(record, owner)
         elif record.status == CaptureStatus.STORED:
             self._verify(record, owner)
+
+    def _encode(self, record: CaptureRecord) -> None:
+        """Encode a photo a request left ``received``; accepted by another replica (its file
+        on another machine), from the copy the database keeps (``CAPTURE_SPOOL=database``)."""
+        try:
+            here = self.spool.restore(record.photo_path)
+        except OSError:
+            here = None  # nowhere: the encode says so
+        if here is None or str(here) == record.photo_path:
+            self.encode(record)
+            return
+        try:
+            self.encode(record.model_copy(update={"photo_path": str(here)}))
+        finally:
+            Spool.delete(here)  # this replica's copy; the row names the original
 
     def _fault(self, record: CaptureRecord, owner: str, loop: str, exc: Exception) -> None:
         """An unexpected error: keep the status, say why and when the next attempt is."""
@@ -137,17 +182,17 @@ class OutboxWorker(LeasedWorker):
 
     def _send(self, record: CaptureRecord, owner: str) -> None:
         ref = _ref(record)
-        try:
-            data = Path(record.dicom_path or "").read_bytes()
+        try:  # streamed from the spool into the request: never read whole
+            data = self.spool.source(record.dicom_path)
         except OSError as exc:
-            self._save(
-                record.id,
+            self._finish(
+                record,
                 owner,
+                [("stow", Outcome.FAILED, "spool lost")],
                 status=CaptureStatus.FAILED,
                 failure_kind="spool-lost",
                 reason=f"the encoded photo is missing from the spool ({exc.strerror})",
             )
-            record_capture(self.engine, "stow", Outcome.FAILED, record, detail="spool lost")
             return
         try:
             result = _timed_store(self.archive, data, ref)
@@ -155,106 +200,206 @@ class OutboxWorker(LeasedWorker):
             self._retry(record, owner, str(exc), stow=True)
         except ArchiveRejected as exc:
             kind = "archive-auth" if isinstance(exc, ArchiveAuthFailed) else "archive-rejected"
-            self._save(
-                record.id,
+            self._finish(
+                record,
                 owner,
+                [("stow", Outcome.FAILED, str(exc))],
                 status=CaptureStatus.FAILED,
                 reason=str(exc),
                 failure_kind=kind,
                 stow_requests=record.stow_requests + 1,
             )
-            record_capture(self.engine, "stow", Outcome.FAILED, record, detail=str(exc))
         else:
             warnings = json.loads(record.warnings_json) + list(result.warnings)
-            self._save(
-                record.id,
-                owner,
-                status=CaptureStatus.STORED,
-                stored_at=utcnow(),
-                warnings_json=json.dumps(warnings),
-                attempts=0,
-                last_error=None,
-                stow_requests=record.stow_requests + 1,
-                next_attempt_at=utcnow(),
-            )
-            record_capture(self.engine, "stow", Outcome.SUCCESS, record)
+            stored: dict[str, object] = {
+                "status": CaptureStatus.STORED,
+                "stored_at": utcnow(),
+                "warnings_json": json.dumps(warnings),
+                "attempts": 0,
+                "verify_attempts": 0,
+                "last_error": None,
+                "stow_requests": record.stow_requests + 1,
+                "retrieve_url": result.retrieve_url,
+                "stored_sop_class_uid": result.sop_class_uid,
+            }
+            # The same lease verifies: no second claim, no second commit when it is visible.
+            self._check(record, owner, stored, [("stow", Outcome.SUCCESS, None)], attempts=0)
 
     def _verify(self, record: CaptureRecord, owner: str) -> None:
+        self._check(record, owner, {}, [], attempts=record.verify_attempts)
+
+    def _check(
+        self,
+        record: CaptureRecord,
+        owner: str,
+        values: dict[str, object],
+        events: list[_Event],
+        *,
+        attempts: int,
+    ) -> None:
+        """Ask the archive (one search of the study) whether it shows ``record``, and write the
+        outcome, with ``values`` and ``events`` of the step before, in one transaction.
+
+        Every other ``stored`` row of the study the same search shows is verified with it.
+        """
+        others = [
+            row
+            for row in captures.stored_in_study(self.engine, record.study_uid or "")
+            if row.id != record.id
+        ]
         try:
-            visible = self.archive.is_visible(_ref(record))
+            seen = self.archive.visible([_ref(record)] + [_ref(row) for row in others])
         except ArchiveUnavailable as exc:
-            self._retry(record, owner, str(exc))
+            self._retry(record, owner, str(exc), done=values, events=events)
             return
         except ArchiveRejected as exc:
-            self._save(
-                record.id,
+            self._finish(
+                record,
                 owner,
-                status=CaptureStatus.FAILED,
-                reason=str(exc),
-                failure_kind="archive-rejected",
+                [*events, ("verify", Outcome.FAILED, str(exc))],
+                **(
+                    values
+                    | {
+                        "status": CaptureStatus.FAILED,
+                        "reason": str(exc),
+                        "failure_kind": "archive-rejected",
+                    }
+                ),
             )
-            record_capture(self.engine, "verify", Outcome.FAILED, record, detail=str(exc))
             return
-        if visible:
-            self._save(
-                record.id,
-                owner,
-                status=CaptureStatus.VERIFIED,
-                verified_at=utcnow(),
-                last_error=None,
+        if record.sop_instance_uid in seen:
+            self._verified(
+                record, owner, values, events, [r for r in others if r.sop_instance_uid in seen]
             )
-            record_capture(self.engine, "verify", Outcome.SUCCESS, record)
-            if self.policy.spool_retention <= dt.timedelta(0):
-                self._delete_spool(record.id)
-        elif record.verify_attempts + 1 >= self.policy.verify_attempts:
+        elif attempts + 1 >= self.policy.verify_attempts:
             # Stored but never visible: send again (the archive treats it as a duplicate).
-            self._save(
-                record.id,
+            self._finish(
+                record,
                 owner,
-                status=CaptureStatus.ENCODED,
-                verify_attempts=0,
-                last_error="the archive accepted the photo but does not show it; re-sending",
-                next_attempt_at=utcnow(),
+                events,
+                **(
+                    values
+                    | {
+                        "status": CaptureStatus.ENCODED,
+                        "verify_attempts": 0,
+                        "last_error": "the archive accepted the photo but does not show it; "
+                        "re-sending",
+                        "next_attempt_at": utcnow(),
+                    }
+                ),
             )
         else:
-            self._save(
-                record.id,
+            wait = (
+                self.policy.backoff(attempts)
+                if attempts
+                else dt.timedelta(seconds=self.policy.verify_delay)
+            )
+            self._finish(
+                record,
                 owner,
-                verify_attempts=record.verify_attempts + 1,
-                next_attempt_at=utcnow() + self.policy.backoff(record.verify_attempts),
+                events,
+                **(
+                    values
+                    | {
+                        "status": CaptureStatus.STORED,
+                        "verify_attempts": attempts + 1,
+                        "next_attempt_at": utcnow() + wait,
+                    }
+                ),
             )
 
-    def _retry(self, record: CaptureRecord, owner: str, error: str, *, stow: bool = False) -> None:
+    def _verified(
+        self,
+        record: CaptureRecord,
+        owner: str,
+        values: dict[str, object],
+        events: list[_Event],
+        others: list[CaptureRecord],
+    ) -> None:
+        """Verified (with the study's other rows the search showed): the state, the audit
+        events and the spool's bookkeeping in one commit; the files go after it."""
+        now = utcnow()
+        purge = self.policy.spool_retention <= dt.timedelta(0)
+        done: dict[str, object] = {
+            "status": CaptureStatus.VERIFIED,
+            "verified_at": now,
+            "last_error": None,
+        }
+        if purge:
+            done["spool_deleted_at"] = now
+        with write_transaction(self.engine) as tx:
+            if not save_in(tx, CaptureRecord, record.id, owner, **(values | done)):
+                return  # the lease was lost: whoever holds the row now writes its outcome
+            moved = captures.verify_others_in(tx, [row.id for row in others], done)
+            due_in(tx)  # the EHR notifier follows a verification up
+            for action, outcome, detail in events:
+                record_capture(self.engine, action, outcome, record, detail=detail, tx=tx)
+            for row in [record, *moved]:
+                record_capture(self.engine, "verify", Outcome.SUCCESS, row, tx=tx)
+                if purge:
+                    record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
+                    self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
+                    tx.after_commit(_unlinker(row))
+                tx.after_commit(metrics.verified)
+
+    def _retry(
+        self,
+        record: CaptureRecord,
+        owner: str,
+        error: str,
+        *,
+        stow: bool = False,
+        done: dict[str, object] | None = None,
+        events: Sequence[_Event] = (),
+    ) -> None:
         log.warning("archive unavailable, will retry (attempt %d)", record.attempts + 1)
         metrics.retried("stow" if stow else "verify")
-        self._save(
-            record.id,
-            owner,
-            attempts=record.attempts + 1,
-            last_error=f"{error} (will retry)",
-            next_attempt_at=utcnow() + self.policy.backoff(record.attempts),
-            stow_requests=record.stow_requests + (1 if stow else 0),
-        )
+        values = dict(done or {})
+        # After a store that went through, its counts are ``done``'s (attempts reset to 0).
+        attempts = 0 if "attempts" in values else record.attempts
+        sent = values.pop("stow_requests", record.stow_requests)
         step = "stow" if stow else "verify"
-        record_capture(self.engine, step, Outcome.RETRY, record, detail=error)
+        self._finish(
+            record,
+            owner,
+            [*events, (step, Outcome.RETRY, error)],
+            **(
+                values
+                | {
+                    "attempts": attempts + 1,
+                    "last_error": f"{error} (will retry)",
+                    "next_attempt_at": utcnow() + self.policy.backoff(attempts),
+                    "stow_requests": sent if not stow else record.stow_requests + 1,
+                }
+            ),
+        )
 
     # --- persistence ----------------------------------------------------------------------
 
+    def _finish(
+        self, record: CaptureRecord, owner: str, events: Sequence[_Event], **values: object
+    ) -> None:
+        """Write the step's outcome, release the lease and record its audit events: one commit."""
+        with write_transaction(self.engine) as tx:
+            if not save_in(tx, CaptureRecord, record.id, owner, **values):
+                return  # the lease was lost: whoever holds the row now writes its outcome
+            for action, outcome, detail in events:
+                record_capture(self.engine, action, outcome, record, detail=detail, tx=tx)
+        if values.get("status") == CaptureStatus.FAILED:
+            metrics.failed(str(values.get("failure_kind")))
+
     def _save(self, capture_id: str, owner: str, **values: object) -> None:
         save(self.engine, CaptureRecord, capture_id, owner, **values)
-        if values.get("status") == CaptureStatus.VERIFIED:
-            metrics.verified()
-        elif values.get("status") == CaptureStatus.FAILED:
-            metrics.failed(str(values.get("failure_kind")))
 
     def _delete_spool(self, capture_id: str) -> None:
         row = captures.get(self.engine, capture_id)
         if row is None or row.spool_deleted_at is not None:
             return
-        Spool.delete(row.photo_path)
-        Spool.delete(row.dicom_path)
-        captures.mark_spool_deleted(self.engine, capture_id)
-        record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row)
+        with write_transaction(self.engine) as tx:
+            if captures.mark_spool_deleted_in(tx, capture_id):
+                record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
+                self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
+                tx.after_commit(_unlinker(row))
 
     def _sweep_spool(self) -> None:
         """Delete spooled bytes of captures verified longer ago than the retention."""
@@ -263,6 +408,21 @@ class OutboxWorker(LeasedWorker):
         cutoff = utcnow() - self.policy.spool_retention
         for capture_id in captures.spool_purge_due(self.engine, cutoff):
             self._delete_spool(capture_id)
+
+
+#: An audit event a step records with its outcome: (action, outcome, detail).
+_Event = tuple[str, Outcome, str | None]
+
+
+def _unlinker(row: CaptureRecord) -> Callable[[], None]:
+    """Delete a verified capture's spooled files (run after the commit that records it: a
+    crash in between leaves files, never a row that names files already gone)."""
+
+    def unlink() -> None:
+        Spool.delete(row.photo_path)
+        Spool.delete(row.dicom_path)
+
+    return unlink
 
 
 #: Which loop each pending state belongs to (``capture_api.observability.loops``).
@@ -274,7 +434,7 @@ _LOOP = {
 _STEP = {"delivery": "send", "verification": "verify"}
 
 
-def _timed_store(archive: Archive, part10: bytes, ref: InstanceRef) -> StoreResult:
+def _timed_store(archive: Archive, part10: Part10, ref: InstanceRef) -> StoreResult:
     """``archive.store`` with its wall time observed (``capture_stow_seconds{outcome}``)."""
     started = time.perf_counter()
     outcome = "error"

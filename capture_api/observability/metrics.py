@@ -39,16 +39,19 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from capture_api.store import reports
-from capture_api.store.db import Database
+from capture_api.store.db import Database, on_commit
 from capture_api.store.records import PENDING, NotificationStatus, utcnow
 
 __all__ = [
     "CONTENT_TYPE",
     "captured",
+    "commits",
+    "count_commits",
     "failed",
     "render",
     "retried",
     "verified",
+    "woke",
 ]
 
 log = logging.getLogger("capture.metrics")
@@ -98,6 +101,19 @@ RETRIES = Counter(
     "Archive unavailable (down, timeout, 5xx): the step is retried later with backoff",
     ["step"],
 )
+WAKEUPS = Counter(
+    "capture_worker_wakeups",
+    "Idle delivery workers woken, by cause: notify (PostgreSQL NOTIFY from any replica), "
+    "signal (a commit in this process), poll (the safety poll or a retry's time)",
+    ["cause"],
+)
+for _cause in ("notify", "signal", "poll"):  # exported at 0 before the first wake-up
+    WAKEUPS.labels(_cause)
+DB_COMMITS = Counter(
+    "capture_db_commits",
+    "Database transactions this process committed (each is a durable write: an fsync on "
+    "SQLite with synchronous=FULL, a WAL flush on PostgreSQL)",
+)
 
 
 # --- events (called by the capture service and the outbox) ----------------------------------
@@ -121,6 +137,29 @@ def failed(kind: str | None) -> None:
 def retried(step: Literal["stow", "verify"]) -> None:
     """The archive was unavailable for ``step``; the outbox will try again."""
     RETRIES.labels(step).inc()
+
+
+def woke(cause: str) -> None:
+    """An idle delivery worker woke (``capture_api.store.wakeup``)."""
+    WAKEUPS.labels(cause if cause in ("notify", "signal", "poll", "stop") else "other").inc()
+
+
+def count_commits(engine: Database) -> None:
+    """Count every commit made through ``engine`` in ``capture_db_commits_total``.
+
+    Commits are what a photo's journey costs the database (issue 13: eleven per photo became
+    four); the delivery benchmark and the tests read the counter around a photo.
+    """
+    on_commit(engine, _committed)
+
+
+def _committed(_connection: object) -> None:
+    DB_COMMITS.inc()
+
+
+def commits() -> float:
+    """This process's commits so far (``capture_db_commits_total``)."""
+    return float(DB_COMMITS._value.get())
 
 
 # --- state (read from the database at scrape time) --------------------------------------------

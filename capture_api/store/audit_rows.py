@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, or_, text
 from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, is_postgres, session
+from capture_api.store.db import Database, Transaction, is_postgres, session
 from capture_api.store.leases import local_owner_gone
 from capture_api.store.records import (
     AuditEventRecord,
@@ -63,31 +63,55 @@ def append(
     database raises (the trail counts and logs it). ``row`` gets its chain columns; its other
     values are not changed.
     """
-    values = {
-        key: _storable(key, value) for key, value in row.model_dump(exclude={"id", *_CHAIN}).items()
-    }
-    values["at"] = _utc(values["at"])
     with database.connect() as connection:
         if is_postgres(database):
             connection.begin()
-            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the read
         try:
-            prev, next_id = _head(connection, database)
-            values["id"] = next_id
-            chain_hash, chain_key = sign(prev, values)
-            connection.execute(
-                insert(AuditEventRecord),
-                values | {"prev_hash": prev, "chain_hash": chain_hash, "chain_key": chain_key},
-            )
-            if forward_owner is not None:
-                queued = {"audit_id": next_id, "queued_at": values["at"], "owner": forward_owner}
-                connection.execute(insert(AuditForwardRecord), queued)
+            next_id = _append_on(connection, database, row, sign, forward_owner)
             connection.commit()
         except BaseException:
             connection.rollback()
             raise
+    return next_id
+
+
+def append_in(
+    tx: Transaction, row: AuditEventRecord, sign: Signer, *, forward_owner: str | None = None
+) -> int:
+    """``append`` inside the caller's write transaction: the row commits with the change it
+    describes (a capture's delivery, its spool purge), or not at all.
+
+    Put it last in the transaction: on PostgreSQL it takes the chain's advisory lock, held
+    until the commit, so every other audit writer waits for the rest of the transaction.
+    """
+    return _append_on(tx.connection, tx.engine, row, sign, forward_owner)
+
+
+def _append_on(
+    connection: Connection,
+    database: Database,
+    row: AuditEventRecord,
+    sign: Signer,
+    forward_owner: str | None,
+) -> int:
+    values = {
+        key: _storable(key, value) for key, value in row.model_dump(exclude={"id", *_CHAIN}).items()
+    }
+    values["at"] = _utc(values["at"])
+    if is_postgres(database):
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
+    prev, next_id = _head(connection, database)
+    values["id"] = next_id
+    chain_hash, chain_key = sign(prev, values)
+    connection.execute(
+        insert(AuditEventRecord),
+        values | {"prev_hash": prev, "chain_hash": chain_hash, "chain_key": chain_key},
+    )
+    if forward_owner is not None:
+        queued = {"audit_id": next_id, "queued_at": values["at"], "owner": forward_owner}
+        connection.execute(insert(AuditForwardRecord), queued)
     row.prev_hash, row.chain_hash, row.chain_key = prev, chain_hash, chain_key
     return next_id
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
+from capture_api.store.db import Database, Transaction, is_postgres, session
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -23,6 +23,7 @@ from capture_api.store.records import (
     ObjectKind,
     utcnow,
 )
+from capture_api.store.wakeup import notify_on, wakeup_for
 
 #: The rows that are photos (not the SR and KOS documents delivered through the same table).
 IS_PHOTO = col(CaptureRecord.object_kind) == ObjectKind.PHOTO.value
@@ -53,11 +54,13 @@ def insert_object(db: Database, record: CaptureRecord) -> bool:
         raise ValueError("photos are inserted with insert_new (they are numbered)")
     with session(db) as s:
         s.add(record)
+        notify_on(s, db)  # the workers wake on this commit (store.wakeup)
         try:
             s.commit()
         except IntegrityError:
             s.rollback()
             return False
+    wakeup_for(db).ring()
     return True
 
 
@@ -94,6 +97,7 @@ def finish_received(db: Database, capture_id: str, **values: object) -> bool:
     benchmark at concurrency 16). True when this call moved the row.
     """
     values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+    due = values.get("status") == CaptureStatus.ENCODED.value
     with session(db) as s:
         result = s.exec(
             update(CaptureRecord)
@@ -101,7 +105,11 @@ def finish_received(db: Database, capture_id: str, **values: object) -> bool:
             .where(col(CaptureRecord.status) == CaptureStatus.RECEIVED.value)
             .values(**values)
         )
+        if due and result.rowcount == 1:
+            notify_on(s, db)  # encoded: the workers of every replica wake on this commit
         s.commit()
+    if due and result.rowcount == 1:
+        wakeup_for(db).ring()
     return bool(result.rowcount == 1)
 
 
@@ -125,7 +133,9 @@ def requeue_failed(db: Database, kinds: Sequence[str]) -> int:
                 updated_at=utcnow(),
             )
         )
+        notify_on(s, db)
         s.commit()
+    wakeup_for(db).ring()
     return int(result.rowcount)
 
 
@@ -156,6 +166,75 @@ def mark_spool_deleted(db: Database, capture_id: str) -> None:
             .values(spool_deleted_at=utcnow())
         )
         s.commit()
+
+
+def mark_spool_deleted_in(tx: Transaction, capture_id: str) -> bool:
+    """``mark_spool_deleted`` in the caller's transaction; True if this call marked it."""
+    result = tx.connection.execute(
+        update(CaptureRecord)
+        .where(col(CaptureRecord.id) == capture_id)
+        .where(col(CaptureRecord.spool_deleted_at).is_(None))
+        .values(spool_deleted_at=utcnow())
+    )
+    return bool(result.rowcount == 1)
+
+
+# --- verification by study ------------------------------------------------------------------------
+
+
+def stored_in_study(db: Database, study_uid: str, limit: int = 200) -> list[CaptureRecord]:
+    """The study's rows waiting for verification (``stored``, no live lease): the ones one
+    QIDO-RS search of the study can verify together."""
+    now = utcnow()
+    free = or_(
+        col(CaptureRecord.lease_expires_at).is_(None), col(CaptureRecord.lease_expires_at) < now
+    )
+    with session(db) as s:
+        return list(
+            s.exec(
+                select(CaptureRecord)
+                .where(col(CaptureRecord.study_uid) == study_uid)
+                .where(col(CaptureRecord.status) == CaptureStatus.STORED.value)
+                .where(free)
+                .limit(limit)
+            ).all()
+        )
+
+
+def verify_others_in(
+    tx: Transaction, capture_ids: Sequence[str], values: dict[str, object]
+) -> list[CaptureRecord]:
+    """Mark these ``stored`` rows (no live lease, not locked by another writer) with
+    ``values`` (``verified``) in the caller's transaction; returns the rows it moved.
+
+    PostgreSQL skips rows another transaction holds (``SKIP LOCKED``), so two workers
+    verifying the same study never wait on each other, nor deadlock.
+    """
+    if not capture_ids:
+        return []
+    now = utcnow()
+    free = or_(
+        col(CaptureRecord.lease_expires_at).is_(None), col(CaptureRecord.lease_expires_at) < now
+    )
+    pick = (
+        select(CaptureRecord.id)
+        .where(col(CaptureRecord.id).in_(list(capture_ids)))
+        .where(col(CaptureRecord.status) == CaptureStatus.STORED.value)
+        .where(free)
+        .order_by(col(CaptureRecord.id))
+    )
+    if is_postgres(tx.engine):
+        pick = pick.with_for_update(skip_locked=True)
+    ids = [str(i) for i in tx.connection.execute(pick).scalars().all()]
+    if not ids:
+        return []
+    values = values | {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
+    tx.connection.execute(
+        update(CaptureRecord).where(col(CaptureRecord.id).in_(ids)).values(**values)
+    )
+    columns = CaptureRecord.__table__.columns  # type: ignore[attr-defined]
+    rows = tx.connection.execute(select(*columns).where(col(CaptureRecord.id).in_(ids)))
+    return [CaptureRecord.model_validate(dict(row)) for row in rows.mappings()]
 
 
 # --- the views ------------------------------------------------------------------------------------

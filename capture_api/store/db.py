@@ -8,14 +8,15 @@ busy timeout so concurrent writers wait instead of failing.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import Session, create_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -53,6 +54,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def on_commit(engine: Engine, action: Callable[[Any], None]) -> None:
+    """Call ``action(connection)`` at each commit made through ``engine`` (the commit
+    counter of ``capture_api.observability.metrics``); registering it twice is harmless."""
+    if not event.contains(engine, "commit", action):
+        event.listen(engine, "commit", action)
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -62,6 +70,57 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session that does not expire objects on commit (records are returned to callers)."""
     with Session(engine, expire_on_commit=False) as s:
         yield s
+
+
+class Transaction:
+    """One write transaction several store functions share (``write_transaction``).
+
+    A state change and what it implies (its audit rows, the spool's bookkeeping, a wake-up of
+    the workers) commit together or not at all: one commit, one fsync, instead of one each.
+    ``after_commit`` runs work that must only happen once the change is durable (deleting
+    spooled files, forwarding audit rows, waking threads of this process).
+    """
+
+    def __init__(self, engine: Engine, connection: Connection) -> None:
+        self.engine = engine
+        self.connection = connection
+        self._after: list[Callable[[], None]] = []
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the transaction has committed (never if it rolls back)."""
+        self._after.append(action)
+
+    def _committed(self) -> None:
+        for action in self._after:
+            try:
+                action()
+            except Exception as exc:  # the change is committed: a follow-up must not undo it
+                logging.getLogger("capture.db").warning(
+                    "after-commit step failed (%s)", type(exc).__name__
+                )
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Transaction]:
+    """A write transaction: commits when the block ends, rolls back if it raises.
+
+    SQLite takes the database's write lock first (``BEGIN IMMEDIATE``), so reads inside the
+    block (the audit chain's head) see what the next writer will see; PostgreSQL row locks
+    and the audit chain's advisory lock are taken by the statements themselves.
+    """
+    with engine.connect() as connection:
+        if is_postgres(engine):
+            connection.begin()
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        tx = Transaction(engine, connection)
+        try:
+            yield tx
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+    tx._committed()
 
 
 def migrate(engine: Engine) -> None:

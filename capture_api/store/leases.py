@@ -23,16 +23,18 @@ import os
 import socket
 import threading
 import uuid
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Engine, or_, update
+from sqlalchemy import ColumnElement, Engine, func, or_, update
 from sqlmodel import SQLModel, col, select
 
-from capture_api.store.db import is_postgres, session
+from capture_api.store.db import Transaction, is_postgres, session
 from capture_api.store.records import utcnow
+from capture_api.store.wakeup import Wakeup
 
 Row = TypeVar("Row", bound=SQLModel)
 _CANDIDATES = 8
@@ -215,6 +217,21 @@ def save(
         s.commit()
 
 
+def save_in(
+    tx: Transaction, model: type[SQLModel], row_id: object, owner: str, **values: object
+) -> bool:
+    """``save`` inside the caller's transaction; True when ``owner`` still held the row."""
+    table: Any = model
+    values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+    result = tx.connection.execute(
+        update(table)
+        .where(col(table.id) == row_id)
+        .where(col(table.lease_owner) == owner)
+        .values(**values)
+    )
+    return bool(result.rowcount == 1)
+
+
 class LeaseKeeper:
     """The heartbeat: renews the leases this process holds while their work runs.
 
@@ -291,7 +308,12 @@ class LeaseKeeper:
 
 
 class LeasedWorker:
-    """Threads that call ``run_once`` until stopped, idling ``poll`` seconds when it is idle.
+    """Threads that call ``run_once`` until stopped, and wait when it is idle.
+
+    Idle, a worker waits for its ``wakeup`` (``capture_api.store.wakeup``: rung by the commits
+    that make work due, on PostgreSQL across replicas) with ``idle_timeout`` seconds (the
+    safety poll, ``poll``) as its limit; without one it sleeps ``poll`` seconds. ``wakeups``
+    counts why it woke: ``notify``, ``signal`` or ``poll``.
 
     A failure that escapes ``run_once`` (the database is down while claiming) is reported to
     ``on_loop_error`` once per iteration; per-row failures are the subclass's to record on the
@@ -299,12 +321,15 @@ class LeasedWorker:
     """
 
     poll: float = 0.5
+    wakeup: Wakeup | None = None
 
     def __init__(self, name: str | None, prefix: str) -> None:
         self.name = name or f"{prefix}-{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._log = logging.getLogger(f"capture.{prefix}")
+        self.wakeups: Counter[str] = Counter()
+        self.woken: deque[str] = deque(maxlen=100)  # the latest causes, oldest first
 
     def start(self, threads: int = 1) -> None:
         """Start ``threads`` daemon threads until ``stop``."""
@@ -315,19 +340,43 @@ class LeasedWorker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        if self.wakeup is not None:
+            self.wakeup.ring("stop")
         for thread in self._threads:
             thread.join(timeout)
 
     def run(self) -> None:
         """Work until stopped; never let one bad row or a database hiccup kill the thread."""
         while not self._stop.is_set():
+            seen = self.wakeup.generation if self.wakeup is not None else 0
             try:
                 worked = self.run_once()
             except Exception as exc:
                 self.on_loop_error(exc)
                 worked = False
             if not worked:
-                self._stop.wait(self.poll)
+                self.idle(seen)
+
+    def idle(self, seen: int) -> None:
+        """Wait for work: a wake-up after generation ``seen``, or the timeout."""
+        if self.wakeup is None:
+            self._stop.wait(self.poll)
+            return
+        try:
+            timeout = self.idle_timeout()
+        except Exception:  # the database is away: the safety poll
+            timeout = self.poll
+        cause = self.wakeup.wait(seen, timeout)
+        self.wakeups[cause] += 1
+        self.woken.append(cause)
+        self.woke(cause)
+
+    def idle_timeout(self) -> float:
+        """How long to wait when idle (subclasses shorten it to their next retry)."""
+        return self.poll
+
+    def woke(self, cause: str) -> None:
+        """Called after each idle wait with its cause (subclasses count it)."""
 
     def run_once(self) -> bool:
         """Do one unit of work; False when there was nothing to do."""
@@ -341,3 +390,19 @@ class LeasedWorker:
     def owner(self) -> str:
         """This thread's lease owner name (``<node>/<pid>/<worker>:<thread id>``)."""
         return owner_name(f"{self.name}:{threading.get_native_id()}")
+
+
+def next_due(engine: Engine, model: type[SQLModel], states: Sequence[str]) -> dt.datetime | None:
+    """When the soonest unleased row in ``states`` is due (None: nothing pending)."""
+    table: Any = model
+    now = utcnow()
+    free = or_(col(table.lease_expires_at).is_(None), col(table.lease_expires_at) < now)
+    with session(engine) as s:
+        found: dt.datetime | None = s.exec(
+            select(func.min(table.next_attempt_at))
+            .where(col(table.status).in_(list(states)))
+            .where(free)
+        ).one()
+    if found is not None and found.tzinfo is None:
+        found = found.replace(tzinfo=dt.UTC)
+    return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -155,6 +155,9 @@ class CaptureRecord(SQLModel, table=True):
     series_uid: str | None = Field(default=None, max_length=64)
     photo_path: str | None = Field(default=None, max_length=512)
     dicom_path: str | None = Field(default=None, max_length=512)
+    # What the archive's STOW-RS answer said of the instance (Referenced SOP Sequence).
+    retrieve_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    stored_sop_class_uid: str | None = Field(default=None, max_length=64)
 
     attempts: int = 0
     verify_attempts: int = 0
@@ -170,6 +173,17 @@ class CaptureRecord(SQLModel, table=True):
     stored_at: dt.datetime | None = None
     verified_at: dt.datetime | None = None
     spool_deleted_at: dt.datetime | None = None
+
+
+class SpoolBlobRecord(SQLModel, table=True):
+    """A chunk of a spooled file kept in the database (``CAPTURE_SPOOL=database``), so a
+    replica can deliver the photos another accepted (``capture_api.store.spool_blobs``)."""
+
+    __tablename__ = "spool_blob"
+
+    name: str = Field(primary_key=True, max_length=128)  # the spool file's name (a digest)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class ConsentRecord(SQLModel, table=True):

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from capture_api.api.app import create_app
 from capture_api.config import Settings
-from capture_api.deliver.archive import InstanceRef, StoreResult
+from capture_api.deliver.archive import InstanceRef, Part10, StoreResult
 from capture_api.deliver.local_archive import LocalArchive
 from capture_api.observability.loops import UNREADY_AFTER, LoopHealth, describe
 from tests.conftest import phone_jpeg
@@ -33,7 +33,7 @@ class BuggyArchive(LocalArchive):
 
     fixed = False
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
         if not self.fixed:
             raise ValueError(f"cannot file the photo of {PATIENT_TEXT}")
         return super().store(part10, ref)

@@ -26,7 +26,7 @@ import capture_api.intake.service as service_module
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.schemas import ContextIn, PatientIn
-from capture_api.deliver.archive import InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import InstanceRef, Part10, PriorImage, StoreResult
 from capture_api.deliver.dicomweb import DicomWebArchive
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
@@ -106,13 +106,16 @@ class CountingArchive:
         self.stored: list[tuple[int, str]] = []  # (thread ident, SOP Instance UID)
         self._lock = threading.Lock()
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
         with self._lock:
             self.stored.append((threading.get_ident(), ref.sop_instance_uid))
         return self.inner.store(part10, ref)
 
     def is_visible(self, ref: InstanceRef) -> bool:
         return self.inner.is_visible(ref)
+
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        return self.inner.visible(refs)
 
     def find_priors(
         self,

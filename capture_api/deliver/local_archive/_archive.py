@@ -29,7 +29,13 @@ from pydicom.uid import generate_uid
 
 from capture_api.capture.lesions import LesionMark
 from capture_api.capture.retrieval import Retrieval
-from capture_api.deliver.archive import PHOTO_MODALITIES, InstanceRef, PriorImage, StoreResult
+from capture_api.deliver.archive import (
+    PHOTO_MODALITIES,
+    InstanceRef,
+    Part10,
+    PriorImage,
+    StoreResult,
+)
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.deliver.local_archive import _files
 from capture_api.deliver.local_archive._describe import Described, parse_instance
@@ -70,8 +76,13 @@ class LocalArchive:
 
     # --- Archive protocol ---------------------------------------------------------------------
 
-    def store(self, part10: bytes, ref: InstanceRef) -> StoreResult:
-        """Add the instance to the File-set; an instance already held is a duplicate."""
+    def store(self, part10: Part10, ref: InstanceRef) -> StoreResult:
+        """Add the instance to the File-set; an instance already held is a duplicate.
+
+        A spooled source is read whole: the instance is parsed and written to this disk.
+        """
+        if not isinstance(part10, bytes):
+            part10 = part10.read()
         described = parse_instance(part10, ref)
         try:
             index = self._writable()
@@ -95,6 +106,10 @@ class LocalArchive:
         except OSError as exc:
             raise ArchiveUnavailable(_files.disk_message(self.root, exc)) from exc
         return Retrieval(file_set_id=FILE_SET_ID, file_set_uid=uid)
+
+    def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
+        """The instances of ``refs`` ``is_visible`` finds (a local index: no query to save)."""
+        return {ref.sop_instance_uid for ref in refs if self.is_visible(ref)}
 
     def is_visible(self, ref: InstanceRef) -> bool:
         """The index holds the instance, its file exists and the DICOMDIR names it.

@@ -1,0 +1,129 @@
+"""Spooled bytes in PostgreSQL, so replicas share nothing but the database (issue 13).
+
+``CAPTURE_SPOOL=database``: every file the spool makes durable under its final name (the
+photo after its upload, the DICOM object after its encode, an SR or KOS document) is also
+written to the ``spool_blob`` table, in 1 MiB chunks keyed by the file's name (a SHA-256 of
+the capture's key and a suffix: the same on every replica, unlike the folder's path), in one
+transaction committed before the row that names the file. A replica that dies after
+answering 202 leaves its photos in the database: another replica's worker takes them once
+their leases expire, and reads the bytes from there (``source``), streamed one chunk per query
+into its STOW-RS request. The local folder stays the fast path of the replica that wrote the
+file. A verified capture's chunks are deleted in the transaction that records its
+verification (``forget_in``).
+
+``CAPTURE_SPOOL=folder`` (the default): the folder alone (``FolderReader``); several replicas
+then need a shared file system for one to deliver the photos another accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, func, insert, select
+from sqlmodel import col
+
+from capture_api.store.db import Database, Transaction
+from capture_api.store.records import SpoolBlobRecord
+from capture_api.store.spool import CHUNK, Spool, SpooledFile
+from capture_api.store.spool_source import FileSource, SpoolSource, file_source
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    """A spooled file kept in ``spool_blob``, read one chunk per query when it is sent."""
+
+    database: Database
+    name: str
+    size: int
+    count: int
+
+    def chunks(self) -> Iterator[bytes]:
+        for seq in range(self.count):
+            with self.database.connect() as connection:
+                data = connection.execute(
+                    select(col(SpoolBlobRecord.data)).where(
+                        col(SpoolBlobRecord.name) == self.name, col(SpoolBlobRecord.seq) == seq
+                    )
+                ).scalar_one()
+            yield bytes(data)
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks())
+
+
+class DatabaseSpool(Spool):
+    """A ``Spool`` that also keeps every final file in the database; a ``SpoolReader``."""
+
+    def __init__(self, root: Path, database: Database) -> None:
+        super().__init__(root)
+        self.database = database
+
+    def move(self, source: Path, target: Path) -> Path:
+        moved = super().move(source, target)
+        with moved.open("rb") as handle:
+            _store(self.database, moved.name, iter(lambda: handle.read(CHUNK), b""))
+        return moved
+
+    def write_bytes(self, target: Path, data: bytes) -> SpooledFile:
+        written = super().write_bytes(target, data)
+        pieces = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        _store(self.database, target.name, pieces)
+        return written
+
+    def source(self, path: str | None) -> SpoolSource:
+        """The file here when this machine has it, else its chunks in the database."""
+        try:
+            return file_source(path)
+        except OSError:
+            found = blob_source(self.database, Path(path or "").name)
+            if found is None:
+                raise
+            return found
+
+    def restore(self, path: str | None) -> Path:
+        """A file here with the bytes of ``path`` (a photo another replica accepted)."""
+        found = self.source(path)
+        if isinstance(found, FileSource):
+            return found.path
+        name = Path(path or "").name
+        local = self.root / name[:2] / name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".tmp-")
+        with os.fdopen(fd, "wb") as out:
+            for chunk in found.chunks():
+                out.write(chunk)
+        os.replace(tmp, local)
+        return local
+
+    def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
+        """Delete these files' chunks in ``tx`` (with the verification that frees them)."""
+        names = [Path(p).name for p in paths if p]
+        if names:
+            tx.connection.execute(
+                delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name).in_(names))
+            )
+
+
+def blob_source(database: Database, name: str) -> BlobSource | None:
+    """The chunks of ``name`` in the database, or None."""
+    with database.connect() as connection:
+        size, count = connection.execute(
+            select(func.sum(func.length(col(SpoolBlobRecord.data))), func.count()).where(
+                col(SpoolBlobRecord.name) == name
+            )
+        ).one()
+    if not count:
+        return None
+    return BlobSource(database, name, int(size or 0), int(count))
+
+
+def _store(database: Database, name: str, chunks: Iterable[bytes]) -> None:
+    """Replace the chunks of ``name`` by ``chunks``, in one transaction (one commit)."""
+    with database.begin() as connection:
+        connection.execute(delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name) == name))
+        for seq, chunk in enumerate(chunks):
+            connection.execute(insert(SpoolBlobRecord), {"name": name, "seq": seq, "data": chunk})

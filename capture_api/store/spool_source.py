@@ -1,0 +1,82 @@
+"""Spooled bytes as a source read chunk by chunk: what the outbox streams to the archive.
+
+A STOW-RS request used to read the whole DICOM object, then join it into a multipart body:
+two more full copies of a 4-12 MB photo per delivery. A ``SpoolSource`` says how big it is
+(the request's Content-Length) and gives its bytes in ``CHUNK``-sized pieces, from a spooled
+file (``FileSource``) or from the database (``capture_api.store.spool_blobs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from capture_api.store.db import Transaction
+from capture_api.store.spool import CHUNK
+
+
+class SpoolSource(Protocol):
+    """Spooled bytes of a known size, read in chunks (each call of ``chunks`` from the start)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def read(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A spooled file, read ``CHUNK`` bytes at a time when it is sent."""
+
+    path: Path
+    size: int
+
+    def chunks(self) -> Iterator[bytes]:
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                yield chunk
+
+    def read(self) -> bytes:
+        return self.path.read_bytes()
+
+
+def file_source(path: str | Path | None) -> FileSource:
+    """The spooled file at ``path``; raises ``OSError`` when it is not there."""
+    found = Path(path or "")
+    if not path or not found.is_file():
+        raise FileNotFoundError(2, "No such file or directory", str(found))
+    return FileSource(found, found.stat().st_size)
+
+
+class SpoolReader(Protocol):
+    """How the outbox reads the spool: a file here, or (``CAPTURE_SPOOL=database``) chunks
+    another replica left in the database (``capture_api.store.spool_blobs.DatabaseSpool``)."""
+
+    def source(self, path: str | None) -> SpoolSource:
+        """The spooled bytes of ``path``; ``OSError`` when they are nowhere."""
+        ...
+
+    def restore(self, path: str | None) -> Path:
+        """A file on this machine with the bytes of ``path`` (to encode a photo)."""
+        ...
+
+    def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
+        """Delete what the database keeps of these files, in ``tx``."""
+        ...
+
+
+class FolderReader:
+    """The spool is the folder alone (``CAPTURE_SPOOL=folder``)."""
+
+    def source(self, path: str | None) -> SpoolSource:
+        return file_source(path)
+
+    def restore(self, path: str | None) -> Path:
+        return file_source(path).path
+
+    def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
+        """Nothing of the folder's files is in the database."""

@@ -1,0 +1,137 @@
+"""Waking the workers when work becomes due, instead of polling for it (issue 13).
+
+A commit that makes outbox work due (an upload's encode, a queued SR/KOS document, a re-queue,
+a verification the EHR notifier follows up) calls ``due_in`` inside its transaction:
+
+* on PostgreSQL it sends ``NOTIFY capture_outbox`` in that transaction, which PostgreSQL
+  delivers at commit (never for a rollback) to every listening connection: each process runs
+  one ``Listener`` thread with its own connection, so a worker of replica B wakes on a commit
+  of replica A;
+* in every database, once the transaction has committed, this process's ``Wakeup`` for that
+  engine is rung (SQLite has no notifications: a separate worker process on the same SQLite
+  file is woken by its safety poll, ``CAPTURE_POLL_SECONDS``).
+
+Workers wait on the ``Wakeup`` with the safety poll (or the next retry's time) as timeout, and
+``Wakeup.wait`` says why they woke: ``notify``, ``signal``, ``poll``, so tests and
+``capture_worker_wakeups_total{cause}`` can tell a pushed wake from a polled one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections import Counter
+from typing import Any, Literal
+
+import psycopg
+from sqlalchemy import Engine, text
+
+from capture_api.store.db import Transaction, is_postgres
+
+log = logging.getLogger("capture.wakeup")
+
+CHANNEL = "capture_outbox"
+Cause = Literal["notify", "signal", "poll", "stop"]
+
+
+class Wakeup:
+    """Threads wait here until work may be due; ``ring`` wakes them all with its cause."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._cause: Cause = "signal"
+        #: How many times ``ring`` was called, by cause (tests, metrics).
+        self.rung: Counter[str] = Counter()
+
+    @property
+    def generation(self) -> int:
+        """Read before looking for work; pass to ``wait`` so a ring in between is not lost."""
+        with self._cond:
+            return self._generation
+
+    def ring(self, cause: Cause = "signal") -> None:
+        with self._cond:
+            self._generation += 1
+            self._cause = cause
+            self.rung[cause] += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> Cause:
+        """Wait until rung after generation ``seen``, or ``timeout`` seconds; say why."""
+        with self._cond:
+            if self._cond.wait_for(lambda: self._generation != seen, timeout):
+                return self._cause
+            return "poll"
+
+
+_wakeups: weakref.WeakKeyDictionary[Engine, Wakeup] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def wakeup_for(engine: Engine) -> Wakeup:
+    """This process's ``Wakeup`` for work in ``engine``'s database (one per engine)."""
+    with _lock:
+        found = _wakeups.get(engine)
+        if found is None:
+            found = _wakeups[engine] = Wakeup()
+        return found
+
+
+def due_in(tx: Transaction) -> None:
+    """Outbox work becomes due when ``tx`` commits: tell the other replicas and this one."""
+    notify_on(tx.connection, tx.engine)
+    engine = tx.engine
+    tx.after_commit(lambda: wakeup_for(engine).ring("signal"))
+
+
+def notify_on(connection: Any, engine: Engine) -> None:
+    """``NOTIFY capture_outbox`` in the open transaction of ``connection`` (a SQLAlchemy
+    Connection or Session), on PostgreSQL; nothing on SQLite. Ring ``wakeup_for(engine)``
+    yourself after the commit."""
+    if is_postgres(engine):
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+class Listener:
+    """One thread per process: ``LISTEN capture_outbox`` on its own PostgreSQL connection,
+    ringing ``wakeup`` (cause ``notify``) for every notification. Reconnects after an error;
+    the safety poll covers the gap."""
+
+    def __init__(self, engine: Engine, wakeup: Wakeup, reconnect: float = 1.0) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._wakeup = wakeup
+        self._reconnect = reconnect
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="outbox-listener", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # the database went away: listen again after a pause
+                self.listening.clear()
+                log.warning("outbox listener lost its connection (%s)", type(exc).__name__)
+                self._stop.wait(self._reconnect)
+
+    def _listen(self) -> None:
+        with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f"LISTEN {CHANNEL}")
+            self.listening.set()
+            while not self._stop.is_set():
+                for _ in connection.notifies(timeout=0.5, stop_after=1):
+                    self._wakeup.ring("notify")

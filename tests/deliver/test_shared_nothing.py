@@ -1,0 +1,143 @@
+"""Replicas share nothing but PostgreSQL (``CAPTURE_SPOOL=database``, issue 13).
+
+Two real API processes with separate data folders on one PostgreSQL database. Replica A
+accepts a batch (202 each) while its workers are stuck in STOW requests to an archive that
+never answers, and is SIGKILLed; its folder is deleted (its machine and disk are gone).
+Replica B, started afterwards with its own empty folder and the real Orthanc, delivers every
+photo exactly once from the bytes A left in the database, including the ones A's workers
+held under a lease when they died (taken once those leases expired: A's claims are renamed to
+another machine's, as they would be in production, so B cannot free them at start-up).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import phone_jpeg
+from tests.deliver.service_process import ServiceProcess, fresh_postgres_database, pg_rows
+from tests.orthanc import OrthancServer
+
+BATCH = 6
+
+
+@pytest.fixture
+def orthanc(tmp_path: Path) -> Iterator[OrthancServer]:
+    with OrthancServer(tmp_path / "orthanc") as server:
+        yield server
+
+
+@pytest.fixture
+def silent_archive() -> Iterator[str]:
+    """A DICOMweb base URL whose server accepts connections and never answers."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            held.append(connection)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=accept, name="silent-archive", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/dicom-web"
+    finally:
+        stop.set()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+        server.close()
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_replica_killed_after_its_202s_is_delivered_by_another_from_the_database(
+    tmp_path: Path, orthanc: OrthancServer, silent_archive: str
+) -> None:
+    with fresh_postgres_database() as database_url:
+        common = {
+            "DATABASE_URL": database_url,
+            "CAPTURE_SPOOL": "database",
+            "CAPTURE_LEASE_SECONDS": "2",
+            "CAPTURE_RETRY_BASE_SECONDS": "0.2",
+            "CAPTURE_RETRY_MAX_SECONDS": "1",
+        }
+        folder_a, folder_b = tmp_path / "a", tmp_path / "b"
+        replica_a = ServiceProcess(
+            common
+            | {
+                "CAPTURE_DATA_DIR": str(folder_a),
+                "CAPTURE_DICOMWEB_URL": silent_archive,
+                "CAPTURE_ARCHIVE_TIMEOUT_SECONDS": "120",
+            },
+            log_path=tmp_path / "a.log",
+        )
+        replica_b = ServiceProcess(
+            common | {"CAPTURE_DATA_DIR": str(folder_b), "CAPTURE_DICOMWEB_URL": orthanc.base_url},
+            log_path=tmp_path / "b.log",
+        )
+        try:
+            replica_a.start()
+            context = replica_a.create_context("MRN-SHARED-NOTHING")
+            ids = [f"sn-{i}" for i in range(BATCH)]
+            sops = set()
+            for i, capture_id in enumerate(ids):
+                answer = replica_a.upload(capture_id, context, phone_jpeg(320, 240, seed=70 + i))
+                assert answer.status_code == 202, answer.text
+                sops.add(answer.json()["sop_instance_uid"])
+
+            def a_is_sending() -> bool:  # A's workers hold leases, stuck in their STOW
+                rows = pg_rows(database_url, "SELECT lease_owner FROM capture")
+                return any(owner and "/worker-" in owner for (owner,) in rows)
+
+            _wait(a_is_sending, "replica A's workers to claim photos")
+            replica_a.kill()
+            shutil.rmtree(folder_a)  # A's machine is gone, and its disk with it
+            # A was another machine: B may not free its claims at start-up (that is only
+            # for dead processes of B's own machine), it takes them once their leases expire.
+            held = pg_rows(
+                database_url,
+                "UPDATE capture SET lease_owner = 'machine-a.0000/4242/' || "
+                "split_part(lease_owner, '/', 3) WHERE lease_owner IS NOT NULL RETURNING id",
+            )
+            assert held  # photos B may only take once A's leases (2 s) have expired
+            (blobs,) = pg_rows(database_url, "SELECT count(DISTINCT name) FROM spool_blob")[0]
+            assert blobs >= 2 * BATCH  # every photo and its DICOM object, in the database
+
+            replica_b.start()
+            replica_b.wait_all(ids, "verified", timeout=90)
+            assert "took over" not in replica_b.log_tail(400)  # expiry, not a local release
+        finally:
+            replica_a.close()
+            replica_b.close()
+
+        assert orthanc.instance_count() == BATCH
+        assert orthanc.sop_uids() == sops
+        rows = pg_rows(database_url, "SELECT id, status, stow_requests FROM capture")
+        assert sorted((r[0], r[1]) for r in rows) == [(i, "verified") for i in ids]
+        assert sum(r[2] for r in rows) == BATCH, "an instance was sent more than once"
+        verified = pg_rows(
+            database_url, "SELECT capture_id FROM audit_event WHERE action = 'verify'"
+        )
+        assert sorted(c for (c,) in verified) == ids  # each verified exactly once
+        assert pg_rows(database_url, "SELECT count(*) FROM spool_blob") == [(0,)]
+        assert not list(folder_b.glob("spool/*/*"))  # nothing left on B's disk either
