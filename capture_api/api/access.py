@@ -136,6 +136,21 @@ class Access:
             raise unknown from None
         return record
 
+    @raises(NotSignedIn, NotFound, PatientMismatch, UnknownContext)
+    def correctable(self, capture_id: str, action: str) -> CaptureRecord:
+        """A photo this user may take back (issue 18): one of a context their session opened,
+        or any photo for an ``imaging-admin``. Another session's photo is refused with 403
+        and audited (``EhrContexts.check_context``); an unknown id is 404."""
+        signed_in = self.require_session() if self.ehr_mode else None
+        record = self.runtime.service.get(capture_id)
+        if record is None:
+            raise NotFound(f"no capture {capture_id!r}")
+        if signed_in is None or Role.IMAGING_ADMIN in self.roles:
+            return record
+        context = self.runtime.service.context(record.context_id)
+        self.contexts.check_context(signed_in, context, action=action)
+        return record
+
     @raises(*CONTEXT_ERRORS)
     def photos(self, context_id: str, action: str, archive: Archive) -> Timeline:
         """The context's patient's archived photos, as this user may be shown them."""

@@ -32,6 +32,7 @@ from capture_api.api.routes import (
     lesions,
     priors,
     queue,
+    rejections,
     reports,
     scan,
     timeline,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
         audit,  # capture_api.audit: the audit trail export
         queue,  # capture_api.encounters.queue_custody: the phone's offline queue
+        rejections,  # capture_api.correct: IHE IOCM rejection and re-filing
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
