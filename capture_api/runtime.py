@@ -30,6 +30,7 @@ from capture_api.store.leases import LeaseKeeper, release_dead_local
 from capture_api.store.records import (
     CaptureRecord,
     NotificationRecord,
+    RetractionRecord,
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
@@ -135,7 +136,7 @@ class Runtime:
 
 
 #: The tables whose rows are claimed under a lease (``capture_api.store.leases``).
-_LEASED = (CaptureRecord, NotificationRecord, WorklistCompletionRecord)
+_LEASED = (CaptureRecord, NotificationRecord, RetractionRecord, WorklistCompletionRecord)
 
 
 def archive_from_settings(settings: Settings) -> Archive:

@@ -42,10 +42,14 @@ def test_a_wrong_patient_photo_is_refiled_losslessly_with_both_patients_in_the_t
         "/api/v1/captures/refile-src/rejection/refile", json={"context_id": context_b}
     )
     assert early.status_code == 409 and "reject" in early.json()["detail"]
-    rejected = client.post("/api/v1/captures/refile-src/rejection", json={"reason": "wrong-patient"})
+    rejected = client.post(
+        "/api/v1/captures/refile-src/rejection", json={"reason": "wrong-patient"}
+    )
     assert rejected.status_code == 201, rejected.text
 
-    same = client.post("/api/v1/captures/refile-src/rejection/refile", json={"context_id": context_a})
+    same = client.post(
+        "/api/v1/captures/refile-src/rejection/refile", json={"context_id": context_a}
+    )
     assert same.status_code == 409 and "patient" in same.json()["detail"]
     answer = client.post(
         "/api/v1/captures/refile-src/rejection/refile", json={"context_id": context_b}
@@ -83,8 +87,9 @@ def test_a_wrong_patient_photo_is_refiled_losslessly_with_both_patients_in_the_t
 
     row = rejections.get(engine_of(client), "refile-src")
     assert row is not None and row.refiled_capture_id == new["capture_id"]
-    assert client.get("/api/v1/captures/refile-src/rejection").json()["refiled_capture_id"] == (
-        new["capture_id"]
+    assert (
+        client.get("/api/v1/captures/refile-src/rejection").json()["refiled_capture_id"]
+        == (new["capture_id"])
     )
     priors_a = client.get(f"/api/v1/contexts/{context_a}/priors").json()
     priors_b = client.get(f"/api/v1/contexts/{context_b}/priors").json()
