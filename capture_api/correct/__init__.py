@@ -7,9 +7,9 @@ the same JPEG bitstream (``reissue``, ``sources``). The views (``review``) and t
 (``notify``) read the ``rejection`` table; nothing here asks them.
 """
 
+from capture_api.capture.rejection import RejectReason
 from capture_api.correct.errors import NotArchived, RefileRefused
 from capture_api.correct.kos import kos_uids, rejection_note
-from capture_api.correct.reasons import RejectReason
 from capture_api.correct.service import Corrections, Rejected
 
 __all__ = [

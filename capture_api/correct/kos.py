@@ -19,7 +19,7 @@ import highdicom as hd
 from pydicom import Dataset
 from pydicom.uid import UID
 
-from capture_api.correct.reasons import RejectReason
+from capture_api.capture.rejection import RejectReason
 from capture_api.encode import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, derived_uid
 
 #: Series Number of the rejection notes (one per note; far above the photos' numbers).

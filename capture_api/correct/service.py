@@ -20,11 +20,11 @@ import logging
 from dataclasses import dataclass
 
 from capture_api.audit.trail import Outcome, record
+from capture_api.capture.rejection import RejectReason
 from capture_api.capture.schemas import PatientIn
 from capture_api.correct import reissue, sources
 from capture_api.correct.errors import NotArchived, RefileRefused
 from capture_api.correct.kos import kos_uids, rejection_note
-from capture_api.correct.reasons import RejectReason
 from capture_api.deliver import Archive, document_id, enqueue_object
 from capture_api.exceptions import NotFound
 from capture_api.intake import CaptureRequest, CaptureService

@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import exists, func, update
+from sqlalchemy import exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from capture_api.store.db import Database, session
 from capture_api.store.records import (
+    ContextRecord,
     NotificationRecord,
     RejectionRecord,
     RetractionRecord,
@@ -99,18 +100,18 @@ def mark_archive_removed(db: Database, capture_id: str) -> None:
         s.commit()
 
 
-def counts_between(
+def rejected_between(
     db: Database, start: dt.datetime, end: dt.datetime
-) -> list[tuple[str, str, int]]:
-    """(context id, reason, count) of the rejections made in [start, end)."""
+) -> list[tuple[str | None, str]]:
+    """(encounter JSON of the photo's context, reason code) of each rejection in [start, end)."""
     with session(db) as s:
         query = (
-            select(RejectionRecord.context_id, RejectionRecord.reason, func.count())
+            select(ContextRecord.encounter_json, RejectionRecord.reason)
+            .join(ContextRecord, col(ContextRecord.id) == col(RejectionRecord.context_id))
             .where(col(RejectionRecord.rejected_at) >= start)
             .where(col(RejectionRecord.rejected_at) < end)
-            .group_by(col(RejectionRecord.context_id), col(RejectionRecord.reason))
         )
-        return [(c, r, int(n)) for c, r, n in s.exec(query).all()]
+        return [(encounter, reason) for encounter, reason in s.exec(query).all()]
 
 
 # --- the chart: entered-in-error (notification_retraction) ----------------------------------

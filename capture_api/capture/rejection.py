@@ -1,5 +1,7 @@
 """Why a photo is taken back: the titles of an IOCM rejection note (DICOM CID 7011).
 
+Domain vocabulary (``capture_api.correct`` writes it, ``review``'s report counts it).
+
 IHE IOCM (Imaging Object Change Management, RAD TF-1 Vol 1 section 37) rejects instances with
 a Key Object Selection document whose Document Title (the root of its content tree) is one of
 CID 7011 "Rejected for ..." codes; the archive then hides (or deletes) what it references.
@@ -31,6 +33,14 @@ class RejectReason(StrEnum):
     def refilable(self) -> bool:
         """Whether the photo belongs to another patient (it may be re-filed for them)."""
         return self is not RejectReason.QUALITY
+
+    @classmethod
+    def label(cls, value: str) -> str:
+        """The reason key of a stored code value, or the code itself when it is not ours."""
+        try:
+            return cls.from_code(value).value
+        except ValueError:
+            return value
 
     @classmethod
     def from_code(cls, value: str) -> RejectReason:
