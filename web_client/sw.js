@@ -19,7 +19,7 @@ import * as served from "./app/js/delivery.js";
 /** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
 const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
 
-const VERSION = "capture-shell-v4";
+const VERSION = "capture-shell-v5";
 
 const SHELL = [
   "/",
@@ -41,6 +41,7 @@ const SHELL = [
   "/app/js/site.js",
   "/app/js/sites.js",
   "/app/js/sniff.js",
+  "/app/js/takeback.js",
   "/app/js/unblur.js",
   "/app/js/uploader.js",
   "/app/js/vault.js",

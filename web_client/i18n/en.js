@@ -313,6 +313,20 @@ export const STRINGS = {
   "send.retake": "Retake",
   "send.no_preview": "No preview",
 
+  // taking a sent photo back (issue 18)
+  "takeback.wrong-patient": "Wrong patient",
+  "takeback.quality": "Bad photo (blurred, duplicate)",
+  "takeback.heading.wrong-patient": "Photo of the wrong patient?",
+  "takeback.heading.quality": "Take back this bad photo?",
+  "takeback.question": "Take this photo back from the record of {patient}?",
+  "takeback.explain.wrong-patient": "It is removed from this patient's photos and chart, everywhere it went. Then open the right patient from the EHR, the wristband or the worklist to file it there.",
+  "takeback.explain.quality": "It is removed from this patient's photos and chart, everywhere it went. Take a new one if you need it.",
+  "takeback.confirm": "Take it back",
+  "takeback.cancel": "Keep it",
+  "takeback.sending": "Taking the photo back…",
+  "takeback.done.wrong-patient": "Taken back: wrong patient. Open the right patient to file it there.",
+  "takeback.done.quality": "Taken back: bad photo.",
+
   // errors (detail = the service's own sentence)
   "error.session_expired": "Your session has ended: open capture again from the patient's chart in the EHR.",
   "error.forbidden": "Not allowed: {detail}",
