@@ -19,6 +19,8 @@ from sqlmodel import col, select
 
 from capture_api.store.db import Database, session
 from capture_api.store.records import (
+    CaptureRecord,
+    CaptureStatus,
     ContextRecord,
     NotificationRecord,
     RejectionRecord,
@@ -87,6 +89,19 @@ def refiling(db: Database, refiled_capture_id: str) -> RejectionRecord | None:
             col(RejectionRecord.refiled_capture_id) == refiled_capture_id
         )
         return s.exec(query).first()
+
+
+def removal_due(db: Database, limit: int = 20) -> list[RejectionRecord]:
+    """Rejections whose KOS the archive verified and whose instance is still there."""
+    with session(db) as s:
+        query = (
+            select(RejectionRecord)
+            .join(CaptureRecord, col(CaptureRecord.id) == col(RejectionRecord.kos_capture_id))
+            .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
+            .where(col(RejectionRecord.archive_removed_at).is_(None))
+            .limit(limit)
+        )
+        return list(s.exec(query).all())
 
 
 def mark_archive_removed(db: Database, capture_id: str) -> None:

@@ -10,16 +10,18 @@ the archive is down are covered here too.
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
 from pydicom import Dataset, dcmread
 
+from capture_api.api.app import create_app
 from capture_api.store import CaptureStatus, captures, rejections
 from capture_api.store.records import AuditEventRecord
-from tests.audit.conftest import audit_rows
-from tests.conftest import dciodvfy_errors
+from tests.audit.conftest import audit_rows, settings_for
+from tests.conftest import dciodvfy_errors, phone_jpeg
 from tests.correct.conftest import (
     PATIENT_A,
     engine_of,
@@ -146,3 +148,31 @@ def test_a_rejection_while_the_archive_is_down_is_delivered_when_it_is_back(
     assert dciodvfy_errors(tmp_path / "kos-down.dcm") == []
     assert kos.ConceptNameCodeSequence[0].CodeValue == "113001"
     assert kos.StudyInstanceUID == photo["study_uid"] and kos.PatientID == PATIENT_A["id"]
+
+
+def test_with_delete_rejected_on_orthanc_loses_the_instance_after_the_kos(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        tmp_path / "deleting",
+        dicomweb_url=orthanc.base_url,
+        retry_max_seconds=0.3,
+        archive_delete_rejected=True,
+    )
+    with TestClient(create_app(settings)) as client:
+        context_a = open_context(client, PATIENT_A)
+        kept = send_photo(client, context_a, "iocm-kept")
+        gone = send_photo(client, context_a, "iocm-gone", phone_jpeg(320, 240, seed=9))
+        answer = client.post("/api/v1/captures/iocm-gone/rejection", json={"reason": "quality"})
+        assert answer.status_code == 201
+        kos_uid = answer.json()["kos_sop_instance_uid"]
+        deadline = time.monotonic() + 30
+        while gone["sop_instance_uid"] in orthanc.sop_uids():
+            assert time.monotonic() < deadline, "the rejected instance is still in Orthanc"
+            time.sleep(0.1)
+        held = orthanc.sop_uids()
+        assert kos_uid in held and kept["sop_instance_uid"] in held
+        row = rejections.get(engine_of(client), "iocm-gone")
+        assert row is not None and row.archive_removed_at is not None
+        details = [r.detail for r in _rejects(client, gone["sop_instance_uid"])]
+        assert any("deleted from the archive" in (d or "") for d in details)
