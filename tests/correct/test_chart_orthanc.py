@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from capture_api.api.app import create_app
+from capture_api.capture import Role
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.notify.worker import NotifyWorker
 from capture_api.store import captures, rejections
@@ -54,6 +55,7 @@ def settings(ehr: Ehr, orthanc: OrthancServer, tmp_path: Path) -> Settings:
         retry_max_seconds=0.3,
         dicomweb_url=orthanc.base_url,
         notify_enabled=False,  # the test drives its own NotifyWorker
+        role_map={"Practitioner/prac-otto": [Role.IMAGING_ADMIN]},  # imaging administrator
         ehrs=[
             EhrRegistration(
                 iss=ehr.fhir_base,
@@ -162,3 +164,27 @@ def test_wrong_patient_photo_is_taken_back_everywhere_and_refiled(
     assert ("retract", MULLER, "success") in domain
     worker.stop()
     time.sleep(0)  # nothing else runs: the workers were driven by hand
+
+
+def test_an_imaging_admin_takes_back_another_sessions_photo_with_a_reason(
+    client: TestClient, ehr: Ehr, orthanc: OrthancServer
+) -> None:
+    engine = engine_of(client)
+    context_a = str(launch_from_ehr(client, ehr, "enc-muller")["context_id"])
+    assert upload(client, context_a, "admin-1").status_code == 202
+    wait_status(client, "admin-1", "verified")
+
+    admin = TestClient(client.app, base_url=APP)
+    launch_as(admin, ehr, "prac-otto", "enc-okada")
+    unknown = admin.post("/api/v1/captures/admin-1/rejection", json={"reason": "blurry"})
+    assert unknown.status_code == 422
+    taken = admin.post(
+        "/api/v1/captures/admin-1/rejection",
+        json={"reason": "quality", "comment": "duplicate of the photo before"},
+    )
+    assert taken.status_code == 201, taken.text
+    row = rejections.get(engine, "admin-1")
+    assert row is not None and row.comment == "duplicate of the photo before"
+    assert (row.actor or "").endswith("Practitioner/prac-otto")
+    wait_status(client, row.kos_capture_id, "verified")
+    assert row.kos_sop_instance_uid in orthanc.sop_uids()
