@@ -56,7 +56,7 @@ def test_eight_taps_at_once_on_postgresql_reject_once_with_one_kos(pg_client: Te
 
     def tap(_: int) -> int:
         answer = pg_client.post("/api/v1/captures/race-1/rejection", json={"reason": "quality"})
-        return answer.status_code
+        return int(answer.status_code)
 
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(tap, range(8)))
