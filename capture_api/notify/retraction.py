@@ -38,6 +38,10 @@ from capture_api.store.records import (
 log = logging.getLogger("capture.notify")
 ENTERED_IN_ERROR = "entered-in-error"
 NEVER_CREATED = "the chart never had this resource (its creation failed): nothing to retract"
+NO_ID = (
+    "the EHR did not say the resource's id when it was created: mark it entered-in-error "
+    "in the EHR by hand"
+)
 
 
 class Retractions:
@@ -87,8 +91,11 @@ class Retractions:
         if created is None or created.status == NotificationStatus.FAILED.value:
             self._save(row, owner, status=RetractionStatus.SENT.value, reason=NEVER_CREATED)
             return
-        if created.status != NotificationStatus.SENT.value or not created.resource_id:
+        if created.status != NotificationStatus.SENT.value:
             self._retry(row, owner, "the resource is still being created in the EHR")
+            return
+        if not created.resource_id:
+            self._fail(row, owner, NO_ID)
             return
         try:
             registration = find_registration(self.settings, row.iss)

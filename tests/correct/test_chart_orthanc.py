@@ -163,7 +163,6 @@ def test_wrong_patient_photo_is_taken_back_everywhere_and_refiled(
     assert {("refile", MULLER, "success"), ("refile", SMITH, "success")} <= set(domain)
     assert ("retract", MULLER, "success") in domain
     worker.stop()
-    time.sleep(0)  # nothing else runs: the workers were driven by hand
 
 
 def test_an_imaging_admin_takes_back_another_sessions_photo_with_a_reason(
@@ -188,3 +187,51 @@ def test_an_imaging_admin_takes_back_another_sessions_photo_with_a_reason(
     assert (row.actor or "").endswith("Practitioner/prac-otto")
     wait_status(client, row.kos_capture_id, "verified")
     assert row.kos_sop_instance_uid in orthanc.sop_uids()
+
+
+def test_the_chart_is_corrected_when_the_ehr_is_back_and_never_told_of_an_early_rejection(
+    client: TestClient, ehr: Ehr, settings: Settings
+) -> None:
+    engine = engine_of(client)
+    context_a = str(launch_from_ehr(client, ehr, "enc-muller")["context_id"])
+    for capture_id in ("late-1", "early-1"):
+        assert upload(client, context_a, capture_id).status_code == 202
+        wait_status(client, capture_id, "verified")
+    # Rejected before the notifier ran: the chart never hears of it.
+    early = client.post("/api/v1/captures/early-1/rejection", json={"reason": "quality"})
+    assert early.status_code == 201
+    worker = NotifyWorker(engine, settings, FAST)
+    _drain(worker)
+    late = captures.get(engine, "late-1")
+    early_row = captures.get(engine, "early-1")
+    assert late is not None and late.sop_instance_uid
+    assert early_row is not None and early_row.sop_instance_uid
+    assert _chart(ehr, "Media", late.sop_instance_uid)["status"] == "completed"
+    assert not [
+        r for r in ehr.created("Media") if early_row.sop_instance_uid in r["identifier"][0]["value"]
+    ]
+
+    ehr.state.extra["fhir_write_fault"] = (503, "the EHR is down for maintenance")
+    assert (
+        client.post(
+            "/api/v1/captures/late-1/rejection", json={"reason": "wrong-patient"}
+        ).status_code
+        == 201
+    )
+    _drain(worker)
+    waiting = rejections.retractions_for(engine, "late-1")
+    assert {r.status for r in waiting} == {RetractionStatus.PENDING}
+    assert all("will retry" in (r.reason or "") for r in waiting)
+    assert _chart(ehr, "Media", late.sop_instance_uid)["status"] == "completed"
+
+    ehr.state.extra.pop("fhir_write_fault")
+    deadline = time.monotonic() + 20
+    while any(
+        r.status != RetractionStatus.SENT for r in rejections.retractions_for(engine, "late-1")
+    ):
+        assert time.monotonic() < deadline, rejections.retractions_for(engine, "late-1")
+        worker.run_once()
+        time.sleep(0.02)
+    assert _chart(ehr, "Media", late.sop_instance_uid)["status"] == "entered-in-error"
+    assert _chart(ehr, "DocumentReference", late.sop_instance_uid)["status"] == "entered-in-error"
+    worker.stop()
