@@ -13,6 +13,7 @@ import time
 from tests.conftest import SAMPLES
 from tests.web.browser import Phone, requires_chromium
 from tests.web.stack import WebStack
+from tests.web.test_access import _audit
 
 pytestmark = requires_chromium
 
@@ -50,6 +51,7 @@ def test_wrong_patient_from_the_phone_names_the_patient_and_takes_the_photo_back
     dialog.wait_for()
     question = nurse.page.inner_text("#takeback-patient")
     assert "岡田, 花子" in question and "MRN 100004" in question, question
+    _audit(nurse, "take-back confirmation", controls=2)  # readable, large, named
     nurse.shot("takeback-confirm")
     dialog.get_by_role("button", name="Keep it").click()
     assert nurse.page.locator("dialog#takeback").count() == 0
