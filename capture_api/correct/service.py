@@ -15,6 +15,7 @@ reject once, send one KOS and make one new photo.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 from dataclasses import dataclass
@@ -37,10 +38,13 @@ from capture_api.store.records import (
     ContextRecord,
     ObjectKind,
     RejectionRecord,
+    utcnow,
 )
 
 log = logging.getLogger("capture.correct")
 
+#: How long the phone offers to file a wrong patient's photo for the next patient opened.
+REFILE_WINDOW = dt.timedelta(hours=24)
 #: A photo is in the archive (or on its way to being shown there) in these states.
 ARCHIVED = (CaptureStatus.STORED, CaptureStatus.VERIFIED)
 
@@ -186,6 +190,22 @@ class Corrections:
         if rejections.set_refiled(self.engine, capture.id, new.id, target.id):
             self._audit_refile(capture, new, target, actor)
         return new
+
+    def awaiting_refile(
+        self, target: ContextRecord, actor: Actor
+    ) -> list[tuple[RejectionRecord, CaptureRecord]]:
+        """Photos this user took back as another patient's in the last ``REFILE_WINDOW``,
+        not re-filed yet, that could be filed for ``target``'s patient (newest first)."""
+        patient = PatientIn.model_validate_json(target.patient_json)
+        codes = [r.kos_title.value for r in RejectReason if r.refilable]
+        since = utcnow() - REFILE_WINDOW
+        return [
+            (rejection, capture)
+            for rejection, capture in rejections.awaiting_refile(
+                self.engine, actor.fhir_user, codes, since
+            )
+            if (rejection.patient_id, rejection.patient_issuer) != (patient.id, _issuer(patient))
+        ]
 
     def _refilable(self, capture: CaptureRecord, target: ContextRecord) -> RejectionRecord:
         rejection = rejections.get(self.engine, capture.id)

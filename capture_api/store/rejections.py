@@ -104,6 +104,29 @@ def removal_due(db: Database, limit: int = 20) -> list[RejectionRecord]:
         return list(s.exec(query).all())
 
 
+def awaiting_refile(
+    db: Database, actor: str | None, reasons: Iterable[str], since: dt.datetime
+) -> list[tuple[RejectionRecord, CaptureRecord]]:
+    """Photos ``actor`` rejected for one of ``reasons`` since ``since``, not re-filed yet,
+    newest first, each with its capture row (``actor`` None: rejections made without one)."""
+    who = (
+        col(RejectionRecord.actor).is_(None)
+        if actor is None
+        else col(RejectionRecord.actor) == actor
+    )
+    query = (
+        select(RejectionRecord, CaptureRecord)
+        .join(CaptureRecord, col(CaptureRecord.id) == col(RejectionRecord.capture_id))
+        .where(who)
+        .where(col(RejectionRecord.reason).in_(list(reasons)))
+        .where(col(RejectionRecord.refiled_capture_id).is_(None))
+        .where(col(RejectionRecord.rejected_at) >= since)
+        .order_by(col(RejectionRecord.rejected_at).desc())
+    )
+    with session(db) as s:
+        return [(r, c) for r, c in s.exec(query).all()]
+
+
 def mark_archive_removed(db: Database, capture_id: str) -> None:
     """Record that the rejected instance was deleted from the archive."""
     with session(db) as s:

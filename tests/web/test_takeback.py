@@ -1,14 +1,20 @@
-"""Issue 18 on the phone, in real Chromium: a sent photo is taken back as of the wrong patient.
+"""Issue 18 on the phone, in real Chromium: a sent photo is taken back as of the wrong patient,
+then filed for the right one.
 
 After the archive verified the photo, its row offers "Wrong patient" and "Bad photo (blurred,
 duplicate)". The confirmation names the patient on the banner; confirming rejects the photo
 (the service sends Orthanc a KOS titled "Rejected for Patient Safety Reasons"), the row says
-so, and the patient's earlier photos no longer list it. "Keep it" changes nothing.
+so, and the patient's earlier photos no longer list it. "Keep it" changes nothing. The nurse
+then opens the right patient from the EHR: the site screen offers the photo taken back, and
+"File it here" (confirmed against the banner) puts it in Orthanc for that patient, with the
+same JPEG bitstream.
 """
 
 from __future__ import annotations
 
 import time
+
+from pydicom.encaps import generate_frames
 
 from tests.conftest import SAMPLES
 from tests.web.browser import Phone, requires_chromium
@@ -72,3 +78,30 @@ def test_wrong_patient_from_the_phone_names_the_patient_and_takes_the_photo_back
     context_id = nurse.api("/api/v1/session")["context_id"]
     priors = nurse.api(f"/api/v1/contexts/{context_id}/priors")
     assert capture["sop_instance_uid"] not in {p["sop_instance_uid"] for p in priors}
+
+    # The right patient, opened from the EHR: the photo is offered there, and filed.
+    nurse.launch(stack.launch_url("enc-ngata"))
+    offer = nurse.page.locator("#refile-offer")
+    offer.wait_for()
+    assert "Skin of anterior surface of forearm, left" in offer.inner_text()
+    offer.get_by_role("button", name="File it for NGATA, Aroha").click()
+    confirm = nurse.page.locator("dialog#refile-confirm")
+    confirm.wait_for()
+    assert "MRN 100005" in nurse.page.inner_text("#refile-patient")
+    _audit(nurse, "re-file confirmation", controls=2)
+    confirm.get_by_role("button", name="File it here").click()
+    nurse.wait_text("#refile-offer .refile-status", "Filed for NGATA, Aroha")
+    nurse.shot("refile-done")
+    (refiled,) = nurse.captures()
+    deadline = time.monotonic() + 30
+    while refiled["status"] != "verified":
+        assert time.monotonic() < deadline, refiled
+        time.sleep(0.1)
+        refiled = nurse.api(f"/api/v1/captures/{refiled['capture_id']}")
+    new = stack.archived(refiled["sop_instance_uid"])
+    old = stack.archived(capture["sop_instance_uid"])
+    assert new.PatientID == "100005" and old.PatientID == "100004"
+    assert next(generate_frames(new.PixelData, number_of_frames=1)) == next(
+        generate_frames(old.PixelData, number_of_frames=1)
+    )
+    assert nurse.api(f"/api/v1/contexts/{refiled['context_id']}/refilable") == []

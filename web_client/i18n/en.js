@@ -326,6 +326,17 @@ export const STRINGS = {
   "takeback.sending": "Taking the photo back…",
   "takeback.done.wrong-patient": "Taken back: wrong patient. Open the right patient to file it there.",
   "takeback.done.quality": "Taken back: bad photo.",
+  "refile.heading": "Photos taken back from another patient",
+  "refile.explain": "You took these back as photos of the wrong patient. File each one for this patient if it shows them.",
+  "refile.photo": "{site}, taken {time}",
+  "refile.no_site": "No body site",
+  "refile.button": "File it for {name}",
+  "refile.confirm_heading": "File the photo for this patient?",
+  "refile.question": "File this photo in the record of {patient}?",
+  "refile.confirm": "File it here",
+  "refile.cancel": "Not this patient",
+  "refile.sending": "Filing the photo…",
+  "refile.done": "Filed for {name}: on its way to the archive and the chart.",
 
   // errors (detail = the service's own sentence)
   "error.session_expired": "Your session has ended: open capture again from the patient's chart in the EHR.",
