@@ -23,6 +23,8 @@ stay in that package (module named on the right) but hang from this tree::
     │   └── QueueKeyGone         encounters.queue_custody: the phone's queue key was destroyed
     ├── Conflict                 the request does not fit the state of what it names
     │   ├── CompletionRefused    encounters.worklist_completion: no photos, or failed ones
+    │   ├── NotArchived          correct: a photo not (yet) in the archive cannot be rejected
+    │   ├── RefileRefused        correct: not rejected for another patient, same patient, done
     │   ├── NoQueueUser          encounters.queue_custody: no user to keep a queue key for
     │   └── QueueTooOld          encounters.queue_custody: context past the queue's retention
     ├── NotSignedIn              no valid session: open capture from the patient's chart

@@ -15,7 +15,9 @@ from capture_api.capture.consent_policy import ConsentPolicy
 from capture_api.capture.sensitivity_policy import policy_for
 from capture_api.config import Settings
 from capture_api.context.ups_events import LiveWorklist, WorklistEvents
+from capture_api.correct.removal import RemovalWorker
 from capture_api.deliver.archive import Archive
+from capture_api.deliver.orthanc_rest import remover_from_settings
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode import MemoryBudget, MiB
 from capture_api.encode.pipeline import EncoderOptions
@@ -32,6 +34,7 @@ from capture_api.store.leases import LeaseKeeper, release_dead_local
 from capture_api.store.records import (
     CaptureRecord,
     NotificationRecord,
+    RetractionRecord,
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
@@ -60,6 +63,8 @@ class Runtime:
     completer: CompletionWorker | None = None
     #: Today's worklist, kept fresh by UPS events where the worklist offers them.
     worklist: LiveWorklist = field(default_factory=lambda: LiveWorklist(None))
+    #: Deletes rejected instances from Orthanc (only with CAPTURE_ARCHIVE_DELETE_REJECTED).
+    remover: RemovalWorker | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -114,6 +119,7 @@ class Runtime:
             discovery,
             completer,
             live_worklist(settings),
+            removal_worker(settings, engine, policy, loops),
         )
 
     def start(self) -> None:
@@ -135,6 +141,8 @@ class Runtime:
             self.notifier.start(1)
         if self.completer is not None:
             self.completer.start(1)
+        if self.remover is not None:
+            self.remover.start(1)
 
     def close(self) -> None:
         if self.worklist.events is not None:
@@ -143,6 +151,8 @@ class Runtime:
             self.notifier.stop()
         if self.completer is not None:
             self.completer.stop()
+        if self.remover is not None:
+            self.remover.stop()
         self.worker.stop()
         self.keeper.close()
         self.archive.close()
@@ -150,7 +160,7 @@ class Runtime:
 
 
 #: The tables whose rows are claimed under a lease (``capture_api.store.leases``).
-_LEASED = (CaptureRecord, NotificationRecord, WorklistCompletionRecord)
+_LEASED = (CaptureRecord, NotificationRecord, RetractionRecord, WorklistCompletionRecord)
 
 
 def spool_from_settings(settings: Settings, engine: Database) -> tuple[Spool, SpoolReader]:
@@ -170,6 +180,16 @@ def archive_from_settings(settings: Settings) -> Archive:
     from capture_api.deliver.local_archive import LocalArchive
 
     return LocalArchive(settings.local_archive_dir)
+
+
+def removal_worker(
+    settings: Settings, engine: Database, policy: OutboxPolicy, loops: LoopHealth
+) -> RemovalWorker | None:
+    """The thread that deletes rejected instances, when the site asks for it (docs/iocm.md)."""
+    remover = remover_from_settings(settings)
+    if remover is None:
+        return None
+    return RemovalWorker(engine, remover, policy.poll, loops)
 
 
 def live_worklist(settings: Settings) -> LiveWorklist:

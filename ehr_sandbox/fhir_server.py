@@ -357,6 +357,62 @@ def router(state: SandboxState) -> APIRouter:
             raise FhirProblem(403, "forbidden", f"the token does not allow reading {resource_type}")
         return _fhir(resource)
 
+    async def update(resource_type: str, rid: str, request: Request) -> JSONResponse:
+        """R4 http.html#update of a resource created here (the id must exist: no upsert)."""
+        counts: dict[str, int] = state.extra.setdefault("fhir_puts", {})
+        with _WRITE_LOCK:
+            counts[resource_type] = counts.get(resource_type, 0) + 1
+        token = authenticate(request)
+        levels = _levels(token, resource_type, "u")
+        if not levels:
+            raise FhirProblem(
+                403, "forbidden", f"the token's scopes do not allow update of {resource_type}"
+            )
+        fault = state.extra.get("fhir_write_fault")
+        if fault:
+            status, text = fault
+            raise FhirProblem(int(status), "processing" if status >= 500 else "invalid", text)
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise FhirProblem(400, "structure", "the body is not JSON") from exc
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise FhirProblem(400, "invalid", f"the body is not a {resource_type}")
+        if body.get("id") != rid:
+            raise FhirProblem(400, "invalid", "the body's id is not the URL's id")
+        try:
+            _R4B_MODELS[resource_type].model_validate(body)
+        except ValidationError as exc:
+            raise FhirProblem(400, "invalid", f"{resource_type} is invalid: {exc}") from exc
+        with _WRITE_LOCK:
+            existing = created(resource_type)
+            old = read(existing, resource_type, rid)
+            if not in_compartment(token, levels, subject_patient(old)) or not in_compartment(
+                token, levels, subject_patient(body)
+            ):
+                raise FhirProblem(
+                    403, "forbidden", "the token does not allow writing for this patient"
+                )
+            version = str(int((old.get("meta") or {}).get("versionId", "1")) + 1)
+            meta = dict(body.get("meta") or {})
+            meta.update(
+                {
+                    "versionId": version,
+                    "lastUpdated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                }
+            )
+            stored = {**body, "meta": meta}
+            existing[rid] = stored
+        return _fhir(copy.deepcopy(stored), 200, {"ETag": f'W/"{version}"'})
+
+    @api.put("/Media/{rid}")
+    async def update_media(rid: str, request: Request) -> JSONResponse:
+        return await update("Media", rid, request)
+
+    @api.put("/DocumentReference/{rid}")
+    async def update_document_reference(rid: str, request: Request) -> JSONResponse:
+        return await update("DocumentReference", rid, request)
+
     @api.post("/Media")
     async def create_media(request: Request) -> JSONResponse:
         return await conditional_create("Media", request)
@@ -563,7 +619,12 @@ def _writable_resources(state: SandboxState) -> list[dict[str, Any]]:
     return [
         {
             "type": resource_type,
-            "interaction": [{"code": "create"}, {"code": "read"}, {"code": "search-type"}],
+            "interaction": [
+                {"code": "create"},
+                {"code": "read"},
+                {"code": "update"},
+                {"code": "search-type"},
+            ],
             "conditionalCreate": conditional,
             "searchParam": [
                 {

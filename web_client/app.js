@@ -28,6 +28,7 @@ import { EarlierOffer } from "./js/earlier.js";
 import { Uploader, askForBackgroundDelivery } from "./js/uploader.js";
 import { askConsent } from "./js/consent.js";
 import { mayUnblur } from "./js/unblur.js";
+import { offerRefile } from "./js/refile.js";
 
 /** @typedef {import("./js/details.js").Site} Site */
 /** @typedef {import("./js/photos.js").Photo} Photo */
@@ -328,6 +329,7 @@ function startSite() {
   showScreen("screen-site");
   picker.loadNames();
   picker.loadLesions(theContext().context_id);
+  offerRefile(theContext().context_id); // a wrong patient's photo taken back: file it here?
 }
 
 async function chooseSite(choice) {

@@ -31,6 +31,7 @@ from capture_api.privacy.actor import Actor
 from capture_api.privacy.visibility import Visibility
 from capture_api.review.timeline import Timeline, patient_of
 from capture_api.runtime import Runtime
+from capture_api.store import rejections
 from capture_api.store.records import CaptureRecord, ContextRecord, UserSession
 
 #: What ``Access.context`` and ``Access.photos`` refuse with (a route using them declares
@@ -134,6 +135,27 @@ class Access:
             self.context(record.context_id, action)
         except (PatientMismatch, UnknownContext):
             raise unknown from None
+        return record
+
+    @raises(NotSignedIn, NotFound, PatientMismatch, UnknownContext)
+    def correctable(self, capture_id: str, action: str) -> CaptureRecord:
+        """A photo this user may take back (issue 18): one of a context their session opened,
+        or any photo for an ``imaging-admin``; to re-file, also a photo this same user
+        rejected (they open the right patient from the EHR, which starts a new session).
+        Another session's photo is refused with 403 and audited
+        (``EhrContexts.check_context``); an unknown id is 404."""
+        signed_in = self.require_session() if self.ehr_mode else None
+        record = self.runtime.service.get(capture_id)
+        if record is None:
+            raise NotFound(f"no capture {capture_id!r}")
+        if signed_in is None or Role.IMAGING_ADMIN in self.roles:
+            return record
+        if action == "refile" and signed_in.fhir_user:
+            rejection = rejections.get(self.runtime.engine, record.id)
+            if rejection is not None and rejection.actor == signed_in.fhir_user:
+                return record
+        context = self.runtime.service.context(record.context_id)
+        self.contexts.check_context(signed_in, context, action=action)
         return record
 
     @raises(*CONTEXT_ERRORS)

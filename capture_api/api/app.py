@@ -32,6 +32,8 @@ from capture_api.api.routes import (
     lesions,
     priors,
     queue,
+    refiling,
+    rejections,
     reports,
     scan,
     timeline,
@@ -89,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
         audit,  # capture_api.audit: the audit trail export
         queue,  # capture_api.encounters.queue_custody: the phone's offline queue
+        rejections,  # capture_api.correct: IHE IOCM rejection and re-filing
+        refiling,  # capture_api.correct: what the phone offers to file for this patient
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from capture_api.correct import Corrections
 from capture_api.deliver.archive import Archive
 from capture_api.intake.service import CaptureService
 from capture_api.runtime import Runtime
@@ -24,5 +25,11 @@ def get_archive(request: Request) -> Archive:
     return get_runtime(request).archive
 
 
+def get_corrections(request: Request) -> Corrections:
+    runtime = get_runtime(request)
+    return Corrections(runtime.service, runtime.archive)
+
+
+CorrectionsDep = Annotated[Corrections, Depends(get_corrections)]
 ServiceDep = Annotated[CaptureService, Depends(get_service)]
 ArchiveDep = Annotated[Archive, Depends(get_archive)]

@@ -171,6 +171,27 @@ ACTIONS: dict[str, EventKind] = {
         fixed=True,
         when="FHIR Media/DocumentReference created in the EHR (0) or refused (8)",
     ),
+    # --- taking photos back (IHE IOCM, capture_api.correct; issue 18) --------------------------
+    "reject": EventKind(
+        _INSTANCES,
+        BalpAction.DELETE,
+        when="/api/v1/captures/{id}/rejection...; domain: a photo rejected (wrong patient, "
+        "quality, worklist entry: reason and KOS in detail), or refused (another session's)",
+    ),
+    "refile": EventKind(
+        _INSTANCES,
+        BalpAction.CREATE,
+        fixed=True,
+        when="a rejected photo issued again for the right patient: one event per patient, each "
+        "naming the other instance",
+    ),
+    "retract": EventKind(
+        _PATIENT,
+        BalpAction.UPDATE,
+        fixed=True,
+        when="a rejected photo's FHIR Media/DocumentReference set to entered-in-error (0), "
+        "or refused (8)",
+    ),
     # --- the phone's offline queue (requests under /api/v1/queue, and their decisions) ---------
     "queue-key": EventKind(
         codes.DCM.SecurityAlert,

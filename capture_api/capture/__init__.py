@@ -39,6 +39,7 @@ from capture_api.capture.patient import (
     check_lo,
     same_authority,
 )
+from capture_api.capture.rejection import RejectReason
 from capture_api.capture.retrieval import Retrieval
 from capture_api.capture.roles import (
     DEFAULT_ROLE_CLAIM,
@@ -101,6 +102,7 @@ __all__ = [
     "Patient",
     "PatientIn",
     "PersonName",
+    "RejectReason",
     "Retrieval",
     "Role",
     "SensitiveSiteRule",

@@ -42,6 +42,7 @@ class Role(StrEnum):
     CLINICIAN = "clinician"  # capture, see normal priors, see restricted ones blurred
     SENSITIVE_VIEWER = "sensitive-viewer"  # unblur restricted / list very-restricted (audited)
     AUDITOR = "auditor"  # read and export the audit trail
+    IMAGING_ADMIN = "imaging-admin"  # reject (IOCM) and re-file any photo, with a reason
 
 
 ALL_ROLES: frozenset[Role] = frozenset(Role)

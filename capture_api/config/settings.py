@@ -135,6 +135,16 @@ class Settings(BaseSettings):
         default=None,
         description="DICOMweb base URL (e.g. http://pacs/dicom-web); unset uses the local archive.",
     )
+    archive_delete_rejected: bool = Field(
+        default=False,
+        description="After a rejection note (IOCM KOS) is in the archive, also delete the "
+        "rejected instance through Orthanc's REST API (docs/iocm.md); off: the archive keeps it.",
+    )
+    archive_rest_url: str | None = Field(
+        default=None,
+        description="Orthanc's REST base for CAPTURE_ARCHIVE_DELETE_REJECTED; unset: "
+        "CAPTURE_DICOMWEB_URL without its last path segment (/dicom-web).",
+    )
     archive_auth: ArchiveAuthKind = ArchiveAuthKind.NONE
     archive_username: str | None = None
     archive_password: SecretStr | None = None

@@ -8,7 +8,8 @@ implementations: ``DicomWebArchive`` (STOW-RS, QIDO-RS, WADO-RS to a PACS/VNA, w
 root (``capture_api.runtime``) and the CLI choose between them; every other package holds an
 ``Archive``. ``OutboxWorker`` (``outbox``) delivers and verifies, retrying with backoff;
 ``thumbnails`` makes (and blurs) the small JPEGs. ``enqueue_object`` (``documents``) queues the
-DICOM documents capture makes (SR, KOS) on the photos' road.
+DICOM documents capture makes (SR, KOS) on the photos' road; ``OrthancRemover``
+(``orthanc_rest``) deletes rejected instances from Orthanc when the site asks for it.
 """
 
 from capture_api.capture.retrieval import Retrieval
@@ -18,6 +19,7 @@ from capture_api.deliver.dicomweb import DicomWebArchive
 from capture_api.deliver.documents import document_id, enqueue_object
 from capture_api.deliver.instance_labels import InstanceLabels, labels_from_json
 from capture_api.deliver.local_archive import LocalArchive
+from capture_api.deliver.orthanc_rest import OrthancRemover, remover_from_settings
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.deliver.thumbnails import blurred, thumbnail_from_part10
 
@@ -27,6 +29,7 @@ __all__ = [
     "InstanceLabels",
     "InstanceRef",
     "LocalArchive",
+    "OrthancRemover",
     "OutboxPolicy",
     "OutboxWorker",
     "PriorImage",
@@ -38,5 +41,6 @@ __all__ = [
     "document_id",
     "enqueue_object",
     "labels_from_json",
+    "remover_from_settings",
     "thumbnail_from_part10",
 ]

@@ -110,6 +110,14 @@ class Archive(Protocol):
         """How others retrieve what this archive holds (no network call)."""
         ...
 
+    def retrieve(self, ref: InstanceRef) -> bytes:
+        """The stored instance as Part 10 bytes, as stored (WADO-RS, PS3.18 10.4).
+
+        For re-issuing a photo once its spooled copy is gone (issue 18). Raise
+        ArchiveUnavailable (try later) / ArchiveRejected (the archive does not hold it).
+        """
+        ...
+
     def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
         """The lesion each instance shows (Tracking ID/UID, pin), by SOP Instance UID.
 

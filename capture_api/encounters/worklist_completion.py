@@ -43,7 +43,7 @@ from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.exceptions import Conflict
 from capture_api.intake.service import CaptureService
 from capture_api.observability.loops import LoopHealth, describe
-from capture_api.store import contexts
+from capture_api.store import contexts, rejections
 from capture_api.store.db import Database
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, owner_name, save
 from capture_api.store.records import (
@@ -121,12 +121,15 @@ class WorklistCompletion:
                 f"{len(failed)} photo{'s' if len(failed) != 1 else ''} failed and will not "
                 "reach the archive: retake or delete them, then complete"
             )
+        kept = _not_rejected(self.engine, captures)
+        if not kept:
+            raise CompletionRefused(
+                "every photo of this encounter was taken back: take a new one, or cancel"
+            )
         if context.completed_at is None:
             contexts.request_completion(self.engine, context.id)
         done = self._complete_now(context, captures)
-        verified = [
-            c.sop_instance_uid or "" for c in captures if c.status == CaptureStatus.VERIFIED
-        ]
+        verified = [c.sop_instance_uid or "" for c in kept if c.status == CaptureStatus.VERIFIED]
         return Completion(done, verified, len(captures) - len(verified) if not done else 0)
 
     def _complete_now(self, context: ContextRecord, captures: list[CaptureRecord]) -> bool:
@@ -226,7 +229,7 @@ class WorklistCompletion:
             worklist.complete(
                 context.workitem_uid,
                 context.workitem_transaction_uid,
-                [_produced(c) for c in captures],
+                [_produced(c) for c in _not_rejected(self.engine, captures)],
                 self.retrieval(),
                 started_at=min(c.created_at for c in captures),
             )
@@ -350,6 +353,12 @@ def _retrieval_from(settings: Settings) -> Callable[[], Retrieval]:
     base = settings.wado_url or settings.dicomweb_url
     fixed = Retrieval(wado_rs_base=base, ae_title=settings.archive_retrieve_aet)
     return lambda: fixed
+
+
+def _not_rejected(engine: Database, captures: list[CaptureRecord]) -> list[CaptureRecord]:
+    """The photos not taken back (IHE IOCM, ``capture_api.correct``): only they were produced."""
+    rejected = rejections.rejected_among(engine, (c.sop_instance_uid or "" for c in captures))
+    return [c for c in captures if c.sop_instance_uid not in rejected]
 
 
 def _produced(capture: CaptureRecord) -> ProducedInstance:

@@ -138,6 +138,44 @@ class FhirWriter:
         )
 
 
+def update(http: httpx.Client, iss: str, resource: dict[str, Any], token: str) -> WriteResult:
+    """``PUT {iss}/{type}/{id}`` (R4 http.html#update): the whole resource, replaced.
+
+    Used to mark a resource capture created ``entered-in-error`` (issue 18); the outcomes are
+    those of ``conditional_create`` (200/201 sent; 401; 5xx/408/429 transient; other 4xx
+    permanent with the OperationOutcome's words).
+    """
+    resource_type, rid = str(resource["resourceType"]), str(resource["id"])
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": FHIR_JSON,
+        "Accept": FHIR_JSON,
+    }
+    try:
+        response = http.put(
+            f"{iss.rstrip('/')}/{resource_type}/{rid}", json=resource, headers=headers
+        )
+    except httpx.HTTPError as exc:
+        return WriteResult(
+            Outcome.TRANSIENT, reason=f"the EHR could not be reached ({type(exc).__name__})"
+        )
+    status = response.status_code
+    if status in (200, 201):
+        return WriteResult(Outcome.SENT, resource_id=rid, status=status)
+    if status == 401:
+        return WriteResult(Outcome.UNAUTHORIZED, reason="the EHR refused the token", status=401)
+    detail = _diagnostics(response) or response.reason_phrase
+    if status in (408, 429) or status >= 500:
+        return WriteResult(
+            Outcome.TRANSIENT, reason=f"the EHR answered HTTP {status}: {detail}", status=status
+        )
+    return WriteResult(
+        Outcome.PERMANENT,
+        reason=f"the EHR refused the update of {resource_type} (HTTP {status}): {detail}",
+        status=status,
+    )
+
+
 def _writable(document: object) -> dict[str, tuple[bool, bool]]:
     out: dict[str, tuple[bool, bool]] = {}
     if not isinstance(document, dict):

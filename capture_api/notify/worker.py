@@ -17,6 +17,8 @@ SMART Backend Services token once, then retry later; 5xx, 408, 429, timeouts, EH
 retry with ``OutboxPolicy.backoff`` (exponential, full jitter), as STOW does. Before the first
 post to an EHR the worker reads its CapabilityStatement (once per worker start); resource types
 it cannot create with ``conditionalCreate`` are failed with that reason instead of posted.
+When no creation is due, the worker marks the resources of rejected photos ``entered-in-error``
+(``retraction``, issue 18).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from capture_api.notify.backend_auth import (
     NotifyUnavailable,
 )
 from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
+from capture_api.notify.retraction import Retractions
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
 from capture_api.store import notifications
@@ -85,6 +88,9 @@ class NotifyWorker(LeasedWorker):
         self.tokens = BackendTokens(self.http, discovery)
         self.writer = FhirWriter(self.http)
         self.wado_base = settings.wado_url or settings.dicomweb_url
+        self.retractions = Retractions(
+            engine, settings, self.policy, self.keeper, self.tokens, self.wado_base, batch
+        )
         self._capabilities: dict[str, Capabilities] = {}
         self._lock = threading.Lock()
         self._warned_no_wado = False
@@ -103,8 +109,8 @@ class NotifyWorker(LeasedWorker):
         owner = self.owner
         pending = [NotificationStatus.PENDING.value]
         row = claim(self.engine, NotificationRecord, pending, owner, self.policy.lease)
-        if row is None:
-            return False
+        if row is None:  # nothing to create: mark rejected photos' resources (retraction)
+            return self.retractions.run_once(owner)
         with self.keeper.hold(NotificationRecord, row.id, owner):
             try:
                 self._deliver(row, owner)

@@ -17,7 +17,9 @@ Figures per row:
   photos taken);
 * delivered later: verified after more than 5 minutes (or with no recorded delivery time);
 * pending: still on the way (received, encoded or stored);
-* failed: will not be delivered, with the reasons grouped (reason text -> count).
+* failed: will not be delivered, with the reasons grouped (reason text -> count);
+* rejected: photos taken back (IHE IOCM, ``capture_api.correct``) in the range, counted when
+  they were rejected, per reason (``wrong-patient``, ``quality``, ``worklist-entry``).
 
 Rendered as JSON (the pydantic models below), CSV (spreadsheet-safe) or a printable HTML page.
 """
@@ -39,9 +41,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 
 from capture_api.audit.export import spreadsheet_safe
+from capture_api.capture.rejection import RejectReason
 from capture_api.capture.schemas import unit_of
 from capture_api.exceptions import InputRejected
-from capture_api.store import reports
+from capture_api.store import rejections, reports
 from capture_api.store.db import Database
 from capture_api.store.records import CaptureStatus
 
@@ -112,6 +115,10 @@ class AuditRow(BaseModel):
     pending: int
     failed: int
     failure_reasons: dict[str, int] = Field(description="Reason text -> count, most frequent first")
+    rejected: int = Field(default=0, description="Photos taken back (IOCM) in the range")
+    rejection_reasons: dict[str, int] = Field(
+        default_factory=dict, description="Rejection reason -> count, most frequent first"
+    )
 
 
 class WoundAuditReport(BaseModel):
@@ -142,6 +149,7 @@ class _Tally:
     pending: int = 0
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
 
     def add(
         self,
@@ -173,6 +181,7 @@ class _Tally:
         self.pending += other.pending
         self.failed += other.failed
         self.reasons.update(other.reasons)
+        self.rejected.update(other.rejected)
 
     def row(self, label: str) -> AuditRow:
         ordered = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))
@@ -188,6 +197,10 @@ class _Tally:
             pending=self.pending,
             failed=self.failed,
             failure_reasons=dict(ordered),
+            rejected=sum(self.rejected.values()),
+            rejection_reasons=dict(
+                sorted(self.rejected.items(), key=lambda item: (-item[1], item[0]))
+            ),
         )
 
 
@@ -239,6 +252,11 @@ def build_report(
             continue
         tally = tallies.setdefault(row_unit, _Tally(row_unit))
         tally.add(str(row.status), row.created_at, row.verified_at, row.body_site_code, row.reason)
+    for encounter_json, code in rejections.rejected_between(engine, start, end):
+        row_unit = unit_of(encounter_json)
+        if wanted is not None and row_unit != target:
+            continue
+        tallies.setdefault(row_unit, _Tally(row_unit)).rejected[RejectReason.label(code)] += 1
     if wanted is not None and not tallies:  # show the unit asked for, with zeros
         tallies[target] = _Tally(target)
     total = _Tally(None)
@@ -271,6 +289,8 @@ CSV_HEADER = (
     "pending",
     "failed",
     "failure reasons",
+    "rejected",
+    "rejection reasons",
 )
 
 
@@ -295,6 +315,8 @@ def _csv_cells(row: AuditRow) -> list[str]:
         str(row.pending),
         str(row.failed),
         format_reasons(row.failure_reasons),
+        str(row.rejected),
+        format_reasons(row.rejection_reasons),
     ]
 
 
@@ -352,6 +374,8 @@ _HTML_HEADER = (
     "Pending",
     "Failed",
     "Failure reasons",
+    "Rejected",
+    "Rejection reasons",
 )
 
 
@@ -376,6 +400,11 @@ def _html_row(row: AuditRow, css_class: str | None = None) -> str:
     cells = [f'<th scope="row">{_e(row.label)}</th>']
     cells += [f'<td class="n">{_e(n)}</td>' for n in numbers]
     cells.append(f"<td><ul>{reasons}</ul></td>" if reasons else "<td></td>")
+    cells.append(f'<td class="n">{_e(row.rejected)}</td>')
+    rejected = "".join(
+        f"<li>{_e(reason)} ({count})</li>" for reason, count in row.rejection_reasons.items()
+    )
+    cells.append(f"<td><ul>{rejected}</ul></td>" if rejected else "<td></td>")
     attr = f' class="{_e(css_class)}"' if css_class else ""
     return f"<tr{attr}>{''.join(cells)}</tr>"
 
@@ -417,7 +446,8 @@ def to_html(report: WoundAuditReport) -> str:
             "<footer>",
             f"<p>Photos taken: captures accepted in the range. Delivered within {minutes} min: "
             f"verified in the archive at most {minutes} minutes after acceptance; percentages "
-            "are of photos taken. Pending: still on the way to the archive. Aggregate figures "
+            "are of photos taken. Pending: still on the way to the archive. Rejected: photos "
+            "taken back in the range (wrong patient, quality, worklist entry). Aggregate figures "
             "only; no patient identifiers.</p>",
             "</footer>",
             "</body>",

@@ -32,8 +32,9 @@ not). Each photo gets three things the archive query does not give:
   timeline is ordered by it, oldest first (photos whose moment is unknown come last).
 
 The priors view asks the same class (``recent``, ``locate``), so both views make the same
-decision for the same photo. Nothing here is cached: every request asks the archive and the
-database again.
+decision for the same photo. Photos capture rejected (IHE IOCM, ``capture_api.correct``) are
+left out of every view here, whatever the archive does with the rejection note. Nothing here
+is cached: every request asks the archive and the database again.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from capture_api.capture.sensitivity import SensitivityLevel
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage
 from capture_api.deliver.instance_labels import InstanceLabels
 from capture_api.privacy.visibility import Visibility
-from capture_api.store import captures, lesions
+from capture_api.store import captures, lesions, rejections
 from capture_api.store.db import Database
 from capture_api.store.records import ContextRecord
 
@@ -300,9 +301,16 @@ class Timeline:
         return found
 
     def _priors(self, body_site: str | None, limit: int = TIMELINE_LIMIT) -> list[PriorImage]:
-        return self.archive.find_priors(
+        """The archive's photos of the patient, without the rejected ones (IHE IOCM).
+
+        An archive that honours the KOS rejection note hides them itself; one that does not
+        (Orthanc) still lists them, so every view leaves out the instances capture rejected.
+        """
+        found = self.archive.find_priors(
             self.patient.id, issuer_of(self.patient), body_site, limit=limit
         )
+        rejected = rejections.rejected_among(self.engine, (p.ref.sop_instance_uid for p in found))
+        return [p for p in found if p.ref.sop_instance_uid not in rejected]
 
     def _match(
         self, priors: Mapping[str, PriorImage], refs: Sequence[InstanceRef | str]

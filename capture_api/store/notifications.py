@@ -20,12 +20,14 @@ from capture_api.store.records import (
     ContextRecord,
     NotificationRecord,
     ObjectKind,
+    RejectionRecord,
     UserSession,
 )
 
 
 def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) -> list[str]:
-    """Verified captures of contexts opened from ``iss`` without a ``resource_type`` row yet.
+    """Verified captures of contexts opened from ``iss`` without a ``resource_type`` row yet
+    (and not rejected: ``rejections``).
 
     ``iss`` lists the spellings of the EHR's FHIR base the contexts may carry (with and without
     the trailing slash). At most ``limit`` capture ids, so one pass stays bounded.
@@ -34,6 +36,7 @@ def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) ->
         col(NotificationRecord.capture_id) == col(CaptureRecord.id),
         col(NotificationRecord.resource_type) == resource_type,
     )
+    rejected = exists().where(col(RejectionRecord.capture_id) == col(CaptureRecord.id))
     query = (
         select(CaptureRecord.id)
         .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
@@ -41,6 +44,7 @@ def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) ->
         .where(col(CaptureRecord.object_kind) == ObjectKind.PHOTO.value)
         .where(col(ContextRecord.iss).in_(list(iss)))
         .where(~already)
+        .where(~rejected)  # a rejected photo never reaches the chart (issue 18)
         .limit(limit)
     )
     with session(db) as s:

@@ -412,3 +412,75 @@ class QueueHandoffRecord(SQLModel, table=True):
     context_id: str = Field(foreign_key="encounter_context.id", primary_key=True, max_length=64)
     session_id: str = Field(primary_key=True, max_length=64)
     granted_at: dt.datetime = Field(default_factory=utcnow, index=True)
+
+
+class RejectionRecord(SQLModel, table=True):
+    """One photo taken back (IHE IOCM): why, by whom, its KOS, and where it was re-filed.
+
+    One row per rejected photo (the primary key is its capture id, its SOP Instance UID is
+    unique), so a double tap or a retried request rejects once (migration 0014,
+    ``capture_api.correct``). ``reason`` is the CID 7011 code value of the KOS title;
+    ``patient_id``/``patient_issuer`` are the rejected photo's patient, kept here because the
+    views filter on this table for both patients. ``refiled_*`` name the new instance when a
+    wrong-patient photo was re-issued for the right patient.
+    """
+
+    __tablename__ = "rejection"
+
+    capture_id: str = Field(foreign_key="capture.id", primary_key=True, max_length=128)
+    sop_instance_uid: str = Field(max_length=64, unique=True)
+    study_uid: str = Field(max_length=64)
+    series_uid: str = Field(max_length=64)
+    reason: str = Field(max_length=16)  # DCM code value (CID 7011): 113037, 113001, 113038
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    context_id: str = Field(max_length=64, index=True)  # the rejected photo's context
+    patient_id: str = Field(max_length=64, index=True)
+    patient_issuer: str = Field(default="", max_length=128)
+    actor: str | None = Field(default=None, max_length=512)  # fhirUser, when signed in
+    session_id: str | None = Field(default=None, max_length=64)
+    kos_capture_id: str = Field(max_length=128)  # the outbox row delivering the KOS
+    kos_sop_instance_uid: str = Field(max_length=64)
+    rejected_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    refiled_capture_id: str | None = Field(default=None, max_length=128)
+    refiled_context_id: str | None = Field(default=None, max_length=64)
+    refiled_at: dt.datetime | None = None
+    archive_removed_at: dt.datetime | None = None  # CAPTURE_ARCHIVE_DELETE_REJECTED
+
+
+class RetractionStatus(StrEnum):
+    """Where telling the EHR that a rejected photo's resource is entered-in-error stands."""
+
+    PENDING = "pending"  # to be done (or retried) once the resource was created or refused
+    SENT = "sent"  # the EHR's resource is entered-in-error (or it never had one: ``reason``)
+    FAILED = "failed"  # will not be retried; ``reason`` says why
+
+
+class RetractionRecord(SQLModel, table=True):
+    """One FHIR resource (Media, DocumentReference) of a rejected photo to mark entered-in-error.
+
+    A queue beside ``notification`` with the same claim/lease/backoff columns (migration 0014,
+    ``capture_api.notify.retraction``); the unique (capture_id, resource_type) pair makes the
+    pull model's "insert if missing" safe across replicas, and the update happens once.
+    """
+
+    __tablename__ = "notification_retraction"
+    __table_args__ = (
+        UniqueConstraint("capture_id", "resource_type", name="uq_retraction_capture_type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    capture_id: str = Field(foreign_key="capture.id", index=True, max_length=128)
+    resource_type: str = Field(max_length=32)
+    iss: str = Field(max_length=512)
+    status: RetractionStatus = Field(
+        default=RetractionStatus.PENDING,
+        sa_column=Column(String(16), nullable=False, index=True),
+    )
+    attempts: int = 0
+    next_attempt_at: dt.datetime = Field(default_factory=utcnow, index=True)
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_expires_at: dt.datetime | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    resource_id: str | None = Field(default=None, max_length=128)
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime = Field(default_factory=utcnow)

@@ -141,6 +141,9 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Populated]:
         _shift_verified(engine, "c-5min", dt.timedelta(seconds=300))  # the boundary: on time
         _set_times(engine, "w-2025", OLD, OLD + dt.timedelta(minutes=1))
 
+        taken_back = client.post("/api/v1/captures/w-late/rejection", json={"reason": "quality"})
+        assert taken_back.status_code == 201, taken_back.text  # counted as rejected, still taken
+
         _runtime(client).worker.stop()  # from here on nothing is delivered: a pending photo
         assert _upload(client, clinic, "c-pending", _photo(6), **sacrum).status_code == 202
         assert client.get("/api/v1/captures/c-pending").json()["status"] != "verified"
@@ -154,7 +157,13 @@ def _range(today: dt.date) -> dict[str, str]:
     return {"from": (today - day).isoformat(), "to": (today + day).isoformat()}
 
 
-def _row(label: str, unit: str | None, figures: list[int], reasons: dict[str, int]) -> Any:
+def _row(
+    label: str,
+    unit: str | None,
+    figures: list[int],
+    reasons: dict[str, int],
+    rejected: dict[str, int] | None = None,
+) -> Any:
     taken, site, on_time, late, pending, failed = figures
     return {
         "unit": unit,
@@ -168,6 +177,8 @@ def _row(label: str, unit: str | None, figures: list[int], reasons: dict[str, in
         "pending": pending,
         "failed": failed,
         "failure_reasons": reasons,
+        "rejected": sum((rejected or {}).values()),
+        "rejection_reasons": rejected or {},
     }
 
 
@@ -179,11 +190,11 @@ def test_json_figures_per_unit_and_total(populated: Populated) -> None:
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body["units"] == [
-        _row("Ward 7", "Ward 7", [3, 2, 1, 1, 0, 1], {reason: 1}),
+        _row("Ward 7", "Ward 7", [3, 2, 1, 1, 0, 1], {reason: 1}, {"quality": 1}),
         _row("Wound clinic", "Wound clinic", [2, 2, 1, 0, 1, 0], {}),
         _row(NO_UNIT, None, [1, 0, 1, 0, 0, 0], {}),
     ]
-    assert body["total"] == _row(TOTAL, None, [6, 4, 3, 1, 1, 1], {reason: 1})
+    assert body["total"] == _row(TOTAL, None, [6, 4, 3, 1, 1, 1], {reason: 1}, {"quality": 1})
     assert body["units"][0]["with_body_site_pct"] == 66.7
     assert body["units"][0]["delivered_within_5_min_pct"] == 33.3
     assert body["total"]["delivered_within_5_min_pct"] == 50.0
@@ -225,6 +236,8 @@ def test_csv_parses_and_matches_the_json(populated: Populated) -> None:
     assert rows[3]["failure reasons"] == f"{populated.failure_reason} (1)"
     assert rows[1]["failure reasons"] == ""
     assert rows[0]["with body site %"] == "66.7"
+    assert [r["rejected"] for r in rows] == ["1", "0", "0", "1"]
+    assert rows[0]["rejection reasons"] == rows[3]["rejection reasons"] == "quality (1)"
 
 
 def test_html_is_a_printable_self_contained_page(populated: Populated) -> None:

@@ -102,8 +102,8 @@ def test_capability_statement(sandbox: SandboxServer) -> None:
         "Patient": {"read", "search-type"},
         "Encounter": {"read"},
         "Practitioner": {"read"},
-        "Media": {"create", "read", "search-type"},  # photos into the chart (notify)
-        "DocumentReference": {"create", "read", "search-type"},
+        "Media": {"create", "read", "update", "search-type"},  # notify; entered-in-error
+        "DocumentReference": {"create", "read", "update", "search-type"},
     }
     writable = [r for r in rest.resource or [] if r.type in {"Media", "DocumentReference"}]
     assert all(r.conditionalCreate for r in writable)

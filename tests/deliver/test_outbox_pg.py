@@ -138,6 +138,9 @@ class CountingArchive:
     def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
         return self.inner.lesions(refs)
 
+    def retrieve(self, ref: InstanceRef) -> bytes:
+        return self.inner.retrieve(ref)
+
     def close(self) -> None:
         self.inner.close()
 

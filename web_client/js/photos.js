@@ -4,6 +4,7 @@
 
 import { t } from "../i18n/en.js";
 import { $, clear, el } from "./dom.js";
+import { offerTakeBack } from "./takeback.js";
 
 const THUMB_PX = 240;
 
@@ -127,6 +128,7 @@ export class SendList {
     entry.bar.value = state === "uploading" ? (percent ?? 0) : waiting ? 0 : 100;
     entry.bar.hidden = state === "verified" || state === "failed";
     if (state === "failed" && !entry.buttons) this.#offerActions(id, entry);
+    if (state === "verified") offerTakeBack(entry.stack, id, entry.bar.getAttribute("aria-label") || "");
   }
 
   #offerActions(id, entry) {

@@ -197,6 +197,13 @@ class LocalArchive:
             answer[ref.sop_instance_uid] = _labels(held) if ok and held else None
         return answer
 
+    def retrieve(self, ref: InstanceRef) -> bytes:
+        """The instance's Part 10 file, as stored."""
+        held = self._lookup(ref)
+        if held is None:
+            raise ArchiveRejected(f"instance {ref.sop_instance_uid} is not in the local archive")
+        return self._read(self._path(held))
+
     # --- beyond the protocol ------------------------------------------------------------------
 
     def header(self, ref: InstanceRef) -> Dataset | None:
