@@ -1,8 +1,10 @@
 """From uploaded bytes to the exact JPEG stream we will encapsulate, with its history.
 
-Order matters: cheap checks first (format, size, frame header), then the strict decode
-that proves the scan data is whole, then the marker-level strip, then orientation. The
-camera's scan bytes are only ever changed by a rotation, and at most once lossily.
+Order matters: cheap checks first (format, size, frame header), then the marker-level strip
+and orientation, and the strict decode that proves the scan data is whole. An upright photo
+gets the strict decode on its own; a rotated one is proven whole by the lossless transform
+itself (or by the full decode of the re-encode), so no photo is decoded twice. The camera's
+scan bytes are only ever changed by a rotation, and at most once lossily.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from capture_api.encode.jpeg.markers import (
     strip_metadata,
 )
 from capture_api.encode.orientation import REENCODE_QUALITY, make_upright
-from capture_api.exceptions import ImageTooLarge, UnsupportedFormat
+from capture_api.exceptions import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 JPEG_METHOD = "ISO_10918_1"
 
@@ -75,10 +77,15 @@ def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
 def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
     frame = read_frame(data)
     _check_supported(frame, limits)
-    check_decodes(data, frame)
-    stripped = strip_metadata(data)
+    try:
+        stripped = strip_metadata(data)
+    except CorruptImage:
+        check_decodes(data, frame)  # damaged scan data: refused in libjpeg's words first
+        raise
     exif = read_exif(stripped.exif)
     upright = make_upright(stripped.data, exif.orientation, frame)
+    if upright.method == "none":  # nothing read the scan yet: prove it whole
+        check_decodes(data, frame)
     steps = [LossyStep(_ratio(frame, stripped.data), JPEG_METHOD)]
     jpeg, final_frame = stripped.data, frame
     if upright.method != "none":
