@@ -70,7 +70,9 @@ class Runtime:
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
         spool = Spool(settings.spool_dir)
-        service = CaptureService(engine, spool, options, lease, consent, keeper)
+        service = CaptureService(
+            engine, spool, options, lease, consent, keeper, settings.encode_concurrency
+        )
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
         worker = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, health=loops)

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./var"), description="Spool and local archive folder.")
     max_upload_bytes: int = Field(default=80 * 1024 * 1024, gt=0)
     max_pixels: int = Field(default=210_000_000, gt=0, description="Decompression-bomb guard.")
+    encode_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Photos encoded at once (each holds its photo in memory); unset: the cores.",
+    )
     institution_name: str | None = Field(default=None, max_length=64)
     station_name: str | None = Field(default=None, max_length=16)
     host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ scan bytes are only ever changed by a rotation, and at most once lossily.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from capture_api.encode.exif import ExifFacts, read_exif
@@ -22,8 +23,9 @@ from capture_api.encode.jpeg.markers import (
     Process,
     read_frame,
     strip_metadata,
+    strip_metadata_parts,
 )
-from capture_api.encode.orientation import REENCODE_QUALITY, make_upright
+from capture_api.encode.orientation import REENCODE_QUALITY, Upright, make_upright
 from capture_api.exceptions import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 JPEG_METHOD = "ISO_10918_1"
@@ -47,9 +49,13 @@ class LossyStep:
 
 @dataclass(frozen=True)
 class PreparedPhoto:
-    """The final JPEG stream and everything the DICOM builder needs to describe it."""
+    """The final JPEG stream and everything the DICOM builder needs to describe it.
 
-    jpeg: bytes
+    The stream is kept as ``parts`` (an upright photo's scan is a view of the upload, not a
+    copy); ``jpeg`` joins them for whoever needs one ``bytes``.
+    """
+
+    parts: tuple[bytes | memoryview, ...]
     frame: FrameInfo
     source_format: PhotoFormat
     exif: ExifFacts
@@ -62,6 +68,11 @@ class PreparedPhoto:
     @property
     def warnings(self) -> tuple[str, ...]:
         return self.exif.warnings
+
+    @functools.cached_property
+    def jpeg(self) -> bytes:
+        """The stream as one ``bytes`` (a copy, made on first use)."""
+        return b"".join(self.parts)
 
 
 def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
@@ -78,23 +89,24 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
     frame = read_frame(data)
     _check_supported(frame, limits)
     try:
-        stripped = strip_metadata(data)
+        stripped = strip_metadata_parts(data)
     except CorruptImage:
         check_decodes(data, frame)  # damaged scan data: refused in libjpeg's words first
         raise
     exif = read_exif(stripped.exif)
-    upright = make_upright(stripped.data, exif.orientation, frame)
-    if upright.method == "none":  # nothing read the scan yet: prove it whole
-        check_decodes(data, frame)
-    steps = [LossyStep(_ratio(frame, stripped.data), JPEG_METHOD)]
-    jpeg, final_frame = stripped.data, frame
-    if upright.method != "none":
+    steps = [LossyStep(_ratio(frame, stripped.size), JPEG_METHOD)]
+    parts, final_frame = stripped.parts, frame
+    if exif.orientation == 1 and frame.color is not ColorTransform.RGB:
+        upright = Upright(b"", "none", "")  # the pieces as they are: no joined copy
+        check_decodes(data, frame)  # nothing read the scan yet: prove it whole
+    else:  # the transform (or the re-encode's full decode) is the strict decode
+        upright = make_upright(stripped.joined().data, exif.orientation, frame)
         jpeg = strip_metadata(upright.data).data
-        final_frame = read_frame(jpeg)
+        parts, final_frame = (jpeg,), read_frame(jpeg)
     if upright.method == "reencode":
-        steps.append(LossyStep(_ratio(final_frame, jpeg), JPEG_METHOD))
+        steps.append(LossyStep(_ratio(final_frame, len(parts[0])), JPEG_METHOD))
     return PreparedPhoto(
-        jpeg=jpeg,
+        parts=parts,
         frame=final_frame,
         source_format=PhotoFormat.JPEG,
         exif=exif,
@@ -113,10 +125,10 @@ def _prepare_heif(data: bytes, limits: Limits) -> PreparedPhoto:
     exif = dataclasses.replace(read_exif(heif.exif), orientation=1)
     steps = (
         LossyStep(heif.source_ratio, HEVC_METHOD),
-        LossyStep(_ratio(stripped.frame, stripped.data), JPEG_METHOD),
+        LossyStep(_ratio(stripped.frame, len(stripped.data)), JPEG_METHOD),
     )
     return PreparedPhoto(
-        jpeg=stripped.data,
+        parts=(stripped.data,),
         frame=stripped.frame,
         source_format=PhotoFormat.HEIF,
         exif=exif,
@@ -156,6 +168,6 @@ def _check_supported(frame: FrameInfo, limits: Limits) -> None:
         )
 
 
-def _ratio(frame: FrameInfo, jpeg: bytes) -> float:
+def _ratio(frame: FrameInfo, size: int) -> float:
     """Uncompressed 8-bit size over compressed size (Lossy Image Compression Ratio)."""
-    return frame.rows * frame.columns * frame.samples_per_pixel / len(jpeg)
+    return frame.rows * frame.columns * frame.samples_per_pixel / size
