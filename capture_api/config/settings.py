@@ -261,6 +261,14 @@ class Settings(BaseSettings):
     )
 
     # --- audit trail (capture_api/audit, docs/audit.md) --------------------------------------
+    audit_read_window_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Repeated status reads of one capture by one session within this window are "
+            "one audit row (0: a row per read)."
+        ),
+    )
     audit_syslog_url: str | None = Field(
         default=None,
         description="ATNA audit record repository: udp://host:514, tcp://host:514, tls://host:6514",

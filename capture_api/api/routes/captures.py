@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
+from capture_api.api.capture_events import HEADERS as SSE_HEADERS
+from capture_api.api.capture_events import MEDIA_TYPE
+from capture_api.api.capture_events import capture_events as capture_stream
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
 from capture_api.api.upload_form import PhotoForm, read_photo_form, request_body_schema
@@ -159,12 +163,44 @@ def _capture_request(form: PhotoForm) -> CaptureRequest:
 
 
 @router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={
+        **responses(*CONTEXT_ERRORS),
+        200: {"content": {MEDIA_TYPE: {}}, "description": "Server-Sent Events"},
+    },
+)
+async def capture_events(
+    request: Request,
+    service: ServiceDep,
+    access: AccessDep,
+    context_id: Annotated[FreeText, Query(min_length=1, max_length=64)],
+) -> StreamingResponse:
+    """The context's captures as Server-Sent Events: a snapshot, then every change.
+
+    Each ``capture`` event carries what ``GET /captures/{capture_id}`` answers. The stream
+    ends after a few minutes and the browser reconnects (a fresh snapshot); a comment every
+    15 s keeps proxies from closing it. What the phone uses instead of polling.
+    """
+    await run_in_threadpool(access.context, context_id, "read")
+
+    def load() -> list[dict[str, Any]]:
+        records = service.for_context(context_id)
+        return [capture_out(r, request).model_dump(mode="json") for r in records]
+
+    return StreamingResponse(capture_stream(load), media_type=MEDIA_TYPE, headers=SSE_HEADERS)
+
+
+@router.get(
     "/{capture_id}",
     response_model=CaptureOut,
     responses=responses(NotSignedIn, (NotFound, "Unknown capture, or not this session's")),
 )
 def get_capture(capture_id: str, request: Request, access: AccessDep) -> CaptureOut:
-    """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
+    """Where the photo is now, until ``verified`` (or ``failed`` with a reason).
+
+    The phone follows ``/captures/events`` instead where it can, and polls this otherwise.
+    """
     return capture_out(access.capture(capture_id, "read"), request)
 
 
