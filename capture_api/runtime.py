@@ -24,6 +24,7 @@ from capture_api.encounters.worklist_completion import CompletionWorker, Worklis
 from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
+from capture_api.observability import bench_counts
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import Database, make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
@@ -59,6 +60,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.sqlalchemy_url)
+        if settings.bench_counters:
+            bench_counts.install(engine)
         migrate(engine)
         options = EncoderOptions(
             uid_root=settings.uid_root,

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Keep spooled bytes this long after verification."
     )
     poll_seconds: float = Field(default=0.5, gt=0, description="Idle worker poll interval.")
+    bench_counters: bool = Field(
+        default=False, description="Count fsyncs and database commits in /metrics (make bench)."
+    )
 
     # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------
     public_url: str = Field(

@@ -8,7 +8,7 @@ busy timeout so concurrent writers wait instead of failing.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -98,3 +98,12 @@ def _file_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def on_commit(engine: Engine, callback: Callable[[], None]) -> None:
+    """Call ``callback`` after every transaction ``engine`` commits (``make bench`` counts them)."""
+
+    def committed(connection: object) -> None:
+        callback()
+
+    event.listen(engine, "commit", committed)
