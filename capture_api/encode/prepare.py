@@ -86,13 +86,15 @@ def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
 
 
 def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
-    frame = read_frame(data)
-    _check_supported(frame, limits)
-    try:
+    try:  # one walk of the markers gives the frame and the pieces to keep
         stripped = strip_metadata_parts(data)
     except CorruptImage:
+        frame = read_frame(data)  # up to the scan only: is the damage after it?
+        _check_supported(frame, limits)
         check_decodes(data, frame)  # damaged scan data: refused in libjpeg's words first
         raise
+    frame = stripped.frame
+    _check_supported(frame, limits)  # before any decode: a bomb is refused from its header
     exif = read_exif(stripped.exif)
     steps = [LossyStep(_ratio(frame, stripped.size), JPEG_METHOD)]
     parts, final_frame = stripped.parts, frame
