@@ -141,12 +141,12 @@ class _Reader:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
-        if self._name == PHOTO_FIELD:
+        if self._name == PHOTO_FIELD and b"filename" in options:  # a file part, as UploadFile
             if self.photo is not None:
                 raise InputRejected("the upload holds more than one photo: send one per request")
             self.photo = self.open_photo()
             self._writing = True
-        else:
+        else:  # a text field (a "photo" sent as text is one, and the photo is then missing)
             self._text = bytearray()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
