@@ -103,10 +103,10 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
         check_decodes(data, frame)  # nothing read the scan yet: prove it whole
     else:  # the transform (or the re-encode's full decode) is the strict decode
         upright = make_upright(stripped.joined().data, exif.orientation, frame)
-        jpeg = strip_metadata(upright.data).data
-        parts, final_frame = (jpeg,), read_frame(jpeg)
+        turned = strip_metadata_parts(upright.data)  # libjpeg's JFIF header out, scan viewed
+        parts, final_frame = turned.parts, turned.frame
     if upright.method == "reencode":
-        steps.append(LossyStep(_ratio(final_frame, len(parts[0])), JPEG_METHOD))
+        steps.append(LossyStep(_ratio(final_frame, sum(map(len, parts))), JPEG_METHOD))
     return PreparedPhoto(
         parts=parts,
         frame=final_frame,
