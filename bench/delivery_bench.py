@@ -52,6 +52,8 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   (``/proc/<pid>/stat``) over the measured phase, divided by the photos.
 * ``commits`` and ``fsyncs`` per photo: the growth of ``capture_bench_commits_total`` and
   ``capture_bench_fsyncs_total`` (``/metrics``) over the measured phase, divided by the photos.
+  The fsyncs are the service's own (spool files and their folders); SQLite's WAL fsyncs happen
+  in C, about one per commit at ``synchronous=FULL``, and are not in that count.
 * ``rotated photos/s`` (concurrency 4 only): after the measured phase, 12 MP photos with EXIF
   orientation 6 (the same pixels, rotated losslessly by the service) uploaded by 4 clients:
   photos answered 202 per second of the phase.

@@ -118,7 +118,7 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
             Row(
                 f"delivery c={c}: commits / fsyncs per photo",
                 f"{ours.commits:.1f} / {ours.fsyncs:.1f}",
-                note="CAPTURE_BENCH_COUNTERS (engine commit event, os.fsync wrapper)",
+                note="spool fsyncs; SQLite adds about one WAL fsync per commit",
             )
         )
         growth = ours.rss_growth_mb(c)
