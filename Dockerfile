@@ -15,8 +15,11 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 COPY web_client ./web_client
 
 FROM ${PYTHON_IMAGE}
+# MALLOC_ARENA_MAX=2: glibc gives each of the up to 40 request threads its own malloc arena,
+# which keeps freed photo buffers as resident memory; two arenas keep RSS near the live data.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CAPTURE_HOST=0.0.0.0 \
     CAPTURE_PORT=8000 \

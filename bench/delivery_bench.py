@@ -11,9 +11,12 @@ It needs Orthanc with its DICOMweb plugin (``apt-get install orthanc orthanc-dic
 Set-up: a fresh Orthanc (``tests.orthanc.OrthancServer``, storage in a temporary folder) and,
 for each concurrency level, a fresh service process (``python -m capture_api run``) with its
 own SQLite database and spool in a temporary ``CAPTURE_DATA_DIR``,
-``CAPTURE_DICOMWEB_URL`` = that Orthanc, ``CAPTURE_WORKER_THREADS`` = max(4, concurrency) and
-``CAPTURE_POLL_SECONDS`` = 0.02. Orthanc is emptied before every measured phase, so each phase
-stores into an archive holding only its own warm-up instance.
+``CAPTURE_DICOMWEB_URL`` = that Orthanc, ``CAPTURE_BENCH_COUNTERS`` = true (fsyncs and commits
+in /metrics) and ``MALLOC_ARENA_MAX`` = 2 (as the container). Concurrency 1 runs with every
+other setting at its default (the latency a site gets out of the box); the higher levels with
+``CAPTURE_WORKER_THREADS`` = max(4, concurrency) and ``CAPTURE_POLL_SECONDS`` = 0.02 (the
+throughput the pipeline can sustain). Orthanc is emptied before every measured phase, so each
+phase stores into an archive holding only its own warm-up instance.
 
 Photos: camera-like 12 MP JPEGs (4032x3024, baseline, 4:2:0, quality 92, EXIF; about 3.8 MB
 each), made with ``bench/wrap_bench.py``'s generator from three seeds, each photo then given
@@ -27,11 +30,10 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   sending its next photo as soon as the previous one got its 202), divided by the time from
   the first send to the last photo seen ``verified`` (``n`` = the photos seen verified):
   sustained accepted-to-verified throughput, service and archive together.
-* ``ours p50/p95 ms``: per photo, from just before the upload starts to the poll that first
-  sees ``verified`` (so it includes the upload, the in-request encode, the outbox's STOW-RS
-  and its QIDO-RS check). One poller thread reads ``GET /api/v1/captures?context_id=...``
-  every 20 ms (one request per tick, whatever the number of photos in flight, so the
-  poller's own load stays constant); the figures are thus up to ~20 ms late.
+* ``ours p50/p95 ms``: per photo, from just before the upload starts to the event of the
+  context's Server-Sent Events stream (``GET /api/v1/captures/events``, what the phone
+  follows) that first says ``verified`` (so it includes the upload, the in-request encode,
+  the outbox's STOW-RS and its QIDO-RS check, and the stream's 0.25 s check interval).
 * ``upload p50/p95 ms``: per photo, send to 202 (the photo is spooled, committed and wrapped).
 * ``direct photos/s`` and ``direct p50/p95 ms``: the floor. The same photos, wrapped to DICOM
   once in this process by ``capture_api.encode.pipeline.wrap_photo``, stored by ``c`` threads
@@ -45,6 +47,18 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
 * ``API peak RSS MB``: ``VmHWM`` of the service process (``/proc/<pid>/status``) at the end of
   the level. The service restarts between levels, so each level's peak is its own. Unlike
   ``ru_maxrss``, ``VmHWM`` belongs to the address space and starts afresh at ``exec``.
+  ``RSS growth per upload``: (that peak - ``VmRSS`` after the warm-up) / concurrency.
+* ``API CPU ms`` and ``Orthanc CPU ms`` per photo: user + system time of each process
+  (``/proc/<pid>/stat``) over the measured phase, divided by the photos.
+* ``commits`` and ``fsyncs`` per photo: the growth of ``capture_bench_commits_total`` and
+  ``capture_bench_fsyncs_total`` (``/metrics``) over the measured phase, divided by the photos.
+  The fsyncs are the service's own (spool files and their folders); SQLite's WAL fsyncs happen
+  in C, about one per commit at ``synchronous=FULL``, and are not in that count.
+* ``rotated photos/s`` (concurrency 4 only): after the measured phase, 12 MP photos with EXIF
+  orientation 6 (the same pixels, rotated losslessly by the service) uploaded by 4 clients:
+  photos answered 202 per second of the phase.
+* ``idle CPU`` (concurrency 1 only): the service's CPU over 10 s with nothing to do, after
+  its level (delivery worker threads idle at the default poll interval, no client).
 
 One uncounted warm-up photo goes through each service (and one direct STOW precedes each
 direct phase) before timing. Caveat: the service, Orthanc and this load generator (HTTP
@@ -95,8 +109,11 @@ HTTP_TIMEOUT_SECONDS = 120.0
 INSTALL_HINT = "apt-get install orthanc orthanc-dicomweb"
 
 #: (concurrency, photos) per level.
-DEFAULT_LEVELS = ((1, 24), (4, 48), (16, 48))
-QUICK_LEVELS = ((1, 8), (4, 16), (16, 16))
+DEFAULT_LEVELS = ((1, 16), (4, 40), (16, 32))
+QUICK_LEVELS = ((1, 6), (4, 12), (16, 16))
+ROTATED_PHOTOS = 16
+IDLE_SECONDS = 10.0
+EVENTS_PATH = "/api/v1/captures/events"
 
 
 class BenchError(RuntimeError):
@@ -140,6 +157,16 @@ class OursResult:
     peak_rss_mb: float  # VmHWM at the end of the level
     failures: list[str]  # captures not verified at the end of the level, with the reason
     orthanc_instances: int  # instances in Orthanc after the level (n + 1 warm-up expected)
+    api_cpu_ms: float = math.nan  # per photo, the service process
+    orthanc_cpu_ms: float = math.nan  # per photo, the Orthanc process
+    commits: float = math.nan  # database commits per photo
+    fsyncs: float = math.nan  # fsync/fdatasync calls per photo
+    rotated_per_s: float = math.nan  # concurrency 4: EXIF-rotated uploads answered per second
+    idle_cpu_ms_per_s: float = math.nan  # concurrency 1: CPU ms per second with nothing to do
+
+    def rss_growth_mb(self, concurrency: int) -> float:
+        """Peak RSS over the idle RSS, per concurrent upload."""
+        return (self.peak_rss_mb - self.idle_rss_mb) / concurrency
 
 
 @dataclass(frozen=True)
@@ -219,6 +246,22 @@ def make_photos(count: int) -> list[bytes]:
     return photos
 
 
+#: EXIF Orientation = 1 as an IFD entry (tag 0112, SHORT, count 1, value 1), big-endian (as
+#: Pillow writes it) and little-endian, and the same entry with value 6.
+_ORIENTATION = (
+    (b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x01", b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06"),
+    (b"\x12\x01\x03\x00\x01\x00\x00\x00\x01\x00", b"\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00"),
+)
+
+
+def rotated(photo: bytes) -> bytes:
+    """The same photo with EXIF orientation 6 (the service must turn it 90 degrees)."""
+    for upright, turned in _ORIENTATION:
+        if upright in photo:
+            return photo.replace(upright, turned, 1)
+    raise BenchError("the generated photo has no EXIF orientation 1 to turn")
+
+
 def wrap_direct(photos: Sequence[bytes], run: str) -> list[tuple[bytes, Any]]:
     """Each photo as the service would wrap it, with capture ids of its own, and its ref."""
     from capture_api.capture.model import CaptureContext
@@ -259,7 +302,17 @@ def proc_status_kb(pid: int, key: str) -> int:
     raise BenchError(f"no {key} in /proc/{pid}/status")
 
 
-def start_service(workdir: Path, dicomweb_url: str, threads: int) -> ServiceProcess:
+def level_settings(concurrency: int) -> dict[str, str]:
+    """Concurrency 1: the defaults; above: more worker threads and a short idle poll."""
+    if concurrency == 1:
+        return {}
+    return {
+        "CAPTURE_WORKER_THREADS": str(max(4, concurrency)),
+        "CAPTURE_POLL_SECONDS": str(POLL_SECONDS),
+    }
+
+
+def start_service(workdir: Path, dicomweb_url: str, concurrency: int) -> ServiceProcess:
     """``python -m capture_api run`` with its own data folder (the tests' ServiceProcess)."""
     from tests.deliver.service_process import ServiceProcess
 
@@ -267,8 +320,9 @@ def start_service(workdir: Path, dicomweb_url: str, threads: int) -> ServiceProc
         {
             "CAPTURE_DATA_DIR": str(workdir / "data"),
             "CAPTURE_DICOMWEB_URL": dicomweb_url,
-            "CAPTURE_WORKER_THREADS": str(threads),
-            "CAPTURE_POLL_SECONDS": str(POLL_SECONDS),
+            "CAPTURE_BENCH_COUNTERS": "true",
+            "MALLOC_ARENA_MAX": "2",
+            **level_settings(concurrency),
         },
         log_path=workdir / "service.log",
     )
@@ -284,6 +338,39 @@ def service_pid(service: ServiceProcess) -> int:
     if service.pid is None:
         raise BenchError("the service is not running")
     return service.pid
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of process ``pid`` (``/proc/<pid>/stat`` fields 14 and 15)."""
+    if pid is None:
+        raise BenchError("the process is not running")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_counters(client: httpx.Client) -> tuple[float, float]:
+    """(commits, fsyncs) so far, from the service's /metrics (``CAPTURE_BENCH_COUNTERS``)."""
+    found = {"capture_bench_commits_total": math.nan, "capture_bench_fsyncs_total": math.nan}
+    for line in client.get("/metrics").text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    return found["capture_bench_commits_total"], found["capture_bench_fsyncs_total"]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU of the service and of Orthanc, and the service's counters, at one moment."""
+
+    api_cpu_s: float
+    orthanc_cpu_s: float
+    commits: float
+    fsyncs: float
+
+    @classmethod
+    def now(cls, service: ServiceProcess, orthanc: OrthancServer, client: httpx.Client) -> Usage:
+        commits, fsyncs = bench_counters(client)
+        return cls(cpu_seconds(service.pid), cpu_seconds(orthanc.pid), commits, fsyncs)
 
 
 # --- one level through the service --------------------------------------------------------
@@ -343,6 +430,39 @@ def poll_verified(
         time.sleep(max(0.0, tick - time.perf_counter()))
 
 
+def follow_events(
+    client: httpx.Client, context_id: str, samples: Sequence[Sample], deadline: float
+) -> None:
+    """Follow the context's event stream (as the phone does); stamp each sample when verified.
+
+    The service ends a stream after a few minutes: it is opened again until every sample is
+    verified or failed.
+    """
+    pending = {s.capture_id: s for s in samples}
+    while pending:
+        params = {"context_id": context_id}
+        with client.stream("GET", EVENTS_PATH, params=params, timeout=None) as answer:
+            answer.raise_for_status()
+            for line in answer.iter_lines():
+                if time.perf_counter() > deadline:
+                    raise BenchError(f"{len(pending)} captures not verified in time")
+                if not line.startswith("data: "):
+                    continue
+                now, item = time.perf_counter(), json.loads(line[len("data: ") :])
+                sample = pending.get(item["capture_id"])
+                if sample is None:
+                    continue
+                if item["status"] == "verified":
+                    sample.verified = now
+                    sample.server_ms = _server_ms(item)
+                    del pending[sample.capture_id]
+                elif item["status"] == "failed":
+                    sample.failure = f"failed before verification: {item['reason']}"
+                    del pending[sample.capture_id]
+                if not pending:
+                    return
+
+
 def settle(client: httpx.Client, context_id: str, samples: Sequence[Sample]) -> None:
     """Keep polling for SETTLE_SECONDS (untimed); flag captures no longer ``verified``."""
     end = time.perf_counter() + SETTLE_SECONDS
@@ -373,6 +493,45 @@ def run_concurrently(workers: Sequence[Callable[[], None]]) -> None:
             future.result()
 
 
+def upload_all(
+    url: str, context_id: str, samples: Sequence[Sample], photos: Sequence[bytes], clients: int
+) -> None:
+    """Send every sample's photo with ``clients`` threads; stamp sent and accepted."""
+    jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
+    for sample in samples:
+        jobs.put(sample)
+
+    def client_thread() -> None:
+        with httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+            while True:
+                try:
+                    sample = jobs.get_nowait()
+                except queue.Empty:
+                    return
+                sample.sent = time.perf_counter()
+                upload(client, context_id, sample.capture_id, photos[sample.photo])
+                sample.accepted = time.perf_counter()
+
+    run_concurrently([client_thread] * clients)
+
+
+def rotated_per_second(service: ServiceProcess, photos: Sequence[bytes], run: str) -> float:
+    """EXIF-rotated 12 MP uploads answered 202 per second, by 4 clients."""
+    turned = [rotated(p) for p in photos[:ROTATED_PHOTOS]]
+    with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        context_id = create_context(client, f"BENCH-ROTATED-{run}")
+    samples = [Sample(f"rot-{run}-{i:04d}", i) for i in range(len(turned))]
+    upload_all(service.url, context_id, samples, turned, 4)
+    return len(samples) / (max(s.accepted for s in samples) - min(s.sent for s in samples))
+
+
+def idle_cpu_ms_per_s(service: ServiceProcess, seconds: float = IDLE_SECONDS) -> float:
+    """The service's CPU over ``seconds`` with nothing to do, in ms per second."""
+    before = cpu_seconds(service.pid)
+    time.sleep(seconds)
+    return (cpu_seconds(service.pid) - before) * 1000 / seconds
+
+
 def bench_ours(
     service: ServiceProcess,
     orthanc: OrthancServer,
@@ -389,33 +548,23 @@ def bench_ours(
         poll_verified(client, context_id, [warmup], time.perf_counter() + 60)
         if warmup.failure is not None:
             raise BenchError(f"the warm-up capture did not get through: {warmup.failure}")
-    idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
+        time.sleep(0.5)  # the warm-up's audit rows and spool purge
+        idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
+        before = Usage.now(service, orthanc, client)
 
     samples = [Sample(f"bench-{run}-{i:04d}", i) for i in range(n)]
-    jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
-    for sample in samples:
-        jobs.put(sample)
-
-    def client_thread() -> None:
-        with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
-            while True:
-                try:
-                    sample = jobs.get_nowait()
-                except queue.Empty:
-                    return
-                sample.sent = time.perf_counter()
-                upload(client, context_id, sample.capture_id, photos[sample.photo])
-                sample.accepted = time.perf_counter()
-
-    def poller_thread() -> None:
-        with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
-            poll_verified(client, context_id, samples, time.perf_counter() + LEVEL_TIMEOUT_SECONDS)
 
     def clients() -> None:
-        run_concurrently([client_thread] * concurrency)
+        upload_all(service.url, context_id, samples, photos, concurrency)
 
-    run_concurrently([clients, poller_thread])
+    def follower_thread() -> None:
+        with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+            deadline = time.perf_counter() + LEVEL_TIMEOUT_SECONDS
+            follow_events(client, context_id, samples, deadline)
+
+    run_concurrently([clients, follower_thread])
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+        after = Usage.now(service, orthanc, client)
         settle(client, context_id, samples)
     peak_rss_mb = proc_status_kb(service_pid(service), "VmHWM") * 1024 / MB
     seen = [s for s in samples if not math.isnan(s.verified)]
@@ -435,6 +584,12 @@ def bench_ours(
         peak_rss_mb=peak_rss_mb,
         failures=[f"{s.capture_id}: {s.failure}" for s in samples if s.failure is not None],
         orthanc_instances=held,
+        api_cpu_ms=(after.api_cpu_s - before.api_cpu_s) * 1000 / n,
+        orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
+        commits=(after.commits - before.commits) / n,
+        fsyncs=(after.fsyncs - before.fsyncs) / n,
+        rotated_per_s=rotated_per_second(service, photos, run) if concurrency == 4 else math.nan,
+        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 else math.nan,
     )
 
 
@@ -493,6 +648,11 @@ COLUMNS = (
     "direct p95 ms",
     "ratio",
     "API peak RSS MB",
+    "RSS growth MB/upload",
+    "API CPU ms/photo",
+    "Orthanc CPU ms/photo",
+    "commits/photo",
+    "fsyncs/photo",
     "failed",
 )
 
@@ -511,6 +671,11 @@ def table_row(r: LevelResult) -> list[str]:
         f"{r.direct.request.p95_ms:.0f}",
         f"{r.ratio:.2f}",
         f"{r.ours.peak_rss_mb:.0f}",
+        f"{r.ours.rss_growth_mb(r.concurrency):.1f}",
+        f"{r.ours.api_cpu_ms:.0f}",
+        f"{r.ours.orthanc_cpu_ms:.0f}",
+        f"{r.ours.commits:.1f}",
+        f"{r.ours.fsyncs:.1f}",
         str(len(r.ours.failures)),
     ]
 
@@ -581,6 +746,13 @@ def results_json(
             **latencies("ours_server_created_to_verified", r.ours.server),
             "api_idle_rss_mb": r.ours.idle_rss_mb,
             "api_peak_rss_mb": r.ours.peak_rss_mb,
+            "api_rss_growth_mb_per_upload": r.ours.rss_growth_mb(r.concurrency),
+            "api_cpu_ms_per_photo": r.ours.api_cpu_ms,
+            "orthanc_cpu_ms_per_photo": r.ours.orthanc_cpu_ms,
+            "commits_per_photo": r.ours.commits,
+            "fsyncs_per_photo": r.ours.fsyncs,
+            "rotated_photos_per_s": r.ours.rotated_per_s,
+            "idle_cpu_ms_per_s": r.ours.idle_cpu_ms_per_s,
             "ours_failures": r.ours.failures,
             "orthanc_instances_after_ours": r.ours.orthanc_instances,
             "direct_photos_per_s": r.direct.photos_per_s,
@@ -593,8 +765,8 @@ def results_json(
     setup = {
         "photo_pixels": f"{WIDTH}x{HEIGHT}",
         "photo_mean_mb": photo_mb,
-        "poll_seconds": POLL_SECONDS,
-        "worker_threads": "max(4, concurrency)",
+        "settings": "concurrency 1: defaults; above: worker threads max(4, c), poll 0.02 s",
+        "followed_by": EVENTS_PATH,
     }
     return json.dumps({"machine": machine, "setup": setup, "levels": levels}, indent=2) + "\n"
 
@@ -660,7 +832,7 @@ def bench_level(
 ) -> LevelResult:
     log(f"concurrency {concurrency}: {n} photos through the service ...")
     orthanc.clear()
-    service = start_service(tmp / f"service-c{concurrency}", orthanc.base_url, max(4, concurrency))
+    service = start_service(tmp / f"service-c{concurrency}", orthanc.base_url, concurrency)
     run.services.append(service)
     try:
         ours = bench_ours(service, orthanc, photos, concurrency, n)

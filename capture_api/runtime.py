@@ -27,7 +27,7 @@ from capture_api.encounters.worklist_completion import CompletionWorker, Worklis
 from capture_api.intake.service import CaptureService
 from capture_api.notify.worker import NotifyWorker
 from capture_api.oauth import Discovery
-from capture_api.observability import metrics
+from capture_api.observability import bench_counts, metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import Database, make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, release_dead_local
@@ -69,6 +69,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = make_engine(settings.sqlalchemy_url)
+        if settings.bench_counters:
+            bench_counts.install(engine)
         migrate(engine)
         metrics.count_commits(engine)  # capture_db_commits_total
         options = EncoderOptions(
@@ -85,7 +87,9 @@ class Runtime:
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
         spool, reader = spool_from_settings(settings, engine)
-        service = CaptureService(engine, spool, options, lease, consent, keeper)
+        service = CaptureService(
+            engine, spool, options, lease, consent, keeper, settings.encode_concurrency
+        )
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
         worker = OutboxWorker(

@@ -19,7 +19,7 @@ import * as served from "./app/js/delivery.js";
 /** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
 const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
 
-const VERSION = "capture-shell-v6";
+const VERSION = "capture-shell-v7";
 
 const SHELL = [
   "/",
@@ -35,6 +35,7 @@ const SHELL = [
   "/app/js/details.js",
   "/app/js/dom.js",
   "/app/js/earlier.js",
+  "/app/js/feed.js",
   "/app/js/patient.js",
   "/app/js/photos.js",
   "/app/js/refile.js",

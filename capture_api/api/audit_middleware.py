@@ -27,6 +27,10 @@ Uploads are not slowed: the row is written after the 202 has been sent, and the 
 is never looked at. A failed write is logged without PHI and counted (``trail.failed_writes``);
 the request has already succeeded by then.
 
+Status reads (a capture's or a context's captures' status, the event stream) are folded:
+one row per reader, photo and ``CAPTURE_AUDIT_READ_WINDOW_SECONDS`` window, not one commit
+per poll (``capture_api.audit.read_window`` says why that still shows who saw what).
+
 The middleware also starts and stops syslog forwarding with the app (lifespan).
 """
 
@@ -50,6 +54,7 @@ from capture_api.audit import chain, forwarding, trail
 from capture_api.audit.audited_routes import UNMATCHED, action_for, is_audited, route_template
 from capture_api.audit.events import Outcome
 from capture_api.audit.fhir_audit import INTEGRATION_ACTOR
+from capture_api.audit.read_window import ReadWindow
 from capture_api.audit.subjects import Subject, subject_of
 from capture_api.config import Settings
 from capture_api.context.cookies import SESSION_COOKIE, session_cookie
@@ -98,6 +103,7 @@ class AuditMiddleware:
         self.settings = settings
         self.ehr_mode = bool(settings.ehrs)
         self._writers: anyio.CapacityLimiter | None = None  # made in the event loop
+        self._reads = ReadWindow(settings.audit_read_window_seconds)
         forwarding.attach(settings)  # before the lifespan: the outbox may record at start-up
         chain.configure(settings)  # CAPTURE_AUDIT_CHAIN_KEY for this database's rows
 
@@ -196,6 +202,8 @@ class AuditMiddleware:
             "request_id": exchange.request_id,
             "detail": _query_text(exchange) if action == "audit-export" else None,
         }
+        if self._reads.folds(values):
+            return  # the same reader read the same status within the window: one row says it
         shown = (scope.get("state") or {}).get(_SHOWN)
         if not shown:
             trail.append(engine, AuditEventRecord(**values))

@@ -31,12 +31,13 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        received, too_large, refused = 0, False, False
+        received, too_large, refused, read_all = 0, False, False, False
 
         async def counting_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received, too_large, read_all
             message = await receive()
             received += len(message.get("body", b""))
+            read_all = read_all or not message.get("more_body", False)
             if received > self.max_bytes:
                 too_large = True
                 raise _TooLarge
@@ -47,6 +48,11 @@ class BodySizeLimit:
             # limit is crossed, whatever the app answers is replaced by our 413.
             nonlocal refused
             if not too_large:
+                if message["type"] == "http.response.start" and received and not read_all:
+                    # Answered before the body was read (the streamed photo was refused): close,
+                    # or the client sends the rest of a huge body before it reads the answer.
+                    headers = list(message.get("headers") or [])
+                    message = {**message, "headers": [*headers, (b"connection", b"close")]}
                 await send(message)
             elif not refused:
                 refused = True

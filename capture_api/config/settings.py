@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         description="Memory the encoder may hold in whole images at once (rotations, "
         "re-encodes, HEIC); photos wait for each other, one that alone needs more is refused.",
     )
+    encode_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=256,
+        description="Photos encoded at once (each holds its photo in memory); unset: the cores.",
+    )
     institution_name: str | None = Field(default=None, max_length=64)
     station_name: str | None = Field(default=None, max_length=16)
     host: str = "127.0.0.1"
@@ -181,6 +187,9 @@ class Settings(BaseSettings):
         gt=0,
         description="Idle workers' safety poll: they wake on commits (PostgreSQL LISTEN/NOTIFY "
         "across replicas, a signal in-process), and poll this often in case one was missed.",
+    )
+    bench_counters: bool = Field(
+        default=False, description="Count fsyncs and database commits in /metrics (make bench)."
     )
 
     # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------
@@ -282,6 +291,14 @@ class Settings(BaseSettings):
     )
 
     # --- audit trail (capture_api/audit, docs/audit.md) --------------------------------------
+    audit_read_window_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Repeated status reads of one capture by one session within this window are "
+            "one audit row (0: a row per read)."
+        ),
+    )
     audit_syslog_url: str | None = Field(
         default=None,
         description="ATNA audit record repository: udp://host:514, tcp://host:514, tls://host:6514",

@@ -39,6 +39,7 @@ from capture_api.encode.vl_photo import (
     PRODUCT_MANUFACTURER,
     PRODUCT_MODEL,
     PhotoIod,
+    add_pixel_data,
     build_photo,
     code_item,
 )
@@ -124,7 +125,7 @@ def build_dermoscopic(
     now: dt.datetime | None = None,
 ) -> Dataset:
     """The Part 10 dataset (with File Meta) of one dermoscopic photo."""
-    return build_photo(
+    ds = build_photo(
         photo,
         ctx,
         DERMOSCOPIC,
@@ -133,3 +134,5 @@ def build_dermoscopic(
         station_name=station_name,
         now=now,
     )
+    add_pixel_data(ds, photo)
+    return ds

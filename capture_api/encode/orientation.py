@@ -5,6 +5,11 @@ stored, so a portrait phone photo with EXIF orientation 6 must be rotated before
 TurboJPEG's transform (the library behind ``jpegtran -perfect``) rotates the DCT
 coefficients, which loses nothing. It refuses when a partial iMCU at an edge would have to
 move; then, and only then, we decode once and re-encode once at high quality, and say so.
+
+The transform is the photo's strict decode too (``jpeg.turbo``: every coefficient read,
+warnings are errors), so a rotated photo is read once, not checked and then transformed; it
+runs through ctypes, which releases the GIL. A photo the transform refuses for damage goes to
+the re-encode, whose full strict decode refuses it in libjpeg's words.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from io import BytesIO
 
-import turbojpeg
 from PIL import Image
 
 from capture_api.encode.jpeg.decode import decode_gray, decode_rgb
 from capture_api.encode.jpeg.markers import ColorTransform, FrameInfo
+from capture_api.encode.jpeg.turbo import TransformFailed, TurboOp
+from capture_api.encode.jpeg.turbo import transform as turbo_transform
 from capture_api.exceptions import EncodeError
 
 #: Quality of the one re-encode we may make; 95 keeps the added error near JPEG's noise floor.
@@ -25,13 +31,13 @@ REENCODE_QUALITY = 95
 #: EXIF orientation -> the transform that makes the image upright (CIPA DC-008 Table 4;
 #: the same table as Pillow's ImageOps.exif_transpose).
 _TURBO_OPS = {
-    2: turbojpeg.OP.HFLIP,
-    3: turbojpeg.OP.ROT180,
-    4: turbojpeg.OP.VFLIP,
-    5: turbojpeg.OP.TRANSPOSE,
-    6: turbojpeg.OP.ROT90,
-    7: turbojpeg.OP.TRANSVERSE,
-    8: turbojpeg.OP.ROT270,
+    2: TurboOp.HFLIP,
+    3: TurboOp.ROT180,
+    4: TurboOp.VFLIP,
+    5: TurboOp.TRANSPOSE,
+    6: TurboOp.ROT90,
+    7: TurboOp.TRANSVERSE,
+    8: TurboOp.ROT270,
 }
 _PIL_OPS = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -88,8 +94,8 @@ def make_upright(data: bytes, orientation: int, frame: FrameInfo) -> Upright:
         return Upright(data, "none", "")
     what = f"{_DESCRIPTION[orientation]} from EXIF orientation {orientation}"
     try:
-        rotated = turbojpeg.transform(data, op=_TURBO_OPS[orientation], perfect=True, copynone=True)
-    except Exception:  # TurboJPEG raises a bare RuntimeError when the transform is imperfect
+        rotated = turbo_transform(data, _TURBO_OPS[orientation])
+    except TransformFailed:  # imperfect (a partial iMCU would move), or damaged data
         return Upright(_reencode(data, orientation, frame), "reencode", _reencode_note(what, frame))
     return Upright(rotated, "lossless", f"{what}, losslessly in the DCT domain")
 

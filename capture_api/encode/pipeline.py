@@ -10,14 +10,15 @@ import datetime as dt
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
-from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from capture_api.capture.model import CaptureContext
-from capture_api.encode.dermoscopy import build_dermoscopic
+from capture_api.encode.dermoscopy import DERMOSCOPIC
+from capture_api.encode.part10 import write_part10
 from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
-from capture_api.encode.vl_photo import build_vl_photo
+from capture_api.encode.vl_photo import VL_PHOTOGRAPHIC, build_photo
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,11 @@ class EncoderOptions:
 
 @dataclass(frozen=True)
 class WrappedPhoto:
-    """The DICOM object and what happened on the way, for the capture record and the user."""
+    """The DICOM object and what happened on the way, for the capture record and the user.
+
+    ``dataset`` holds everything but Pixel Data, which is ``photo.jpeg``: ``write`` puts the
+    two together in the file without copying the photo (``encode.part10``).
+    """
 
     dataset: Dataset
     photo: PreparedPhoto
@@ -53,15 +58,20 @@ class WrappedPhoto:
     def warnings(self) -> tuple[str, ...]:
         return self.photo.warnings
 
+    def write(self, out: BinaryIO) -> None:
+        """Write the DICOM Part 10 file (preamble, File Meta, dataset) to ``out``."""
+        write_part10(out, self.dataset, self.photo.parts)
+
     def to_bytes(self) -> bytes:
-        """The DICOM Part 10 file (preamble, File Meta, dataset) as bytes."""
+        """The DICOM Part 10 file as bytes (for callers that need it in memory)."""
         buffer = BytesIO()
-        dcmwrite(buffer, self.dataset, enforce_file_format=True)
+        self.write(buffer)
         return buffer.getvalue()
 
     def save(self, path: str | Path) -> None:
         """Write the Part 10 file to ``path``."""
-        dcmwrite(path, self.dataset, enforce_file_format=True)
+        with open(path, "wb") as out:
+            self.write(out)
 
 
 def wrap_photo(
@@ -79,10 +89,11 @@ def wrap_photo(
     will not archive; never returns a partially valid object.
     """
     photo = prepare_photo(data, options.limits)
-    build = build_dermoscopic if ctx.dermoscopy is not None else build_vl_photo
-    dataset = build(
+    iod = DERMOSCOPIC if ctx.dermoscopy is not None else VL_PHOTOGRAPHIC
+    dataset = build_photo(
         photo,
         ctx,
+        iod,
         uid_root=options.uid_root,
         institution_name=options.institution_name,
         station_name=options.station_name,

@@ -1,13 +1,16 @@
 """From uploaded bytes to the exact JPEG stream we will encapsulate, with its history.
 
-Order matters: cheap checks first (format, size, frame header), then the strict decode
-that proves the scan data is whole, then the marker-level strip, then orientation. The
-camera's scan bytes are only ever changed by a rotation, and at most once lossily.
+Order matters: cheap checks first (format, size, frame header), then the marker-level strip
+and orientation, and the strict decode that proves the scan data is whole. An upright photo
+gets the strict decode on its own; a rotated one is proven whole by the lossless transform
+itself (or by the full decode of the re-encode), so no photo is decoded twice. The camera's
+scan bytes are only ever changed by a rotation, and at most once lossily.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 from capture_api.encode.exif import ExifFacts, read_exif
@@ -20,14 +23,15 @@ from capture_api.encode.jpeg.markers import (
     Process,
     read_frame,
     strip_metadata,
+    strip_metadata_parts,
 )
 from capture_api.encode.memory import (
     MemoryBudget,
     lossless_rotation_cost,
     reencode_cost,
 )
-from capture_api.encode.orientation import REENCODE_QUALITY, make_upright
-from capture_api.exceptions import ImageTooLarge, UnsupportedFormat
+from capture_api.encode.orientation import REENCODE_QUALITY, Upright, make_upright
+from capture_api.exceptions import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 JPEG_METHOD = "ISO_10918_1"
 
@@ -52,9 +56,13 @@ class LossyStep:
 
 @dataclass(frozen=True)
 class PreparedPhoto:
-    """The final JPEG stream and everything the DICOM builder needs to describe it."""
+    """The final JPEG stream and everything the DICOM builder needs to describe it.
 
-    jpeg: bytes
+    The stream is kept as ``parts`` (an upright photo's scan is a view of the upload, not a
+    copy); ``jpeg`` joins them for whoever needs one ``bytes``.
+    """
+
+    parts: tuple[bytes | memoryview, ...]
     frame: FrameInfo
     source_format: PhotoFormat
     exif: ExifFacts
@@ -68,6 +76,11 @@ class PreparedPhoto:
     def warnings(self) -> tuple[str, ...]:
         return self.exif.warnings
 
+    @functools.cached_property
+    def jpeg(self) -> bytes:
+        """The stream as one ``bytes`` (a copy, made on first use)."""
+        return b"".join(self.parts)
+
 
 def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
     """Validate, strip and orient ``data``; raise ``InputRejected`` subclasses on bad input."""
@@ -80,22 +93,30 @@ def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
 
 
 def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
-    frame = read_frame(data)
-    _check_supported(frame, limits)
-    check_decodes(data, frame)
-    stripped = strip_metadata(data)
+    try:  # one walk of the markers gives the frame and the pieces to keep
+        stripped = strip_metadata_parts(data)
+    except CorruptImage:
+        frame = read_frame(data)  # up to the scan only: is the damage after it?
+        _check_supported(frame, limits)
+        check_decodes(data, frame)  # damaged scan data: refused in libjpeg's words first
+        raise
+    frame = stripped.frame
+    _check_supported(frame, limits)  # before any decode: a bomb is refused from its header
     exif = read_exif(stripped.exif)
-    with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
-        upright = make_upright(stripped.data, exif.orientation, frame)
-    steps = [LossyStep(_ratio(frame, stripped.data), JPEG_METHOD)]
-    jpeg, final_frame = stripped.data, frame
-    if upright.method != "none":
-        jpeg = strip_metadata(upright.data).data
-        final_frame = read_frame(jpeg)
+    steps = [LossyStep(_ratio(frame, stripped.size), JPEG_METHOD)]
+    parts, final_frame = stripped.parts, frame
+    if exif.orientation == 1 and frame.color is not ColorTransform.RGB:
+        upright = Upright(b"", "none", "")  # the pieces as they are: no joined copy
+        check_decodes(data, frame)  # nothing read the scan yet: prove it whole
+    else:  # the transform (or the re-encode's full decode) is the strict decode
+        with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
+            upright = make_upright(stripped.joined().data, exif.orientation, frame)
+        turned = strip_metadata_parts(upright.data)  # libjpeg's JFIF header out, scan viewed
+        parts, final_frame = turned.parts, turned.frame
     if upright.method == "reencode":
-        steps.append(LossyStep(_ratio(final_frame, jpeg), JPEG_METHOD))
+        steps.append(LossyStep(_ratio(final_frame, sum(map(len, parts))), JPEG_METHOD))
     return PreparedPhoto(
-        jpeg=jpeg,
+        parts=parts,
         frame=final_frame,
         source_format=PhotoFormat.JPEG,
         exif=exif,
@@ -133,10 +154,10 @@ def _prepare_heif(data: bytes, limits: Limits) -> PreparedPhoto:
     exif = dataclasses.replace(read_exif(heif.exif), orientation=1)
     steps = (
         LossyStep(heif.source_ratio, HEVC_METHOD),
-        LossyStep(_ratio(stripped.frame, stripped.data), JPEG_METHOD),
+        LossyStep(_ratio(stripped.frame, len(stripped.data)), JPEG_METHOD),
     )
     return PreparedPhoto(
-        jpeg=stripped.data,
+        parts=(stripped.data,),
         frame=stripped.frame,
         source_format=PhotoFormat.HEIF,
         exif=exif,
@@ -176,6 +197,6 @@ def _check_supported(frame: FrameInfo, limits: Limits) -> None:
         )
 
 
-def _ratio(frame: FrameInfo, jpeg: bytes) -> float:
+def _ratio(frame: FrameInfo, size: int) -> float:
     """Uncompressed 8-bit size over compressed size (Lossy Image Compression Ratio)."""
-    return frame.rows * frame.columns * frame.samples_per_pixel / len(jpeg)
+    return frame.rows * frame.columns * frame.samples_per_pixel / size

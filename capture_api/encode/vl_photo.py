@@ -88,7 +88,7 @@ def build_vl_photo(
     now: dt.datetime | None = None,
 ) -> Dataset:
     """Return the complete Part 10 dataset (with File Meta) for one photo."""
-    return build_photo(
+    ds = build_photo(
         photo,
         ctx,
         VL_PHOTOGRAPHIC,
@@ -97,6 +97,8 @@ def build_vl_photo(
         station_name=station_name,
         now=now,
     )
+    add_pixel_data(ds, photo)
+    return ds
 
 
 def build_photo(
@@ -109,7 +111,11 @@ def build_photo(
     station_name: str | None = None,
     now: dt.datetime | None = None,
 ) -> Dataset:
-    """The dataset of ``iod`` for one photo: the shared modules, then the IOD's own."""
+    """The dataset of ``iod`` for one photo: the shared modules, then the IOD's own.
+
+    Everything but Pixel Data: ``encode.part10`` appends the JPEG to the file as it is
+    (``add_pixel_data`` puts it in the dataset, for a caller that wants the whole object).
+    """
     clock = _Clock.for_capture(photo, ctx, now)
     ds = Dataset()
     study_uid = ctx.study_uid or derived_uid(uid_root, "study", ctx.capture_id)
@@ -350,6 +356,10 @@ def _add_image_pixel(ds: Dataset, photo: PreparedPhoto) -> None:
     ds.PixelRepresentation = 0
     if frame.samples_per_pixel > 1:
         ds.PlanarConfiguration = 0
+
+
+def add_pixel_data(ds: Dataset, photo: PreparedPhoto) -> None:
+    """Pixel Data (7FE0,0010): the JPEG as the one fragment of encapsulated data (PS3.5 A.4)."""
     ds.PixelData = encapsulate([photo.jpeg])
     ds["PixelData"].VR = "OB"
 

@@ -12,12 +12,19 @@ the outbox does not encode the same photo at the same time; and an encode only l
 conditional ``received ->`` update, so a late one can never overwrite a capture that has moved
 on (found by the delivery benchmark at concurrency 16). A re-sent upload of a photo a crash
 left ``received`` takes the row and encodes it at once, instead of waiting for a worker.
+
+The API streams the photo into the spool as the body arrives (``accept_spooled``): the
+bytes are hashed on the way and written once. Encodes run at most ``encode_concurrency`` at
+a time (default: the number of cores): more would only share the same cores while each
+holds a photo in memory (issue 13).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +61,7 @@ from capture_api.store import captures, contexts
 from capture_api.store.db import Database
 from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
-from capture_api.store.spool import Spool
+from capture_api.store.spool import Spool, SpooledFile, write_with
 
 #: failure_kind values for input the encoder refused (``refusal`` turns them back into errors).
 _KINDS: dict[type[InputRejected], str] = {
@@ -113,6 +120,7 @@ class CaptureService:
         lease: dt.timedelta = dt.timedelta(seconds=15),
         consent_policy: ConsentPolicy = NEVER,
         keeper: LeaseKeeper | None = None,
+        encode_concurrency: int | None = None,
     ) -> None:
         self.engine = engine
         self.spool = spool
@@ -120,6 +128,7 @@ class CaptureService:
         self.lease = lease
         self.consent_policy = consent_policy  # capture_api.capture.consent_policy
         self.keeper = keeper or LeaseKeeper(engine, lease)
+        self._encode_slots = threading.BoundedSemaphore(encode_concurrency or os.cpu_count() or 1)
 
     # --- contexts ---------------------------------------------------------------------------
 
@@ -145,19 +154,30 @@ class CaptureService:
 
     def accept(self, request: CaptureRequest, photo: BinaryIO) -> tuple[CaptureRecord, bool]:
         """Spool, record and encode one photo; return the record and whether it is new."""
-        context = self.context(request.context_id)
-        self._capture_context(request, context, instance_number=1)  # refuse bad metadata early
-        consent_id = consent_for_capture(  # 428 before anything is stored
-            self.engine,
-            self.consent_policy,
-            context,
-            level=request.sensitivity,
-            body_site=request.body_site,
-            view=request.view,
-        )
+        consent_id = self._check_request(request)  # 4xx and 428 before anything is stored
         upload = self.spool.write_stream(
             self.spool.temporary(), photo, self.options.limits.max_bytes
         )
+        return self._take(request, upload, consent_id)
+
+    def accept_spooled(
+        self, request: CaptureRequest, upload: SpooledFile
+    ) -> tuple[CaptureRecord, bool]:
+        """Record and encode a photo already durable in the spool (the API streamed it there).
+
+        The upload is removed if the request is refused, or when it turns out to be a re-send.
+        """
+        try:
+            consent_id = self._check_request(request)
+        except BaseException:
+            Spool.delete(upload.path)
+            raise
+        return self._take(request, upload, consent_id)
+
+    def _take(
+        self, request: CaptureRequest, upload: SpooledFile, consent_id: str | None
+    ) -> tuple[CaptureRecord, bool]:
+        """The spooled upload becomes a capture (or the re-send of one), encoded at once."""
         existing = self.get(request.capture_id)
         if existing is not None:
             resent = self._resent(existing, request, upload.sha256, upload.path)
@@ -178,6 +198,19 @@ class CaptureService:
         with self.keeper.hold(CaptureRecord, record.id, owner):
             return self.encode(record), True
 
+    def _check_request(self, request: CaptureRequest) -> str | None:
+        """Refuse bad metadata (4xx) and a missing consent (428); the consent's id, if any."""
+        context = self.context(request.context_id)
+        self._capture_context(request, context, instance_number=1)
+        return consent_for_capture(
+            self.engine,
+            self.consent_policy,
+            context,
+            level=request.sensitivity,
+            body_site=request.body_site,
+            view=request.view,
+        )
+
     def encode(self, record: CaptureRecord) -> CaptureRecord:
         """received -> encoded (DICOM spooled) or failed (the encoder refused the photo).
 
@@ -185,13 +218,14 @@ class CaptureService:
         a worker's). If another encode of the same row landed first, this one leaves no trace.
         """
         context = self.context(record.context_id)
-        try:
-            ctx = self._capture_context(_request_of(record), context, record.instance_number)
-            wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
-        except InputRejected as exc:
-            return self._fail_input(record, exc)
         attempt = self.spool.path_for(f"{record.id}:{uuid.uuid4().hex}", ".dcm")
-        dicom = self.spool.write_bytes(attempt, wrapped.to_bytes())
+        with self._encode_slots:  # the photo is in memory only while it holds a slot
+            try:
+                ctx = self._capture_context(_request_of(record), context, record.instance_number)
+                wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
+            except InputRejected as exc:
+                return self._fail_input(record, exc)
+            dicom = write_with(attempt, wrapped.write)  # header + the JPEG, no joined copy
         now = utcnow()
         landed = self._finish_received(
             record.id,

@@ -69,6 +69,11 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
             peak_rss_mb=420.0,
             failures=[],
             orthanc_instances=4,
+            api_cpu_ms=41.6,
+            orthanc_cpu_ms=55.2,
+            commits=4.0,
+            fsyncs=4.5,
+            idle_cpu_ms_per_s=3.25,
         ),
         db.DirectResult(40.5, 0.1, db.Latencies([20.0, 25.0, 30.0])),
     )
@@ -81,6 +86,51 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert "5.8 /s" in text and "direct STOW 40.5 /s" in text
     assert "200 / 345 ms" in text and "420 MB" in text and "300 MB" in text
     assert len({len(line) for line in table}) == 1, "columns are padded to one width"
+    figures = {r.figure: r for r in rows}
+    latency = figures["delivery c=1: accepted -> verified p50 / p95 (default settings)"]
+    assert latency.capture == "200 / 345 ms"
+    assert "x6.98 of bare STOW" in figures["delivery c=1: photos/s, send -> verified"].note
+    cpu = figures["delivery c=1: API CPU per photo"]
+    assert (cpu.capture, cpu.reference) == ("42 ms", "Orthanc 55 ms")
+    assert figures["delivery c=1: commits / fsyncs per photo"].capture == "4.0 / 4.5"
+    growth = figures["delivery c=1: peak RSS growth per concurrent upload"]
+    assert growth.capture == "270.0 MB" and growth.note.startswith("x71.1 of the photo")
+    assert figures["idle CPU of the service over 10 s"].capture == "3.2 ms/s"
+    assert not [f for f in figures if f.startswith("rotated")], "rotated is measured at c=4 only"
+
+
+def test_the_rotated_row_comes_from_the_four_client_level() -> None:
+    ours = db.OursResult(
+        photos_per_s=20.0,
+        wall_s=2.0,
+        verified=db.Latencies([300.0]),
+        upload=db.Latencies([90.0]),
+        server=db.Latencies([200.0]),
+        idle_rss_mb=150.0,
+        peak_rss_mb=180.0,
+        failures=[],
+        orthanc_instances=41,
+        rotated_per_s=13.4,
+    )
+    level = db.LevelResult(4, 40, ours, db.DirectResult(30.0, 1.0, db.Latencies([50.0])))
+    rows = report.delivery_rows(db.Measured([level], {}, 3.8))
+    figures = {r.figure: r for r in rows}
+    assert (
+        figures["rotated 12 MP photos/s, c=4 (EXIF 6, lossless turn, to 202)"].capture == "13.4 /s"
+    )
+    assert figures["delivery c=4: peak RSS growth per concurrent upload"].capture == "7.5 MB"
+    assert "x1.50 of bare STOW" in figures["delivery c=4: photos/s, send -> verified"].note
+
+
+def test_a_rotated_photo_differs_only_in_its_orientation() -> None:
+    photo = db.make_photos(1)[0]
+    turned = db.rotated(photo)
+    assert len(turned) == len(photo) and turned != photo
+    import io
+
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(turned)).getexif()[274] == 6
 
 
 def test_local_archive_rows_from_the_benchmarks_levels() -> None:

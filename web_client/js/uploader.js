@@ -1,7 +1,8 @@
 // Send queued photos and follow each one until the archive has it (verified) or it failed.
 //
 // One upload at a time (a phone's memory and uplink; the service worker's background delivery
-// takes the same Web Lock, js/delivery.js), many status polls. The upload is the service's
+// takes the same Web Lock, js/delivery.js). Each photo's state afterwards is pushed by the
+// service (js/feed.js, Server-Sent Events); where that is not available, its status is polled. The upload is the service's
 // idempotent multipart POST /api/v1/captures with our own capture id, so sending again after
 // a lost answer never makes a second photo. No network, 5xx, 408 and 429 are retried with
 // capped exponential backoff and jitter, and at once when the browser says it is online
@@ -12,6 +13,7 @@ import { t } from "../i18n/en.js";
 import { ApiError, describe, detailOf, unsafeHeaders } from "./api.js";
 import { queuePaths } from "./custody.js";
 import { SYNC_TAG, formOf, withSendLock } from "./delivery.js";
+import { CaptureFeed } from "./feed.js";
 import { Damaged, Vault } from "./vault.js";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -64,6 +66,11 @@ export class Uploader extends EventTarget {
     this.failures = 0;
     /** @type {(() => void) | null} */
     this.wake = null;
+    /** Pushed states; a capture it cannot follow is polled (`#poll`). */
+    this.feed = new CaptureFeed(
+      (capture) => this.#settled(capture.capture_id, capture),
+      (id) => this.#poll(id, queuePaths.capture(id)),
+    );
     window.addEventListener("online", () => this.kick());
   }
 
@@ -102,6 +109,7 @@ export class Uploader extends EventTarget {
   /** Signed out: no more uploads or status polls from this page. */
   stop() {
     this.paused = "stopped";
+    this.feed.close();
     this.kick();
   }
 
@@ -200,7 +208,7 @@ export class Uploader extends EventTarget {
 
   async #handle(id, status, body) {
     if (status === 202 || status === 200) {
-      if (!(await this.#settled(id, body))) this.#poll(id, body.status_url);
+      if (!(await this.#settled(id, body))) this.#follow(id, body);
       return true;
     }
     const detail = detailOf(body);
@@ -241,6 +249,13 @@ export class Uploader extends EventTarget {
   async #fail(id, reason) {
     await this.vault.remove(id); // it will never be sent: nothing stays on the phone
     this.set(id, "failed", { reason });
+  }
+
+  /** Follow an accepted capture: pushed by the service where it can, else polled.
+   * @param {string} id @param {{status_url: string, context_id?: string}} capture */
+  #follow(id, capture) {
+    if (CaptureFeed.supported && capture.context_id) this.feed.follow(id, capture.context_id);
+    else this.#poll(id, capture.status_url);
   }
 
   /** Follow the capture's status URL until verified (then wipe it) or failed. */

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
+from capture_api.api.capture_events import HEADERS as SSE_HEADERS
+from capture_api.api.capture_events import MEDIA_TYPE
+from capture_api.api.capture_events import capture_events as capture_stream
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
-from capture_api.capture import (
-    FreeText,
-    Laterality,
-    MultilineText,
-    SensitivityCategory,
-    SensitivityLevel,
-)
-from capture_api.capture.lesions import ContactMethod, Dermoscopy, Polarization
+from capture_api.api.upload_form import PhotoForm, read_photo_form, request_body_schema
+from capture_api.capture import FreeText
+from capture_api.capture.lesions import Dermoscopy
 from capture_api.exceptions import (
     CaptureConflict,
     ConsentRequired,
@@ -31,6 +31,7 @@ from capture_api.exceptions import (
 )
 from capture_api.intake import CaptureRequest, refusal
 from capture_api.store.records import CaptureRecord, CaptureStatus
+from capture_api.store.spool import Spool, incoming
 
 router = APIRouter(prefix="/captures", tags=["captures"])
 
@@ -99,35 +100,15 @@ def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
     )
 
 
-@router.post("", status_code=202, response_model=CaptureOut, responses=_ERRORS)
-def upload_capture(
-    request: Request,
-    response: Response,
-    service: ServiceDep,
-    access: AccessDep,
-    photo: Annotated[UploadFile, File(description="The camera's JPEG or HEIC file")],
-    capture_id: Annotated[str, Form(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")],
-    context_id: Annotated[FreeText, Form(min_length=1, max_length=64)],
-    body_site: Annotated[str | None, Form(pattern=r"^[0-9]{5,18}$")] = None,
-    laterality: Annotated[Laterality | None, Form()] = None,
-    sensitivity: Annotated[SensitivityLevel, Form()] = SensitivityLevel.NORMAL,
-    categories: Annotated[list[SensitivityCategory] | None, Form()] = None,
-    note: Annotated[MultilineText | None, Form(max_length=10240)] = None,
-    view: Annotated[FreeText | None, Form(max_length=1024)] = None,
-    operator: Annotated[FreeText | None, Form(max_length=64)] = None,
-    device: Annotated[FreeText | None, Form(max_length=64)] = None,
-    captured_at: Annotated[dt.datetime | None, Form()] = None,
-    lesion: Annotated[
-        str | None,
-        Form(pattern=r"^[0-9]+(\.[0-9]+)*$", max_length=64, description="a lesion's Tracking UID"),
-    ] = None,
-    dermoscopic: Annotated[bool, Form(description="taken through a dermatoscope")] = False,
-    polarization: Annotated[Polarization | None, Form()] = None,
-    contact: Annotated[ContactMethod | None, Form()] = None,
-    immersion: Annotated[
-        str | None,
-        Form(pattern=r"^(ULTRASOUND_GEL|ALCOHOL|WATER|MINERAL_OIL|PLASTIC_CAP)$"),
-    ] = None,
+@router.post(
+    "",
+    status_code=202,
+    response_model=CaptureOut,
+    responses=_ERRORS,
+    openapi_extra={"requestBody": request_body_schema()},
+)
+async def upload_capture(
+    request: Request, response: Response, service: ServiceDep, access: AccessDep
 ) -> CaptureOut:
     """Store one photo durably, then answer 202 with its status URL.
 
@@ -136,30 +117,20 @@ def upload_capture(
     photo the encoder refuses is answered 413/415/422 with the reason, and recorded as failed.
     ``lesion`` names the patient's lesion the photo shows; ``dermoscopic`` makes it a
     Dermoscopic Photography Image (with the dermatoscope's ``polarization``, ``contact`` and
-    ``immersion``).
+    ``immersion``). The photo goes from the request body straight into the spool
+    (``api.upload_form``); the rest runs in a worker thread.
     """
-    access.context(context_id, "capture")
-    scope = (
-        Dermoscopy(polarization=polarization, contact=contact, immersion=immersion)
-        if dermoscopic
-        else None
+    if access.ehr_mode:
+        access.require_session()  # before a byte is spooled
+    form, upload = await read_photo_form(
+        request, lambda: incoming(service.spool, service.options.limits.max_bytes)
     )
-    capture_request = CaptureRequest(
-        capture_id=capture_id,
-        context_id=context_id,
-        body_site=body_site,
-        laterality=laterality.value if laterality else None,
-        sensitivity=sensitivity.value,
-        categories=[c.value for c in categories or []],
-        note=note,
-        view=view,
-        operator=operator,
-        device=device,
-        captured_at=captured_at,
-        lesion_uid=lesion,
-        dermoscopy=scope,
-    )
-    record, _ = service.accept(capture_request, photo.file)
+    try:
+        await run_in_threadpool(access.context, form.context_id, "capture")
+    except BaseException:
+        Spool.delete(upload.path)
+        raise
+    record, _ = await run_in_threadpool(service.accept_spooled, _capture_request(form), upload)
     refused = refusal(record)
     if refused is not None:
         raise refused
@@ -168,13 +139,68 @@ def upload_capture(
     return out
 
 
+def _capture_request(form: PhotoForm) -> CaptureRequest:
+    scope = (
+        Dermoscopy(polarization=form.polarization, contact=form.contact, immersion=form.immersion)
+        if form.dermoscopic
+        else None
+    )
+    return CaptureRequest(
+        capture_id=form.capture_id,
+        context_id=form.context_id,
+        body_site=form.body_site,
+        laterality=form.laterality.value if form.laterality else None,
+        sensitivity=form.sensitivity.value,
+        categories=[c.value for c in form.categories or []],
+        note=form.note,
+        view=form.view,
+        operator=form.operator,
+        device=form.device,
+        captured_at=form.captured_at,
+        lesion_uid=form.lesion,
+        dermoscopy=scope,
+    )
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={
+        **responses(*CONTEXT_ERRORS),
+        200: {"content": {MEDIA_TYPE: {}}, "description": "Server-Sent Events"},
+    },
+)
+async def capture_events(
+    request: Request,
+    service: ServiceDep,
+    access: AccessDep,
+    context_id: Annotated[FreeText, Query(min_length=1, max_length=64)],
+) -> StreamingResponse:
+    """The context's captures as Server-Sent Events: a snapshot, then every change.
+
+    Each ``capture`` event carries what ``GET /captures/{capture_id}`` answers. The stream
+    ends after a few minutes and the browser reconnects (a fresh snapshot); a comment every
+    15 s keeps proxies from closing it. What the phone uses instead of polling.
+    """
+    await run_in_threadpool(access.context, context_id, "read")
+
+    def load() -> list[dict[str, Any]]:
+        records = service.for_context(context_id)
+        return [capture_out(r, request).model_dump(mode="json") for r in records]
+
+    return StreamingResponse(capture_stream(load), media_type=MEDIA_TYPE, headers=SSE_HEADERS)
+
+
 @router.get(
     "/{capture_id}",
     response_model=CaptureOut,
     responses=responses(NotSignedIn, (NotFound, "Unknown capture, or not this session's")),
 )
 def get_capture(capture_id: str, request: Request, access: AccessDep) -> CaptureOut:
-    """Where the photo is now; poll until ``verified`` (or ``failed`` with a reason)."""
+    """Where the photo is now, until ``verified`` (or ``failed`` with a reason).
+
+    The phone follows ``/captures/events`` instead where it can, and polls this otherwise.
+    """
     return capture_out(access.capture(capture_id, "read"), request)
 
 

@@ -12,9 +12,11 @@ from capture_api.encode.jpeg.markers import (
     FrameInfo,
     Process,
     StrippedJpeg,
+    StrippedParts,
     read_frame,
     scan_data,
     strip_metadata,
+    strip_metadata_parts,
 )
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "FrameInfo",
     "Process",
     "StrippedJpeg",
+    "StrippedParts",
     "check_decodes",
     "decode_gray",
     "decode_rgb",
     "read_frame",
     "scan_data",
     "strip_metadata",
+    "strip_metadata_parts",
 ]

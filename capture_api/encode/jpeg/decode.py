@@ -3,6 +3,11 @@
 Pillow silences libjpeg's warnings, so a photo whose scan data stops early decodes "fine"
 with a grey band. simplejpeg (libjpeg-turbo, strict) turns those warnings into errors, which
 is what STANDARDS.md asks: a damaged photo is rejected with libjpeg's reason, not archived.
+
+The acceptance check (``check_decodes``) needs no full-size pixels: it Huffman-decodes every
+coefficient in a 1/8-scale decode (``turbo.check_scaled``, warnings stopped on) and releases
+the GIL while it runs.
+``tests/encode/test_damaged_corpus.py`` shows it refuses exactly what the full decode refuses.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import numpy.typing as npt
 import simplejpeg
 
 from capture_api.encode.jpeg.markers import FrameInfo
+from capture_api.encode.jpeg.turbo import TransformFailed, check_scaled
 from capture_api.exceptions import CorruptImage
 
 
@@ -21,7 +27,15 @@ def check_decodes(data: bytes, frame: FrameInfo) -> None:
     DCT scaling still walks the whole Huffman-coded scan, so truncation and corrupt data
     are found at about half the cost of a full decode.
     """
-    _decode(data, min_height=max(1, frame.rows // 8), min_width=max(1, frame.columns // 8))
+    try:
+        check_scaled(data, frame.rows, frame.columns)
+    except TransformFailed as exc:
+        raise damaged(exc) from exc
+
+
+def damaged(exc: Exception) -> CorruptImage:
+    """The refusal of a photo libjpeg found damaged, in libjpeg's words."""
+    return CorruptImage(f"the photo's image data is damaged ({exc}); take it again")
 
 
 def decode_rgb(data: bytes) -> npt.NDArray[np.uint8]:
@@ -38,5 +52,5 @@ def _decode(data: bytes, **kwargs: object) -> npt.NDArray[np.uint8]:
     try:
         pixels: npt.NDArray[np.uint8] = simplejpeg.decode_jpeg(data, strict=True, **kwargs)
     except ValueError as exc:
-        raise CorruptImage(f"the photo's image data is damaged ({exc}); take it again") from exc
+        raise damaged(exc) from exc
     return pixels

@@ -113,6 +113,30 @@ class StrippedJpeg:
 
 
 @dataclass(frozen=True)
+class StrippedParts:
+    """``StrippedJpeg`` before its pieces are joined: the scan is a view of the input.
+
+    The DICOM file is written from these pieces (``encode.part10``), so an upright photo's
+    scan data is never copied: the input stays the only copy in memory (issue 13).
+    """
+
+    parts: tuple[bytes | memoryview, ...]
+    frame: FrameInfo
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
+    removed: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def size(self) -> int:
+        return sum(len(part) for part in self.parts)
+
+    def joined(self) -> StrippedJpeg:
+        return StrippedJpeg(
+            b"".join(self.parts), self.frame, self.exif, self.icc_profile, self.removed
+        )
+
+
+@dataclass(frozen=True)
 class _Segment:
     marker: int
     start: int
@@ -125,6 +149,14 @@ class _Segment:
 def strip_metadata(data: bytes) -> StrippedJpeg:
     """Return the image with only the segments a decoder needs, scan data untouched.
 
+    The same as ``strip_metadata_parts``, joined into one ``bytes``.
+    """
+    return strip_metadata_parts(data).joined()
+
+
+def strip_metadata_parts(data: bytes) -> StrippedParts:
+    """The stripped image as pieces: kept segments, and the scan as a view of ``data``.
+
     Kept: SOF, DHT, DQT, DRI, SOS + entropy-coded data, DNL, JFIF APP0 minus its thumbnail,
     and the Adobe APP14 segment only for an RGB-coded stream (where it is the sole signal).
     Removed: EXIF (with GPS, maker notes and its thumbnail), XMP, ICC (returned for the ICC
@@ -134,7 +166,7 @@ def strip_metadata(data: bytes) -> StrippedJpeg:
     """
     segments = _read_segments(data)
     frame = _frame_info(data, segments)
-    out = [b"\xff\xd8", _jfif_if_needed(data, segments, frame)]
+    out: list[bytes | memoryview] = [b"\xff\xd8", _jfif_if_needed(data, segments, frame)]
     exif: bytes | None = None
     icc_chunks: list[tuple[int, bytes]] = []
     removed: list[str] = []
@@ -151,7 +183,7 @@ def strip_metadata(data: bytes) -> StrippedJpeg:
         removed.append(_describe(seg.marker, body))
     out.append(b"\xff\xd9")
     icc = b"".join(chunk for _, chunk in sorted(icc_chunks)) or None
-    return StrippedJpeg(b"".join(out), frame, exif, icc, tuple(removed))
+    return StrippedParts(tuple(p for p in out if len(p)), frame, exif, icc, tuple(removed))
 
 
 def read_frame(data: bytes) -> FrameInfo:
@@ -241,10 +273,12 @@ def _segment_at(data: bytes, marker: int, pos: int) -> _Segment:
 # --- what to keep --------------------------------------------------------------------------
 
 
-def _kept_bytes(data: bytes, seg: _Segment, frame: FrameInfo) -> bytes | None:
+def _kept_bytes(data: bytes, seg: _Segment, frame: FrameInfo) -> bytes | memoryview | None:
     """The bytes to keep for this segment, or None when it is metadata to drop."""
+    if seg.marker == SOS:  # the scan: megabytes, viewed rather than copied
+        return memoryview(data)[seg.start : seg.end]
     body = seg.payload(data)
-    if seg.marker in _SOF_MARKERS or seg.marker in (DHT, DQT, DRI, DNL, SOS, 0xCC):
+    if seg.marker in _SOF_MARKERS or seg.marker in (DHT, DQT, DRI, DNL, 0xCC):
         return data[seg.start : seg.end]
     if seg.marker == APP14 and body.startswith(b"Adobe") and frame.color is ColorTransform.RGB:
         return data[seg.start : seg.end]
