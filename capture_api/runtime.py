@@ -33,6 +33,7 @@ from capture_api.store.records import (
     WorklistCompletionRecord,
 )
 from capture_api.store.spool import Spool
+from capture_api.wounds import WoundService
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Runtime:
     completer: CompletionWorker | None = None
     #: Today's worklist, kept fresh by UPS events where the worklist offers them.
     worklist: LiveWorklist = field(default_factory=lambda: LiveWorklist(None))
+    #: Wound measurement on captured photos (issue 16).
+    wounds: WoundService | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -99,6 +102,7 @@ class Runtime:
             discovery,
             completer,
             live_worklist(settings),
+            WoundService(engine, spool, archive, settings.uid_root),
         )
 
     def start(self) -> None:

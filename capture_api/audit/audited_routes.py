@@ -56,7 +56,11 @@ def is_audited(path: str, method: str) -> bool:
 
 
 #: Route template suffix -> action, checked first (break-the-glass is a POST that reads).
-SUFFIX_ACTIONS: tuple[tuple[str, str], ...] = (("/unblur", "unblur"),)
+SUFFIX_ACTIONS: tuple[tuple[str, str], ...] = (
+    ("/unblur", "unblur"),
+    ("/measurements", "wound-measurement"),
+    ("/snap", "wound-snap"),
+)
 
 
 def action_for(template: str) -> str:

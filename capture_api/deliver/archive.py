@@ -98,6 +98,14 @@ class Archive(Protocol):
         """How others retrieve what this archive holds (no network call)."""
         ...
 
+    def instance(self, ref: InstanceRef) -> bytes:
+        """The stored Part 10 instance as it is (WADO-RS Retrieve Instance, PS3.18 10.4).
+
+        For measuring a photo whose spooled bytes are gone. Raise ArchiveRejected when the
+        archive does not hold it, ArchiveUnavailable when it cannot answer now.
+        """
+        ...
+
     def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
         """The lesion each instance shows (Tracking ID/UID, pin), by SOP Instance UID.
 

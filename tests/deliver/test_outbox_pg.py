@@ -129,6 +129,9 @@ class CountingArchive:
     def retrieval(self) -> Retrieval:
         return self.inner.retrieval()
 
+    def instance(self, ref: InstanceRef) -> bytes:
+        return self.inner.instance(ref)
+
     def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
         return self.inner.labels(refs)
 
