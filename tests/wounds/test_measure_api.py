@@ -34,9 +34,7 @@ def test_a_traced_wound_is_measured_archived_and_listed(client: TestClient) -> N
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     phantom = wound_phantom()
     context_id = _context(client)
-    upload_verified(
-        client, context_id, "w-1", phantom.jpeg, body_site=HEEL, laterality="L"
-    )
+    upload_verified(client, context_id, "w-1", phantom.jpeg, body_site=HEEL, laterality="L")
     photo = capture_rows.get(runtime.engine, "w-1")
     assert photo is not None and photo.spool_deleted_at is not None  # read back from the archive
 
