@@ -59,7 +59,9 @@ def is_audited(path: str, method: str) -> bool:
 SUFFIX_ACTIONS: tuple[tuple[str, str], ...] = (
     ("/unblur", "unblur"),
     ("/measurements", "wound-measurement"),
-    ("/snap", "wound-snap"),
+    ("/snap", "wound-photo"),
+    ("/calibration", "wound-photo"),
+    ("/captures/{capture_id}/image", "wound-photo"),
 )
 
 

@@ -207,11 +207,12 @@ ACTIONS: dict[str, EventKind] = {
         when="/api/v1/captures/{id}/measurements: a photo's wound measured (its SR created, C) "
         "or its measurements listed (R)",
     ),
-    "wound-snap": EventKind(
+    "wound-photo": EventKind(
         _INSTANCES,
         BalpAction.READ,
         fixed=True,
-        when="POST /api/v1/captures/{id}/snap: the photo's pixels read to refine a tracing",
+        when="/api/v1/captures/{id}/snap, /calibration, /image: the photo's pixels read to "
+        "trace, calibrate or refine a wound outline",
     ),
 }
 

@@ -24,7 +24,7 @@ from capture_api.deliver.archive import Archive, InstanceRef
 from capture_api.exceptions import CorruptImage, InputRejected
 from capture_api.store.records import CaptureRecord, CaptureStatus
 
-__all__ = ["WoundPhoto", "load_photo"]
+__all__ = ["WoundPhoto", "load_photo", "photo_jpeg"]
 
 #: Statuses in which the photo's DICOM object exists (spooled or archived).
 ENCODED_STATES = (CaptureStatus.ENCODED, CaptureStatus.STORED, CaptureStatus.VERIFIED)
@@ -46,12 +46,24 @@ class WoundPhoto:
 def load_photo(record: CaptureRecord, archive: Archive) -> WoundPhoto:
     """The photo of ``record``, from the spool or the archive; ``InputRejected`` when it has
     no DICOM object yet (still being encoded, or failed)."""
+    _check_encoded(record)
+    return _decode(_part10(record, archive))
+
+
+def photo_jpeg(record: CaptureRecord, archive: Archive) -> bytes:
+    """The photo's one JPEG frame as archived: what the phone draws the outline on, so its
+    coordinates are the archived image's whatever the phone did with the original file."""
+    _check_encoded(record)
+    dataset = _dataset(_part10(record, archive))
+    return _frame(dataset)
+
+
+def _check_encoded(record: CaptureRecord) -> None:
     if record.status not in ENCODED_STATES or not record.sop_instance_uid:
         raise InputRejected(
             "the photo is not encoded yet (or was refused): measure it once it is on its way "
             "to the archive"
         )
-    return _decode(_part10(record, archive))
 
 
 def _part10(record: CaptureRecord, archive: Archive) -> bytes:
@@ -67,12 +79,23 @@ def _part10(record: CaptureRecord, archive: Archive) -> bytes:
     return archive.instance(ref)
 
 
-def _decode(part10: bytes) -> WoundPhoto:
+def _dataset(part10: bytes) -> Dataset:
     try:
-        dataset = dcmread(io.BytesIO(part10))
-        frame = next(generate_frames(dataset.PixelData, number_of_frames=1))
-    except (InvalidDicomError, AttributeError, StopIteration, ValueError) as exc:
+        return dcmread(io.BytesIO(part10))
+    except (InvalidDicomError, ValueError) as exc:
         raise CorruptImage("the archived photo could not be read back") from exc
+
+
+def _frame(dataset: Dataset) -> bytes:
+    try:
+        return bytes(next(generate_frames(dataset.PixelData, number_of_frames=1)))
+    except (AttributeError, StopIteration, ValueError) as exc:
+        raise CorruptImage("the archived photo has no image frame") from exc
+
+
+def _decode(part10: bytes) -> WoundPhoto:
+    dataset = _dataset(part10)
+    frame = _frame(dataset)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     pixels = cv2.imdecode(np.frombuffer(frame, np.uint8), flags)
     if pixels is None or pixels.shape[:2] != (int(dataset.Rows), int(dataset.Columns)):

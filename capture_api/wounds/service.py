@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass
 
 from capture_api.capture.anatomy import BodySite, Laterality, get_site
 from capture_api.capture.schemas import PatientIn
-from capture_api.capture.sensitivity import Sensitivity
+from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.documents import enqueue_object
 from capture_api.encode import derived_uid
-from capture_api.exceptions import InputRejected, InvalidMetadata
+from capture_api.exceptions import Conflict, InputRejected, InvalidMetadata
 from capture_api.measure import (
     Calibration,
     WoundMeasurement,
@@ -52,7 +52,7 @@ from capture_api.store.records import (
     utcnow,
 )
 from capture_api.store.spool import Spool
-from capture_api.wounds.photo import load_photo
+from capture_api.wounds.photo import load_photo, photo_jpeg
 from capture_api.wounds.tracking import tracking_id, tracking_uid
 
 __all__ = ["MEDIA_PLACEHOLDER", "MeasureRequest", "Ruler", "WoundService"]
@@ -198,6 +198,27 @@ class WoundService:
         photo = load_photo(photo_row, self.archive)
         snapped = snap_outline(photo.pixels, outline)
         return [(round(float(x), 2), round(float(y), 2)) for x, y in snapped]
+
+    def calibration(self, photo_row: CaptureRecord) -> Calibration:
+        """The photo's marker calibration, for the phone's live numbers while tracing; a
+        ``MeasurementRejected`` says what is wrong (no marker, too small, too oblique, hidden)."""
+        _check_photo(photo_row)
+        photo = load_photo(photo_row, self.archive)
+        return calibrate_from_marker(photo.pixels)
+
+    def image(self, photo_row: CaptureRecord) -> bytes:
+        """The archived photo as the JPEG it holds (the pixels outlines are drawn on).
+
+        Only for a photo of normal sensitivity: every view serves sensitive photos blurred
+        (``privacy.visibility``), and a clear copy is not sent back to a phone for tracing.
+        """
+        _check_photo(photo_row)
+        if photo_row.sensitivity_level != SensitivityLevel.NORMAL.value:
+            raise Conflict(
+                "the photo is marked sensitive: capture does not send its clear image back to a "
+                "phone, so its wound cannot be traced here"
+            )
+        return photo_jpeg(photo_row, self.archive)
 
     def of_photo(self, capture_id: str) -> list[WoundMeasurementRecord]:
         """A photo's measurements, the current one first."""

@@ -8,6 +8,7 @@ SR the server queues is delivered and verified by the real outbox worker and rea
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from fastapi.testclient import TestClient
 
@@ -145,3 +146,34 @@ def test_a_document_row_cannot_be_measured_and_unknown_ids_are_404(client: TestC
     answer = client.post("/api/v1/captures/nope/measurements", json={"outline": [[1, 1]] * 3})
     assert answer.status_code == 404
     assert client.get("/api/v1/captures/nope/measurements").status_code == 404
+
+
+def test_calibration_and_image_let_the_phone_compute_numbers_while_tracing(
+    client: TestClient,
+) -> None:
+    phantom = wound_phantom()
+    context_id = _context(client, "P-CAL")
+    upload_verified(client, context_id, "cal-1", phantom.jpeg)
+    found = client.get("/api/v1/captures/cal-1/calibration")
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert body["method"] == "marker-homography" and body["image_size"] == [1600, 1200]
+    matrix = np.array(body["image_to_plane"])
+    points = np.column_stack([phantom.tracing_px, np.ones(len(phantom.tracing_px))]) @ matrix.T
+    plane = points[:, :2] / points[:, 2:]
+    x, y = plane[:, 0], plane[:, 1]
+    area_cm2 = abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 200
+    assert abs(area_cm2 - phantom.area_cm2) / phantom.area_cm2 < 0.05
+
+    image = client.get("/api/v1/captures/cal-1/image")
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+    assert image.headers["cache-control"] == "no-store"
+    decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape[:2] == (1200, 1600)
+
+    upload_verified(client, context_id, "cal-plain", phone_jpeg(640, 480))
+    refused = client.get("/api/v1/captures/cal-plain/calibration")
+    assert refused.status_code == 422 and refused.json()["code"] == "no-marker"
+
+    upload_verified(client, context_id, "cal-private", phantom.jpeg, sensitivity="restricted")
+    assert client.get("/api/v1/captures/cal-private/image").status_code == 409

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, Field
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
@@ -25,6 +25,7 @@ from capture_api.api.no_store import NoStoreRoute
 from capture_api.capture import site_name
 from capture_api.exceptions import (
     ArchiveError,
+    Conflict,
     InputRejected,
     MeasurementRejected,
     NotFound,
@@ -183,6 +184,51 @@ def snap(capture_id: str, body: SnapIn, request: Request, access: AccessDep) -> 
     """Refine a rough tracing to the wound's edge (GrabCut); nothing is stored."""
     photo = access.capture(capture_id, "capture")
     return SnapOut(outline=_wounds(request).snap(photo, list(body.outline)))
+
+
+class CalibrationOut(BaseModel):
+    """The photo's marker calibration: enough for the phone to show numbers while tracing."""
+
+    method: str
+    image_size: tuple[int, int] = Field(description="(columns, rows) of the archived photo")
+    image_to_plane: list[list[float]] = Field(
+        description="3x3 homography: image pixels (SCOORD) -> millimetres in the skin plane, "
+        "+y towards the head (the sticker's arrow)"
+    )
+    tilt_deg: float | None
+    perspective_corrected: bool
+
+
+@router.get("/calibration", response_model=CalibrationOut, responses=_ERRORS)
+def calibration(capture_id: str, request: Request, access: AccessDep) -> CalibrationOut:
+    """Find the printed marker in the photo; 422 with the reason (``code``) when it cannot."""
+    photo = access.capture(capture_id, "read")
+    found = _wounds(request).calibration(photo)
+    return CalibrationOut(
+        method=found.method.value,
+        image_size=found.image_size,
+        image_to_plane=[[float(v) for v in row] for row in found.image_to_plane],
+        tilt_deg=found.tilt_deg,
+        perspective_corrected=found.perspective_corrected,
+    )
+
+
+@router.get(
+    "/image",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "The archived photo's JPEG"},
+        **responses(
+            NotSignedIn,
+            *_DECLARED,
+            (Conflict, "A sensitive photo: its clear image is not sent back for tracing"),
+        ),
+    },
+)
+def image(capture_id: str, request: Request, access: AccessDep) -> Response:
+    """The archived photo's pixels, to trace on: outline coordinates are this image's."""
+    photo = access.capture(capture_id, "read")
+    return Response(_wounds(request).image(photo), media_type="image/jpeg")
 
 
 @router.get(
