@@ -19,7 +19,7 @@ import * as served from "./app/js/delivery.js";
 /** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
 const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
 
-const VERSION = "capture-shell-v4";
+const VERSION = "capture-shell-v5";
 
 const SHELL = [
   "/",
@@ -35,12 +35,14 @@ const SHELL = [
   "/app/js/details.js",
   "/app/js/dom.js",
   "/app/js/earlier.js",
+  "/app/js/measure.js",
   "/app/js/patient.js",
   "/app/js/photos.js",
   "/app/js/regions.js",
   "/app/js/site.js",
   "/app/js/sites.js",
   "/app/js/sniff.js",
+  "/app/js/trace.js",
   "/app/js/unblur.js",
   "/app/js/uploader.js",
   "/app/js/vault.js",

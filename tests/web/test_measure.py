@@ -1,0 +1,116 @@
+"""Issue 16 on the phone, in real Chromium: a photo of a wound with the printed sticker is sent,
+then traced with the finger (pointer events) on the measuring screen, and the service stores
+the area it computed itself.
+
+Oracle: a phantom photo of known geometry (tests/measure/phantom.py: the real sticker rendered
+by resvg, a wound polygon of known area, a tilted pinhole camera). The outline is drawn with
+the pointer at the screen positions of the phantom's (noisy) tracing; the phone's live area
+and the service's stored area must both match the phantom's true area. Undo and moving a
+point are exercised on the way, and "Snap to edge" is accepted before saving.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.measure.phantom import Phantom, render_phantom
+from tests.web.browser import Phone, requires_chromium
+from tests.web.stack import WebStack
+
+pytestmark = requires_chromium
+
+SIZE = (1600, 1200)
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Phantom:
+    """A large wound (20 cm2) so that a finger-sized tracing on a phone screen is accurate."""
+    return render_phantom(21, tilt_deg=15.0, area_cm2=20.0, kind="irregular", size=SIZE)
+
+
+def _live_area(nurse: Phone) -> float:
+    value = nurse.page.get_attribute("#measure-live", "data-area")
+    return float(value) if value else 0.0
+
+
+def _to_page(nurse: Phone, points: np.ndarray) -> np.ndarray:
+    """Image pixels -> page CSS pixels of the fitted (unzoomed) photo on the canvas."""
+    box = nurse.page.locator("#trace-canvas").bounding_box()
+    assert box is not None
+    scale = box["width"] / SIZE[0]
+    return np.column_stack([box["x"] + points[:, 0] * scale, box["y"] + points[:, 1] * scale])
+
+
+def _stroke(nurse: Phone, page_points: np.ndarray) -> None:
+    mouse = nurse.page.mouse
+    mouse.move(float(page_points[0, 0]), float(page_points[0, 1]))
+    mouse.down()
+    for x, y in page_points[1:]:
+        mouse.move(float(x), float(y))
+    mouse.up()
+
+
+def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
+    stack: WebStack, nurse: Phone, phantom: Phantom, tmp_path: Path
+) -> None:
+    photo = tmp_path / "wound.jpg"
+    photo.write_bytes(phantom.jpeg)
+    nurse.launch(stack.launch_url("enc-okada"))
+    nurse.search_site("heel", "Skin of heel")
+    nurse.page.check('input[name="side"][value="L"]')
+    nurse.take_photo(photo)
+    nurse.send()
+    nurse.wait_states("verified")
+    nurse.page.click("#send-list .measure-open")
+    nurse.wait_screen("measure")
+    nurse.wait_text("#measure-message", "Sticker found")
+    nurse.shot("measure-01-photo")
+
+    tracing = _to_page(nurse, phantom.tracing_px[::2])
+    _stroke(nurse, tracing)
+    first = _live_area(nurse)
+    assert abs(first - phantom.area_cm2) / phantom.area_cm2 < 0.05, first
+
+    # A stray stroke, undone: the area is back.
+    _stroke(nurse, tracing[:5] + 40)
+    assert _live_area(nurse) != pytest.approx(first, abs=1e-3)
+    nurse.page.click("#trace-undo")
+    assert _live_area(nurse) == pytest.approx(first, abs=1e-3)
+
+    # Move one point outwards, then undo it.
+    nurse.page.click("#trace-edit")
+    centre = tracing.mean(axis=0)
+    start = tracing[0]
+    outward = start + (start - centre) / np.linalg.norm(start - centre) * 15
+    nurse.page.mouse.move(float(start[0]), float(start[1]))
+    nurse.page.mouse.down()
+    nurse.page.mouse.move(float(outward[0]), float(outward[1]), steps=4)
+    nurse.page.mouse.up()
+    assert _live_area(nurse) > first
+    nurse.page.click("#trace-undo")
+    assert _live_area(nurse) == pytest.approx(first, abs=1e-3)
+    nurse.shot("measure-02-traced")
+
+    nurse.page.click("#trace-snap")
+    nurse.page.wait_for_selector("#snap-choice:not([hidden])", timeout=30_000)
+    nurse.page.click("#snap-accept")
+    snapped = _live_area(nurse)
+    assert abs(snapped - phantom.area_cm2) / phantom.area_cm2 < 0.05, snapped
+
+    nurse.page.click("#measure-save")
+    nurse.page.wait_for_selector("#measure-saved:not([hidden])", timeout=30_000)
+    nurse.shot("measure-03-saved")
+    shown = float(nurse.page.get_attribute("#measure-saved", "data-area") or 0)
+    assert nurse.page.get_attribute("#measure-saved", "data-method") == "marker-homography"
+
+    (capture,) = nurse.captures()
+    (stored,) = nurse.api(f"/api/v1/captures/{capture['capture_id']}/measurements")
+    assert stored["area_cm2"] == pytest.approx(shown, abs=1e-3)
+    assert abs(stored["area_cm2"] - phantom.area_cm2) / phantom.area_cm2 < 0.05
+    assert stored["area_cm2"] == pytest.approx(snapped, rel=0.01)  # phone and service agree
+    assert stored["phone_area_cm2"] == pytest.approx(snapped, abs=1e-3)
+    assert stored["snapped"] is True
+    assert stored["body_site"] == "84607009" and stored["laterality"] == "L"
