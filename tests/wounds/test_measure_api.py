@@ -169,7 +169,7 @@ def test_calibration_and_image_let_the_phone_compute_numbers_while_tracing(
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     assert image.headers["cache-control"] == "no-store"
     decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
-    assert decoded.shape[:2] == (1200, 1600)
+    assert decoded is not None and decoded.shape[:2] == (1200, 1600)
 
     upload_verified(client, context_id, "cal-plain", phone_jpeg(640, 480))
     refused = client.get("/api/v1/captures/cal-plain/calibration")
