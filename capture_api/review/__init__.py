@@ -4,7 +4,7 @@
 decided for the user's roles; the priors view and the timeline both ask it), ``images``
 (a photo of those views as a JPEG: blurred unless normal, clear only through the audited
 break-the-glass) and ``audit_report`` (the aggregate wound-care photo audit: JSON, CSV,
-printable HTML).
+printable HTML), ``healing`` (the area trend of a site's wound measurements).
 """
 
 from capture_api.review.audit_report import (
@@ -16,6 +16,7 @@ from capture_api.review.audit_report import (
     build_report,
     csv_filename,
 )
+from capture_api.review.healing import SiteHealing, site_healing
 from capture_api.review.images import (
     NOT_FOUND,
     PREVIEW_SIZE,
@@ -34,6 +35,7 @@ __all__ = [
     "THUMBNAIL_SIZE",
     "ReportRange",
     "ReportRangeError",
+    "SiteHealing",
     "Timeline",
     "TimelineItem",
     "View",
@@ -43,5 +45,6 @@ __all__ = [
     "days_between",
     "image",
     "patient_of",
+    "site_healing",
     "unblurred",
 ]

@@ -73,11 +73,13 @@ def for_site(
     issuer: str | None,
     body_site_code: str | None,
     laterality: str | None,
-) -> list[WoundMeasurementRecord]:
-    """The current measurements of one patient's site and side, oldest photo first."""
+) -> list[tuple[WoundMeasurementRecord, str]]:
+    """The current measurements of one patient's site and side, oldest photo first, each with
+    its photo's sensitivity level (the trend shows what the user may see of the photos)."""
     with session(db) as s:
         query = (
-            select(WoundMeasurementRecord)
+            select(WoundMeasurementRecord, CaptureRecord.sensitivity_level)
+            .join(CaptureRecord, col(CaptureRecord.id) == col(WoundMeasurementRecord.capture_id))
             .where(WoundMeasurementRecord.patient_id == patient_id)
             .where(WoundMeasurementRecord.issuer == (issuer or ""))
             .where(WoundMeasurementRecord.body_site_code == body_site_code)
@@ -85,20 +87,7 @@ def for_site(
             .where(WoundMeasurementRecord.status == MeasurementStatus.RECORDED.value)
             .order_by(col(WoundMeasurementRecord.measured_at))
         )
-        return list(s.exec(query).all())
-
-
-def for_patient(db: Database, patient_id: str, issuer: str | None) -> list[WoundMeasurementRecord]:
-    """The patient's current measurements, oldest photo first (all sites)."""
-    with session(db) as s:
-        query = (
-            select(WoundMeasurementRecord)
-            .where(WoundMeasurementRecord.patient_id == patient_id)
-            .where(WoundMeasurementRecord.issuer == (issuer or ""))
-            .where(WoundMeasurementRecord.status == MeasurementStatus.RECORDED.value)
-            .order_by(col(WoundMeasurementRecord.measured_at))
-        )
-        return list(s.exec(query).all())
+        return [(row, str(level)) for row, level in s.exec(query).all()]
 
 
 # --- the WoundSize Observation (notification outbox) ---------------------------------------------
