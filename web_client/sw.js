@@ -35,6 +35,7 @@ const SHELL = [
   "/app/js/details.js",
   "/app/js/dom.js",
   "/app/js/earlier.js",
+  "/app/js/healing.js",
   "/app/js/measure.js",
   "/app/js/patient.js",
   "/app/js/photos.js",

@@ -25,13 +25,15 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+import cv2
+
 from capture_api.capture.anatomy import BodySite, Laterality, get_site
 from capture_api.capture.schemas import PatientIn
 from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.documents import enqueue_object
 from capture_api.encode import derived_uid
-from capture_api.exceptions import Conflict, InputRejected, InvalidMetadata
+from capture_api.exceptions import Conflict, InputRejected, InvalidMetadata, MeasurementRejected
 from capture_api.measure import (
     Calibration,
     WoundMeasurement,
@@ -196,7 +198,13 @@ class WoundService:
         """A GrabCut-refined outline near the rough one, for the nurse to accept or discard."""
         _check_photo(photo_row)
         photo = load_photo(photo_row, self.archive)
-        snapped = snap_outline(photo.pixels, outline)
+        try:
+            snapped = snap_outline(photo.pixels, outline)
+        except cv2.error as exc:  # a degenerate crop or mask: GrabCut found nothing usable
+            raise MeasurementRejected(
+                "the edge could not be found near this tracing: keep your own tracing",
+                reason="snap-failed",
+            ) from exc
         return [(round(float(x), 2), round(float(y), 2)) for x, y in snapped]
 
     def calibration(self, photo_row: CaptureRecord) -> Calibration:

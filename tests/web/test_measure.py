@@ -114,3 +114,14 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     assert stored["phone_area_cm2"] == pytest.approx(snapped, abs=1e-3)
     assert stored["snapped"] is True
     assert stored["body_site"] == "84607009" and stored["laterality"] == "L"
+
+    # The next photo of the same heel: the details screen shows the wound's area trend.
+    nurse.page.click("#measure-back")
+    nurse.wait_screen("send")
+    nurse.page.click("#send-other")
+    nurse.search_site("heel", "Skin of heel")
+    nurse.page.check('input[name="side"][value="L"]')
+    nurse.page.wait_for_selector("#healing:not([hidden])", timeout=30_000)
+    figures = nurse.text("#healing .healing-figures")
+    assert f"Latest {stored['area_cm2']:.1f} cm²" in figures
+    nurse.shot("measure-04-trend")
