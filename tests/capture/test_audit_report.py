@@ -168,6 +168,9 @@ def _row(label: str, unit: str | None, figures: list[int], reasons: dict[str, in
         "pending": pending,
         "failed": failed,
         "failure_reasons": reasons,
+        "measured": 0,  # no wound measured here (tests/wounds/test_report.py measures)
+        "measured_pct": 0.0 if taken else None,
+        "area_reduction_4_weeks": None,
     }
 
 
