@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import exists, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
@@ -34,16 +35,28 @@ PHOTO_RESOURCES = ("Media", "DocumentReference")
 
 
 def record(db: Database, row: WoundMeasurementRecord) -> WoundMeasurementRecord:
-    """Insert the measurement as the photo's current one (earlier ones become superseded)."""
+    """Insert the measurement as the photo's current one (earlier ones become superseded).
+
+    The same measurement recorded twice at once (a double tap: its id is derived from the
+    request) is one row: the loser of the race gets the winner's.
+    """
     with session(db) as s:
         s.exec(
             update(WoundMeasurementRecord)
             .where(col(WoundMeasurementRecord.capture_id) == row.capture_id)
             .where(col(WoundMeasurementRecord.status) == MeasurementStatus.RECORDED.value)
+            .where(col(WoundMeasurementRecord.id) != row.id)
             .values(status=MeasurementStatus.SUPERSEDED.value)
         )
         s.add(row)
-        s.commit()
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            existing = s.get(WoundMeasurementRecord, row.id)
+            if existing is None:
+                raise
+            return existing
         s.refresh(row)
         return row
 

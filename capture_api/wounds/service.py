@@ -151,7 +151,7 @@ class WoundService:
             sensitivity_categories=photo_row.sensitivity_categories,
             body_site_code=photo_row.body_site_code,
             laterality=photo_row.laterality,
-            operator=request.operator,
+            operator=photo_row.operator,  # the photo's (64 characters), not the fhirUser URL
         )
         taken = photo_row.captured_at or photo_row.created_at
         observation = self._observation(measured, photo_row, context, taken, str(sr.SOPInstanceUID))
