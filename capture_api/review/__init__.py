@@ -17,6 +17,7 @@ from capture_api.review.audit_report import (
     csv_filename,
 )
 from capture_api.review.healing import SiteHealing, site_healing
+from capture_api.review.healing_page import HEALING_CSP, healing_html
 from capture_api.review.images import (
     NOT_FOUND,
     PREVIEW_SIZE,
@@ -28,6 +29,7 @@ from capture_api.review.images import (
 from capture_api.review.timeline import Timeline, TimelineItem, days_between, patient_of
 
 __all__ = [
+    "HEALING_CSP",
     "HTML_CSP",
     "NOT_FOUND",
     "NO_UNIT",
@@ -43,6 +45,7 @@ __all__ = [
     "build_report",
     "csv_filename",
     "days_between",
+    "healing_html",
     "image",
     "patient_of",
     "site_healing",

@@ -6,8 +6,9 @@ requests go over HTTP to the package's integration-mode process (no EHR) on Post
 real Orthanc; a generated ``context_id`` path parameter made of letters and digits is replaced
 by a real context with a verified photo, so priors, the timeline and the thumbnails do real
 work instead of stopping at 404 (hostile ids stay as generated); a plain ``capture_id`` is
-that photo's, so its status, measurements, calibration, image and snap do real work too. Only one check runs:
-``not_a_server_error``; a 4xx for a generated request is the right answer, a 5xx never is.
+that photo's, so its status, measurements, calibration, image and snap do real work too. Only
+one check runs: ``not_a_server_error``; a 4xx for a generated request is the right answer, a
+5xx never is.
 
 Bounded and reproducible: at most ``MAX_EXAMPLES`` per operation, derandomized (Hypothesis
 derives its examples from the test, not from a random seed), no deadline per example.

@@ -125,3 +125,13 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     figures = nurse.text("#healing .healing-figures")
     assert f"Latest {stored['area_cm2']:.1f} cm²" in figures
     nurse.shot("measure-04-trend")
+    printable = nurse.page.eval_on_selector("#healing a.healing-print", "a => a.href")
+    assert printable and "/timeline/healing?" in printable
+    page = nurse.page.context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(printable)
+    assert "Wound area over time" in page.inner_text("h1")
+    assert page.eval_on_selector("style", "s => getComputedStyle(document.body).margin") != "8px"
+    assert errors == []  # the page's own CSP allows its one style block
+    page.close()

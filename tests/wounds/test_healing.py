@@ -107,3 +107,12 @@ def test_the_timeline_shows_the_area_trend_and_flags_a_slow_foot_ulcer(client: T
         f"/api/v1/contexts/{context_id}/timeline", params={"body_site": HEEL, "laterality": "L"}
     ).json()["healing"]
     assert other_side["points"] == []
+
+    page = client.get(f"/api/v1/contexts/{context_id}/timeline/healing", params=query)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    text = page.text
+    assert "<svg" in text and text.count('class="point"') == 3
+    assert "less than 53 % in 4 weeks" in text and "Sheehan" in text
+    assert "<script" not in text

@@ -386,6 +386,7 @@ export const STRINGS = {
   "measure.saved_heading": "Saved (measured by capture)",
   "measure.back": "Back to the photos",
   "healing.heading": "Wound area over time",
+  "healing.print": "Printable trend",
   "healing.figures": "Latest {area} cm² · since the first measurement {first} · last 4 weeks {weeks}",
   "healing.chart": { one: "Wound area, 1 measurement", other: "Wound area over {count} measurements" },
   "healing.flag": "The area fell by less than {threshold} % in 4 weeks: such wounds often do not heal without a change of treatment ({source}).",

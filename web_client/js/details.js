@@ -143,7 +143,8 @@ export async function renderPriors(contextId, site, { canUnblur = false } = {}) 
     return null;
   }
   const items = timeline.items;
-  renderHealing(timeline.healing);
+  const printable = site.lesion ? null : paths.timeline(contextId, site.code, site.laterality).replace("/timeline?", "/timeline/healing?");
+  renderHealing(timeline.healing, printable);
   if (items.length === 0) $("priors-message").textContent = t("priors.none");
   for (const item of [...items].reverse()) {
     const date = dicomDate(item.acquired);

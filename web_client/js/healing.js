@@ -23,8 +23,9 @@ function svg(tag, attrs = {}, text = "") {
 /** "−45 %" (a reduction shown as the change it is), or "–" when unknown. @param {number | null} pct */
 const change = (pct) => (pct === null || pct === undefined ? "–" : `${pct > 0 ? "−" : "+"}${Math.abs(pct).toFixed(0)} %`);
 
-/** Show the site's trend from the timeline answer's `healing` (null: none). */
-export function renderHealing(healing) {
+/** Show the site's trend from the timeline answer's `healing` (null: none); `printable` is
+ * the URL of its printable page. @param {any} healing @param {string | null} [printable] */
+export function renderHealing(healing, printable = null) {
   const box = clear($("healing"));
   const points = healing?.points || [];
   box.hidden = points.length === 0;
@@ -43,6 +44,9 @@ export function renderHealing(healing) {
     ),
   );
   if (points.length > 1) box.append(chart(points));
+  if (printable) {
+    box.append(el("a", { href: printable, target: "_blank", rel: "noopener", class: "healing-print" }, t("healing.print")));
+  }
   if (healing.not_on_track) {
     box.append(
       el("p", { class: "warning healing-flag", role: "status" }, t("healing.flag", { threshold: healing.threshold_pct, source: healing.threshold_source })),

@@ -18,6 +18,7 @@ import enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
@@ -36,6 +37,7 @@ from capture_api.deliver import InstanceRef
 from capture_api.exceptions import ArchiveError, InvalidMetadata, NotFound
 from capture_api.measure import WoundType
 from capture_api.review import (
+    HEALING_CSP,
     NOT_FOUND,
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
@@ -44,6 +46,7 @@ from capture_api.review import (
     TimelineItem,
     View,
     days_between,
+    healing_html,
     site_healing,
 )
 
@@ -240,6 +243,34 @@ def get_timeline(
         items=[_out(i, context_id, request, timeline) for i in items],
         healing=healing,
     )
+
+
+@router.get(
+    "/healing",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The printable healing trend"},
+        **responses(*CONTEXT_ERRORS),
+    },
+)
+def healing_page(
+    context_id: str,
+    access: AccessDep,
+    archive: ArchiveDep,
+    body_site: Annotated[str, Query(pattern=r"^[0-9]{5,18}$", description="SNOMED CT code")],
+    laterality: Annotated[Laterality | None, Query()] = None,
+    wound_type: Annotated[WoundType | None, Query()] = None,
+) -> HTMLResponse:
+    """The site's wound area over time as a printable page (chart, figures, measurements)."""
+    timeline = access.photos(context_id, View.TIMELINE.value, archive)
+    side = laterality.value if laterality else None
+    found = site_healing(
+        timeline.engine, timeline.patient, body_site, side, timeline.visibility, wound_type
+    )
+    patient = timeline.patient
+    label = f"Patient {patient.id}" + (f" ({patient.name.family})" if patient.name else "")
+    page = healing_html(found, site=site_name(body_site, side) or body_site, patient=label)
+    return HTMLResponse(page, headers={"Content-Security-Policy": HEALING_CSP})
 
 
 @router.get(
