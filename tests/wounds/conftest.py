@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from capture_api.api.app import create_app
 from capture_api.config import Settings
+from tests.deliver.service_process import fresh_postgres_database
 from tests.measure.phantom import Phantom, render_phantom
 
 #: Smaller than a phone's 12 MP so the tests stay quick; the marker is still ~120 px wide.
@@ -29,6 +30,21 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = Settings(data_dir=tmp_path, poll_seconds=0.05, retry_base_seconds=0.05)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def pg_client(tmp_path: Path) -> Iterator[TestClient]:
+    """The app on a fresh PostgreSQL database (what deployments run): the queries of the
+    trend, the report and the Observation's readiness are PostgreSQL's there."""
+    with fresh_postgres_database() as url:
+        settings = Settings(
+            data_dir=tmp_path,
+            database_url=url,  # type: ignore[arg-type]
+            poll_seconds=0.05,
+            retry_base_seconds=0.05,
+        )
+        with TestClient(create_app(settings)) as client:
+            yield client
 
 
 def until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:

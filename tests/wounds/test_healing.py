@@ -64,7 +64,10 @@ def _visit(area_cm2: float, seed: int) -> Phantom:
     return render_phantom(seed, tilt_deg=10.0, area_cm2=area_cm2, kind="ellipse", size=SIZE)
 
 
-def test_the_timeline_shows_the_area_trend_and_flags_a_slow_foot_ulcer(client: TestClient) -> None:
+def test_the_timeline_shows_the_area_trend_and_flags_a_slow_foot_ulcer(
+    pg_client: TestClient,
+) -> None:
+    client = pg_client  # PostgreSQL
     context = client.post("/api/v1/contexts", json={"patient": {"id": "P-TREND"}}).json()
     context_id = context["context_id"]
     visits = [(35, 12.0, 31), (28, 11.0, 32), (0, 6.0, 33)]

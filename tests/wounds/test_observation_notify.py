@@ -1,11 +1,11 @@
 """The WoundSize Observation reaches the sandbox EHR once, derived from the photo's Media.
 
 Real parts: the sandbox EHR over HTTP (SMART Backend Services tokens, conditional create),
-the app with its embedded archive and outbox. The photo is launched from the EHR, archived and
-verified; the wound is measured; the notifier (driven with ``run_once``) first creates the
-photo's Media, then, with the SR verified, the Observation that points at that Media. Sent
-again (rows reset), the EHR still holds one Observation. A measurement the server refused
-writes nothing, so nothing reaches the EHR for it.
+the app on PostgreSQL with its embedded archive and outbox. The photo is launched from the
+EHR, archived and verified; the wound is measured; the notifier (driven with ``run_once``)
+first creates the photo's Media, then, with the SR verified, the Observation that points at
+that Media. Sent again (rows reset), the EHR still holds one Observation. A measurement the
+server refused writes nothing, so nothing reaches the EHR for it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ehr_sandbox import data
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.fhir_server import enable_writes
 from tests.conftest import phone_jpeg
+from tests.deliver.service_process import fresh_postgres_database
 from tests.notify.test_notify import (
     APP,
     CLIENT_ID,
@@ -54,9 +55,16 @@ def ehr() -> Iterator[Ehr]:
 
 
 @pytest.fixture
-def env(ehr: Ehr, tmp_path: Path) -> Iterator[Env]:
+def pg_url() -> Iterator[str]:
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def env(ehr: Ehr, tmp_path: Path, pg_url: str) -> Iterator[Env]:
     settings = Settings(
         data_dir=tmp_path,
+        database_url=pg_url,  # type: ignore[arg-type]  # PostgreSQL, as deployed
         public_url=APP,
         cookie_secure=False,
         poll_seconds=0.05,

@@ -32,7 +32,8 @@ def _square(area_cm2: float) -> list[list[float]]:
     return [[x0, y0], [x0 + side, y0], [x0 + side, y0 + side], [x0, y0 + side]]
 
 
-def test_the_report_counts_measured_photos_and_4_week_reductions(client: TestClient) -> None:
+def test_the_report_counts_measured_photos_and_4_week_reductions(pg_client: TestClient) -> None:
+    client = pg_client  # PostgreSQL
     encounter = {"admission_id": "V-9", "unit": "Ward 7"}
     context = client.post(
         "/api/v1/contexts", json={"patient": {"id": "P-REPORT"}, "encounter": encounter}
