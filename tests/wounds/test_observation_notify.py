@@ -17,14 +17,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.observation import Observation
+from sqlmodel import Session, select
 
 from capture_api.api.app import create_app
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.store import CaptureStatus
 from capture_api.store import captures as capture_rows
+from capture_api.store.records import WoundMeasurementRecord
 from ehr_sandbox import data
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.fhir_server import enable_writes
+from tests.audit.conftest import audit_rows
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
 from tests.notify.test_notify import (
@@ -187,3 +190,34 @@ def test_no_observation_before_the_photo_is_in_the_ehr(env: Env) -> None:
         time.sleep(0.02)
     worker.stop()
     assert len(env.ehr.created("Observation")) == 1
+
+
+def test_measuring_follows_the_photos_access_rules_and_is_audited(env: Env) -> None:
+    context_id = str(launch_from_ehr(env.client, env.ehr, "enc-muller")["context_id"])
+    _upload(env, context_id, "obs-3", wound_phantom().jpeg)
+    tracing = [[float(x), float(y)] for x, y in wound_phantom().tracing_px]
+    path = "/api/v1/captures/obs-3/measurements"
+
+    # The same running app (no ``with``: its lifespan, the runtime, stays the one started).
+    stranger = TestClient(env.client.app, base_url=APP)  # no session
+    assert stranger.post(path, json={"outline": tracing}).status_code == 401
+    assert stranger.get("/api/v1/captures/obs-3/image").status_code == 401
+    other = TestClient(env.client.app, base_url=APP)  # another nurse, another patient
+    launch_from_ehr(other, env.ehr, "enc-okada")
+    assert other.post(path, json={"outline": tracing}).status_code == 404
+    assert other.get(path).status_code == 404
+    assert other.post("/api/v1/captures/obs-3/snap", json={"outline": tracing}).status_code == 404
+
+    assert env.client.post(path, json={"outline": tracing}).status_code == 201
+    assert client_rows(env) == []  # nothing measured for the refused requests but this one
+    events = [r for r in audit_rows(env.client) if r.action == "wound-measurement"]
+    outcomes = sorted((r.method, r.http_status) for r in events)
+    assert ("POST", 201) in outcomes and ("POST", 401) in outcomes and ("POST", 404) in outcomes
+    assert all(r.route == "/api/v1/captures/{capture_id}/measurements" for r in events)
+
+
+def client_rows(env: Env) -> list[str]:
+    """Measurements of photos other than obs-3 (there must be none)."""
+    with Session(env.engine) as s:
+        rows = s.exec(select(WoundMeasurementRecord)).all()
+    return [r.capture_id for r in rows if r.capture_id != "obs-3"]
