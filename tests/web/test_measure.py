@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import phone_jpeg
 from tests.measure.phantom import Phantom, render_phantom
 from tests.web.browser import Phone, requires_chromium
 from tests.web.stack import WebStack
@@ -69,6 +70,7 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     nurse.wait_text("#measure-message", "Sticker found")
     nurse.shot("measure-01-photo")
 
+    nurse.page.locator("#trace-canvas").scroll_into_view_if_needed()
     tracing = _to_page(nurse, phantom.tracing_px[::2])
     _stroke(nurse, tracing)
     first = _live_area(nurse)
@@ -78,10 +80,13 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     _stroke(nurse, tracing[:5] + 40)
     assert _live_area(nurse) != pytest.approx(first, abs=1e-3)
     nurse.page.click("#trace-undo")
+    assert nurse.page.is_visible("#trace-canvas")
     assert _live_area(nurse) == pytest.approx(first, abs=1e-3)
 
     # Move one point outwards, then undo it.
     nurse.page.click("#trace-edit")
+    nurse.page.locator("#trace-canvas").scroll_into_view_if_needed()
+    tracing = _to_page(nurse, phantom.tracing_px[::2])  # the click may have scrolled
     centre = tracing.mean(axis=0)
     start = tracing[0]
     outward = start + (start - centre) / np.linalg.norm(start - centre) * 15
@@ -135,3 +140,50 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     assert page.eval_on_selector("style", "s => getComputedStyle(document.body).margin") != "8px"
     assert errors == []  # the page's own CSP allows its one style block
     page.close()
+
+
+def test_without_a_sticker_the_reason_is_shown_and_a_ruler_measures_it(
+    stack: WebStack, nurse: Phone, tmp_path: Path
+) -> None:
+    photo = tmp_path / "plain.jpg"
+    photo.write_bytes(phone_jpeg(1200, 900, seed=3))
+    nurse.launch(stack.launch_url("enc-smith-b"))
+    nurse.search_site("heel", "Skin of heel")
+    nurse.page.check('input[name="side"][value="R"]')
+    nurse.take_photo(photo)
+    nurse.send()
+    nurse.wait_states("verified")
+    nurse.page.click("#send-list .measure-open")
+    nurse.wait_screen("measure")
+    nurse.wait_text("#measure-message", "No measurement from the sticker")
+    assert "no calibration marker" in nurse.text("#measure-message").lower()
+    assert nurse.page.is_visible("#ruler-box")
+    assert nurse.page.is_disabled("#measure-save")
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        """Image px -> where the canvas shows it now (a button click may have scrolled)."""
+        box = nurse.page.locator("#trace-canvas").bounding_box()
+        assert box is not None
+        scale = box["width"] / 1200  # CSS px per image px
+        return box["x"] + x * scale, box["y"] + y * scale
+
+    nurse.page.click("#trace-ruler")
+    nurse.page.locator("#trace-canvas").scroll_into_view_if_needed()
+    nurse.page.mouse.click(*at(300, 800))
+    nurse.page.mouse.click(*at(700, 800))  # 400 px ...
+    nurse.page.fill("#ruler-mm", "40")  # ... = 40 mm: 10 px per mm
+    nurse.page.click("#trace-draw")
+    nurse.page.locator("#trace-canvas").scroll_into_view_if_needed()
+    square = np.array([[400, 200], [600, 200], [600, 400], [400, 400]], dtype=float)
+    _stroke(nurse, np.array([at(x, y) for x, y in square]))
+    live = _live_area(nurse)
+    assert live == pytest.approx(4.0, rel=0.05)  # 20 x 20 mm
+    nurse.page.click("#measure-save")
+    nurse.page.wait_for_selector("#measure-saved:not([hidden])", timeout=30_000)
+    assert nurse.page.get_attribute("#measure-saved", "data-method") == "ruler-two-point"
+    assert "NOT corrected for camera tilt" in nurse.text("#measure-saved")
+
+    (capture,) = nurse.captures()
+    (stored,) = nurse.api(f"/api/v1/captures/{capture['capture_id']}/measurements")
+    assert stored["area_cm2"] == pytest.approx(live, rel=1e-3)  # the same formula both sides
+    assert stored["perspective_corrected"] is False
