@@ -194,7 +194,7 @@ class NotifyWorker(LeasedWorker):
         try:
             if row.resource_type == wound_size.OBSERVATION:
                 resource = wound_size.build_observation(
-                    self.engine, capture, context, registration.mrn_system
+                    self.engine, capture, context, registration.mrn_system, registration.iss
                 )
             else:
                 resource = resources.build(row.resource_type, capture, context, inputs)

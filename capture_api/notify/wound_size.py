@@ -25,10 +25,18 @@ from capture_api.store.records import CaptureRecord, ContextRecord
 __all__ = ["OBSERVATION", "build_observation"]
 
 OBSERVATION = measurements.OBSERVATION
+#: Observation.performer's reference types (R4 observation.html).
+_PERFORMER_TYPES = frozenset(
+    {"Practitioner", "PractitionerRole", "Organization", "CareTeam", "Patient", "RelatedPerson"}
+)
 
 
 def build_observation(
-    db: Database, sr_row: CaptureRecord, context: ContextRecord, mrn_system: str | None
+    db: Database,
+    sr_row: CaptureRecord,
+    context: ContextRecord,
+    mrn_system: str | None,
+    iss: str | None = None,
 ) -> dict[str, Any]:
     """The Observation for the SR outbox row ``sr_row``, or ``ResourceInvalid`` (not sent)."""
     found = measurements.observation_inputs(db, sr_row.id)
@@ -41,6 +49,9 @@ def build_observation(
     resource: dict[str, Any] = json.loads(row.observation_json)
     resource["subject"] = subject_reference(context, mrn_system)
     resource["derivedFrom"] = [{"reference": photo_reference}]
+    performer = _performer(row.operator, iss)
+    if performer:
+        resource["performer"] = [{"reference": performer}]
     resource.setdefault("meta", {})["security"] = security_labels(
         sr_row.sensitivity_level, sr_row.sensitivity_categories
     )
@@ -50,3 +61,16 @@ def build_observation(
         raise ResourceInvalid(f"the Observation does not validate: {exc}") from exc
     out: dict[str, Any] = json.loads(parsed.model_dump_json(exclude_none=True))
     return out
+
+
+def _performer(fhir_user: str | None, iss: str | None) -> str | None:
+    """The nurse who measured (their SMART fhirUser), relative to the EHR's base when it is
+    on it; None for a fhirUser of a type Observation.performer cannot reference."""
+    if not fhir_user:
+        return None
+    reference = fhir_user
+    base = (iss or "").rstrip("/")
+    if base and reference.startswith(base + "/"):
+        reference = reference[len(base) + 1 :]
+    parts = reference.split("/")
+    return reference if len(parts) >= 2 and parts[-2] in _PERFORMER_TYPES else None

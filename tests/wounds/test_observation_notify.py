@@ -147,6 +147,9 @@ def test_the_wound_size_observation_arrives_once_derived_from_the_media(env: Env
         {"system": "urn:dicom:uid", "value": f"urn:oid:{body['sr_sop_instance_uid']}"}
     ]
     assert observation["subject"] == {"reference": "Patient/pat-muller"}
+    assert [p["reference"] for p in observation.get("performer", [])] == [
+        f"Practitioner/{data.PRACTITIONER['id']}"
+    ]  # the nurse who measured (the session's fhirUser)
     assert observation["code"]["coding"][0]["code"] == "72287-6"
     components = {
         c["code"]["coding"][0]["code"]: c["valueQuantity"] for c in observation["component"]
