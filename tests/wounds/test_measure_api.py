@@ -78,6 +78,18 @@ def test_a_traced_wound_is_measured_archived_and_listed(client: TestClient) -> N
 
     listed = client.get("/api/v1/captures/w-1/measurements").json()
     assert [m["measurement_id"] for m in listed] == [body["measurement_id"]]
+
+    # Measured again (a corrected tracing): the new one is current, the first superseded,
+    # and each has its own SR (the archive keeps both; the trend counts the photo once).
+    shifted = [[x + 0.5, y] for x, y in _tracing()]
+    second = client.post("/api/v1/captures/w-1/measurements", json={"outline": shifted}).json()
+    assert second["measurement_id"] != body["measurement_id"]
+    assert second["sr_sop_instance_uid"] != body["sr_sop_instance_uid"]
+    listed = client.get("/api/v1/captures/w-1/measurements").json()
+    assert [(m["measurement_id"], m["status"]) for m in listed] == [
+        (second["measurement_id"], "recorded"),
+        (body["measurement_id"], "superseded"),
+    ]
     photos = client.get("/api/v1/captures", params={"context_id": context_id}).json()
     assert [p["capture_id"] for p in photos] == ["w-1"]  # the SR is not a photo
 
