@@ -241,7 +241,11 @@ export class Tracer {
     event.preventDefault();
     const at = this.#canvasPoint(event);
     if (event.type === "pointerdown") {
-      this.canvas.setPointerCapture?.(event.pointerId);
+      try {
+        this.canvas.setPointerCapture?.(event.pointerId); // keep the stroke when the finger leaves the canvas
+      } catch {
+        // a pointer the browser does not track (a synthetic event): the stroke works without
+      }
       this.pointers.set(event.pointerId, at);
       if (this.pointers.size === 2) this.#startPinch();
       else if (this.pointers.size === 1) this.#start(at);
