@@ -20,6 +20,7 @@ from tests.conftest import phone_jpeg
 from tests.measure.phantom import Phantom, render_phantom
 from tests.web.browser import Phone, requires_chromium
 from tests.web.stack import WebStack
+from tests.web.test_access import _audit
 
 pytestmark = requires_chromium
 
@@ -68,6 +69,7 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     nurse.page.click("#send-list .measure-open")
     nurse.wait_screen("measure")
     nurse.wait_text("#measure-message", "Sticker found")
+    _audit(nurse, "measure", controls=8)  # large, named controls; readable text
     nurse.shot("measure-01-photo")
 
     nurse.page.locator("#trace-canvas").scroll_into_view_if_needed()
@@ -129,6 +131,8 @@ def test_a_wound_traced_on_the_phone_is_measured_and_stored_by_the_service(
     nurse.page.wait_for_selector("#healing:not([hidden])", timeout=30_000)
     figures = nurse.text("#healing .healing-figures")
     assert f"Latest {stored['area_cm2']:.1f} cm²" in figures
+    nurse.page.locator("#healing").scroll_into_view_if_needed()
+    _audit(nurse, "details with the healing trend")
     nurse.shot("measure-04-trend")
     printable = nurse.page.eval_on_selector("#healing a.healing-print", "a => a.href")
     assert printable and "/timeline/healing?" in printable

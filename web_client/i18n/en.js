@@ -388,6 +388,7 @@ export const STRINGS = {
   "healing.heading": "Wound area over time",
   "healing.print": "Printable trend",
   "healing.figures": "Latest {area} cm² · since the first measurement {first} · last 4 weeks {weeks}",
+  "healing.first": "Latest {area} cm² · the first measurement of this wound: the trend starts with the next",
   "healing.chart": { one: "Wound area, 1 measurement", other: "Wound area over {count} measurements" },
   "healing.flag": "The area fell by less than {threshold} % in 4 weeks: such wounds often do not heal without a change of treatment ({source}).",
 

@@ -36,11 +36,13 @@ export function renderHealing(healing, printable = null) {
     el(
       "p",
       { class: "healing-figures", dataset: { reduction4w: String(healing.reduction_4_weeks_pct ?? "") } },
-      t("healing.figures", {
-        area: last.area_cm2.toFixed(1),
-        first: change(healing.reduction_since_first_pct),
-        weeks: change(healing.reduction_4_weeks_pct),
-      }),
+      points.length === 1
+        ? t("healing.first", { area: last.area_cm2.toFixed(1) })
+        : t("healing.figures", {
+            area: last.area_cm2.toFixed(1),
+            first: change(healing.reduction_since_first_pct),
+            weeks: change(healing.reduction_4_weeks_pct),
+          }),
     ),
   );
   if (points.length > 1) box.append(chart(points));
