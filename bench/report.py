@@ -25,6 +25,9 @@ Sections, each measured by its own benchmark module (their docstrings define eve
    and length/width errors per camera-tilt band (0-15, 15-30, 30-45 degrees) on 12 MP
    phantom photos of known geometry, 40 per band (``--quick``: 8), then the same on harder
    photos (more blur and noise, JPEG 70, a smaller marker), half as many.
+6. **Wound measurement API** (``bench/wound_api_bench.py``): response times (median and
+   slowest of 7, ``--quick``: 3) of the calibration, the measurement (SR and outbox row
+   included) and snap-to-edge on a 12 MP photo read back from the archive.
 
 A section that cannot run prints a row saying why, and the exit status is 1.
 """
@@ -44,7 +47,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # also runnable as ``python bench/report.py``
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench import archive_bench, delivery_bench, measure_bench, wrap_bench  # noqa: E402 (needs the path above)
+from bench import (  # noqa: E402 (needs the path above)
+    archive_bench,
+    delivery_bench,
+    measure_bench,
+    wound_api_bench,
+    wrap_bench,
+)
 
 QUICK_DELIVERY_LEVELS = ((1, 6), (4, 12), (16, 16))
 PWA_KEYS = ("first_load_kb_gzip", "send_to_verified_ms")
@@ -244,6 +253,18 @@ def measure_rows(
     return rows
 
 
+def wound_api_rows(timings: Sequence[wound_api_bench.Timing]) -> list[Row]:
+    """The measurement API's response times on a 12 MP photo."""
+    return [
+        Row(
+            f"wound API {t.name} (12 MP photo from the archive): med / slowest",
+            f"{t.median_ms:.0f} / {t.slowest_ms:.0f} ms",
+            note=f"n={t.n}, in-process, embedded archive",
+        )
+        for t in timings
+    ]
+
+
 def _unavailable(section: str, why: str) -> list[Row]:
     return [Row(section, "not available", note=why)]
 
@@ -319,12 +340,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         harsh = measure_bench.measure(max(4, per_band // 2), render=measure_bench.HARSH)
         return measure_rows(figures, harsh)
 
+    def wound_api() -> list[Row]:
+        return wound_api_rows(wound_api_bench.measure(3 if args.quick else 7))
+
     sections = [
         ("wrap", wrap),
         ("delivery", delivery),
         ("phone client", pwa_rows),
         ("local archive", archive),
         ("wound measurement", wounds),
+        ("wound measurement API", wound_api),
     ]
     rows: list[Row] = []
     ok = True

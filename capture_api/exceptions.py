@@ -119,6 +119,7 @@ class MeasurementRejected(InputRejected):
     def __init__(self, message: str, *, reason: str = "unmeasurable") -> None:
         super().__init__(message)
         self.reason = reason
+        self.code = reason  # the API answers it as ``code`` (api.errors.error_response)
 
 
 class NotFound(CaptureError):

@@ -41,6 +41,7 @@ from capture_api.store.spool import Spool
 from capture_api.store.spool_blobs import DatabaseSpool
 from capture_api.store.spool_source import FolderReader, SpoolReader
 from capture_api.store.wakeup import wakeup_for
+from capture_api.wounds import WoundService
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Runtime:
     worklist: LiveWorklist = field(default_factory=lambda: LiveWorklist(None))
     #: Deletes rejected instances from Orthanc (only with CAPTURE_ARCHIVE_DELETE_REJECTED).
     remover: RemovalWorker | None = None
+    #: Wound measurement on captured photos (issue 16).
+    wounds: WoundService | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -124,6 +127,7 @@ class Runtime:
             completer,
             live_worklist(settings),
             removal_worker(settings, engine, policy, loops),
+            WoundService(engine, spool, archive, settings.uid_root),
         )
 
     def start(self) -> None:

@@ -26,7 +26,8 @@ matters to capture, so the client is tested against the answers a real EHR gives
   Granular scopes (``...?param=value``) are not granted here: refusing is the safe reading.
 
 * create (R4 http.html#create, 3.1.0.8.1 conditional create): ``POST /fhir/Media`` and
-  ``/fhir/DocumentReference`` with ``If-None-Exist: identifier=system|value``: no match -> stored,
+  ``/fhir/DocumentReference`` (and ``/fhir/Observation``, a measured wound) with
+  ``If-None-Exist: identifier=system|value``: no match -> stored,
   201 with ``Location``; one match -> 200 with the existing resource; several -> 412. Bodies are
   validated with the ``fhir.resources`` R4B models (400 OperationOutcome otherwise). Needs a
   ``c`` permission (``system/Media.c``, ``.cu``, v1 ``.write``; or ``user/`` / ``patient/``,
@@ -58,6 +59,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.media import Media
+from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
 from ehr_sandbox import data
@@ -68,10 +70,14 @@ FHIR_JSON = "application/fhir+json"
 FHIR_VERSION = "4.0.1"
 _SMART_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _SEARCH_PARAMS = frozenset({"identifier", "_format"})
-WRITABLE_TYPES = ("Media", "DocumentReference")
+WRITABLE_TYPES = ("Media", "DocumentReference", "Observation")
 _WRITE_SEARCH_PARAMS = frozenset({"identifier", "patient", "_format"})
-#: R4B models used to validate what clients POST (Media and DocumentReference are as in R4).
-_R4B_MODELS: dict[str, Any] = {"Media": Media, "DocumentReference": DocumentReference}
+#: R4B models used to validate what clients POST (these three are as in R4).
+_R4B_MODELS: dict[str, Any] = {
+    "Media": Media,
+    "DocumentReference": DocumentReference,
+    "Observation": Observation,  # the WoundSize panel of a measured wound (issue 16)
+}
 #: Conditional create must check-and-insert atomically (R4 http.html 3.1.0.8.1).
 _WRITE_LOCK = threading.Lock()
 #: v1 scope suffixes and their v2 equivalents (SMART App Launch 2, scopes-and-launch-context).
@@ -420,6 +426,18 @@ def router(state: SandboxState) -> APIRouter:
     @api.post("/DocumentReference")
     async def create_document_reference(request: Request) -> JSONResponse:
         return await conditional_create("DocumentReference", request)
+
+    @api.post("/Observation")
+    async def create_observation(request: Request) -> JSONResponse:
+        return await conditional_create("Observation", request)
+
+    @api.get("/Observation")
+    def search_observation(request: Request) -> JSONResponse:
+        return search_created("Observation", request)
+
+    @api.get("/Observation/{rid}")
+    def read_observation(rid: str, request: Request) -> JSONResponse:
+        return read_created("Observation", rid, request)
 
     @api.get("/Media")
     def search_media(request: Request) -> JSONResponse:

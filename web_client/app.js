@@ -29,6 +29,7 @@ import { Uploader, askForBackgroundDelivery } from "./js/uploader.js";
 import { askConsent } from "./js/consent.js";
 import { mayUnblur } from "./js/unblur.js";
 import { offerRefile } from "./js/refile.js";
+import { offerMeasure } from "./js/measure.js";
 
 /** @typedef {import("./js/details.js").Site} Site */
 /** @typedef {import("./js/photos.js").Photo} Photo */
@@ -476,6 +477,7 @@ async function sendAll() {
 
 function onUploadChange(change) {
   sendList.update(change);
+  if (change.state === "verified") offerMeasure(change.id, sendList.rows.get(change.id)?.bar.getAttribute("aria-label") || "");
   followEarlier(change);
   sayIfAllDone();
 }

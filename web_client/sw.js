@@ -19,7 +19,7 @@ import * as served from "./app/js/delivery.js";
 /** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
 const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
 
-const VERSION = "capture-shell-v7";
+const VERSION = "capture-shell-v8";
 
 const SHELL = [
   "/",
@@ -36,6 +36,8 @@ const SHELL = [
   "/app/js/dom.js",
   "/app/js/earlier.js",
   "/app/js/feed.js",
+  "/app/js/healing.js",
+  "/app/js/measure.js",
   "/app/js/patient.js",
   "/app/js/photos.js",
   "/app/js/refile.js",
@@ -44,6 +46,7 @@ const SHELL = [
   "/app/js/sites.js",
   "/app/js/sniff.js",
   "/app/js/takeback.js",
+  "/app/js/trace.js",
   "/app/js/unblur.js",
   "/app/js/uploader.js",
   "/app/js/vault.js",

@@ -30,6 +30,7 @@ from capture_api.api.routes import (
     health,
     launch,
     lesions,
+    measurements,
     priors,
     queue,
     refiling,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(launch.router)  # /launch, /launch/callback, /logout, /api/v1/session
     routers: tuple[ModuleType, ...] = (
         *(body_sites, contexts, scan, captures, priors, timeline, lesions, worklist, reports),
+        measurements,  # capture_api.wounds: wound measurement on a photo
         *(unblur, consent),  # capture_api.privacy: break-the-glass, consent
         audit,  # capture_api.audit: the audit trail export
         queue,  # capture_api.encounters.queue_custody: the phone's offline queue

@@ -60,6 +60,10 @@ SUFFIX_ACTIONS: tuple[tuple[str, str], ...] = (
     ("/unblur", "unblur"),
     ("/rejection", "reject"),
     ("/rejection/refile", "refile"),
+    ("/measurements", "wound-measurement"),
+    ("/snap", "wound-photo"),
+    ("/calibration", "wound-photo"),
+    ("/captures/{capture_id}/image", "wound-photo"),
 )
 
 

@@ -221,6 +221,20 @@ ACTIONS: dict[str, EventKind] = {
         fixed=True,
         when="break-the-glass (request, and the privacy module's decision with the reason)",
     ),
+    # --- wound measurement (issue 16) ----------------------------------------------------------
+    "wound-measurement": EventKind(
+        _INSTANCES,
+        BalpAction.READ,
+        when="/api/v1/captures/{id}/measurements: a photo's wound measured (its SR created, C) "
+        "or its measurements listed (R)",
+    ),
+    "wound-photo": EventKind(
+        _INSTANCES,
+        BalpAction.READ,
+        fixed=True,
+        when="/api/v1/captures/{id}/snap, /calibration, /image: the photo's pixels read to "
+        "trace, calibrate or refine a wound outline",
+    ),
 }
 
 DEFAULT = EventKind(_PATIENT, BalpAction.READ, when="an action not in this table")

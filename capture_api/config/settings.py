@@ -83,7 +83,9 @@ class EhrRegistration(BaseModel):
     )
     notify: list[str] = Field(
         default_factory=list,
-        description="FHIR resources to create after verified storage: Media, DocumentReference",
+        description="FHIR resources to create after verified storage: Media, DocumentReference, "
+        "Observation (a measured wound's WoundSize panel; add system/Observation.cu to "
+        "backend_scopes)",
     )
     backend_scopes: str = Field(
         default="system/Media.cu system/DocumentReference.cu",

@@ -45,7 +45,7 @@ def spooled(capture: CaptureRecord) -> bytes | None:
 
 def part10(capture: CaptureRecord, archive: Archive) -> bytes:
     """The photo's DICOM object: spooled, else retrieved (raises the archive's errors)."""
-    return spooled(capture) or archive.retrieve(ref_of(capture))
+    return spooled(capture) or archive.instance(ref_of(capture))
 
 
 def header(capture: CaptureRecord, context: ContextRecord, archive: Archive) -> Dataset:

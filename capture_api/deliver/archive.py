@@ -110,11 +110,11 @@ class Archive(Protocol):
         """How others retrieve what this archive holds (no network call)."""
         ...
 
-    def retrieve(self, ref: InstanceRef) -> bytes:
-        """The stored instance as Part 10 bytes, as stored (WADO-RS, PS3.18 10.4).
+    def instance(self, ref: InstanceRef) -> bytes:
+        """The stored Part 10 instance as it is (WADO-RS Retrieve Instance, PS3.18 10.4).
 
-        For re-issuing a photo once its spooled copy is gone (issue 18). Raise
-        ArchiveUnavailable (try later) / ArchiveRejected (the archive does not hold it).
+        For measuring a photo whose spooled bytes are gone. Raise ArchiveRejected when the
+        archive does not hold it, ArchiveUnavailable when it cannot answer now.
         """
         ...
 

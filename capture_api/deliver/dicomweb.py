@@ -401,19 +401,6 @@ class DicomWebArchive:
 
     # --- WADO-RS -------------------------------------------------------------------------------
 
-    def retrieve(self, ref: InstanceRef) -> bytes:
-        """WADO-RS Retrieve Instance (PS3.18 10.4.1) in its stored transfer syntax (``*``)."""
-        path = f"/studies/{ref.study_uid}/series/{ref.series_uid}/instances/{ref.sop_instance_uid}"
-        response = self._send(
-            "GET",
-            path,
-            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
-        )
-        self._raise_for_transient_or_auth(response, "send the instance")
-        if response.status_code != 200:
-            raise ArchiveRejected(f"the archive did not send the instance {_http_detail(response)}")
-        return _first_part(response)
-
     def thumbnail(self, ref: InstanceRef, max_size: int = 256) -> bytes:
         """A JPEG of at most ``max_size`` px on its long side, for the priors view.
 
@@ -428,6 +415,19 @@ class DicomWebArchive:
         if image is None:
             image = self._first_frame(path)
         return _shrink(image, max_size)
+
+    def instance(self, ref: InstanceRef) -> bytes:
+        """WADO-RS Retrieve Instance (PS3.18 10.4.1) in its stored transfer syntax."""
+        path = f"/studies/{ref.study_uid}/series/{ref.series_uid}/instances/{ref.sop_instance_uid}"
+        response = self._send(
+            "GET",
+            path,
+            headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        )
+        self._raise_for_transient_or_auth(response, "retrieve the instance")
+        if response.status_code != 200:
+            raise ArchiveRejected(f"the archive has no such instance {_http_detail(response)}")
+        return _first_part(response)
 
     def _viewport(self, ref: InstanceRef, max_size: int) -> str | None:
         attrs = self._lookup(ref) or {}

@@ -22,6 +22,14 @@ from capture_api.measure.calibration import (
     focal_length_px_from_35mm,
 )
 from capture_api.measure.fhir import build_wound_size_observation
+from capture_api.measure.healing import (
+    HealingPoint,
+    HealingTrend,
+    WoundType,
+    healing_trend,
+    percent_reduction,
+    wound_type_for_site,
+)
 from capture_api.measure.marker import MARKER_IDS, DetectedMarker, detect_marker
 from capture_api.measure.outline import validate_outline
 from capture_api.measure.snap import snap_outline
@@ -35,16 +43,22 @@ __all__ = [
     "CalibrationMethod",
     "CalibrationQuality",
     "DetectedMarker",
+    "HealingPoint",
+    "HealingTrend",
     "WoundMeasurement",
+    "WoundType",
     "build_measurement_sr",
     "build_wound_size_observation",
     "calibrate_from_marker",
     "calibrate_from_ruler",
     "detect_marker",
     "focal_length_px_from_35mm",
+    "healing_trend",
     "measure_wound",
+    "percent_reduction",
     "snap_outline",
     "sticker_pdf",
     "sticker_svg",
     "validate_outline",
+    "wound_type_for_site",
 ]

@@ -33,7 +33,7 @@ from capture_api.audit import trail as audit
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.context.smart import LaunchError, find_registration
 from capture_api.deliver.outbox import OutboxPolicy
-from capture_api.notify import resources
+from capture_api.notify import resources, wound_size
 from capture_api.notify.backend_auth import (
     PUBLIC_CLIENT_REASON,
     BackendTokens,
@@ -44,7 +44,7 @@ from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, Wr
 from capture_api.notify.retraction import Retractions
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
-from capture_api.store import notifications
+from capture_api.store import measurements, notifications
 from capture_api.store.db import Database
 from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, save
 from capture_api.store.records import (
@@ -147,12 +147,17 @@ class NotifyWorker(LeasedWorker):
             base = registration.iss.rstrip("/")
             for resource_type in dict.fromkeys(registration.notify):
                 spellings = [base, f"{base}/"]
-                capture_ids = notifications.missing(
-                    self.engine, resource_type, spellings, self.batch
-                )
+                capture_ids = self._missing(resource_type, spellings)
                 for capture_id in capture_ids:
                     added += self._insert(capture_id, resource_type, registration.iss)
         return added
+
+    def _missing(self, resource_type: str, spellings: list[str]) -> list[str]:
+        """Outbox rows that need a ``resource_type`` row: verified photos for Media and
+        DocumentReference; verified wound SRs whose photo is in the EHR for Observation."""
+        if resource_type == wound_size.OBSERVATION:
+            return measurements.observations_missing(self.engine, spellings, self.batch)
+        return notifications.missing(self.engine, resource_type, spellings, self.batch)
 
     def _insert(self, capture_id: str, resource_type: str, iss: str) -> int:
         """Insert one row; another replica may have won the race (unique violation)."""
@@ -193,7 +198,12 @@ class NotifyWorker(LeasedWorker):
             iss=registration.iss,
         )
         try:
-            resource = resources.build(row.resource_type, capture, context, inputs)
+            if row.resource_type == wound_size.OBSERVATION:
+                resource = wound_size.build_observation(
+                    self.engine, capture, context, registration.mrn_system, registration.iss
+                )
+            else:
+                resource = resources.build(row.resource_type, capture, context, inputs)
             condition = resources.if_none_exist(capture)
         except resources.ResourceInvalid as exc:
             self._fail(row, owner, str(exc))

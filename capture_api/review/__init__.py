@@ -4,7 +4,7 @@
 decided for the user's roles; the priors view and the timeline both ask it), ``images``
 (a photo of those views as a JPEG: blurred unless normal, clear only through the audited
 break-the-glass) and ``audit_report`` (the aggregate wound-care photo audit: JSON, CSV,
-printable HTML).
+printable HTML), ``healing`` (the area trend of a site's wound measurements).
 """
 
 from capture_api.review.audit_report import (
@@ -16,6 +16,8 @@ from capture_api.review.audit_report import (
     build_report,
     csv_filename,
 )
+from capture_api.review.healing import SiteHealing, site_healing
+from capture_api.review.healing_page import HEALING_CSP, healing_html
 from capture_api.review.images import (
     NOT_FOUND,
     PREVIEW_SIZE,
@@ -27,6 +29,7 @@ from capture_api.review.images import (
 from capture_api.review.timeline import Timeline, TimelineItem, days_between, patient_of
 
 __all__ = [
+    "HEALING_CSP",
     "HTML_CSP",
     "NOT_FOUND",
     "NO_UNIT",
@@ -34,6 +37,7 @@ __all__ = [
     "THUMBNAIL_SIZE",
     "ReportRange",
     "ReportRangeError",
+    "SiteHealing",
     "Timeline",
     "TimelineItem",
     "View",
@@ -41,7 +45,9 @@ __all__ = [
     "build_report",
     "csv_filename",
     "days_between",
+    "healing_html",
     "image",
     "patient_of",
+    "site_healing",
     "unblurred",
 ]

@@ -20,6 +20,13 @@ Figures per row:
 * failed: will not be delivered, with the reasons grouped (reason text -> count);
 * rejected: photos taken back (IHE IOCM, ``capture_api.correct``) in the range, counted when
   they were rejected, per reason (``wrong-patient``, ``quality``, ``worklist-entry``).
+* measured: photos with a current wound measurement (issue 16; share of photos taken);
+* 4-week area reduction: over the unit's wounds (a patient's site and side) whose latest
+  measurement falls in the range and that have a 4-week baseline (``measure.healing``), the
+  distribution (min, quartiles, max) and how many are below their wound type's threshold
+  (Sheehan 2003: 53 % for diabetic foot ulcers; Gelfand 2002 / Kantor & Margolis 2000: ~40 %
+  for venous leg ulcers; the type defaults from the site). The wound counts in the unit of
+  the encounter of its latest measurement.
 
 Rendered as JSON (the pydantic models below), CSV (spreadsheet-safe) or a printable HTML page.
 """
@@ -32,7 +39,9 @@ import datetime as dt
 import hashlib
 import html
 import io
+import itertools
 import re
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +53,7 @@ from capture_api.audit.export import spreadsheet_safe
 from capture_api.capture.rejection import RejectReason
 from capture_api.capture.schemas import unit_of
 from capture_api.exceptions import InputRejected
+from capture_api.measure import HealingPoint, healing_trend, wound_type_for_site
 from capture_api.store import rejections, reports
 from capture_api.store.db import Database
 from capture_api.store.records import CaptureStatus
@@ -101,6 +111,20 @@ class ReportRange:
 # --- the report's wire form (JSON) ------------------------------------------------------------
 
 
+class ReductionDistribution(BaseModel):
+    """The 4-week area reduction of the unit's measured wounds, in percent (1 decimal)."""
+
+    wounds: int = Field(description="Wounds with a 4-week figure")
+    min_pct: float
+    q1_pct: float
+    median_pct: float
+    q3_pct: float
+    max_pct: float
+    below_threshold: int = Field(
+        description="Wounds below their type's threshold (53 % diabetic foot, 40 % venous leg)"
+    )
+
+
 class AuditRow(BaseModel):
     """The figures of one unit (or of all units: the total row)."""
 
@@ -118,6 +142,11 @@ class AuditRow(BaseModel):
     rejected: int = Field(default=0, description="Photos taken back (IOCM) in the range")
     rejection_reasons: dict[str, int] = Field(
         default_factory=dict, description="Rejection reason -> count, most frequent first"
+    )
+    measured: int = Field(default=0, description="Photos with a wound measurement")
+    measured_pct: float | None = Field(default=None, description="Share of photos taken")
+    area_reduction_4_weeks: ReductionDistribution | None = Field(
+        default=None, description="Null when no wound of the unit has a 4-week figure"
     )
 
 
@@ -150,6 +179,9 @@ class _Tally:
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    measured: int = 0
+    reductions: list[float] = field(default_factory=list)
+    below: int = 0
 
     def add(
         self,
@@ -158,8 +190,10 @@ class _Tally:
         verified_at: dt.datetime | None,
         body_site_code: str | None,
         reason: str | None,
+        measured: bool = False,
     ) -> None:
         self.taken += 1
+        self.measured += int(bool(measured))
         if body_site_code:
             self.with_body_site += 1
         if status == CaptureStatus.VERIFIED:
@@ -182,6 +216,9 @@ class _Tally:
         self.failed += other.failed
         self.reasons.update(other.reasons)
         self.rejected.update(other.rejected)
+        self.measured += other.measured
+        self.reductions += other.reductions
+        self.below += other.below
 
     def row(self, label: str) -> AuditRow:
         ordered = sorted(self.reasons.items(), key=lambda item: (-item[1], item[0]))
@@ -201,7 +238,29 @@ class _Tally:
             rejection_reasons=dict(
                 sorted(self.rejected.items(), key=lambda item: (-item[1], item[0]))
             ),
+            measured=self.measured,
+            measured_pct=_pct(self.measured, self.taken),
+            area_reduction_4_weeks=_distribution(self.reductions, self.below),
         )
+
+
+def _distribution(values: list[float], below: int) -> ReductionDistribution | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) > 1:
+        q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    else:
+        q1 = median = q3 = ordered[0]
+    return ReductionDistribution(
+        wounds=len(ordered),
+        min_pct=round(ordered[0], 1),
+        q1_pct=round(q1, 1),
+        median_pct=round(median, 1),
+        q3_pct=round(q3, 1),
+        max_pct=round(ordered[-1], 1),
+        below_threshold=below,
+    )
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -251,12 +310,25 @@ def build_report(
         if wanted is not None and row_unit != target:
             continue
         tally = tallies.setdefault(row_unit, _Tally(row_unit))
-        tally.add(str(row.status), row.created_at, row.verified_at, row.body_site_code, row.reason)
+        tally.add(
+            str(row.status),
+            row.created_at,
+            row.verified_at,
+            row.body_site_code,
+            row.reason,
+            row.measured,
+        )
     for encounter_json, code in rejections.rejected_between(engine, start, end):
         row_unit = unit_of(encounter_json)
         if wanted is not None and row_unit != target:
             continue
         tallies.setdefault(row_unit, _Tally(row_unit)).rejected[RejectReason.label(code)] += 1
+    for unit_name, reduction, below in _wound_reductions(engine, start, end):
+        if wanted is not None and unit_name != target:
+            continue
+        tally = tallies.setdefault(unit_name, _Tally(unit_name))
+        tally.reductions.append(reduction)
+        tally.below += int(below)
     if wanted is not None and not tallies:  # show the unit asked for, with zeros
         tallies[target] = _Tally(target)
     total = _Tally(None)
@@ -276,6 +348,26 @@ def build_report(
     )
 
 
+def _wound_reductions(
+    engine: Database, start: dt.datetime, end: dt.datetime
+) -> Iterable[tuple[str | None, float, bool]]:
+    """(unit, 4-week reduction %, below threshold) of each wound whose latest measurement
+    before ``end`` is in ``[start, end)`` and has a 4-week baseline."""
+
+    def wound(row: reports.WoundArea) -> tuple[str, str, str | None, str | None]:
+        return row.patient_id, row.issuer, row.body_site_code, row.laterality
+
+    for (_, _, site, _), rows in itertools.groupby(reports.wound_areas(engine, end), key=wound):
+        series = list(rows)
+        latest = series[-1]
+        if _utc(latest.measured_at) < start:
+            continue
+        points = [HealingPoint(_utc(r.measured_at), r.area_cm2) for r in series]
+        trend = healing_trend(points, wound_type_for_site(site))
+        if trend.reduction_4_weeks_pct is not None:
+            yield unit_of(latest.encounter_json), trend.reduction_4_weeks_pct, trend.not_on_track
+
+
 # --- CSV ----------------------------------------------------------------------------------------
 
 CSV_HEADER = (
@@ -291,6 +383,12 @@ CSV_HEADER = (
     "failure reasons",
     "rejected",
     "rejection reasons",
+    "measured",
+    "measured %",
+    "wounds with 4-week figure",
+    "4-week reduction median %",
+    "4-week reduction quartiles %",
+    "below healing threshold",
 )
 
 
@@ -317,6 +415,21 @@ def _csv_cells(row: AuditRow) -> list[str]:
         format_reasons(row.failure_reasons),
         str(row.rejected),
         format_reasons(row.rejection_reasons),
+        str(row.measured),
+        _fmt_pct(row.measured_pct),
+        *_reduction_cells(row.area_reduction_4_weeks),
+    ]
+
+
+def _reduction_cells(dist: ReductionDistribution | None) -> list[str]:
+    """Wounds, median, "q1 to q3", below threshold (empty cells without a 4-week figure)."""
+    if dist is None:
+        return ["0", "", "", ""]
+    return [
+        str(dist.wounds),
+        _fmt_pct(dist.median_pct),
+        f"{dist.q1_pct:.1f} to {dist.q3_pct:.1f}",
+        str(dist.below_threshold),
     ]
 
 
@@ -376,6 +489,12 @@ _HTML_HEADER = (
     "Failure reasons",
     "Rejected",
     "Rejection reasons",
+    "Measured",
+    "Measured %",
+    "Wounds with 4-week figure",
+    "4-week area reduction median %",
+    "Quartiles %",
+    "Below healing threshold",
 )
 
 
@@ -405,6 +524,12 @@ def _html_row(row: AuditRow, css_class: str | None = None) -> str:
         f"<li>{_e(reason)} ({count})</li>" for reason, count in row.rejection_reasons.items()
     )
     cells.append(f"<td><ul>{rejected}</ul></td>" if rejected else "<td></td>")
+    wound = (
+        row.measured,
+        _fmt_pct(row.measured_pct),
+        *_reduction_cells(row.area_reduction_4_weeks),
+    )
+    cells += [f'<td class="n">{_e(n)}</td>' for n in wound]
     attr = f' class="{_e(css_class)}"' if css_class else ""
     return f"<tr{attr}>{''.join(cells)}</tr>"
 
@@ -449,6 +574,13 @@ def to_html(report: WoundAuditReport) -> str:
             "are of photos taken. Pending: still on the way to the archive. Rejected: photos "
             "taken back in the range (wrong patient, quality, worklist entry). Aggregate figures "
             "only; no patient identifiers.</p>",
+            "<p>Measured: photos with a wound measurement. 4-week area reduction: per wound "
+            "(a patient's site and side) whose latest measurement is in the range, against the "
+            "measurement closest to 28 days earlier (21 to 35 days). Below healing threshold: "
+            "less than 53 % for foot wounds (diabetic foot ulcers, Sheehan et al., Diabetes "
+            "Care 2003) or 40 % for other wounds (venous leg ulcers, Gelfand et al. 2002; "
+            "Kantor &amp; Margolis 2000): such wounds often do not heal without a change of "
+            "treatment.</p>",
             "</footer>",
             "</body>",
             "</html>",

@@ -484,3 +484,55 @@ class RetractionRecord(SQLModel, table=True):
     resource_id: str | None = Field(default=None, max_length=128)
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class MeasurementStatus(StrEnum):
+    """Whether a wound measurement is the photo's current one."""
+
+    RECORDED = "recorded"  # the numbers are stored and the SR is queued for the archive
+    SUPERSEDED = "superseded"  # the same photo was measured again; the newer row counts
+
+
+class WoundMeasurementRecord(SQLModel, table=True):
+    """One wound measured on one photo (issue 16, migration 0015): the server's numbers.
+
+    The numbers are those the server computed from the outline and its own calibration (never
+    the phone's); ``sr_capture_id`` is the outbox row that takes the TID 1500 SR to the archive,
+    and the FHIR WoundSize Observation is sent (notification outbox) once that SR is verified.
+    The patient, site and side are copied from the photo so the healing trend of a site is one
+    query.
+    """
+
+    __tablename__ = "wound_measurement"
+
+    id: str = Field(primary_key=True, max_length=64)
+    capture_id: str = Field(foreign_key="capture.id", index=True, max_length=128)
+    context_id: str = Field(max_length=64, index=True)
+    status: str = Field(
+        default=MeasurementStatus.RECORDED.value,
+        sa_column=Column(String(16), nullable=False, index=True),
+    )
+    patient_id: str = Field(max_length=64, index=True)
+    issuer: str = Field(default="", max_length=128)
+    body_site_code: str | None = Field(default=None, max_length=32)
+    laterality: str | None = Field(default=None, max_length=1)
+    area_cm2: float
+    length_mm: float
+    width_mm: float
+    perimeter_mm: float
+    method: str = Field(max_length=32)  # marker-homography | ruler-two-point
+    perspective_corrected: bool
+    tilt_deg: float | None = None
+    mm_per_px: float
+    quality_json: str = Field(sa_column=Column(Text, nullable=False))  # parameters + notes
+    outline_json: str = Field(sa_column=Column(Text, nullable=False))  # image pixels (SCOORD)
+    snapped: bool = False  # the outline is a snap-to-edge result the nurse accepted
+    phone_area_cm2: float | None = None  # what the phone showed, for comparison only
+    tracking_uid: str = Field(max_length=64)
+    tracking_id: str = Field(max_length=64)
+    sr_sop_instance_uid: str = Field(max_length=64, index=True)
+    sr_capture_id: str = Field(max_length=128, index=True)
+    observation_json: str = Field(sa_column=Column(Text, nullable=False))
+    operator: str | None = Field(default=None, max_length=512)
+    measured_at: dt.datetime  # when the photo was taken (the trend's time axis)
+    created_at: dt.datetime = Field(default_factory=utcnow)

@@ -23,8 +23,10 @@ from capture_api.store.db import Database, session
 from capture_api.store.records import (
     CaptureRecord,
     ContextRecord,
+    MeasurementStatus,
     NotificationRecord,
     ObjectKind,
+    WoundMeasurementRecord,
 )
 
 
@@ -45,6 +47,7 @@ class CaptureFacts(NamedTuple):
     body_site_code: str | None
     reason: str | None
     encounter_json: str | None
+    measured: bool = False  # the photo has a current wound measurement (issue 16)
 
 
 def captures_taken(db: Database, start: dt.datetime, end: dt.datetime) -> Iterator[CaptureFacts]:
@@ -53,6 +56,11 @@ def captures_taken(db: Database, start: dt.datetime, end: dt.datetime) -> Iterat
     One query (the range is bounded by ``created_at``, which is indexed), read row by row on
     one connection, so a year of photos is never held in memory at once.
     """
+    measured = (
+        sa.exists()
+        .where(col(WoundMeasurementRecord.capture_id) == col(CaptureRecord.id))
+        .where(col(WoundMeasurementRecord.status) == MeasurementStatus.RECORDED.value)
+    )
     query = (
         sa.select(
             col(CaptureRecord.context_id),
@@ -62,6 +70,7 @@ def captures_taken(db: Database, start: dt.datetime, end: dt.datetime) -> Iterat
             col(CaptureRecord.body_site_code),
             col(CaptureRecord.reason),
             col(ContextRecord.encounter_json),
+            measured.label("measured"),
         )
         .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
         .where(col(CaptureRecord.created_at) >= start)
@@ -71,6 +80,49 @@ def captures_taken(db: Database, start: dt.datetime, end: dt.datetime) -> Iterat
     with db.connect() as connection:
         for row in connection.execute(query):
             yield CaptureFacts(*row)
+
+
+class WoundArea(NamedTuple):
+    """One current wound measurement, for the report's healing figures (no identifier leaves
+    the report: the patient columns only group a wound's measurements)."""
+
+    patient_id: str
+    issuer: str
+    body_site_code: str | None
+    laterality: str | None
+    measured_at: dt.datetime
+    area_cm2: float
+    encounter_json: str | None
+
+
+def wound_areas(db: Database, end: dt.datetime) -> Iterator[WoundArea]:
+    """Every current wound measurement of a photo taken before ``end``, streamed in wound
+    order (patient, issuer, site, side) then time: each wound's series arrives together."""
+    m = WoundMeasurementRecord
+    query = (
+        sa.select(
+            col(m.patient_id),
+            col(m.issuer),
+            col(m.body_site_code),
+            col(m.laterality),
+            col(m.measured_at),
+            col(m.area_cm2),
+            col(ContextRecord.encounter_json),
+        )
+        .join(ContextRecord, col(ContextRecord.id) == col(m.context_id))
+        .where(col(m.status) == MeasurementStatus.RECORDED.value)
+        .where(col(m.measured_at) < end)
+        .order_by(
+            col(m.patient_id),
+            col(m.issuer),
+            col(m.body_site_code),
+            col(m.laterality),
+            col(m.measured_at),
+        )
+    )
+    with db.connect() as connection:
+        for row in connection.execute(query):
+            yield WoundArea(*row)
 
 
 # --- the outbox metrics ---------------------------------------------------------------------------

@@ -179,6 +179,9 @@ def _row(
         "failure_reasons": reasons,
         "rejected": sum((rejected or {}).values()),
         "rejection_reasons": rejected or {},
+        "measured": 0,  # no wound measured here (tests/wounds/test_report.py measures)
+        "measured_pct": 0.0 if taken else None,
+        "area_reduction_4_weeks": None,
     }
 
 

@@ -104,8 +104,11 @@ def test_capability_statement(sandbox: SandboxServer) -> None:
         "Practitioner": {"read"},
         "Media": {"create", "read", "update", "search-type"},  # notify; entered-in-error
         "DocumentReference": {"create", "read", "update", "search-type"},
+        "Observation": {"create", "read", "search-type"},  # a measured wound (issue 16)
     }
-    writable = [r for r in rest.resource or [] if r.type in {"Media", "DocumentReference"}]
+    writable = [
+        r for r in rest.resource or [] if r.type in {"Media", "DocumentReference", "Observation"}
+    ]
     assert all(r.conditionalCreate for r in writable)
     patient = next(r for r in rest.resource or [] if r.type == "Patient")
     assert [(p.name, p.type) for p in patient.searchParam or []] == [("identifier", "token")]

@@ -36,7 +36,7 @@ def _frame(client: TestClient, capture_id: str, tmp_path: Path) -> bytes:
     row = captures.get(engine_of(client), capture_id)
     assert row is not None and row.sop_instance_uid
     ref = InstanceRef(row.study_uid or "", row.series_uid or "", row.sop_instance_uid)
-    data = client.app.state.runtime.archive.retrieve(ref)  # type: ignore[attr-defined]
+    data = client.app.state.runtime.archive.instance(ref)  # type: ignore[attr-defined]
     (tmp_path / f"{capture_id}.dcm").write_bytes(data)
     assert dciodvfy_errors(tmp_path / f"{capture_id}.dcm") == []
     dataset = dcmread(tmp_path / f"{capture_id}.dcm")

@@ -132,14 +132,14 @@ class CountingArchive:
     def retrieval(self) -> Retrieval:
         return self.inner.retrieval()
 
+    def instance(self, ref: InstanceRef) -> bytes:
+        return self.inner.instance(ref)
+
     def labels(self, refs: Sequence[InstanceRef]) -> dict[str, InstanceLabels | None]:
         return self.inner.labels(refs)
 
     def lesions(self, refs: Sequence[InstanceRef]) -> dict[str, LesionMark]:
         return self.inner.lesions(refs)
-
-    def retrieve(self, ref: InstanceRef) -> bytes:
-        return self.inner.retrieve(ref)
 
     def close(self) -> None:
         self.inner.close()

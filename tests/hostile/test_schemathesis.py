@@ -5,8 +5,10 @@ to ``openapi/openapi.json``), so a route added since the last export is fuzzed t
 requests go over HTTP to the package's integration-mode process (no EHR) on PostgreSQL with a
 real Orthanc; a generated ``context_id`` path parameter made of letters and digits is replaced
 by a real context with a verified photo, so priors, the timeline and the thumbnails do real
-work instead of stopping at 404 (hostile ids stay as generated). Only one check runs:
-``not_a_server_error``; a 4xx for a generated request is the right answer, a 5xx never is.
+work instead of stopping at 404 (hostile ids stay as generated); a plain ``capture_id`` is
+that photo's, so its status, measurements, calibration, image and snap do real work too. Only
+one check runs: ``not_a_server_error``; a 4xx for a generated request is the right answer, a
+5xx never is.
 
 Bounded and reproducible: at most ``MAX_EXAMPLES`` per operation, derandomized (Hypothesis
 derives its examples from the test, not from a random seed), no deadline per example.
@@ -69,6 +71,8 @@ def test_no_operation_answers_with_a_server_error(
     parameters = case.path_parameters or {}
     if _PLAIN.match(str(parameters.get("context_id", "-"))):  # hostile ids stay as generated
         parameters["context_id"] = fuzzed_context
+    if _PLAIN.match(str(parameters.get("capture_id", "-"))):  # the seeded photo: real work
+        parameters["capture_id"] = "fuzz-seed"
     case.call_and_validate(base_url=api.url, checks=[not_a_server_error], timeout=30)
 
 

@@ -8,6 +8,7 @@ import { $, clear, el } from "./dom.js";
 import { getJson, paths } from "./api.js";
 import { closeUnblur, openUnblur } from "./unblur.js";
 import { remember, siteName } from "./sites.js";
+import { renderHealing } from "./healing.js";
 
 /** "20261102091530.250+0100" (DICOM DT) -> "2026-11-02". */
 export function dicomDate(value) {
@@ -131,6 +132,7 @@ export async function renderPriors(contextId, site, { canUnblur = false } = {}) 
   closeUnblur();
   const list = clear($("priors"));
   $("priors-message").textContent = "";
+  renderHealing(null);
   let timeline;
   try {
     // a lesion's own photos (clinical and dermoscopic) when one was chosen: the overlay of
@@ -141,6 +143,8 @@ export async function renderPriors(contextId, site, { canUnblur = false } = {}) 
     return null;
   }
   const items = timeline.items;
+  const printable = site.lesion ? null : paths.timeline(contextId, site.code, site.laterality).replace("/timeline?", "/timeline/healing?");
+  renderHealing(timeline.healing, printable);
   if (items.length === 0) $("priors-message").textContent = t("priors.none");
   for (const item of [...items].reverse()) {
     const date = dicomDate(item.acquired);

@@ -13,11 +13,13 @@ priors view serves its own (``capture_api.review.images``).
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.deps import ArchiveDep
@@ -33,14 +35,19 @@ from capture_api.api.photos import (
 from capture_api.capture import Laterality, site_name
 from capture_api.deliver import InstanceRef
 from capture_api.exceptions import ArchiveError, InvalidMetadata, NotFound
+from capture_api.measure import WoundType
 from capture_api.review import (
+    HEALING_CSP,
     NOT_FOUND,
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
+    SiteHealing,
     Timeline,
     TimelineItem,
     View,
     days_between,
+    healing_html,
+    site_healing,
 )
 
 _UID = r"^[0-9]+(\.[0-9]+)*$"
@@ -86,6 +93,34 @@ class TimelineItemOut(BaseModel):
     unblur_url: str | None  # POST {reason}: only for a blurred photo and a sensitive viewer
 
 
+class HealingPointOut(BaseModel):
+    """One wound measurement of the site: the photo's date and the server's numbers."""
+
+    measurement_id: str
+    capture_id: str
+    sop_instance_uid: str | None = Field(description="the SR's; the photo is ``capture_id``")
+    measured_at: dt.datetime
+    area_cm2: float
+    length_mm: float
+    width_mm: float
+    method: str
+    perspective_corrected: bool
+
+
+class HealingOut(BaseModel):
+    """The area trend of the site's wound (issue 16), with the 4-week figure and its flag."""
+
+    points: list[HealingPointOut]
+    reduction_since_first_pct: float | None
+    reduction_4_weeks_pct: float | None = Field(
+        description="vs the measurement closest to 28 days before the latest (21-35 days)"
+    )
+    wound_type: WoundType
+    threshold_pct: float = Field(description="4-week reduction below this: not on track")
+    threshold_source: str
+    not_on_track: bool
+
+
 class TimelineOut(BaseModel):
     """The photos of one site (and side), or of one lesion, oldest first."""
 
@@ -93,6 +128,39 @@ class TimelineOut(BaseModel):
     laterality: str | None
     lesion: str | None  # the lesion's Tracking UID, when the timeline is the lesion's
     items: list[TimelineItemOut]
+    healing: HealingOut | None = Field(
+        default=None, description="the site's wound measurements over time (site timelines)"
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def healing_out(healing: SiteHealing) -> HealingOut:
+    trend = healing.trend
+    return HealingOut(
+        points=[
+            HealingPointOut(
+                measurement_id=m.id,
+                capture_id=m.capture_id,
+                sop_instance_uid=m.sr_sop_instance_uid,
+                measured_at=m.measured_at,
+                area_cm2=round(m.area_cm2, 3),
+                length_mm=round(m.length_mm, 2),
+                width_mm=round(m.width_mm, 2),
+                method=m.method,
+                perspective_corrected=m.perspective_corrected,
+            )
+            for m in healing.measurements
+        ],
+        reduction_since_first_pct=_round(trend.reduction_since_first_pct),
+        reduction_4_weeks_pct=_round(trend.reduction_4_weeks_pct),
+        wound_type=trend.wound_type,
+        threshold_pct=trend.threshold_pct,
+        threshold_source=trend.wound_type.source,
+        not_on_track=trend.not_on_track,
+    )
 
 
 class CompareOut(BaseModel):
@@ -149,6 +217,10 @@ def get_timeline(
     lesion: Annotated[
         str | None, Query(pattern=_UID, max_length=64, description="a lesion's Tracking UID")
     ] = None,
+    wound_type: Annotated[
+        WoundType | None,
+        Query(description="the wound's aetiology for the 4-week threshold (default: by site)"),
+    ] = None,
 ) -> TimelineOut:
     """All the patient's photos of the site (and side), or of one lesion (``lesion``, its
     clinical and dermoscopic photos whatever site they were filed under), across encounters,
@@ -158,12 +230,47 @@ def get_timeline(
     timeline = access.photos(context_id, View.TIMELINE.value, archive)
     side = laterality.value if laterality else None
     items = timeline.lesion_items(lesion) if lesion else timeline.items(body_site or "", side)
+    healing = None
+    if body_site and not lesion:
+        found = site_healing(
+            timeline.engine, timeline.patient, body_site, side, timeline.visibility, wound_type
+        )
+        healing = healing_out(found)
     return TimelineOut(
         body_site=body_site,
         laterality=side,
         lesion=lesion,
         items=[_out(i, context_id, request, timeline) for i in items],
+        healing=healing,
     )
+
+
+@router.get(
+    "/healing",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "The printable healing trend"},
+        **responses(*CONTEXT_ERRORS),
+    },
+)
+def healing_page(
+    context_id: str,
+    access: AccessDep,
+    archive: ArchiveDep,
+    body_site: Annotated[str, Query(pattern=r"^[0-9]{5,18}$", description="SNOMED CT code")],
+    laterality: Annotated[Laterality | None, Query()] = None,
+    wound_type: Annotated[WoundType | None, Query()] = None,
+) -> HTMLResponse:
+    """The site's wound area over time as a printable page (chart, figures, measurements)."""
+    timeline = access.photos(context_id, View.TIMELINE.value, archive)
+    side = laterality.value if laterality else None
+    found = site_healing(
+        timeline.engine, timeline.patient, body_site, side, timeline.visibility, wound_type
+    )
+    patient = timeline.patient
+    label = f"Patient {patient.id}" + (f" ({patient.name.family})" if patient.name else "")
+    page = healing_html(found, site=site_name(body_site, side) or body_site, patient=label)
+    return HTMLResponse(page, headers={"Content-Security-Policy": HEALING_CSP})
 
 
 @router.get(

@@ -174,6 +174,13 @@ class LocalArchive:
         except (ValueError, OSError) as exc:
             raise ArchiveRejected(f"no preview for {path.name}: {exc}") from exc
 
+    def instance(self, ref: InstanceRef) -> bytes:
+        """The stored Part 10 file's bytes."""
+        held = self._lookup(ref)
+        if held is None:
+            raise ArchiveRejected(f"instance {ref.sop_instance_uid} is not in the local archive")
+        return self._read(self._path(held))
+
     def close(self) -> None:
         """Write the DICOMDIR if it is behind, and close the index's connections."""
         self._writer.close()
@@ -196,13 +203,6 @@ class LocalArchive:
             ok = held is not None and _ref(held) == ref and self._path(held).is_file()
             answer[ref.sop_instance_uid] = _labels(held) if ok and held else None
         return answer
-
-    def retrieve(self, ref: InstanceRef) -> bytes:
-        """The instance's Part 10 file, as stored."""
-        held = self._lookup(ref)
-        if held is None:
-            raise ArchiveRejected(f"instance {ref.sop_instance_uid} is not in the local archive")
-        return self._read(self._path(held))
 
     # --- beyond the protocol ------------------------------------------------------------------
 
