@@ -61,7 +61,7 @@ from capture_api.store import captures, contexts
 from capture_api.store.db import Database
 from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
-from capture_api.store.spool import Spool, SpooledFile, write_with
+from capture_api.store.spool import Spool, SpooledFile
 
 #: failure_kind values for input the encoder refused (``refusal`` turns them back into errors).
 _KINDS: dict[type[InputRejected], str] = {
@@ -225,7 +225,9 @@ class CaptureService:
                 wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
             except InputRejected as exc:
                 return self._fail_input(record, exc)
-            dicom = write_with(attempt, wrapped.write)  # header + the JPEG, no joined copy
+            dicom = self.spool.write_with(
+                attempt, wrapped.write
+            )  # header + the JPEG, no joined copy
         now = utcnow()
         landed = self._finish_received(
             record.id,

@@ -50,6 +50,14 @@ class Spool:
         """Write ``data`` to ``target`` durably."""
         return self._write(target, [data], len(data))
 
+    def write_with(self, target: Path, writer: Callable[[BinaryIO], None]) -> SpooledFile:
+        """Durably write at ``target`` what ``writer`` writes to a file object (``write_with``).
+
+        A method, so that a spool keeping its files elsewhere too (``DatabaseSpool``) sees the
+        DICOM files as well as the photos.
+        """
+        return write_with(target, writer)
+
     def temporary(self) -> Path:
         """A fresh path in the spool for an upload whose key is not decided yet."""
         fd, name = tempfile.mkstemp(dir=self.root, prefix="upload-", suffix=".part")

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import delete, func, insert, select
 from sqlmodel import col
@@ -72,6 +73,12 @@ class DatabaseSpool(Spool):
         written = super().write_bytes(target, data)
         pieces = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         _store(self.database, target.name, pieces)
+        return written
+
+    def write_with(self, target: Path, writer: Callable[[BinaryIO], None]) -> SpooledFile:
+        written = super().write_with(target, writer)
+        with written.path.open("rb") as handle:
+            _store(self.database, written.path.name, iter(lambda: handle.read(CHUNK), b""))
         return written
 
     def source(self, path: str | None) -> SpoolSource:
