@@ -20,6 +20,7 @@ from capture_api.capture.model import CaptureContext
 from capture_api.capture.patient import Issuer, Patient, PersonName, Sex
 from capture_api.capture.sensitivity import Sensitivity, SensitivityLevel
 from capture_api.config import get_settings
+from capture_api.encode import MemoryBudget, MiB
 from capture_api.encode.pipeline import EncoderOptions, wrap_photo
 from capture_api.encode.prepare import Limits
 from capture_api.encode.uids import derived_uid, is_valid_uid
@@ -276,7 +277,11 @@ def _wrap(args: argparse.Namespace) -> int:
         uid_root=settings.uid_root,
         institution_name=settings.institution_name,
         station_name=settings.station_name,
-        limits=Limits(settings.max_upload_bytes, settings.max_pixels),
+        limits=Limits(
+            settings.max_upload_bytes,
+            settings.max_pixels,
+            MemoryBudget(settings.decode_memory_mb * MiB),
+        ),
     )
     rejected, used_names, seen = 0, set[str](), dict[str, Path]()
     for number, path in enumerate(args.photos, start=1):

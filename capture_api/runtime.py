@@ -17,6 +17,7 @@ from capture_api.config import Settings
 from capture_api.context.ups_events import LiveWorklist, WorklistEvents
 from capture_api.deliver.archive import Archive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
+from capture_api.encode import MemoryBudget, MiB
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.encode.prepare import Limits
 from capture_api.encounters.ehr_context import EhrContexts
@@ -67,7 +68,11 @@ class Runtime:
             uid_root=settings.uid_root,
             institution_name=settings.institution_name,
             station_name=settings.station_name,
-            limits=Limits(settings.max_upload_bytes, settings.max_pixels),
+            limits=Limits(
+                settings.max_upload_bytes,
+                settings.max_pixels,
+                MemoryBudget(settings.decode_memory_mb * MiB),
+            ),
         )
         lease = dt.timedelta(seconds=settings.lease_seconds)
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()

@@ -118,6 +118,12 @@ class Settings(BaseSettings):
         le=256,
         description="Photos encoded at once (each holds its photo in memory); unset: the cores.",
     )
+    decode_memory_mb: int = Field(
+        default=768,
+        gt=0,
+        description="Memory the encoder may hold in whole images at once (rotations, "
+        "re-encodes, HEIC); photos wait for each other, one that alone needs more is refused.",
+    )
     institution_name: str | None = Field(default=None, max_length=64)
     station_name: str | None = Field(default=None, max_length=16)
     host: str = "127.0.0.1"

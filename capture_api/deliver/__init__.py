@@ -7,13 +7,15 @@ implementations: ``DicomWebArchive`` (STOW-RS, QIDO-RS, WADO-RS to a PACS/VNA, w
 ``archive_auth``) and ``LocalArchive`` (a DICOM File-set in a folder). Only the composition
 root (``capture_api.runtime``) and the CLI choose between them; every other package holds an
 ``Archive``. ``OutboxWorker`` (``outbox``) delivers and verifies, retrying with backoff;
-``thumbnails`` makes (and blurs) the small JPEGs.
+``thumbnails`` makes (and blurs) the small JPEGs. ``enqueue_object`` (``documents``) queues the
+DICOM documents capture makes (SR, KOS) on the photos' road.
 """
 
 from capture_api.capture.retrieval import Retrieval
 from capture_api.deliver.archive import Archive, InstanceRef, PriorImage, StoreResult
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.deliver.dicomweb import DicomWebArchive
+from capture_api.deliver.documents import document_id, enqueue_object
 from capture_api.deliver.instance_labels import InstanceLabels, labels_from_json
 from capture_api.deliver.local_archive import LocalArchive
 from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
@@ -33,6 +35,8 @@ __all__ = [
     "auth_from_settings",
     "blurred",
     "credentials_hint",
+    "document_id",
+    "enqueue_object",
     "labels_from_json",
     "thumbnail_from_part10",
 ]

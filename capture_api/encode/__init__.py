@@ -2,14 +2,16 @@
 
 ``wrap_photo`` (``pipeline``) is the one entry: it sniffs the format (``formats``), checks
 and prepares the photo (``prepare``: strict decode, size limits, HEIC transcoding by
-``heif``, EXIF by ``exif``, upright pixels by ``orientation``), then builds the instance
-(``vl_photo``) with UIDs derived from the capture id (``uids``), so a re-sent photo gets
-the same SOP Instance UID. Every refusal is an ``InputRejected`` whose message is written
-for the person holding the phone. ``jpeg`` reads and strips marker segments byte for byte.
+``heif``, EXIF by ``exif``, upright pixels by ``orientation``, whole-image work within the
+``memory`` budget), then builds the instance (``vl_photo``) with UIDs derived from the
+capture id (``uids``), so a re-sent photo gets the same SOP Instance UID. Every refusal is
+an ``InputRejected`` whose message is written for the person holding the phone. ``jpeg``
+reads and strips marker segments byte for byte.
 """
 
 from capture_api.encode.exif import ExifFacts, read_exif
 from capture_api.encode.formats import PhotoFormat, sniff
+from capture_api.encode.memory import MemoryBudget, MiB
 from capture_api.encode.pipeline import EncoderOptions, WrappedPhoto, wrap_photo
 from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.uids import (
@@ -39,6 +41,8 @@ __all__ = [
     "EncoderOptions",
     "ExifFacts",
     "Limits",
+    "MemoryBudget",
+    "MiB",
     "PhotoFormat",
     "PreparedPhoto",
     "WrappedPhoto",

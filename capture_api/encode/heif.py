@@ -15,6 +15,7 @@ from io import BytesIO
 import pillow_heif
 from PIL import Image
 
+from capture_api.encode.memory import MemoryBudget, transcode_cost
 from capture_api.encode.orientation import encode_jpeg
 from capture_api.exceptions import CorruptImage, ImageTooLarge
 
@@ -33,32 +34,45 @@ class TranscodedHeif:
     original_orientation: int | None
 
 
-def transcode_heif(data: bytes, max_pixels: int) -> TranscodedHeif:
-    """Decode the primary image and encode it as a 4:2:0 baseline JPEG."""
+def transcode_heif(
+    data: bytes, max_pixels: int, memory: MemoryBudget | None = None
+) -> TranscodedHeif:
+    """Decode the primary image and encode it as a 4:2:0 baseline JPEG.
+
+    The decode and encode hold the whole image: they reserve it from ``memory`` first.
+    """
     _check_complete(data)
     try:
         heif = pillow_heif.open_heif(BytesIO(data), convert_hdr_to_8bit=True)
         width, height = heif.size
-        if width * height > max_pixels:
-            raise ImageTooLarge(
-                f"the photo has {width * height / 1e6:.0f} megapixels; "
-                f"the limit is {max_pixels / 1e6:.3g}"
-            )
-        image: Image.Image = heif.to_pillow()
-        image.load()
-    except ImageTooLarge:
-        raise
     except Exception as exc:  # libheif reports damage as ValueError/RuntimeError/OSError
-        reason = " ".join(str(exc).split())  # libheif's text ends in a newline
-        raise CorruptImage(f"the HEIC photo cannot be decoded ({reason}); take it again") from exc
+        raise _damaged(exc) from exc
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the photo has {width * height / 1e6:.0f} megapixels; "
+            f"the limit is {max_pixels / 1e6:.3g}"
+        )
+    budget = memory or MemoryBudget()
+    with budget.hold(transcode_cost(width, height), f"converting a {width}x{height} HEIC photo"):
+        try:
+            image: Image.Image = heif.to_pillow()
+            image.load()
+        except Exception as exc:
+            raise _damaged(exc) from exc
+        jpeg = encode_jpeg(image.convert("RGB"), "4:2:0")
     exif = heif.info.get("exif")
     return TranscodedHeif(
-        jpeg=encode_jpeg(image.convert("RGB"), "4:2:0"),
+        jpeg=jpeg,
         exif=exif[6:] if isinstance(exif, bytes) and exif.startswith(b"Exif\x00\x00") else exif,
         icc_profile=heif.info.get("icc_profile") or None,
         source_ratio=(width * height * 3) / len(data),
         original_orientation=image.info.get("original_orientation"),
     )
+
+
+def _damaged(exc: Exception) -> CorruptImage:
+    reason = " ".join(str(exc).split())  # libheif's text ends in a newline
+    return CorruptImage(f"the HEIC photo cannot be decoded ({reason}); take it again")
 
 
 def _check_complete(data: bytes) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from capture_api.encode.exif import ExifFacts, read_exif
 from capture_api.encode.formats import PhotoFormat, sniff
@@ -25,6 +25,11 @@ from capture_api.encode.jpeg.markers import (
     strip_metadata,
     strip_metadata_parts,
 )
+from capture_api.encode.memory import (
+    MemoryBudget,
+    lossless_rotation_cost,
+    reencode_cost,
+)
 from capture_api.encode.orientation import REENCODE_QUALITY, Upright, make_upright
 from capture_api.exceptions import CorruptImage, ImageTooLarge, UnsupportedFormat
 
@@ -33,10 +38,12 @@ JPEG_METHOD = "ISO_10918_1"
 
 @dataclass(frozen=True)
 class Limits:
-    """Guards against huge files and decompression bombs."""
+    """Guards against huge files, decompression bombs and memory amplification."""
 
     max_bytes: int = 80 * 1024 * 1024
     max_pixels: int = 210_000_000
+    #: Whole-image work (rotation, re-encode, HEIC) reserves its memory here first.
+    memory: MemoryBudget = field(default_factory=MemoryBudget)
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,8 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
         upright = Upright(b"", "none", "")  # the pieces as they are: no joined copy
         check_decodes(data, frame)  # nothing read the scan yet: prove it whole
     else:  # the transform (or the re-encode's full decode) is the strict decode
-        upright = make_upright(stripped.joined().data, exif.orientation, frame)
+        with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
+            upright = make_upright(stripped.joined().data, exif.orientation, frame)
         turned = strip_metadata_parts(upright.data)  # libjpeg's JFIF header out, scan viewed
         parts, final_frame = turned.parts, turned.frame
     if upright.method == "reencode":
@@ -120,8 +128,27 @@ def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
     )
 
 
+def _upright_cost(frame: FrameInfo, orientation: int, size: int) -> tuple[int, str]:
+    """What ``make_upright`` will hold: nothing for an upright YCbCr photo (it is passed on
+    as it is), a lossless rotation's coefficients, or a re-encode's pixels (RGB-coded JPEGs
+    and rotations whose edge blocks do not fit the JPEG block size)."""
+    pixels = f"a {frame.columns}x{frame.rows} photo"
+    if frame.color is not ColorTransform.RGB and orientation == 1:
+        return 0, pixels
+    mcu_w, mcu_h = frame.mcu_size
+    aligned = frame.columns % mcu_w == 0 and frame.rows % mcu_h == 0
+    if frame.color is not ColorTransform.RGB and (aligned or orientation in (2, 3, 4)):
+        # Flips and 180 degrees may still be imperfect at an edge: the re-encode is the
+        # upper bound then, so reserve it (the check below uses the larger of the two).
+        cost = lossless_rotation_cost(frame, size)
+        if not aligned:
+            cost = max(cost, reencode_cost(frame, size))
+        return cost, f"turning {pixels} upright"
+    return reencode_cost(frame, size), f"turning {pixels} upright (one re-encode)"
+
+
 def _prepare_heif(data: bytes, limits: Limits) -> PreparedPhoto:
-    heif = transcode_heif(data, limits.max_pixels)
+    heif = transcode_heif(data, limits.max_pixels, limits.memory)
     stripped = strip_metadata(heif.jpeg)
     # libheif already applied the container's rotation: the EXIF orientation no longer applies.
     exif = dataclasses.replace(read_exif(heif.exif), orientation=1)

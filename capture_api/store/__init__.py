@@ -17,6 +17,7 @@ from capture_api.store.records import (
     LaunchState,
     NotificationRecord,
     NotificationStatus,
+    ObjectKind,
     UserSession,
     utcnow,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "LaunchState",
     "NotificationRecord",
     "NotificationStatus",
+    "ObjectKind",
     "Spool",
     "UserSession",
     "make_engine",

@@ -16,7 +16,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from capture_api.store.db import Database, session
-from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
+from capture_api.store.records import (
+    CaptureRecord,
+    CaptureStatus,
+    ContextRecord,
+    ObjectKind,
+    utcnow,
+)
+
+#: The rows that are photos (not the SR and KOS documents delivered through the same table).
+IS_PHOTO = col(CaptureRecord.object_kind) == ObjectKind.PHOTO.value
 
 
 def get(db: Database, capture_id: str) -> CaptureRecord | None:
@@ -28,10 +37,28 @@ def get(db: Database, capture_id: str) -> CaptureRecord | None:
 
 
 def for_context(db: Database, context_id: str) -> list[CaptureRecord]:
-    """Every capture of a context, oldest first."""
+    """Every photo of a context, oldest first."""
     with session(db) as s:
-        query = select(CaptureRecord).where(CaptureRecord.context_id == context_id)
+        query = select(CaptureRecord).where(CaptureRecord.context_id == context_id, IS_PHOTO)
         return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
+
+
+def insert_object(db: Database, record: CaptureRecord) -> bool:
+    """Insert an SR or KOS row for the outbox as it is; False if its id is already taken.
+
+    Its instance number is the document's own (one per series); the context's photo count,
+    which numbers the photos, does not include it.
+    """
+    if record.object_kind == ObjectKind.PHOTO.value:
+        raise ValueError("photos are inserted with insert_new (they are numbered)")
+    with session(db) as s:
+        s.add(record)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return False
+    return True
 
 
 def insert_new(db: Database, record: CaptureRecord) -> bool:
@@ -46,7 +73,7 @@ def insert_new(db: Database, record: CaptureRecord) -> bool:
         count = s.exec(
             select(func.count())
             .select_from(CaptureRecord)
-            .where(CaptureRecord.context_id == record.context_id)
+            .where(CaptureRecord.context_id == record.context_id, IS_PHOTO)
         ).one()
         record.instance_number = int(count) + 1
         s.add(record)

@@ -19,6 +19,7 @@ from capture_api.store.records import (
     CaptureStatus,
     ContextRecord,
     NotificationRecord,
+    ObjectKind,
     UserSession,
 )
 
@@ -37,6 +38,7 @@ def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) ->
         select(CaptureRecord.id)
         .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
         .where(col(CaptureRecord.status) == CaptureStatus.VERIFIED.value)
+        .where(col(CaptureRecord.object_kind) == ObjectKind.PHOTO.value)
         .where(col(ContextRecord.iss).in_(list(iss)))
         .where(~already)
         .limit(limit)

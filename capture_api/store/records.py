@@ -30,6 +30,20 @@ class CaptureStatus(StrEnum):
     FAILED = "failed"  # will not be delivered; ``reason`` says why
 
 
+class ObjectKind(StrEnum):
+    """What a ``capture`` row delivers: a clinician's photo, or a DICOM object capture made.
+
+    Structured Reports (wound measurements) and Key Object Selection documents (IOCM rejection
+    notes) take the photo's road to the archive (the same outbox, lease, retries and
+    verification), so they share its table; everything that means "the photos" (the session's
+    list, instance numbers, chart write-back, reports) selects ``PHOTO`` only.
+    """
+
+    PHOTO = "photo"
+    SR = "sr"  # a Structured Report made from a photo (TID 1500 measurement report)
+    KOS = "kos"  # a Key Object Selection document (IOCM rejection note)
+
+
 #: States the outbox worker acts on.
 PENDING = (CaptureStatus.RECEIVED, CaptureStatus.ENCODED, CaptureStatus.STORED)
 
@@ -131,6 +145,10 @@ class CaptureRecord(SQLModel, table=True):
     consent_id: str | None = Field(default=None, max_length=64, index=True)  # ConsentRecord.id
     lesion_uid: str | None = Field(default=None, max_length=64, index=True)  # LesionRecord
     dermoscopy_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    object_kind: str = Field(
+        default=ObjectKind.PHOTO.value,
+        sa_column=Column(String(8), nullable=False, server_default="photo", index=True),
+    )
 
     sop_instance_uid: str | None = Field(default=None, max_length=64, index=True)
     study_uid: str | None = Field(default=None, max_length=64)

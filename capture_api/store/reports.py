@@ -20,7 +20,12 @@ from sqlmodel import col, select
 
 from capture_api.exceptions import CaptureError
 from capture_api.store.db import Database, session
-from capture_api.store.records import CaptureRecord, ContextRecord, NotificationRecord
+from capture_api.store.records import (
+    CaptureRecord,
+    ContextRecord,
+    NotificationRecord,
+    ObjectKind,
+)
 
 
 class DatabaseUnavailable(CaptureError):
@@ -61,6 +66,7 @@ def captures_taken(db: Database, start: dt.datetime, end: dt.datetime) -> Iterat
         .join(ContextRecord, col(ContextRecord.id) == col(CaptureRecord.context_id))
         .where(col(CaptureRecord.created_at) >= start)
         .where(col(CaptureRecord.created_at) < end)
+        .where(col(CaptureRecord.object_kind) == ObjectKind.PHOTO.value)
     )
     with db.connect() as connection:
         for row in connection.execute(query):

@@ -196,6 +196,35 @@ def jpeg_variant_cases() -> list[HostileFile]:
     ]
 
 
+# --- memory amplification: small, valid files of huge images that must be turned upright ---------
+
+#: One 4:2:0 MCU of a flat mid-grey image with the standard Huffman tables (ITU-T T.81 Annex K):
+#: four luminance blocks of "DC difference 0, end of block" (00 + 1010) and two chrominance
+#: blocks (00 + 00): 32 bits, so whole MCUs are whole bytes and can simply be repeated.
+_FLAT_MCU = bytes([0b00101000, 0b10100010, 0b10001010, 0b00000000])
+
+
+def flat_jpeg(width: int, height: int, orientation: int = 1) -> bytes:
+    """A valid baseline JPEG of ``width`` x ``height`` mid-grey pixels, about 4 bytes per MCU.
+
+    Issue 14's finding 3 was a 3.3 MB JPEG of 14479 x 14479 pixels with EXIF orientation 6:
+    this writes such files without ever holding their pixels (Pillow's header and tables from
+    a 16 x 16 grey image, its frame size patched, the scan written MCU by MCU).
+    """
+    small = _saved(Image.new("RGB", (16, 16), (128, 128, 128)), "JPEG", quality=90, subsampling=2)
+    sos = small.index(b"\xff\xda")
+    (sos_length,) = struct.unpack(">H", small[sos + 2 : sos + 4])
+    header = _replace_at(
+        small[: sos + 2 + sos_length], _sof_offset(small) + 5, struct.pack(">HH", height, width)
+    )
+    mcus = -(-width // 16) * -(-height // 16)
+    jpeg = header + _FLAT_MCU * mcus + b"\xff\xd9"
+    if orientation == 1:
+        return jpeg
+    tiff = piexif.dump({"0th": {piexif.ImageIFD.Orientation: orientation}})[6:]
+    return _with_app1(jpeg, _app1_exif(tiff))
+
+
 # --- decompression bombs: tiny files that claim enormous images --------------------------------
 
 BOMB_SIDE = 65535

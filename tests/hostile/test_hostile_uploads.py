@@ -28,6 +28,7 @@ from tests.hostile.corpus import (
     BIG_EXIF_MARKER,
     HostileFile,
     corpus,
+    flat_jpeg,
     streamed_multipart,
 )
 from tests.orthanc import OrthancServer
@@ -194,6 +195,57 @@ def test_the_corpus_sent_eight_at_a_time_gets_the_same_answers(
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = dict(pool.map(send, refused))
     assert answers == {c.name: c.status for c in refused}
+
+
+# --- memory amplification (issue 14, finding 3) ---------------------------------------------------
+
+#: The service's default ``CAPTURE_DECODE_MEMORY_MB`` (README), and what else a request may hold.
+BUDGET_MB, MARGIN_MB = 768, 128
+
+
+def _in_parallel(api: ServiceProcess, context: str, name: str, photo: bytes) -> list[Any]:
+    """Four uploads of ``photo`` at once; the answers and the service's peak RSS growth (MB)."""
+    pid = api.pid
+    assert pid is not None
+
+    def send(number: int) -> httpx.Response:
+        with httpx.Client(base_url=api.url, timeout=180) as client:
+            fields = _fields(f"{name}-{number}", context)
+            return client.post("/api/v1/captures", data=fields, files={"photo": ("p.jpg", photo)})
+
+    _reset_peak_rss(pid)
+    before = _status_kb(pid, "VmRSS")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(send, range(4)))
+    return [answers, (_status_kb(pid, "VmHWM") - before) / 1024]
+
+
+def test_four_14479_pixel_photos_to_turn_upright_are_refused_before_any_allocation(
+    api: ServiceProcess, context: str
+) -> None:
+    """The finding: 3.3 MB each, 14479 x 14479, EXIF orientation 6; once 1.7 GB per upload."""
+    photo = flat_jpeg(14479, 14479, orientation=6)
+    assert len(photo) < 3.5 * MB
+    answers, growth_mb = _in_parallel(api, context, "amplify", photo)
+    for response in answers:
+        assert_actionable(response, 413, "14479x14479", "memory", "CAPTURE_DECODE_MEMORY_MB")
+    print(f"four 14479 x 14479 refusals at once: the service grew by {growth_mb:.0f} MB")
+    assert growth_mb < 64, f"the server grew by {growth_mb:.0f} MB"
+
+
+def test_four_large_photos_to_re_encode_wait_for_each_other_within_the_memory_bound(
+    api: ServiceProcess, context: str, accepted: dict[str, str]
+) -> None:
+    """48 MP, not a multiple of the JPEG block (so one re-encode each, about 400 MB): two do
+    not fit the budget at once, so the four are turned upright one after another and the
+    service stays under the documented bound (README: CAPTURE_DECODE_MEMORY_MB)."""
+    photo = flat_jpeg(8001, 6001, orientation=6)
+    answers, growth_mb = _in_parallel(api, context, "reencode", photo)
+    for number, response in enumerate(answers):
+        assert response.status_code == 202, response.text
+        accepted[f"reencode-{number}"] = response.json()["sop_instance_uid"]
+    print(f"four 48 MP re-encodes at once: the service grew by {growth_mb:.0f} MB")  # -s shows
+    assert growth_mb < BUDGET_MB + MARGIN_MB, f"the server grew by {growth_mb:.0f} MB"
 
 
 # --- the form itself: missing parts, wrong encodings, a hostile file name ------------------------

@@ -8,6 +8,7 @@ client (127.0.0.1, 127.0.0.3) are different addresses, as they are in production
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -95,6 +96,29 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise RuntimeError(f"nginx did not listen on {port}")
 
 
+class _PortTaken(Exception):
+    """Another process took one of nginx's ports between ``free_port`` and nginx's bind."""
+
+
+def _wait_for_tls(port: int, process: subprocess.Popen[bytes], tls: ssl.SSLContext) -> None:
+    """Until nginx itself answers TLS on ``port``: a port that merely accepts connections may
+    belong to a process that took it after ``free_port`` (tests of other runs on the machine);
+    nginx then exits with "Address already in use" and the caller tries other ports."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise _PortTaken()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                tls.wrap_socket(raw, server_hostname="127.0.0.1"),
+            ):
+                return
+        except (OSError, ssl.SSLError):
+            time.sleep(0.05)
+    raise RuntimeError(f"nginx did not answer TLS on {port}")
+
+
 class Proxied:
     """capture behind nginx: the https base URL, the http one, and an SSL context trusting it."""
 
@@ -108,31 +132,49 @@ class Proxied:
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
-    folder = tmp_path_factory.mktemp("tls")
-    upstream, http_port, tls_port = free_port(), free_port(), free_port()
-    public = f"https://127.0.0.1:{tls_port}"
-    env = {
-        "CAPTURE_DATA_DIR": str(folder / "data"),
-        "CAPTURE_PUBLIC_URL": public,
-        "CAPTURE_TRUSTED_PROXIES": PROXY_ADDRESS,
-        "CAPTURE_RATE_LIMIT_LOGIN_PER_MINUTE": str(LOGIN_LIMIT),
-        "CAPTURE_WORKER_ENABLED": "false",
-    }
+    for _ in range(3):  # other ports when another process took one before nginx bound it
+        folder = tmp_path_factory.mktemp("tls")
+        upstream, http_port, tls_port = free_port(), free_port(), free_port()
+        public = f"https://127.0.0.1:{tls_port}"
+        env = {
+            "CAPTURE_DATA_DIR": str(folder / "data"),
+            "CAPTURE_PUBLIC_URL": public,
+            "CAPTURE_TRUSTED_PROXIES": PROXY_ADDRESS,
+            "CAPTURE_RATE_LIMIT_LOGIN_PER_MINUTE": str(LOGIN_LIMIT),
+            "CAPTURE_WORKER_ENABLED": "false",
+        }
+        with (
+            ServiceProcess(env, log_path=folder / "service.log", port=upstream),
+            _nginx_on(folder, upstream, http_port, tls_port) as tls,
+        ):
+            if tls is not None:
+                yield Proxied(public, f"http://127.0.0.1:{http_port}", tls)
+                return
+    raise RuntimeError("nginx could not bind free ports three times")
+
+
+@contextlib.contextmanager
+def _nginx_on(
+    folder: Path, upstream: int, http_port: int, tls_port: int
+) -> Iterator[ssl.SSLContext | None]:
+    """nginx on these ports, or None when one of them was taken before nginx could bind it."""
     conf, cert = nginx_conf(folder, upstream=upstream, http_port=http_port, tls_port=tls_port)
-    log = folder / "nginx.out"
-    with (
-        ServiceProcess(env, log_path=folder / "service.log", port=upstream),
-        open(log, "wb") as out,
-    ):
+    tls = ssl.create_default_context(cafile=str(cert))
+    with open(folder / "nginx.out", "wb") as out:
         nginx = subprocess.Popen(
             [_nginx(), "-p", str(folder), "-c", str(conf), "-e", str(folder / "error.log")],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_for_port(tls_port, nginx, log)
-            tls = ssl.create_default_context(cafile=str(cert))
-            yield Proxied(public, f"http://127.0.0.1:{http_port}", tls)
+            _wait_for_tls(tls_port, nginx, tls)
+        except _PortTaken:
+            if "Address already in use" not in (folder / "error.log").read_text(errors="replace"):
+                raise RuntimeError(f"nginx exited: {(folder / 'nginx.out').read_text()}") from None
+            yield None
+            return
+        try:
+            yield tls
         finally:
             nginx.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit
             nginx.wait(timeout=10)

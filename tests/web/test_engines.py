@@ -358,7 +358,11 @@ def test_a_lesion_pinned_in_one_visit_is_on_the_map_of_the_next_on_another_devic
     before = set(stack.patient_sop_uids("100001"))
     phone.launch(stack.launch_url("enc-muller"))
     phone.click("#view-head")
-    known = _lesion_pins(phone)
+    # The patient's lesions as the service has them: the map's pins arrive asynchronously, so
+    # counting them right after the launch races the page (the other engine may have pinned
+    # one on this patient already).
+    context_id = phone.api("/api/v1/session")["context_id"]
+    known = phone.api(f"/api/v1/contexts/{context_id}/lesions")
     phone.click("#pin-toggle")
     phone.click(f'#bodymap [data-code="{CHEEK}"][data-side="L"]')
     phone.wait_text("#pin-site", "Skin of cheek, left")

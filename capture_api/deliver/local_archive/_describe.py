@@ -38,6 +38,12 @@ class Described:
     records: Records
 
 
+#: The documents capture stores beside its photos: Structured Reports (wound measurements) and
+#: Key Object Selection documents (IOCM rejection notes). They have no Pixel Data; the index
+#: keeps them apart from photos by modality (priors ask for photo modalities only).
+DOCUMENT_MODALITIES = frozenset({"SR", "KO"})
+
+
 def parse_instance(part10: bytes, ref: InstanceRef) -> Described:
     """The instance's description, after checking it is a Part 10 file (PS3.10 7.1) for ``ref``.
 
@@ -48,13 +54,17 @@ def parse_instance(part10: bytes, ref: InstanceRef) -> Described:
         ds = dcmread(io.BytesIO(part10))
         uids = (str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID))
         has_pixels = "PixelData" in ds
+        document = ds.get("Modality") in DOCUMENT_MODALITIES
     except Exception as exc:  # pydicom's parse errors have no common base class
         raise ArchiveRejected(f"not a readable DICOM Part 10 file: {exc}") from exc
     if uids != (ref.study_uid, ref.series_uid, ref.sop_instance_uid):
         raise ArchiveRejected("the file's Study/Series/SOP Instance UIDs do not match the request")
-    if not has_pixels:
+    if document:
+        ds.pop("PixelData", None)  # a document has none; the index never needs it
+    elif not has_pixels:
         raise ArchiveRejected("the instance has no Pixel Data")
-    del ds.PixelData
+    else:
+        del ds.PixelData
     return describe(ds)
 
 

@@ -1,0 +1,122 @@
+"""A memory budget for the encoder's whole-image work: rotations, re-encodes, HEIC transcodes.
+
+Most photos never hold their pixels: the strict check decodes at 1/8 scale, and an upright
+JPEG is wrapped as it came. Three paths must hold the whole image at once: the lossless
+rotation (libjpeg-turbo keeps the source's and the result's DCT coefficients), the one
+re-encode (decoded RGB, its rotated copy, the encoder's buffers) and the HEIC transcode.
+A 3.3 MB JPEG can claim 14479 x 14479 pixels with EXIF orientation 6; unbounded, one such
+upload grew the service by 1.7 GB and four in parallel by 5.6 GB (issue 14, finding 3).
+
+So each of those paths first reserves what it will need from one budget per process
+(``CAPTURE_DECODE_MEMORY_MB``): a photo that alone needs more than the whole budget is
+refused with a message saying so, before anything is allocated; photos that fit wait for
+each other, so the encoder never holds more than the budget however many arrive at once.
+The costs per pixel were measured with ``/proc/self/status`` VmHWM on libjpeg-turbo 3 and
+Pillow 11 (4:2:0: lossless rotation 6.6 bytes per pixel, re-encode 8.0) and are rounded up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from capture_api.encode.jpeg.markers import FrameInfo
+from capture_api.exceptions import ImageTooLarge
+
+MiB = 1024 * 1024
+
+#: The default budget: one 100-megapixel lossless rotation, or a 90-megapixel re-encode.
+DEFAULT_BUDGET_BYTES = 768 * MiB
+
+
+def lossless_rotation_cost(frame: FrameInfo, jpeg_bytes: int) -> int:
+    """Bytes a DCT-domain rotation holds: two sets of 16-bit coefficients and the output."""
+    h_max = max(c.h for c in frame.components)
+    v_max = max(c.v for c in frame.components)
+    coefficients_per_pixel = sum(c.h * c.v for c in frame.components) / (h_max * v_max)
+    return int(frame.rows * frame.columns * coefficients_per_pixel * 2 * 2.2) + 2 * jpeg_bytes
+
+
+def reencode_cost(frame: FrameInfo, jpeg_bytes: int) -> int:
+    """Bytes a decode, rotation and re-encode holds: the pixels about three times over."""
+    return int(frame.rows * frame.columns * frame.samples_per_pixel * 2.8) + 2 * jpeg_bytes
+
+
+def transcode_cost(width: int, height: int) -> int:
+    """Bytes a HEIC decode and JPEG encode holds (libheif's planes, RGB, the encoder)."""
+    return int(width * height * 3 * 2.8)
+
+
+class MemoryBudget:
+    """Bytes the encoder may hold in whole-image buffers at once, shared by its threads."""
+
+    def __init__(self, limit_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        if limit_bytes <= 0:
+            raise ValueError("the encoder's memory budget must be positive")
+        self.limit = limit_bytes
+        self._held = 0
+        self._peak = 0
+        self._changed = threading.Condition()
+
+    @property
+    def held(self) -> int:
+        """Bytes reserved right now."""
+        return self._held
+
+    @property
+    def peak(self) -> int:
+        """The most ever reserved at once (for tests and the bench)."""
+        return self._peak
+
+    def check(self, cost: int, what: str) -> None:
+        """Refuse work that alone needs more than the whole budget (``ImageTooLarge``)."""
+        if cost > self.limit:
+            raise ImageTooLarge(
+                f"{what} would need {cost / MiB:.0f} MB of memory; this service allows "
+                f"{self.limit / MiB:.0f} MB (CAPTURE_DECODE_MEMORY_MB). Send the photo at a "
+                "lower resolution, or ask your administrator to raise the limit"
+            )
+
+    @contextmanager
+    def hold(self, cost: int, what: str) -> Iterator[None]:
+        """Reserve ``cost`` bytes for the block, waiting while other photos hold the budget."""
+        self.check(cost, what)
+        with self._changed:
+            self._changed.wait_for(lambda: self._held + cost <= self.limit)
+            self._held += cost
+            self._peak = max(self._peak, self._held)
+        try:
+            yield
+        finally:
+            release_freed_memory()
+            with self._changed:
+                self._held -= cost
+                self._changed.notify_all()
+
+
+def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    """glibc's ``malloc_trim``, or None on a C library without it (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the memory a finished whole-image job freed back to the system.
+
+    Pillow allocates images in 16 MB blocks, below glibc's mmap threshold, so they come from
+    the calling thread's malloc arena and stay there when freed; with each request on its own
+    thread, the budget's one-at-a-time would still leave every thread's arena holding a whole
+    image (four 48 MP re-encodes, one after another: 861 MB resident instead of about 470).
+    ``malloc_trim(0)`` returns the free pages of every arena (glibc 2.8 and later).
+    """
+    if _TRIM is not None:
+        _TRIM(0)
