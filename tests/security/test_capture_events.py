@@ -26,6 +26,7 @@ def short_streams(monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams of 1.5 s (TestClient returns a response once its body is complete)."""
     monkeypatch.setattr(capture_events, "LIFETIME_SECONDS", 1.5)
     monkeypatch.setattr(capture_events, "CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(capture_events, "HEARTBEAT_SECONDS", 0.5)
 
 
 def _events(body: str) -> list[dict[str, Any]]:
@@ -64,6 +65,12 @@ def test_a_stream_has_a_snapshot_then_changes_of_its_own_context(make_app: AppFa
     assert during[-1] == "encoded" and set(during) <= {"received", "encoded"}
     assert len(during) == len(set(during))  # a capture is sent again only when it changed
     assert [e["_id"] for e in events] == list(range(1, len(events) + 1))
+    assert "\n: keep-alive\n\n" in answer.text  # a comment keeps proxies from closing it
+    again = _events(_stream(client, mine["context_id"]).text)  # a reconnect: a fresh snapshot
+    assert {(e["capture_id"], e["status"]) for e in again} == {
+        ("sse-before", "encoded"),
+        ("sse-during", "encoded"),
+    }
 
 
 def test_another_session_sees_none_of_them(make_app: AppFactory, ehr: SandboxServer) -> None:
