@@ -54,8 +54,8 @@ def insert_object(db: Database, record: CaptureRecord) -> bool:
         raise ValueError("photos are inserted with insert_new (they are numbered)")
     with session(db) as s:
         s.add(record)
-        notify_on(s, db)  # the workers wake on this commit (store.wakeup)
         try:
+            notify_on(s, db)  # flushes the insert (a duplicate raises here); wakes on commit
             s.commit()
         except IntegrityError:
             s.rollback()

@@ -104,7 +104,7 @@ def test_capability_statement(sandbox: SandboxServer) -> None:
         "Practitioner": {"read"},
         "Media": {"create", "read", "update", "search-type"},  # notify; entered-in-error
         "DocumentReference": {"create", "read", "update", "search-type"},
-        "Observation": {"create", "read", "search-type"},  # a measured wound (issue 16)
+        "Observation": {"create", "read", "update", "search-type"},  # a measured wound
     }
     writable = [
         r for r in rest.resource or [] if r.type in {"Media", "DocumentReference", "Observation"}

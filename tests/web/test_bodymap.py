@@ -56,6 +56,11 @@ def test_every_region_code_is_a_body_site_the_service_knows(stack: WebStack, nur
 def _regions(nurse: Phone, view: str) -> list[dict[str, Any]]:
     nurse.page.click(f"#view-{view}")
     nurse.page.wait_for_selector(f"#bodymap[data-view='{view}']")
+    # Laid out, not only in the DOM: under load a box read at once could still be 0 x 0.
+    nurse.page.wait_for_function(
+        "() => [...document.querySelectorAll('#bodymap .region')]"
+        ".every((n) => n.getBoundingClientRect().width > 0)"
+    )
     boxes: list[dict[str, Any]] = nurse.page.eval_on_selector_all(
         "#bodymap .region",
         """nodes => { const map = document.querySelector('#bodymap svg').getBoundingClientRect();
