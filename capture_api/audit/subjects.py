@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from capture_api.capture.schemas import PatientIn
 from capture_api.store import audit_rows
-from capture_api.store.db import Database
+from capture_api.store.db import Database, Transaction
 
 CACHE_SIZE = 4096
 
@@ -69,15 +69,22 @@ _cache = _Cache(CACHE_SIZE)
 
 
 def subject_of(
-    engine: Database, *, context_id: str | None = None, capture_id: str | None = None
+    engine: Database,
+    *,
+    context_id: str | None = None,
+    capture_id: str | None = None,
+    tx: Transaction | None = None,
 ) -> Subject:
-    """Resolve the patient of a capture (through its context) or of a context."""
+    """Resolve the patient of a capture (through its context) or of a context; inside a write
+    transaction, read through it (``store.audit_rows.subject_rows``)."""
     kind = "capture" if capture_id else "context"
     key = (audit_rows.database_key(engine), kind, capture_id or context_id or "")
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    capture, context = audit_rows.subject_rows(engine, context_id=context_id, capture_id=capture_id)
+    capture, context = audit_rows.subject_rows(
+        engine, context_id=context_id, capture_id=capture_id, tx=tx
+    )
     if context is None:
         known_context = capture.context_id if capture else context_id
         return Subject(context_id=known_context, capture_id=capture_id)

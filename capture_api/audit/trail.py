@@ -107,7 +107,7 @@ def record(
     subject = Subject(context_id=context_id, capture_id=capture_id)
     if context_id or capture_id:
         try:
-            subject = subject_of(engine, context_id=context_id, capture_id=capture_id)
+            subject = subject_of(engine, context_id=context_id, capture_id=capture_id, tx=tx)
         except Exception as exc:
             log.warning("audit subject not resolved (%s)", type(exc).__name__)
     same_patient = patient is None or patient == subject.patient

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, text
 from sqlalchemy.engine import make_url
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from capture_api.store.db import Database, Transaction, is_postgres, session
 from capture_api.store.leases import local_owner_gone
@@ -183,12 +183,22 @@ def page(
 
 
 def subject_rows(
-    database: Database, *, context_id: str | None = None, capture_id: str | None = None
+    database: Database,
+    *,
+    context_id: str | None = None,
+    capture_id: str | None = None,
+    tx: Transaction | None = None,
 ) -> tuple[CaptureRecord | None, ContextRecord | None]:
     """The capture (when ``capture_id`` is given) and the context an event concerns: the
     capture's own context when the capture is found, else ``context_id``'s. One session, so
-    an audited request costs one short read at most (``audit.subjects`` caches the answer)."""
-    with session(database) as s:
+    an audited request costs one short read at most (``audit.subjects`` caches the answer).
+
+    Inside a write transaction ``tx`` the read goes through its connection: a second pooled
+    connection, taken while holding SQLite's write lock (or the audit chain's advisory lock),
+    deadlocks once every other connection of the pool waits for that lock.
+    """
+    reader = Session(bind=tx.connection, expire_on_commit=False) if tx else session(database)
+    with reader as s:
         capture = s.get(CaptureRecord, capture_id) if capture_id else None
         if capture is not None:
             context_id = capture.context_id
