@@ -22,15 +22,20 @@ Wire format (WHATWG HTML, server-sent events)::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import anyio
 from starlette.concurrency import run_in_threadpool
 
+from capture_api.store.wakeup import Wakeup
+
 CHECK_SECONDS = 0.25
+#: How often a stream that is woken by commits looks anyway (a change no commit rang for).
+FALLBACK_SECONDS = 2.0
 HEARTBEAT_SECONDS = 15.0
 LIFETIME_SECONDS = 300.0
 RETRY_MS = 2000
@@ -39,13 +44,44 @@ MEDIA_TYPE = "text/event-stream"
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-async def capture_events(load: Callable[[], list[dict[str, Any]]]) -> AsyncIterator[str]:
-    """The stream: ``load()`` (the context's captures as the API shows them) until it ends."""
+async def capture_events(
+    load: Callable[[], list[dict[str, Any]]], changes: Wakeup | None = None
+) -> AsyncGenerator[str, None]:
+    """The stream: ``load()`` (the context's captures as the API shows them) until it ends.
+
+    With ``changes`` (the database's ``store.wakeup``, rung after every commit that moves a
+    photo on, and on PostgreSQL by the other replicas' NOTIFY) the stream looks again as soon
+    as something changed, and otherwise only every ``FALLBACK_SECONDS``; without it, every
+    ``CHECK_SECONDS``.
+    """
     yield f"retry: {RETRY_MS}\n\n"
     sent: dict[str, str] = {}
-    number = 0
-    started = last_beat = time.monotonic()
+    started = time.monotonic()
+    changed = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def rung() -> None:  # in the thread that committed: hand it to this stream's loop
+        loop.call_soon_threadsafe(changed.set)
+
+    unsubscribe = changes.subscribe(rung) if changes else None
+    try:
+        async for event in _events(load, sent, changed, unsubscribe is not None, started):
+            yield event
+    finally:
+        if unsubscribe is not None:
+            unsubscribe()
+
+
+async def _events(
+    load: Callable[[], list[dict[str, Any]]],
+    sent: dict[str, str],
+    changed: asyncio.Event,
+    woken: bool,
+    started: float,
+) -> AsyncIterator[str]:
+    number, last_beat = 0, started
     while True:
+        changed.clear()  # before the read: a change during it is seen by the next one
         for item in await run_in_threadpool(load):
             text = json.dumps(item, separators=(",", ":"), default=str)
             if sent.get(item["capture_id"]) != text:
@@ -58,4 +94,5 @@ async def capture_events(load: Callable[[], list[dict[str, Any]]]) -> AsyncItera
         if now - last_beat >= HEARTBEAT_SECONDS:
             last_beat = now
             yield ": keep-alive\n\n"
-        await anyio.sleep(CHECK_SECONDS)
+        with anyio.move_on_after(FALLBACK_SECONDS if woken else CHECK_SECONDS):
+            await changed.wait()

@@ -22,6 +22,7 @@ import logging
 import threading
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Literal
 
 import psycopg
@@ -44,6 +45,7 @@ class Wakeup:
         self._cause: Cause = "signal"
         #: How many times ``ring`` was called, by cause (tests, metrics).
         self.rung: Counter[str] = Counter()
+        self._listeners: list[Callable[[], None]] = []
 
     @property
     def generation(self) -> int:
@@ -57,6 +59,26 @@ class Wakeup:
             self._cause = cause
             self.rung[cause] += 1
             self._cond.notify_all()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener()
+            except RuntimeError:  # its event loop closed before it unsubscribed
+                log.debug("a wakeup listener's loop is gone")
+
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` (from the ringing thread: keep it short) at every ring, until the
+        returned function is called. For waiters that are not threads: the phones' event
+        streams (``api.capture_events``) hand the ring to their event loop."""
+        with self._cond:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
 
     def wait(self, seen: int, timeout: float) -> Cause:
         """Wait until rung after generation ``seen``, or ``timeout`` seconds; say why."""

@@ -32,6 +32,7 @@ from capture_api.exceptions import (
 from capture_api.intake import CaptureRequest, refusal
 from capture_api.store.records import CaptureRecord, CaptureStatus
 from capture_api.store.spool import Spool, incoming
+from capture_api.store.wakeup import wakeup_for
 
 router = APIRouter(prefix="/captures", tags=["captures"])
 
@@ -188,7 +189,8 @@ async def capture_events(
         records = service.for_context(context_id)
         return [capture_out(r, request).model_dump(mode="json") for r in records]
 
-    return StreamingResponse(capture_stream(load), media_type=MEDIA_TYPE, headers=SSE_HEADERS)
+    stream = capture_stream(load, wakeup_for(service.engine))
+    return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=SSE_HEADERS)
 
 
 @router.get(
