@@ -14,13 +14,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import httpx
 
-from capture_api.notify.backend_auth import NotifyUnavailable
+from capture_api.config import EhrRegistration
+from capture_api.notify.backend_auth import BackendTokens, NotifyUnavailable
 
 FHIR_JSON = "application/fhir+json"
 _LOCATION_ID = re.compile(
@@ -221,3 +223,22 @@ def _diagnostics(response: httpx.Response) -> str | None:
         if isinstance(text, str) and text:
             texts.append(text)
     return "; ".join(texts)[:1000] or None
+
+
+def write_with_token(
+    tokens: BackendTokens,
+    registration: EhrRegistration,
+    write: Callable[[str], WriteResult],
+) -> WriteResult:
+    """``write(token)`` with the EHR's backend-services token; a 401 earns one fresh token.
+
+    The one place both chart writers (creating Media/DocumentReference/Observation, and
+    setting them entered-in-error) get their token. Raises the token endpoint's
+    ``NotifyAuthError`` (the caller fails the row) or ``NotifyUnavailable`` (it retries).
+    """
+    token = tokens.get(registration)
+    result = write(token)
+    if result.outcome is Outcome.UNAUTHORIZED:
+        tokens.invalidate(registration, token)
+        result = write(tokens.get(registration))
+    return result

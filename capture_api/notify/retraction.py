@@ -24,7 +24,7 @@ from capture_api.context.smart import LaunchError, find_registration
 from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.notify import resources
 from capture_api.notify.backend_auth import BackendTokens, NotifyAuthError, NotifyUnavailable
-from capture_api.notify.fhir_writer import Outcome, WriteResult, update
+from capture_api.notify.fhir_writer import Outcome, update, write_with_token
 from capture_api.store import notifications, rejections
 from capture_api.store.db import Database
 from capture_api.store.leases import LeaseKeeper, claim, save
@@ -133,23 +133,18 @@ class Retractions:
         registration: EhrRegistration,
         resource: dict[str, object],
     ) -> None:
-        result: WriteResult | None = None
-        token: str | None = None
-        for fresh in (False, True):  # a 401 earns exactly one fresh token
-            try:
-                if fresh:
-                    self.tokens.invalidate(registration, token)
-                token = self.tokens.get(registration)
-            except NotifyAuthError as exc:
-                self._fail(row, owner, str(exc))
-                return
-            except NotifyUnavailable as exc:
-                self._retry(row, owner, str(exc))
-                return
-            result = update(self.http, registration.iss, resource, token)
-            if result.outcome is not Outcome.UNAUTHORIZED:
-                break
-        assert result is not None
+        try:
+            result = write_with_token(
+                self.tokens,
+                registration,
+                lambda token: update(self.http, registration.iss, resource, token),
+            )
+        except NotifyAuthError as exc:
+            self._fail(row, owner, str(exc))
+            return
+        except NotifyUnavailable as exc:
+            self._retry(row, owner, str(exc))
+            return
         if result.outcome is Outcome.SENT:
             log.info("chart resource set entered-in-error: %s", row.resource_type)
             self._save(

@@ -40,7 +40,12 @@ from capture_api.notify.backend_auth import (
     NotifyAuthError,
     NotifyUnavailable,
 )
-from capture_api.notify.fhir_writer import Capabilities, FhirWriter, Outcome, WriteResult
+from capture_api.notify.fhir_writer import (
+    Capabilities,
+    FhirWriter,
+    Outcome,
+    write_with_token,
+)
 from capture_api.notify.retraction import Retractions
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
@@ -218,23 +223,20 @@ class NotifyWorker(LeasedWorker):
         resource: dict[str, Any],
         condition: str,
     ) -> None:
-        result: WriteResult | None = None
-        token: str | None = None
-        for fresh in (False, True):  # a 401 earns exactly one fresh token
-            try:
-                if fresh:
-                    self.tokens.invalidate(registration, token)
-                token = self.tokens.get(registration)
-            except NotifyAuthError as exc:
-                self._fail(row, owner, str(exc))
-                return
-            except NotifyUnavailable as exc:
-                self._retry(row, owner, str(exc))
-                return
-            result = self.writer.conditional_create(registration.iss, resource, condition, token)
-            if result.outcome is not Outcome.UNAUTHORIZED:
-                break
-        assert result is not None
+        try:
+            result = write_with_token(
+                self.tokens,
+                registration,
+                lambda token: self.writer.conditional_create(
+                    registration.iss, resource, condition, token
+                ),
+            )
+        except NotifyAuthError as exc:
+            self._fail(row, owner, str(exc))
+            return
+        except NotifyUnavailable as exc:
+            self._retry(row, owner, str(exc))
+            return
         if result.outcome is Outcome.SENT:
             log.info("notified the EHR: %s for capture %s", row.resource_type, row.capture_id)
             self._save(
