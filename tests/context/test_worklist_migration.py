@@ -3,38 +3,11 @@ capture runs on: a completion requested before the upgrade is queued, none is lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, inspect, text
 
-from capture_api.store import db
-from capture_api.store.db import make_engine
-from tests.deliver.service_process import fresh_postgres_database
+from tests.privacy.test_migration import _migrate, engine
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'capture.db'}")
-        yield made
-        made.dispose()
-        return
-    with fresh_postgres_database() as url:
-        made = make_engine(url)
-        yield made
-        made.dispose()
-
-
-def _migrate(engine: Engine, verb: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, verb)(config, revision)
+__all__ = ["engine"]  # the fixture: SQLite and PostgreSQL
 
 
 _CONTEXT = (

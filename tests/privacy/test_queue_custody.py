@@ -10,24 +10,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect
 from sqlmodel import Session, col, select
 
 from capture_api.api.security.csrf import CSRF_HEADER
 from capture_api.encounters.queue_custody import PurgeReason, QueueCustody
-from capture_api.store import db
-from capture_api.store.db import make_engine
 from capture_api.store.records import AuditEventRecord, QueueKeyRecord
 from ehr_sandbox.server import SandboxServer
-from tests.deliver.service_process import fresh_postgres_database
+from tests.privacy.test_migration import _migrate, engine
+
+__all__ = ["engine"]  # the fixture: SQLite and PostgreSQL
 from tests.privacy.people import NINA, VERA, audit_events, browser, fhir_user, sign_in
 from tests.security.browser import FOREARM, upload
 from tests.security.conftest import AppFactory
@@ -214,27 +210,6 @@ def test_what_the_phone_deleted_is_audited_with_the_patient_of_its_user_only(
     bad = report | {"reason": "because", "count": 0}
     assert app.post("/api/v1/queue/reports", json=bad).status_code == 422
     assert {r.value for r in PurgeReason} == {"retention", "discarded", "damaged", "unreadable"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'capture.db'}")
-        yield made
-        made.dispose()
-        return
-    with fresh_postgres_database() as url:
-        made = make_engine(url)
-        yield made
-        made.dispose()
-
-
-def _migrate(engine: Engine, verb: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, verb)(config, revision)
 
 
 def test_0010_upgrades_and_downgrades(engine: Engine) -> None:
