@@ -91,6 +91,9 @@ _PRIOR_FIELDS: tuple[str, ...] = (
     _IMAGE_COMMENTS,
     _ISSUER_OF_PATIENT_ID,
 )
+#: Instances named in one verification search: 32 UIDs of up to 64 characters keep the URL
+#: under 2.1 KB, within what every HTTP server and proxy accepts.
+_UID_LIST_MAX = 32
 #: Answers meaning "this server does not offer that resource or media type": try another way.
 _UNSUPPORTED = frozenset({400, 404, 405, 406, 415, 501})
 
@@ -205,31 +208,44 @@ class DicomWebArchive:
 
     def visible(self, refs: Sequence[InstanceRef]) -> set[str]:
         """The instances of ``refs`` the archive shows: one QIDO-RS Search for Instances of a
-        Study (``/studies/{uid}/instances``, PS3.18 10.6.1) per study, matched on their
-        series too; a server without that resource is asked instance by instance."""
+        Study (``/studies/{uid}/instances``, PS3.18 10.6.1) per study and up to
+        ``_UID_LIST_MAX`` instances, matched on their series too.
+
+        The search names the instances it looks for (UID list matching, PS3.18 8.3.4.1,
+        ``SOPInstanceUID=uid1,uid2``): an unfiltered study search makes the archive describe
+        every instance of the study, which grows with the study (34 ms of Orthanc CPU for 48
+        photos, against 1 ms per named instance; issue 13). A server that answers a list with
+        nothing (it may not support list matching) is asked the unfiltered way; a server
+        without the resource, instance by instance.
+        """
         found: set[str] = set()
         by_study: dict[str, list[InstanceRef]] = {}
         for ref in refs:
             by_study.setdefault(ref.study_uid, []).append(ref)
         for study_uid, members in by_study.items():
-            listed = self._search(
-                f"/studies/{study_uid}/instances", [("includefield", _SERIES_UID)]
-            )
-            if listed is None:
-                found |= {ref.sop_instance_uid for ref in members if self.is_visible(ref)}
-                continue
-            shown = {
-                (_text(attrs, _SERIES_UID), _text(attrs, _SOP_INSTANCE_UID))
-                for attrs in listed
-                if _text(attrs, _STUDY_UID) in (None, study_uid)
-            }
-            found |= {
-                ref.sop_instance_uid
-                for ref in members
-                if (ref.series_uid, ref.sop_instance_uid) in shown
-                or (None, ref.sop_instance_uid) in shown
-            }
+            for start in range(0, len(members), _UID_LIST_MAX):
+                found |= self._visible_in_study(study_uid, members[start : start + _UID_LIST_MAX])
         return found
+
+    def _visible_in_study(self, study_uid: str, members: Sequence[InstanceRef]) -> set[str]:
+        path = f"/studies/{study_uid}/instances"
+        uids = ",".join(ref.sop_instance_uid for ref in members)
+        listed = self._search(path, [("SOPInstanceUID", uids), ("includefield", _SERIES_UID)])
+        if listed == [] and len(members) > 1:
+            listed = self._search(path, [("includefield", _SERIES_UID)])
+        if listed is None:
+            return {ref.sop_instance_uid for ref in members if self.is_visible(ref)}
+        shown = {
+            (_text(attrs, _SERIES_UID), _text(attrs, _SOP_INSTANCE_UID))
+            for attrs in listed
+            if _text(attrs, _STUDY_UID) in (None, study_uid)
+        }
+        return {
+            ref.sop_instance_uid
+            for ref in members
+            if (ref.series_uid, ref.sop_instance_uid) in shown
+            or (None, ref.sop_instance_uid) in shown
+        }
 
     def _lookup(self, ref: InstanceRef) -> dict[str, Any] | None:
         """The QIDO-RS attributes of the instance, if it is in the study and series of ``ref``."""

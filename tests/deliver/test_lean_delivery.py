@@ -222,7 +222,9 @@ def _status(service: CaptureService, capture_id: str) -> str | None:
 # --- streamed STOW ---------------------------------------------------------------------------
 
 
-def _spooled_instance(tmp_path: Path, seed: int) -> tuple[FileSource, InstanceRef]:
+def _spooled_instance(
+    tmp_path: Path, seed: int, study: int | None = None, size: tuple[int, int] = (4032, 3024)
+) -> tuple[FileSource, InstanceRef]:
     """A 12 MP-like photo wrapped and spooled: a DICOM file of a few MB."""
     from capture_api.capture.model import CaptureContext
     from capture_api.encode.pipeline import wrap_photo
@@ -230,9 +232,9 @@ def _spooled_instance(tmp_path: Path, seed: int) -> tuple[FileSource, InstanceRe
     context = CaptureContext(
         capture_id=f"stream-{seed}",
         patient=PatientIn(id="MRN-STREAM").to_patient(),
-        study_uid=f"1.2.826.0.1.3680043.10.543.{seed}",
+        study_uid=f"1.2.826.0.1.3680043.10.543.{seed if study is None else study}",
     )
-    wrapped = wrap_photo(phone_jpeg(4032, 3024, seed=seed), context, EncoderOptions())
+    wrapped = wrap_photo(phone_jpeg(*size, seed=seed), context, EncoderOptions())
     path = tmp_path / f"stream-{seed}.dcm"
     path.write_bytes(wrapped.to_bytes())
     ref = InstanceRef(
@@ -284,3 +286,47 @@ def test_orthanc_also_takes_the_streamed_body_chunked(
     assert response.status_code == 200, response.text
     with DicomWebArchive(orthanc.base_url) as archive:
         assert archive.visible([ref]) == {ref.sop_instance_uid}
+
+
+class CountingSearches(DicomWebArchive):
+    """Orthanc, recording each QIDO-RS search's parameters and how many instances it answered;
+    ``lists_unsupported`` plays a server that answers a UID list with no match."""
+
+    def __init__(self, base_url: str, lists_unsupported: bool = False) -> None:
+        super().__init__(base_url)
+        self.lists_unsupported = lists_unsupported
+        self.searches: list[tuple[dict[str, str], int]] = []
+
+    def _search(
+        self, path: str, params: Sequence[tuple[str, str]]
+    ) -> list[dict[str, object]] | None:
+        asked = dict(params)
+        if self.lists_unsupported and "," in asked.get("SOPInstanceUID", ""):
+            self.searches.append((asked, 0))
+            return []
+        found = super()._search(path, params)
+        self.searches.append((asked, -1 if found is None else len(found)))
+        return found
+
+
+def test_verification_names_its_instances_so_the_archive_answers_only_those(
+    tmp_path: Path, orthanc: OrthancServer
+) -> None:
+    """The batched check asks for the pending instances by UID (PS3.18 8.3.4.1 UID list), so
+    its cost does not grow with the study: Orthanc answers 3 instances, not the 6 it holds."""
+    refs = [_spooled_instance(tmp_path, 10 + i, study=77, size=(320, 240)) for i in range(6)]
+    study = refs[0][1].study_uid
+    absent = InstanceRef(study, refs[0][1].series_uid, "1.2.826.0.1.3680043.10.543.999.1")
+    with DicomWebArchive(orthanc.base_url) as plain:
+        for source, ref in refs:
+            plain.store(source, ref)
+    asked = [ref for _, ref in refs[:3]] + [absent]
+    with CountingSearches(orthanc.base_url) as archive:
+        assert archive.visible(asked) == {ref.sop_instance_uid for ref in asked[:3]}
+        ((params, answered),) = archive.searches
+    assert params["SOPInstanceUID"].split(",") == [ref.sop_instance_uid for ref in asked]
+    assert answered == 3
+    with CountingSearches(orthanc.base_url, lists_unsupported=True) as archive:
+        assert archive.visible(asked) == {ref.sop_instance_uid for ref in asked[:3]}
+        assert [n for _, n in archive.searches] == [0, 6]  # then the whole study, as before
+        assert "SOPInstanceUID" not in archive.searches[1][0]
