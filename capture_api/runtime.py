@@ -30,7 +30,7 @@ from capture_api.oauth import Discovery
 from capture_api.observability import bench_counts, metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store.db import Database, make_engine, migrate
-from capture_api.store.leases import LeaseKeeper, release_dead_local
+from capture_api.store.leases import Handoff, LeaseKeeper, owner_name, release_dead_local
 from capture_api.store.records import (
     CaptureRecord,
     NotificationRecord,
@@ -90,13 +90,21 @@ class Runtime:
         keeper, loops = LeaseKeeper(engine, lease), LoopHealth()
         consent = ConsentPolicy(settings.consent_required, policy_for(settings.sensitive_sites))
         spool, reader = spool_from_settings(settings, engine)
+        handoff = Handoff(keeper, CaptureRecord, owner_name("worker-handoff"))
         service = CaptureService(
-            engine, spool, options, lease, consent, keeper, settings.encode_concurrency
+            engine, spool, options, lease, consent, keeper, settings.encode_concurrency, handoff
         )
         archive = archive_from_settings(settings)
         policy = policy_from_settings(settings)
         worker = OutboxWorker(
-            engine, archive, service.encode, policy, keeper=keeper, health=loops, spool=reader
+            engine,
+            archive,
+            service.encode,
+            policy,
+            keeper=keeper,
+            health=loops,
+            spool=reader,
+            handoff=handoff,
         )
         discovery = Discovery()
         ehr_contexts = EhrContexts(settings, engine, service, discovery)

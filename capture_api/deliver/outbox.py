@@ -35,7 +35,15 @@ from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
 from capture_api.store import captures
 from capture_api.store.db import Database, is_postgres, write_transaction
-from capture_api.store.leases import LeasedWorker, LeaseKeeper, claim, next_due, save, save_in
+from capture_api.store.leases import (
+    Handoff,
+    LeasedWorker,
+    LeaseKeeper,
+    claim,
+    next_due,
+    save,
+    save_in,
+)
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
 from capture_api.store.spool_source import FolderReader, SpoolReader
@@ -77,6 +85,7 @@ class OutboxWorker(LeasedWorker):
         keeper: LeaseKeeper | None = None,
         health: LoopHealth | None = None,
         spool: SpoolReader | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         super().__init__(name, "worker")
         self.engine = engine
@@ -89,12 +98,18 @@ class OutboxWorker(LeasedWorker):
         self.spool = spool or FolderReader()
         self.wakeup = wakeup_for(engine)
         self._listener = Listener(engine, self.wakeup) if is_postgres(engine) else None
+        #: Rows the uploads of this process encoded, handed over with their lease taken.
+        self.handoff = handoff
+        if handoff is not None:
+            handoff.wakeup = self.wakeup
 
     def start(self, threads: int = 1) -> None:
         """Start the threads, and on PostgreSQL this process's ``LISTEN capture_outbox``."""
         if self._listener is not None:
             self._listener.start()
         super().start(threads)
+        if self.handoff is not None and threads > 0:
+            self.handoff.open = True
 
     def listening(self) -> bool:
         """Whether this process listens for other replicas' commits (always, on SQLite)."""
@@ -108,32 +123,59 @@ class OutboxWorker(LeasedWorker):
             return self.poll
         return min(self.poll, max((due - utcnow()).total_seconds(), 0.005))
 
+    def idle(self, seen: int) -> None:
+        """Wait for work, counted as a thread uploads may hand their rows to."""
+        if self.handoff is None:
+            super().idle(seen)
+            return
+        with self.handoff.waiting():
+            super().idle(seen)
+
     def woke(self, cause: str) -> None:
         metrics.woke(cause)
 
     def run_once(self) -> bool:
-        """Claim and advance one capture; False when nothing is due."""
+        """Advance one capture handed over by an upload, else claim one; False when nothing
+        is due."""
+        handed = self.handoff.take() if self.handoff is not None else None
+        if handed is not None and self.handoff is not None:
+            try:
+                record = captures.get(self.engine, str(handed))
+                owner = self.handoff.owner
+                if record is not None and record.lease_owner == owner:
+                    self._work(record, owner)
+            finally:
+                self.handoff.done(handed)
+            return True
         owner = self.owner
         states = [s.value for s in PENDING]
         record = claim(self.engine, CaptureRecord, states, owner, self.policy.lease)
         if record is None:
             self._sweep_spool()
             return False
+        self._work(record, owner)
+        return True
+
+    def _work(self, record: CaptureRecord, owner: str) -> None:
+        """Advance ``record`` under ``owner``'s lease (kept alive meanwhile)."""
+        if record.status not in PENDING:
+            return
         loop = _LOOP[CaptureStatus(record.status)]
         with self.keeper.hold(CaptureRecord, record.id, owner):
             try:
                 self._advance(record, owner)
             except Exception as exc:  # a bug or a broken disk: say so on the capture, go on
                 self._fault(record, owner, loop, exc)
-                return True
+                return
         self.health.succeeded(loop)
-        return True
 
     def on_loop_error(self, exc: Exception) -> None:
         """Claiming failed (the database is away): count it against delivery."""
         self.health.failed("delivery", exc)
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.handoff is not None:
+            self.handoff.open = False  # rows already handed over run out of lease if left
         super().stop(timeout)
         if self._listener is not None:
             self._listener.stop()

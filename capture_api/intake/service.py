@@ -59,7 +59,7 @@ from capture_api.observability import metrics
 from capture_api.privacy.consents import consent_for_capture
 from capture_api.store import captures, contexts
 from capture_api.store.db import Database
-from capture_api.store.leases import LeaseKeeper, claim_row, owner_name
+from capture_api.store.leases import Handoff, LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 from capture_api.store.spool import Spool, SpooledFile
 
@@ -121,6 +121,7 @@ class CaptureService:
         consent_policy: ConsentPolicy = NEVER,
         keeper: LeaseKeeper | None = None,
         encode_concurrency: int | None = None,
+        handoff: Handoff | None = None,
     ) -> None:
         self.engine = engine
         self.spool = spool
@@ -128,6 +129,9 @@ class CaptureService:
         self.lease = lease
         self.consent_policy = consent_policy  # capture_api.capture.consent_policy
         self.keeper = keeper or LeaseKeeper(engine, lease)
+        #: This process's delivery workers, when they run: an encoded row goes to them with
+        #: its lease, in the commit that encoded it (no claim commit; ``leases.Handoff``).
+        self.handoff = handoff
         self._encode_slots = threading.BoundedSemaphore(encode_concurrency or os.cpu_count() or 1)
 
     # --- contexts ---------------------------------------------------------------------------
@@ -229,8 +233,10 @@ class CaptureService:
                 attempt, wrapped.write
             )  # header + the JPEG, no joined copy
         now = utcnow()
+        handoff = self.handoff if self.handoff is not None and self.handoff.ready() else None
         landed = self._finish_received(
             record.id,
+            **(handoff.lease() if handoff is not None else {}),
             status=CaptureStatus.ENCODED.value,
             sop_instance_uid=wrapped.sop_instance_uid,
             study_uid=wrapped.study_instance_uid,
@@ -242,6 +248,8 @@ class CaptureService:
         )
         if not landed:
             Spool.delete(dicom.path)
+        elif handoff is not None:
+            handoff.give(record.id)
         return self._current(record.id)
 
     def requeue_failed(self, kinds: tuple[str, ...] = ("archive-auth",)) -> int:

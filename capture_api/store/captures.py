@@ -89,14 +89,16 @@ def insert_new(db: Database, record: CaptureRecord) -> bool:
 
 
 def finish_received(db: Database, capture_id: str, **values: object) -> bool:
-    """Move a row out of ``received`` (only if it is still there) and release its claim.
+    """Move a row out of ``received`` (only if it is still there) and release its claim, or
+    pass it to the lease in ``values`` (``leases.Handoff``: this process's workers send it).
 
     Conditional, because an encode can finish late: the upload's own encode and a worker's (or
     a re-sent upload's) may both run, and only the first may land. Without the condition a
     late encode overwrote a capture that had already been stored (found by the delivery
     benchmark at concurrency 16). True when this call moved the row.
     """
-    values |= {"lease_owner": None, "lease_expires_at": None, "updated_at": utcnow()}
+    handed = values.get("lease_owner") is not None  # the Handoff rings once it queued the row
+    values = {"lease_owner": None, "lease_expires_at": None} | values | {"updated_at": utcnow()}
     due = values.get("status") == CaptureStatus.ENCODED.value
     with session(db) as s:
         result = s.exec(
@@ -106,9 +108,9 @@ def finish_received(db: Database, capture_id: str, **values: object) -> bool:
             .values(**values)
         )
         if due and result.rowcount == 1:
-            notify_on(s, db)  # encoded: the workers of every replica wake on this commit
+            notify_on(s, db)  # encoded: workers and event streams of every replica wake
         s.commit()
-    if due and result.rowcount == 1:
+    if due and result.rowcount == 1 and not handed:
         wakeup_for(db).ring()
     return bool(result.rowcount == 1)
 

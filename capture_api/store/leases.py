@@ -232,6 +232,72 @@ def save_in(
     return bool(result.rowcount == 1)
 
 
+class Handoff:
+    """Rows handed from the request that finished them to this process's workers, with the
+    lease already taken in the commit that finished them: no second claim, no second commit.
+
+    An upload's encode commits its row ``encoded`` with the lease held by ``owner`` (the
+    workers' hand-off name), then ``give``s it: the heartbeat keeps that lease alive while the
+    row waits, so no other thread or replica claims it, and a worker thread ``take``s it from
+    here instead of claiming (issue 13: one commit less per photo, and the claim's queries).
+    If the process dies, the lease runs out (or ``release_dead_local`` frees it at the next
+    start) and any worker claims the row as before. A row is handed over only while a worker
+    thread here waits for work (``ready``): one stuck behind a slow archive stays claimable
+    by the other replicas. Only ``open`` while workers run here.
+    """
+
+    def __init__(self, keeper: LeaseKeeper, model: type[SQLModel], owner: str) -> None:
+        self.keeper = keeper
+        self.model = model
+        self.owner = owner
+        self.open = False
+        self._rows: deque[object] = deque()
+        self._lock = threading.Lock()
+        self._waiting = 0  # worker threads idle, waiting for work
+        self.wakeup: Wakeup | None = None
+
+    def ready(self) -> bool:
+        """Whether a row handed over now would be taken at once (a worker thread is idle)."""
+        with self._lock:
+            return self.open and len(self._rows) < self._waiting
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """A worker thread waits for work during the block."""
+        with self._lock:
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def lease(self) -> dict[str, object]:
+        """The lease columns for the commit that finishes a row (the hand-off name holds it)."""
+        return {"lease_owner": self.owner, "lease_expires_at": utcnow() + self.keeper.lease}
+
+    def give(self, row_id: object) -> None:
+        """After that commit: keep the lease alive, queue the row, wake a worker."""
+        self.keeper.acquire(self.model, row_id, self.owner)
+        self._rows.append(row_id)
+        if self.wakeup is not None:
+            self.wakeup.ring()
+
+    def take(self) -> object | None:
+        """The next handed row (its lease still held by ``owner`` until ``done``), or None."""
+        try:
+            return self._rows.popleft()
+        except IndexError:
+            return None
+
+    def done(self, row_id: object) -> None:
+        """The worker is through with the row: stop keeping its lease alive."""
+        self.keeper.release(self.model, row_id, self.owner)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 class LeaseKeeper:
     """The heartbeat: renews the leases this process holds while their work runs.
 
@@ -252,19 +318,27 @@ class LeaseKeeper:
     @contextmanager
     def hold(self, model: type[SQLModel], row_id: object, owner: str) -> Iterator[None]:
         """Keep ``owner``'s lease on the row alive until the block ends."""
+        self.acquire(model, row_id, owner)
+        try:
+            yield
+        finally:
+            self.release(model, row_id, owner)
+
+    def acquire(self, model: type[SQLModel], row_id: object, owner: str) -> None:
+        """Start keeping ``owner``'s lease on the row alive (until the matching ``release``)."""
         key = (model, row_id, owner)
         with self._lock:
             self._held[key] = self._held.get(key, 0) + 1
             self._start_locked()
-        try:
-            yield
-        finally:
-            with self._lock:
-                left = self._held[key] - 1
-                if left:
-                    self._held[key] = left
-                else:
-                    del self._held[key]
+
+    def release(self, model: type[SQLModel], row_id: object, owner: str) -> None:
+        key = (model, row_id, owner)
+        with self._lock:
+            left = self._held[key] - 1
+            if left:
+                self._held[key] = left
+            else:
+                del self._held[key]
 
     def renew(self) -> int:
         """Extend every held lease now (the heartbeat's one step); returns rows renewed."""

@@ -26,7 +26,8 @@ from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.observability import metrics
 from capture_api.store import audit_rows
 from capture_api.store.db import make_engine, migrate
-from capture_api.store.records import CaptureStatus
+from capture_api.store.leases import Handoff, LeaseKeeper, owner_name
+from capture_api.store.records import CaptureRecord, CaptureStatus
 from capture_api.store.spool import CHUNK, Spool
 from capture_api.store.spool_source import FileSource, file_source
 from capture_api.store.wakeup import wakeup_for
@@ -321,12 +322,64 @@ def test_verification_names_its_instances_so_the_archive_answers_only_those(
         for source, ref in refs:
             plain.store(source, ref)
     asked = [ref for _, ref in refs[:3]] + [absent]
-    with CountingSearches(orthanc.base_url) as archive:
+    archive = CountingSearches(orthanc.base_url)
+    with archive:
         assert archive.visible(asked) == {ref.sop_instance_uid for ref in asked[:3]}
         ((params, answered),) = archive.searches
     assert params["SOPInstanceUID"].split(",") == [ref.sop_instance_uid for ref in asked]
     assert answered == 3
-    with CountingSearches(orthanc.base_url, lists_unsupported=True) as archive:
+    archive = CountingSearches(orthanc.base_url, lists_unsupported=True)
+    with archive:
         assert archive.visible(asked) == {ref.sop_instance_uid for ref in asked[:3]}
         assert [n for _, n in archive.searches] == [0, 6]  # then the whole study, as before
         assert "SOPInstanceUID" not in archive.searches[1][0]
+
+
+# --- handed over, not claimed ------------------------------------------------------------------
+
+
+def test_an_encoded_upload_is_handed_to_an_idle_worker_with_its_lease(
+    tmp_path: Path, engine: Engine, orthanc: OrthancServer
+) -> None:
+    """The encode's commit gives the row to this process's idle worker (lease included): no
+    other worker may claim it meanwhile, the worker needs one commit for it in all, and if
+    the process dies with the row still handed over, its lease expires and any worker
+    delivers it."""
+    lease = dt.timedelta(seconds=1)
+    keeper = LeaseKeeper(engine, lease)
+    handoff = Handoff(keeper, CaptureRecord, owner_name("worker-handoff"))
+    service = CaptureService(engine, Spool(tmp_path / "spool"), EncoderOptions(), handoff=handoff)
+    archive = DicomWebArchive(orthanc.base_url)
+    policy = OutboxPolicy(lease=lease, retry_base=0.05, retry_max=0.5)
+    ours = OutboxWorker(engine, archive, service.encode, policy, keeper=keeper, handoff=handoff)
+    other = OutboxWorker(engine, archive, service.encode, policy)  # another replica's
+    handoff.open = True
+    try:
+        with handoff.waiting():  # one of our worker threads is idle
+            (first,) = _accept(service, 1)
+        row = service.get(first)
+        assert row is not None and row.lease_owner == handoff.owner and len(handoff) == 1
+        assert not other.run_once()  # leased: not claimable, although encoded and due
+        before = metrics.commits()
+        assert ours.run_once()
+        assert metrics.commits() - before == 1  # no claim: the verified row only
+        assert _status(service, first) == CaptureStatus.VERIFIED and len(handoff) == 0
+        assert not handoff.ready()  # no idle worker thread: the next upload is not handed over
+        with handoff.waiting():
+            context = service.get(first)
+            assert context is not None
+            second = "lean-second"
+            request = CaptureRequest(capture_id=second, context_id=context.context_id)
+            service.accept(request, io.BytesIO(phone_jpeg(320, 240, seed=99)))
+        assert len(handoff) == 1
+        keeper.close()  # our process dies: nobody renews the handed row's lease
+        _wait_for(lambda: other.run_once() or _status(service, second) == "verified", "expiry")
+        while _status(service, second) != CaptureStatus.VERIFIED:
+            assert other.run_once()
+    finally:
+        ours.stop()
+        other.stop()
+        archive.close()
+    assert orthanc.sop_uids() >= {
+        r.sop_instance_uid for r in map(service.get, [first, second]) if r
+    }

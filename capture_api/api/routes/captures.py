@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -75,7 +76,11 @@ class CaptureOut(BaseModel):
     status_url: str
 
 
-def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
+def capture_out(
+    record: CaptureRecord, request: Request, status_path: Callable[[str], str] | None = None
+) -> CaptureOut:
+    """What the API shows of a capture (``status_path``: ``status_paths(request)``, for lists)."""
+    status_url = (status_path or status_paths(request))(record.id)
     retrying = record.last_error if record.status != CaptureStatus.FAILED else None
     return CaptureOut(
         capture_id=record.id,
@@ -97,8 +102,19 @@ def capture_out(record: CaptureRecord, request: Request) -> CaptureOut:
         created_at=record.created_at,
         stored_at=record.stored_at,
         verified_at=record.verified_at,
-        status_url=str(request.url_for("get_capture", capture_id=record.id).path),
+        status_url=status_url,
     )
+
+
+def status_paths(request: Request) -> Callable[[str], str]:
+    """``GET /captures/{capture_id}``'s path for any capture id, the route resolved once:
+    ``url_for`` walks every route (about 0.1 ms a call), and a context's list or event stream
+    shows every capture of the context each time (issue 13)."""
+    template = str(request.url_for("get_capture", capture_id=_SENTINEL).path)
+    return lambda capture_id: template.replace(_SENTINEL, capture_id)
+
+
+_SENTINEL = "capture-id-placeholder"
 
 
 @router.post(
@@ -187,7 +203,8 @@ async def capture_events(
 
     def load() -> list[dict[str, Any]]:
         records = service.for_context(context_id)
-        return [capture_out(r, request).model_dump(mode="json") for r in records]
+        path = status_paths(request)
+        return [capture_out(r, request, path).model_dump(mode="json") for r in records]
 
     stream = capture_stream(load, wakeup_for(service.engine))
     return StreamingResponse(stream, media_type=MEDIA_TYPE, headers=SSE_HEADERS)
@@ -215,4 +232,5 @@ def list_captures(
 ) -> list[CaptureOut]:
     """All captures of one encounter context, oldest first."""
     access.context(context_id, "read")
-    return [capture_out(r, request) for r in service.for_context(context_id)]
+    path = status_paths(request)
+    return [capture_out(r, request, path) for r in service.for_context(context_id)]
