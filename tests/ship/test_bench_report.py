@@ -65,6 +65,7 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
             verified=db.Latencies([170.0, 200.0, 345.0]),
             upload=db.Latencies([90.0, 95.0, 100.0]),
             server=db.Latencies([80.0, 90.0, 100.0]),
+            accepted=db.Latencies([40.0, 55.0, 70.0]),
             idle_rss_mb=150.0,
             peak_rss_mb=420.0,
             failures=[],
@@ -87,8 +88,9 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert "200 / 345 ms" in text and "420 MB" in text and "300 MB" in text
     assert len({len(line) for line in table}) == 1, "columns are padded to one width"
     figures = {r.figure: r for r in rows}
-    latency = figures["delivery c=1: accepted -> verified p50 / p95 (default settings)"]
-    assert latency.capture == "200 / 345 ms"
+    latency = figures["delivery c=1: accepted (202) -> verified p50 / p95 (default settings)"]
+    assert latency.capture == "55 / 70 ms"  # from the 202, not from the send
+    assert "send -> verified 200 / 345 ms" in latency.note
     assert "x6.98 of bare STOW" in figures["delivery c=1: photos/s, send -> verified"].note
     cpu = figures["delivery c=1: API CPU per photo"]
     assert (cpu.capture, cpu.reference) == ("42 ms", "Orthanc 55 ms")
