@@ -264,8 +264,10 @@ class CaptureService:
     def get(self, capture_id: str) -> CaptureRecord | None:
         return captures.get(self.engine, capture_id)
 
-    def for_context(self, context_id: str) -> list[CaptureRecord]:
-        return captures.for_context(self.engine, context_id)
+    def for_context(
+        self, context_id: str, changed_since: dt.datetime | None = None
+    ) -> list[CaptureRecord]:
+        return captures.for_context(self.engine, context_id, changed_since)
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -37,10 +37,15 @@ def get(db: Database, capture_id: str) -> CaptureRecord | None:
         return s.get(CaptureRecord, capture_id)
 
 
-def for_context(db: Database, context_id: str) -> list[CaptureRecord]:
-    """Every photo of a context, oldest first."""
+def for_context(
+    db: Database, context_id: str, changed_since: dt.datetime | None = None
+) -> list[CaptureRecord]:
+    """Every photo of a context, oldest first; only those updated at or after
+    ``changed_since`` when given (an event stream's look after a commit)."""
     with session(db) as s:
         query = select(CaptureRecord).where(CaptureRecord.context_id == context_id, IS_PHOTO)
+        if changed_since is not None:
+            query = query.where(col(CaptureRecord.updated_at) >= changed_since)
         return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
 
 

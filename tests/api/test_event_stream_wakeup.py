@@ -16,11 +16,10 @@ from capture_api.store.wakeup import Wakeup
 def test_a_ring_wakes_the_stream_long_before_its_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "FALLBACK_SECONDS", 60.0)
     state = {"status": "encoded"}
-    loads = 0
+    loads: list[bool] = []
 
-    def load() -> list[dict[str, Any]]:
-        nonlocal loads
-        loads += 1
+    def load(everything: bool) -> list[dict[str, Any]]:
+        loads.append(everything)
         return [{"capture_id": "c1", "status": state["status"]}]
 
     wakeup = Wakeup()
@@ -37,7 +36,34 @@ def test_a_ring_wakes_the_stream_long_before_its_fallback(monkeypatch: pytest.Mo
     retry, snapshot, change = asyncio.run(follow())
     assert retry.startswith("retry:")
     assert '"encoded"' in snapshot and '"verified"' in change
-    assert loads == 2  # no timer-driven reads in between
+    # no timer-driven reads in between; the look after the ring reads only recent changes
+    assert loads == [True, False]
+
+
+def test_a_woken_stream_reads_only_recent_changes_and_everything_now_and_then(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A context of many photos is not re-read whole for each commit (issue 13), but whole
+    again every ``FULL_SECONDS`` (a change that did not stamp ``updated_at`` still shows)."""
+    monkeypatch.setattr(events, "FALLBACK_SECONDS", 60.0)
+    monkeypatch.setattr(events, "FULL_SECONDS", 0.5)
+    loads: list[bool] = []
+    wakeup = Wakeup()
+
+    def load(everything: bool) -> list[dict[str, Any]]:
+        loads.append(everything)
+        return [{"capture_id": "c1", "status": f"read {len(loads)}"}]
+
+    async def follow() -> None:
+        stream = events.capture_events(load, wakeup)
+        await anext(stream), await anext(stream)  # retry, the snapshot (read whole)
+        for delay in (0.05, 0.05, 0.6):
+            threading.Timer(delay, wakeup.ring).start()
+            await asyncio.wait_for(anext(stream), timeout=10)
+        await stream.aclose()
+
+    asyncio.run(follow())
+    assert loads == [True, False, False, True]
 
 
 def test_a_listener_whose_loop_is_gone_does_not_break_the_ring() -> None:

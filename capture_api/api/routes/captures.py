@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from capture_api.api.access import CONTEXT_ERRORS, AccessDep
 from capture_api.api.capture_events import HEADERS as SSE_HEADERS
-from capture_api.api.capture_events import MEDIA_TYPE
+from capture_api.api.capture_events import MEDIA_TYPE, RECENT_SECONDS
 from capture_api.api.capture_events import capture_events as capture_stream
 from capture_api.api.deps import ServiceDep
 from capture_api.api.errors import responses
@@ -31,7 +31,7 @@ from capture_api.exceptions import (
     UnsupportedFormat,
 )
 from capture_api.intake import CaptureRequest, refusal
-from capture_api.store.records import CaptureRecord, CaptureStatus
+from capture_api.store.records import CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool, incoming
 from capture_api.store.wakeup import wakeup_for
 
@@ -201,8 +201,9 @@ async def capture_events(
     """
     await run_in_threadpool(access.context, context_id, "read")
 
-    def load() -> list[dict[str, Any]]:
-        records = service.for_context(context_id)
+    def load(everything: bool) -> list[dict[str, Any]]:
+        since = None if everything else utcnow() - dt.timedelta(seconds=RECENT_SECONDS)
+        records = service.for_context(context_id, changed_since=since)
         path = status_paths(request)
         return [capture_out(r, request, path).model_dump(mode="json") for r in records]
 
