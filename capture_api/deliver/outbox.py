@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 from capture_api.audit.trail import Outcome, record_capture
@@ -123,13 +124,9 @@ class OutboxWorker(LeasedWorker):
             return self.poll
         return min(self.poll, max((due - utcnow()).total_seconds(), 0.005))
 
-    def idle(self, seen: int) -> None:
-        """Wait for work, counted as a thread uploads may hand their rows to."""
-        if self.handoff is None:
-            super().idle(seen)
-            return
-        with self.handoff.waiting():
-            super().idle(seen)
+    def waiting(self) -> AbstractContextManager[object]:
+        """A thread waiting for work is one uploads may hand their rows to."""
+        return self.handoff.waiting() if self.handoff is not None else nullcontext()
 
     def woke(self, cause: str) -> None:
         metrics.woke(cause)
@@ -139,6 +136,7 @@ class OutboxWorker(LeasedWorker):
         is due."""
         handed = self.handoff.take() if self.handoff is not None else None
         if handed is not None and self.handoff is not None:
+            self.found()
             try:
                 record = captures.get(self.engine, str(handed))
                 owner = self.handoff.owner
@@ -153,6 +151,7 @@ class OutboxWorker(LeasedWorker):
         if record is None:
             self._sweep_spool()
             return False
+        self.found()
         self._work(record, owner)
         return True
 

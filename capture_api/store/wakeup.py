@@ -53,14 +53,16 @@ class Wakeup:
         with self._cond:
             return self._generation
 
-    def ring(self, cause: Cause = "signal") -> None:
+    def ring(self, cause: Cause = "signal", *, listeners: bool = True) -> None:
+        """Wake every waiting thread (and, unless ``listeners`` is False, every subscriber:
+        a worker passing the look on changed nothing the phones' streams would show)."""
         with self._cond:
             self._generation += 1
             self._cause = cause
             self.rung[cause] += 1
             self._cond.notify_all()
-            listeners = list(self._listeners)
-        for listener in listeners:
+            called = list(self._listeners) if listeners else []
+        for listener in called:
             try:
                 listener()
             except RuntimeError:  # its event loop closed before it unsubscribed

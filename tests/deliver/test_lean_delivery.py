@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from capture_api.audit import chain
 from capture_api.capture.schemas import ContextIn, PatientIn
@@ -383,3 +383,34 @@ def test_an_encoded_upload_is_handed_to_an_idle_worker_with_its_lease(
     assert orthanc.sop_uids() >= {
         r.sop_instance_uid for r in map(service.get, [first, second]) if r
     }
+
+
+def test_a_ring_sets_one_idle_thread_looking_not_all_of_them(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """Eight idle delivery threads, five rings with nothing due: one thread looks per ring
+    (its claim and its next due time), the others wait again without a query. Each used to
+    query: 45 ms of CPU per photo with 16 threads in the delivery benchmark."""
+    statements: list[str] = []
+
+    def counted(*args: object) -> None:
+        statements.append(str(args[2])[:40])
+
+    service = CaptureService(engine, Spool(tmp_path / "spool"), EncoderOptions())
+    archive = DicomWebArchive("http://127.0.0.1:9")  # never asked: nothing is due
+    worker = OutboxWorker(engine, archive, service.encode, SLOW_POLL)
+    event.listen(engine, "before_cursor_execute", counted)
+    worker.start(8)
+    try:
+        time.sleep(0.5)  # every thread has looked once at start-up and waits
+        statements.clear()
+        for _ in range(5):
+            worker.wakeup.ring() if worker.wakeup else None
+            time.sleep(0.1)
+        looks = sum(worker.wakeups.values())
+    finally:
+        worker.stop()
+        archive.close()
+        event.remove(engine, "before_cursor_execute", counted)
+    assert looks >= 5 * 8  # every thread did wake, five times
+    assert len(statements) <= 5 * 3, statements  # ...but only one looked each time
