@@ -142,12 +142,16 @@ async def upload_capture(
     form, upload = await read_photo_form(
         request, lambda: incoming(service.spool, service.options.limits.max_bytes)
     )
-    try:
-        await run_in_threadpool(access.context, form.context_id, "capture")
-    except BaseException:
-        Spool.delete(upload.path)
-        raise
-    record, _ = await run_in_threadpool(service.accept_spooled, _capture_request(form), upload)
+
+    def accept() -> CaptureRecord:  # one thread hop for the access check and the capture
+        try:
+            access.context(form.context_id, "capture")
+        except BaseException:
+            Spool.delete(upload.path)
+            raise
+        return service.accept_spooled(_capture_request(form), upload)[0]
+
+    record = await run_in_threadpool(accept)
     refused = refusal(record)
     if refused is not None:
         raise refused
