@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from capture_api.audit.trail import Outcome, record
 from capture_api.capture.rejection import RejectReason
@@ -28,8 +28,7 @@ from capture_api.correct.errors import NotArchived, RefileRefused
 from capture_api.correct.kos import kos_uids, rejection_note
 from capture_api.deliver import Archive, document_id, enqueue_object
 from capture_api.exceptions import NotFound
-from capture_api.intake import CaptureRequest, CaptureService
-from capture_api.intake.lesion_photos import dermoscopy_of
+from capture_api.intake import CaptureService, request_of
 from capture_api.privacy.actor import Actor
 from capture_api.store import captures, rejections
 from capture_api.store.records import (
@@ -172,19 +171,12 @@ class Corrections:
                 return done
         data = sources.part10(capture, self.archive)
         jpeg, dataset = sources.jpeg_of(data)
-        request = CaptureRequest(
+        request = replace(
+            request_of(capture),
             capture_id=new_id,
             context_id=target.id,
-            body_site=capture.body_site_code,
-            laterality=capture.laterality,
-            sensitivity=capture.sensitivity_level,
-            categories=[c for c in capture.sensitivity_categories.split(",") if c],
-            note=capture.note,
-            view=capture.view,
-            operator=capture.operator,
-            device=capture.device,
             captured_at=capture.captured_at or reissue.acquired_at(dataset),
-            dermoscopy=dermoscopy_of(capture.dermoscopy_json),
+            lesion_uid=None,  # the lesion is the other patient's
         )
         new, _ = self.intake.accept(request, io.BytesIO(reissue.with_icc(jpeg, dataset)))
         if rejections.set_refiled(self.engine, capture.id, new.id, target.id):

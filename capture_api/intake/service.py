@@ -225,7 +225,7 @@ class CaptureService:
         attempt = self.spool.path_for(f"{record.id}:{uuid.uuid4().hex}", ".dcm")
         with self._encode_slots:  # the photo is in memory only while it holds a slot
             try:
-                ctx = self._capture_context(_request_of(record), context, record.instance_number)
+                ctx = self._capture_context(request_of(record), context, record.instance_number)
                 wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
             except InputRejected as exc:
                 return self._fail_input(record, exc)
@@ -380,7 +380,8 @@ def _upload_owner() -> str:
     return owner_name("upload")
 
 
-def _request_of(record: CaptureRecord) -> CaptureRequest:
+def request_of(record: CaptureRecord) -> CaptureRequest:
+    """The upload's metadata as the row kept it (to encode it again, or to re-file it)."""
     return CaptureRequest(
         capture_id=record.id,
         context_id=record.context_id,
