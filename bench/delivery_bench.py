@@ -416,21 +416,26 @@ def poll_verified(
     while pending:
         now, items = list_captures(client, context_id)
         for item in items:
-            sample = pending.get(item["capture_id"])
-            if sample is None:
-                continue
-            if item["status"] == "verified":
-                sample.verified = now
-                sample.server_ms = _server_ms(item)
-                del pending[sample.capture_id]
-            elif item["status"] == "failed":
-                sample.failure = f"failed before verification: {item['reason']}"
-                del pending[sample.capture_id]
+            _stamp(pending, item, now)
         if now > deadline:
             late = {i["capture_id"]: (i["status"], i["retrying"]) for i in items}
             raise BenchError(f"{len(pending)} captures not verified in time: {late}")
         tick += POLL_SECONDS
         time.sleep(max(0.0, tick - time.perf_counter()))
+
+
+def _stamp(pending: dict[str, Sample], item: dict[str, Any], now: float) -> None:
+    """A capture seen ``verified`` or ``failed`` at ``now``: stamp its sample, no longer pending."""
+    sample = pending.get(item["capture_id"])
+    if sample is None:
+        return
+    if item["status"] == "verified":
+        sample.verified = now
+        sample.server_ms = _server_ms(item)
+        del pending[sample.capture_id]
+    elif item["status"] == "failed":
+        sample.failure = f"failed before verification: {item['reason']}"
+        del pending[sample.capture_id]
 
 
 def follow_events(
@@ -452,16 +457,7 @@ def follow_events(
                 if not line.startswith("data: "):
                     continue
                 now, item = time.perf_counter(), json.loads(line[len("data: ") :])
-                sample = pending.get(item["capture_id"])
-                if sample is None:
-                    continue
-                if item["status"] == "verified":
-                    sample.verified = now
-                    sample.server_ms = _server_ms(item)
-                    del pending[sample.capture_id]
-                elif item["status"] == "failed":
-                    sample.failure = f"failed before verification: {item['reason']}"
-                    del pending[sample.capture_id]
+                _stamp(pending, item, now)
                 if not pending:
                     return
 
