@@ -17,7 +17,8 @@ from typing import Any, TypeAlias
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, event, text
-from sqlmodel import Session, create_engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -78,6 +79,19 @@ def session(engine: Engine) -> Iterator[Session]:
     """A session that does not expire objects on commit (records are returned to callers)."""
     with Session(engine, expire_on_commit=False) as s:
         yield s
+
+
+def insert_once(engine: Engine, row: SQLModel) -> bool:
+    """Insert ``row``; False when a unique constraint says it is there already (another
+    replica queued the same work first)."""
+    with session(engine) as s:
+        s.add(row)
+        try:
+            s.commit()
+        except IntegrityError:
+            s.rollback()
+            return False
+    return True
 
 
 class Transaction:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import exists
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
+from capture_api.store.db import Database, insert_once, session
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -53,14 +52,9 @@ def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) ->
 
 def insert(db: Database, capture_id: str, resource_type: str, iss: str) -> bool:
     """Insert one pending row; False when another replica won the race (unique violation)."""
-    with session(db) as s:
-        s.add(NotificationRecord(capture_id=capture_id, resource_type=resource_type, iss=iss))
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()
-            return False
-    return True
+    return insert_once(
+        db, NotificationRecord(capture_id=capture_id, resource_type=resource_type, iss=iss)
+    )
 
 
 def delivery_inputs(

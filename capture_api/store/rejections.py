@@ -17,7 +17,7 @@ from sqlalchemy import exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
+from capture_api.store.db import Database, insert_once, session
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -177,14 +177,9 @@ def missing_retractions(db: Database, limit: int) -> list[tuple[str, str, str]]:
 
 def insert_retraction(db: Database, capture_id: str, resource_type: str, iss: str) -> bool:
     """Queue one retraction; False when another replica queued it first."""
-    with session(db) as s:
-        s.add(RetractionRecord(capture_id=capture_id, resource_type=resource_type, iss=iss))
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()
-            return False
-    return True
+    return insert_once(
+        db, RetractionRecord(capture_id=capture_id, resource_type=resource_type, iss=iss)
+    )
 
 
 def created_resource(
