@@ -357,6 +357,7 @@ async function loadPriors() {
   const newest = await renderPriors(theContext().context_id, state.site, {
     canUnblur: mayUnblur(state.session),
   });
+  if (newest === undefined) return; // a later site's (or side's) answer sets the overlay
   camera.setOverlay(newest ? newest.preview_url : null);
 }
 

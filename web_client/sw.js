@@ -19,7 +19,7 @@ import * as served from "./app/js/delivery.js";
 /** The queue's delivery module (tsconfig.sw.json checks it under worker globals too). */
 const delivery = /** @type {typeof import("./js/delivery.js")} */ (served);
 
-const VERSION = "capture-shell-v8";
+const VERSION = "capture-shell-v9";
 
 const SHELL = [
   "/",

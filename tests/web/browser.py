@@ -12,7 +12,7 @@ import gzip
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from playwright.sync_api import (
     Response,
 )
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.deliver.service_process import REPO
 
@@ -51,6 +52,8 @@ SCREENS = REPO / "var" / "test-artifacts" / "screens"
 
 #: Everything the client keeps in IndexedDB: database name -> store -> records, with every
 #: binary value summarised as {bytes: length, head: first 4 bytes in hex}.
+#: Nothing on the page is still loading (the PWA marks what it fills later ``aria-busy``).
+_SETTLED = "() => !document.querySelector('[aria-busy=\"true\"]')"
 _IDB_DUMP = (Path(__file__).parent / "idb_dump.js").read_text()
 
 
@@ -112,7 +115,16 @@ class Phone:
     def text(self, selector: str) -> str:
         return self.page.inner_text(selector)
 
+    def settle(self, timeout: float = 10_000) -> None:
+        """Wait (at most ``timeout`` ms, then go on) until no part of the page is marked
+        ``aria-busy``: content still loading there may move or redraw what a tap aims at, as a
+        phone user sees it settle before tapping. Playwright's own wait for a still element
+        does not cover a redraw between the press and the release."""
+        with suppress(PlaywrightTimeoutError):  # a request that hangs on purpose: tap anyway
+            self.page.wait_for_function(_SETTLED, timeout=timeout)
+
     def click(self, selector: str) -> None:
+        self.settle()
         self.page.click(selector)
 
     def fill(self, selector: str, text: str) -> None:
@@ -124,6 +136,7 @@ class Phone:
 
     def tap_region(self, code: str, side: str = "", view: str = "front") -> None:
         self.page.click(f"#view-{view}")
+        self.settle()
         self.page.click(f'#bodymap [data-code="{code}"][data-side="{side}"]')
         self.wait_screen("details")
 
@@ -135,6 +148,7 @@ class Phone:
     def take_photo(self, path: Path) -> None:
         """From the details screen: "Take photos", then the phone camera (a file) -> review."""
         if self.screen() == "screen-details":
+            self.settle()
             self.page.click("#details-take")
             self.wait_screen("camera")
         self.page.set_input_files("#photo-input", str(path))

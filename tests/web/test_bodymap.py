@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from playwright.sync_api import Route
 
 from tests.web.browser import Phone, requires_chromium
 from tests.web.stack import WebStack
@@ -146,6 +147,36 @@ def test_tapping_left_cheek_and_right_palm_thumb_picks_the_coded_site(
     _tap_at_centre(nurse, thumb)
     nurse.wait_screen("details")
     assert nurse.page.inner_text("#details-site") == "Thumb, right"
+
+
+def test_a_tap_still_picks_the_site_when_the_lesions_arrive_between_press_and_release(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """The site screen asks for the patient's lesions each time it opens; their answer came
+    while a finger was on the map, and the map was drawn again: the region pressed was no
+    longer the one released, so the tap was lost (the browser sends no click) and the nurse
+    stayed on the map. A map that would look the same is now kept as it is."""
+    held: list[Route] = []
+    nurse.page.route("**/api/v1/contexts/*/lesions", lambda route: held.append(route))
+    nurse.launch(stack.launch_url("enc-muller"))
+    assert held and nurse.page.get_attribute("#bodymap", "aria-busy") == "true"
+    thigh = '#bodymap [data-code="61248009"][data-side="R"]'
+    nurse.page.locator(thigh).scroll_into_view_if_needed()
+    box = nurse.page.locator(thigh).bounding_box()
+    assert box is not None
+    nurse.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    nurse.page.mouse.down()
+    pressed = nurse.page.evaluate_handle("() => document.querySelector('#bodymap svg')")
+    for route in held:
+        route.continue_()
+    nurse.page.wait_for_selector("#bodymap:not([aria-busy])")  # answered and drawn
+    kept = nurse.page.evaluate(
+        "(before) => document.querySelector('#bodymap svg') === before", pressed
+    )
+    nurse.page.mouse.up()
+    nurse.wait_screen("details", timeout=5_000)
+    assert nurse.page.inner_text("#details-site") == "Skin of anterior surface of thigh, right"
+    assert kept
 
 
 def test_a_long_press_names_the_region_without_picking_it(stack: WebStack, nurse: Phone) -> None:

@@ -5,10 +5,12 @@ the live camera."""
 from __future__ import annotations
 
 import io
+import json
+import time
 
 import numpy as np
 from PIL import Image, ImageFilter
-from playwright.sync_api import Locator
+from playwright.sync_api import Locator, Route
 
 from tests.conftest import SAMPLES
 from tests.web.browser import Phone, requires_chromium
@@ -20,6 +22,15 @@ SKIN_OF_FACE = "73897004"
 SKIN_OF_BUTTOCK = "22180002"
 SKIN_OF_ANTERIOR_THIGH = "61248009"
 PHOTO = SAMPLES / "orientation" / "landscape_1.jpg"
+#: An earlier photo as the timeline lists it (GET .../timeline).
+_STALE_ITEM = {
+    "acquired": "20260101",
+    "thumbnail_url": "/app/icons/icon-192.png",
+    "preview_url": "/app/icons/icon-192.png",
+    "blurred": False,
+    "unblur_url": None,
+    "sop_instance_uid": "1.2.3",
+}
 
 
 def _sharpness(jpeg: bytes) -> float:
@@ -57,6 +68,42 @@ def test_sensitive_sites_suggest_the_flag(stack: WebStack, nurse: Phone) -> None
     nurse.tap_region(SKIN_OF_ANTERIOR_THIGH, "R")
     assert nurse.page.is_checked('input[name="sensitivity"][value="normal"]')
     assert nurse.page.is_hidden("#sensitivity-suggested")
+
+
+def test_take_photos_stays_where_it_was_when_the_earlier_photos_answer(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """The details screen asks for the site's earlier photos as it opens; "No earlier photos"
+    arrived a moment later, one line above "Take photos", and pushed the button down under a
+    finger about to tap it (the tap then hit nothing). The line is kept for the message, and
+    an answer for a side no longer chosen is dropped."""
+    held: list[Route] = []
+    nurse.page.route("**/timeline?*", lambda route: held.append(route))
+    nurse.page.set_viewport_size({"width": 412, "height": 2000})  # the button in its place
+    nurse.launch(stack.launch_url("enc-smith-b"))
+    nurse.page.click("#view-front")
+    nurse.settle()
+    nurse.page.click(f'#bodymap [data-code="{SKIN_OF_ANTERIOR_THIGH}"][data-side="R"]')
+    nurse.wait_screen("details")
+    assert nurse.page.get_attribute("#priors", "aria-busy") == "true"
+    before = nurse.page.locator("#details-take").bounding_box()
+    nurse.page.check('input[name="side"][value="L"]')  # the other side: a second request
+    deadline = time.monotonic() + 10
+    while len(held) < 2 and time.monotonic() < deadline:
+        nurse.page.wait_for_timeout(20)
+    assert len(held) == 2 and "laterality=L" in held[1].request.url
+    held[1].continue_()  # the side now chosen answers first...
+    nurse.page.wait_for_selector("#priors:not([aria-busy])", state="attached")
+    message = nurse.page.inner_text("#priors-message")
+    after = nurse.page.locator("#details-take").bounding_box()
+    # ...then the right thigh's answer, no longer wanted (one photo, so it would show)
+    stale = {"items": [_STALE_ITEM], "healing": None}
+    held[0].fulfill(status=200, content_type="application/json", body=json.dumps(stale))
+    nurse.page.wait_for_load_state("networkidle")
+    assert message and nurse.page.inner_text("#priors-message") == message
+    assert nurse.page.locator("#priors li").count() == 0
+    assert before is not None and after is not None
+    assert after["y"] == before["y"], (before, after)
 
 
 def test_priors_of_sensitive_photos_are_blurred_and_the_latest_overlays_the_camera(

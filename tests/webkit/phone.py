@@ -21,7 +21,7 @@ import subprocess
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -171,6 +171,9 @@ def port_of(url: str) -> int:
     return port
 
 
+#: Nothing on the page is still loading (the PWA marks what it fills later ``aria-busy``).
+_SETTLED = "return !document.querySelector('[aria-busy=\"true\"]')"
+
 #: True when ``arguments[0]`` (scrolled to the middle of the screen) has kept its place for two
 #: frames and is what a click on its centre would hit.
 _READY_TO_CLICK = """const el = arguments[0];
@@ -244,7 +247,12 @@ class WebKitPhone:
     def tap(self, element: WebElement, timeout: float = 15_000) -> None:
         """A mouse click once the element stands still and would get it, as Playwright checks
         before it clicks: WebDriver clicks the point where the element was, so a click while
-        the layout moves (earlier photos arriving above a button) lands on something else."""
+        the layout moves (earlier photos arriving above a button) lands on something else.
+        First, for at most 10 s, until nothing is marked ``aria-busy``: content still loading
+        may move or redraw the element after it stood still (a request that hangs on purpose,
+        offline, is then tapped through as before)."""
+        with suppress(TimeoutError):
+            self.until(_SETTLED, timeout=10_000, what="the page to settle")
         self.until(_READY_TO_CLICK, element, timeout=timeout, what="the element to click")
         element.click()
 

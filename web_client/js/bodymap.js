@@ -56,7 +56,17 @@ export function regionLabel(region, laterality, view) {
   });
 }
 
-/** Replace `container`'s content with the map of `view`.
+/** What each map container's latest render asked a tap to do (a map kept as it was still
+ * calls the picker of the latest render). @type {WeakMap<HTMLElement, {onPick: (pick: MapPick) => void, onLesion: (lesion: Lesion) => void}>} */
+const handlers = new WeakMap();
+/** What each container shows now (the inputs of its last drawing). @type {WeakMap<HTMLElement, string>} */
+const drawnWith = new WeakMap();
+
+/** Replace `container`'s content with the map of `view`; a map that would look the same is
+ * kept as it is, nodes and all. Why: a redraw replaces the node under a finger that is pressing
+ * it, and a press and release on two different nodes is no click, so the tap is lost. The
+ * patient's lesions arrive while the nurse taps the map (every time the site screen opens),
+ * and they are most often the ones already drawn.
  * @param {HTMLElement} container
  * @param {string} view
  * @param {(pick: MapPick) => void} onPick a region tapped (in pin mode: with x, y)
@@ -66,6 +76,19 @@ export function regionLabel(region, laterality, view) {
  *   lesion chosen (highlighted) */
 export function renderBodyMap(container, view, onPick, selected = null, options = {}) {
   const { lesions = [], onLesion = () => {}, pinning = false, chosen = null } = options;
+  handlers.set(container, { onPick, onLesion });
+  const shapes = shapesOf(view).map((s) => ({ ...s, label: regionLabel(s.region, s.laterality, view) }));
+  const pins = lesions.filter((l) => l.view === view && l.x !== null && l.y !== null);
+  const inputs = JSON.stringify([
+    view,
+    pinning,
+    chosen,
+    selected ? [selected.code, selected.laterality] : null,
+    shapes.map((s) => s.label),
+    pins,
+  ]);
+  if (drawnWith.get(container) === inputs && container.firstElementChild) return;
+  const tapped = (/** @type {MapPick} */ pick) => /** @type {any} */ (handlers.get(container)).onPick(pick);
   const height = VIEWS[view].height;
   const root = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${height}`,
@@ -77,9 +100,8 @@ export function renderBodyMap(container, view, onPick, selected = null, options 
   // Which side is which, written on the map: the commonest wrong-side error is a mirror.
   root.append(sideLabel(true, t(`side.${sideOf(view, true)}`)), sideLabel(false, t(`side.${sideOf(view, false)}`)));
   let named = true; // every label is the service's name (tests wait for data-named)
-  for (const { region, shape, laterality, mirrored } of shapesOf(view)) {
+  for (const { region, shape, laterality, mirrored, label } of shapes) {
     named &&= nameOf(region.code, laterality) !== null;
-    const label = regionLabel(region, laterality, view);
     const node = svg("path", { d: shape.d, class: "region", role: "button", tabindex: "0", "aria-label": label });
     if (mirrored) node.setAttribute("transform", MIRROR);
     const title = svg("title");
@@ -95,12 +117,12 @@ export function renderBodyMap(container, view, onPick, selected = null, options 
     const pick = { code: region.code, laterality, key: region.key, view };
     node.addEventListener("click", (event) => {
       if (node.dataset.longPressed) return void delete node.dataset.longPressed;
-      onPick(pinning ? { ...pick, ...where(root, event, height) } : pick);
+      tapped(pinning ? { ...pick, ...where(root, event, height) } : pick);
     });
     node.addEventListener("keydown", (event) => {
       if (event.key !== "Enter" && event.key !== " ") return;
       event.preventDefault();
-      onPick(pinning ? { ...pick, ...centreOf(node, root, height) } : pick);
+      tapped(pinning ? { ...pick, ...centreOf(node, root, height) } : pick);
     });
     showNameOnLongPress(node, container, label);
     root.append(node);
@@ -112,10 +134,12 @@ export function renderBodyMap(container, view, onPick, selected = null, options 
       root.append(node);
     }
   }
-  for (const lesion of lesions.filter((l) => l.view === view && l.x !== null && l.y !== null)) {
-    root.append(pinNode(lesion, height, lesion.tracking_uid === chosen, () => onLesion(lesion)));
+  for (const lesion of pins) {
+    const tap = () => /** @type {any} */ (handlers.get(container)).onLesion(lesion);
+    root.append(pinNode(lesion, height, lesion.tracking_uid === chosen, tap));
   }
   container.replaceChildren(root);
+  drawnWith.set(container, inputs);
   container.dataset.named = String(named);
   container.dataset.view = view;
 }

@@ -125,23 +125,32 @@ export function renderDetails(site) {
   note.hidden = !site.suggested;
 }
 
+let priorsAsked = 0; // requests for earlier photos started: only the latest answer is shown
+
 /** The patient's earlier photos of this site (and side); returns the newest (the overlay).
  * With `canUnblur` (a sensitive viewer), a blurred photo the service offers to show clearly
- * (`unblur_url`) gets a "Show clearly" button. */
+ * (`unblur_url`) gets a "Show clearly" button. A side changed while the first answer was on
+ * its way: that answer (the other side's photos) is dropped (returns undefined). */
 export async function renderPriors(contextId, site, { canUnblur = false } = {}) {
+  const asked = ++priorsAsked;
   closeUnblur();
   const list = clear($("priors"));
   $("priors-message").textContent = "";
   renderHealing(null);
   let timeline;
+  list.setAttribute("aria-busy", "true"); // filled when the service answers
   try {
     // a lesion's own photos (clinical and dermoscopic) when one was chosen: the overlay of
     // the live camera is then that lesion's last photo
     timeline = await getJson(paths.timeline(contextId, site.code, site.laterality, site.lesion?.tracking_uid));
   } catch (error) {
+    if (asked !== priorsAsked) return undefined;
     $("priors-message").textContent = t("priors.error", { detail: /** @type {Error} */ (error).message });
     return null;
+  } finally {
+    if (asked === priorsAsked) list.removeAttribute("aria-busy");
   }
+  if (asked !== priorsAsked) return undefined;
   const items = timeline.items;
   const printable = site.lesion ? null : paths.timeline(contextId, site.code, site.laterality).replace("/timeline?", "/timeline/healing?");
   renderHealing(timeline.healing, printable);

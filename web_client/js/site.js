@@ -38,6 +38,8 @@ export class SitePicker {
     this.timer = undefined;
     this.searches = 0; // searches started: an older answer is dropped
     this.naming = null; // the request for the map's names, while it runs or once it succeeded
+    this.lesionsDrawn = ""; // what the lesion list and the recent sites show now
+    this.recentDrawn = "";
     for (const button of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll("[data-map-view]"))) {
       button.addEventListener("click", () => this.setView(/** @type {string} */ (button.dataset.mapView)));
     }
@@ -87,18 +89,27 @@ export class SitePicker {
   async loadLesions(contextId) {
     if (contextId !== this.contextId) this.lesions = [];
     this.contextId = contextId;
+    const map = $("bodymap");
+    map.setAttribute("aria-busy", "true"); // its pins may still change (assistive technology waits)
     try {
       this.lesions = await getJson(paths.lesions(contextId));
     } catch (error) {
       say("lesion-message", t("lesion.load_error", { detail: /** @type {Error} */ (error).message }), "error");
+      map.removeAttribute("aria-busy");
       return;
     }
     say("lesion-message", "");
     await loadSites(this.lesions.map((l) => l.body_site).filter((c) => c !== null)).catch(() => {});
     this.render();
+    map.removeAttribute("aria-busy");
   }
 
   #renderLesions() {
+    // Lists that would read the same are kept, buttons and all (as the map: a redraw between
+    // press and release loses the tap).
+    const drawn = JSON.stringify(this.lesions.map((l) => [l.tracking_uid, l.label, l.description, l.body_site, l.laterality, l.body_site_name, nameOf(l.body_site ?? "", l.laterality)]));
+    if (drawn === this.lesionsDrawn) return;
+    this.lesionsDrawn = drawn;
     const list = clear($("lesion-list"));
     $("lesion-box").hidden = this.lesions.length === 0;
     for (const lesion of this.lesions) {
@@ -197,6 +208,9 @@ export class SitePicker {
   }
 
   #renderRecent() {
+    const drawn = JSON.stringify(this.recent);
+    if (drawn === this.recentDrawn) return;
+    this.recentDrawn = drawn;
     const list = clear($("recent-sites"));
     $("recent-sites-box").hidden = this.recent.length === 0;
     for (const choice of this.recent) {
