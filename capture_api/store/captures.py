@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, Transaction, is_postgres, session
+from capture_api.store.db import Database, Transaction, commit_new, is_postgres, session
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -84,13 +84,7 @@ def insert_new(db: Database, record: CaptureRecord) -> bool:
             .where(CaptureRecord.context_id == record.context_id, IS_PHOTO)
         ).one()
         record.instance_number = int(count) + 1
-        s.add(record)
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()
-            return False
-    return True
+        return commit_new(s, record)
 
 
 def finish_received(db: Database, capture_id: str, **values: object) -> bool:

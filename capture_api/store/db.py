@@ -85,12 +85,19 @@ def insert_once(engine: Engine, row: SQLModel) -> bool:
     """Insert ``row``; False when a unique constraint says it is there already (another
     replica queued the same work first)."""
     with session(engine) as s:
-        s.add(row)
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()
-            return False
+        return commit_new(s, row)
+
+
+def commit_new(s: Session, row: SQLModel) -> bool:
+    """Add ``row`` to ``s`` and commit; False (rolled back) when a unique constraint refuses
+    it: a concurrent writer committed the same key first, and the caller decides what that
+    means (a re-send, a taken number, the winner's row)."""
+    s.add(row)
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        return False
     return True
 
 

@@ -13,10 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
+from capture_api.store.db import Database, commit_new, session
 from capture_api.store.records import CaptureRecord, LesionRecord
 
 #: Tries to take a number when other phones pin lesions of the same patient at the same time.
@@ -98,11 +97,7 @@ def add(db: Database, patient_id: str, issuer: str | None, new: NewLesion) -> Le
                 context_id=new.context_id,
                 source=new.source,
             )
-            s.add(record)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
+            if not commit_new(s, record):
                 continue  # another phone took the number (or the lesion) meanwhile
             s.refresh(record)
             return record

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import exists, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, session
+from capture_api.store.db import Database, commit_new, session
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -48,11 +47,7 @@ def record(db: Database, row: WoundMeasurementRecord) -> WoundMeasurementRecord:
             .where(col(WoundMeasurementRecord.id) != row.id)
             .values(status=MeasurementStatus.SUPERSEDED.value)
         )
-        s.add(row)
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()
+        if not commit_new(s, row):
             existing = s.get(WoundMeasurementRecord, row.id)
             if existing is None:
                 raise
