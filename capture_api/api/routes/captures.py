@@ -205,10 +205,11 @@ async def capture_events(
     """
     await run_in_threadpool(access.context, context_id, "read")
 
+    path = status_paths(request)  # once for the stream, not at every look
+
     def load(everything: bool) -> list[dict[str, Any]]:
         since = None if everything else utcnow() - dt.timedelta(seconds=RECENT_SECONDS)
         records = service.for_context(context_id, changed_since=since)
-        path = status_paths(request)
         return [capture_out(r, request, path).model_dump(mode="json") for r in records]
 
     stream = capture_stream(load, wakeup_for(service.engine))
