@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
+from capture_api.encode.photo_data import PhotoData
 from capture_api.exceptions import CorruptImage, UnsupportedFormat
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
@@ -42,7 +43,7 @@ _WHAT_TO_DO = (
 )
 
 
-def sniff(data: bytes) -> PhotoFormat:
+def sniff(data: PhotoData) -> PhotoFormat:
     """Return the format or raise with a message a clinician can act on."""
     if not data:
         raise CorruptImage(
@@ -67,7 +68,7 @@ def sniff(data: bytes) -> PhotoFormat:
     )
 
 
-def _iso_media_format(data: bytes) -> PhotoFormat:
+def _iso_media_format(data: PhotoData) -> PhotoFormat:
     box_size = int.from_bytes(data[0:4], "big")
     brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(box_size, len(data), 64), 4)}
     # AVIF files also list the generic HEIF brand mif1: decide AVIF first.

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from capture_api.capture.model import CaptureContext
 from capture_api.encode.dermoscopy import DERMOSCOPIC
 from capture_api.encode.part10 import write_part10
+from capture_api.encode.photo_data import PhotoData
 from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.vl_photo import VL_PHOTOGRAPHIC, build_photo
 
@@ -75,7 +76,7 @@ class WrappedPhoto:
 
 
 def wrap_photo(
-    data: bytes,
+    data: PhotoData,
     ctx: CaptureContext,
     options: EncoderOptions = EncoderOptions(),
     *,

@@ -31,6 +31,7 @@ from capture_api.encode.memory import (
     reencode_cost,
 )
 from capture_api.encode.orientation import REENCODE_QUALITY, Upright, make_upright
+from capture_api.encode.photo_data import PhotoData
 from capture_api.exceptions import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 JPEG_METHOD = "ISO_10918_1"
@@ -82,17 +83,17 @@ class PreparedPhoto:
         return b"".join(self.parts)
 
 
-def prepare_photo(data: bytes, limits: Limits = Limits()) -> PreparedPhoto:
+def prepare_photo(data: PhotoData, limits: Limits = Limits()) -> PreparedPhoto:
     """Validate, strip and orient ``data``; raise ``InputRejected`` subclasses on bad input."""
     if len(data) > limits.max_bytes:
         size, limit = len(data) / 1e6, limits.max_bytes / 1e6
         raise ImageTooLarge(f"the file is {size:.3g} MB; the limit is {limit:.3g} MB")
     if sniff(data) is PhotoFormat.HEIF:
-        return _prepare_heif(data, limits)
+        return _prepare_heif(bytes(data), limits)  # libheif copies it anyway
     return _prepare_jpeg(data, limits)
 
 
-def _prepare_jpeg(data: bytes, limits: Limits) -> PreparedPhoto:
+def _prepare_jpeg(data: PhotoData, limits: Limits) -> PreparedPhoto:
     try:  # one walk of the markers gives the frame and the pieces to keep
         stripped = strip_metadata_parts(data)
     except CorruptImage:

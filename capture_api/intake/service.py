@@ -61,7 +61,7 @@ from capture_api.store import captures, contexts
 from capture_api.store.db import Database
 from capture_api.store.leases import Handoff, LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
-from capture_api.store.spool import Spool, SpooledFile
+from capture_api.store.spool import Spool, SpooledFile, mapped
 
 #: failure_kind values for input the encoder refused (``refusal`` turns them back into errors).
 _KINDS: dict[type[InputRejected], str] = {
@@ -226,7 +226,7 @@ class CaptureService:
         with self._encode_slots:  # the photo is in memory only while it holds a slot
             try:
                 ctx = self._capture_context(request_of(record), context, record.instance_number)
-                wrapped = wrap_photo(Path(record.photo_path or "").read_bytes(), ctx, self.options)
+                wrapped = wrap_photo(mapped(record.photo_path or ""), ctx, self.options)
             except InputRejected as exc:
                 return self._fail_input(record, exc)
             dicom = self.spool.write_with(

@@ -9,6 +9,7 @@ photo is never held in memory just to be saved.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -181,3 +182,20 @@ def write_with(target: Path, writer: Callable[[BinaryIO], None]) -> SpooledFile:
         raise
     _fsync_dir(target.parent)
     return SpooledFile(target, size, "")
+
+
+def mapped(path: Path | str) -> bytes | mmap.mmap:
+    """A spooled file's bytes, mapped from the page cache rather than read into the heap.
+
+    A photo read with ``read_bytes`` is a 4 MB allocation that glibc, once its dynamic mmap
+    threshold has risen past it, serves from a malloc arena and keeps there after it is
+    freed: one upload at a time grew the service by 2.7-3.8x the photo (issue 13). A
+    read-only mapping is no copy at all, and is gone when the last view of it is: the
+    encoder keeps the upright scan as a view of its input (``strip_metadata_parts``) until
+    the DICOM file is written. Spooled files are never changed once written, so the mapping
+    cannot see them shrink. An empty file cannot be mapped; it is its ``b""``.
+    """
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)

@@ -29,7 +29,7 @@ from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import Handoff, LeaseKeeper, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus
 from capture_api.store.spool import CHUNK, Spool
-from capture_api.store.spool_source import FileSource, file_source
+from capture_api.store.spool_source import SEND_CHUNK, FileSource, file_source
 from capture_api.store.wakeup import wakeup_for
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
@@ -251,7 +251,7 @@ def test_stow_streams_the_spooled_file_with_a_content_length(
     assert source.size > CHUNK
     body = MultipartBody(source)
     pieces = list(body)
-    assert max(len(p) for p in pieces) <= CHUNK and len(pieces) >= 4  # never the whole file
+    assert max(len(p) for p in pieces) <= SEND_CHUNK and len(pieces) >= 4  # never the whole file
     assert sum(len(p) for p in pieces) == body.length
     with DicomWebArchive(orthanc.base_url) as archive:
         result = archive.store(source, ref)

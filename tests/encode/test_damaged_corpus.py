@@ -6,13 +6,15 @@ lossless rotation (``jpeg.turbo.transform``, which is the only decode a rotated 
 Each variant must get the same verdict from all three, and ``prepare_photo`` of the upright
 and of the EXIF-rotated copy must refuse it too. The corpus: cuts inside the scan (with and
 without an EOI after the cut), single bit flips in the scan, runs of 1-bits (no Huffman code
-is all ones, T.81 C), and the shared ``camera/corrupted.jpg``.
+is all ones, T.81 C), and the shared ``camera/corrupted.jpg``. The service encodes a
+spooled photo mapped from its file (``store.spool.mapped``): that refuses the same.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from capture_api.encode.jpeg import check_decodes, decode_rgb, read_frame, scan_
 from capture_api.encode.jpeg.turbo import TransformFailed, TurboOp, transform
 from capture_api.encode.prepare import prepare_photo
 from capture_api.exceptions import CorruptImage, InputRejected
+from capture_api.store.spool import mapped
 from tests.conftest import BROKEN_SAMPLES, SAMPLES, phone_jpeg
 
 #: 640x480 and 3648x2736 are whole 16x16 iMCUs: a rotation is never refused for geometry.
@@ -119,13 +122,17 @@ def test_scaled_check_and_transform_refuse_what_the_full_decode_refuses(variant:
 @pytest.mark.parametrize(
     "variant", [v for v in CORPUS if v.name.startswith(("cut", "bad"))], ids=lambda v: v.name
 )
-def test_prepare_refuses_damage_upright_and_rotated(variant: Variant) -> None:
-    """Upright photos get the scaled check, rotated ones only the transform: both refuse."""
+def test_prepare_refuses_damage_upright_and_rotated(variant: Variant, tmp_path: Path) -> None:
+    """Upright photos get the scaled check, rotated ones only the transform: both refuse,
+    from the photo's bytes and from its spooled file mapped (what the service encodes)."""
     full = _refused_by_full(variant.data)
     for orientation in (1, 6):
         data = _with_orientation(variant.data, orientation)
-        if full:
-            with pytest.raises(InputRejected):
-                prepare_photo(data)
-        else:
-            assert prepare_photo(data).frame.rows in (WIDTH, HEIGHT)
+        spooled = tmp_path / f"{orientation}.photo"
+        spooled.write_bytes(data)
+        for given in (data, mapped(spooled)):
+            if full:
+                with pytest.raises(InputRejected):
+                    prepare_photo(given)
+            else:
+                assert prepare_photo(given).frame.rows in (WIDTH, HEIGHT)

@@ -18,10 +18,11 @@ import simplejpeg
 
 from capture_api.encode.jpeg.markers import FrameInfo
 from capture_api.encode.jpeg.turbo import TransformFailed, check_scaled
+from capture_api.encode.photo_data import PhotoData
 from capture_api.exceptions import CorruptImage
 
 
-def check_decodes(data: bytes, frame: FrameInfo) -> None:
+def check_decodes(data: PhotoData, frame: FrameInfo) -> None:
     """Entropy-decode every coefficient (at 1/8 scale, so the IDCT is cheap) or raise.
 
     DCT scaling still walks the whole Huffman-coded scan, so truncation and corrupt data

@@ -19,6 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
+from capture_api.encode.photo_data import PhotoData
 from capture_api.exceptions import CorruptImage, UnsupportedFormat
 
 SOI, EOI, SOS, DHT, DQT, DRI, DNL, COM = 0xD8, 0xD9, 0xDA, 0xC4, 0xDB, 0xDD, 0xDC, 0xFE
@@ -142,7 +143,7 @@ class _Segment:
     start: int
     end: int  # exclusive; for SOS this includes the entropy-coded data that follows
 
-    def payload(self, data: bytes) -> bytes:
+    def payload(self, data: PhotoData) -> bytes:
         return data[self.start + 4 : self.end] if self.marker != SOS else b""
 
 
@@ -154,7 +155,7 @@ def strip_metadata(data: bytes) -> StrippedJpeg:
     return strip_metadata_parts(data).joined()
 
 
-def strip_metadata_parts(data: bytes) -> StrippedParts:
+def strip_metadata_parts(data: PhotoData) -> StrippedParts:
     """The stripped image as pieces: kept segments, and the scan as a view of ``data``.
 
     Kept: SOF, DHT, DQT, DRI, SOS + entropy-coded data, DNL, JFIF APP0 minus its thumbnail,
@@ -186,7 +187,7 @@ def strip_metadata_parts(data: bytes) -> StrippedParts:
     return StrippedParts(tuple(p for p in out if len(p)), frame, exif, icc, tuple(removed))
 
 
-def read_frame(data: bytes) -> FrameInfo:
+def read_frame(data: PhotoData) -> FrameInfo:
     """Parse the marker structure and describe the frame.
 
     It walks to the end of the scan (a regex search, not a decode), so a file cut off inside
@@ -207,7 +208,7 @@ def scan_data(data: bytes) -> bytes:
 # --- segment walking ---------------------------------------------------------------------
 
 
-def _read_segments(data: bytes, *, stop_at_scan: bool = False) -> list[_Segment]:
+def _read_segments(data: PhotoData, *, stop_at_scan: bool = False) -> list[_Segment]:
     if data[:2] != b"\xff\xd8":
         raise UnsupportedFormat("this is not a JPEG file (it does not start with FFD8)")
     if len(data) < 4:
@@ -232,7 +233,7 @@ def _read_segments(data: bytes, *, stop_at_scan: bool = False) -> list[_Segment]
     )
 
 
-def _next_marker(data: bytes, pos: int) -> tuple[int, int]:
+def _next_marker(data: PhotoData, pos: int) -> tuple[int, int]:
     """Find the marker at ``pos`` (skipping FF fill bytes); return it and where it starts.
 
     A regex skips the fill bytes: a byte-by-byte loop spends seconds on a file of 80 MB of FF.
@@ -249,7 +250,7 @@ def _next_marker(data: bytes, pos: int) -> tuple[int, int]:
     return found.group(1)[0], found.start(1) - 1
 
 
-def _segment_at(data: bytes, marker: int, pos: int) -> _Segment:
+def _segment_at(data: PhotoData, marker: int, pos: int) -> _Segment:
     if pos + 4 > len(data):
         raise CorruptImage("the JPEG ends inside a marker segment: the file was cut off")
     length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
@@ -273,7 +274,7 @@ def _segment_at(data: bytes, marker: int, pos: int) -> _Segment:
 # --- what to keep --------------------------------------------------------------------------
 
 
-def _kept_bytes(data: bytes, seg: _Segment, frame: FrameInfo) -> bytes | memoryview | None:
+def _kept_bytes(data: PhotoData, seg: _Segment, frame: FrameInfo) -> bytes | memoryview | None:
     """The bytes to keep for this segment, or None when it is metadata to drop."""
     if seg.marker == SOS:  # the scan: megabytes, viewed rather than copied
         return memoryview(data)[seg.start : seg.end]
@@ -287,7 +288,7 @@ def _kept_bytes(data: bytes, seg: _Segment, frame: FrameInfo) -> bytes | memoryv
     return None
 
 
-def _jfif_if_needed(data: bytes, segments: list[_Segment], frame: FrameInfo) -> bytes:
+def _jfif_if_needed(data: PhotoData, segments: list[_Segment], frame: FrameInfo) -> bytes:
     """A minimal JFIF APP0 when dropping Adobe APP14 would make libjpeg guess RGB.
 
     Without JFIF or Adobe markers libjpeg infers RGB from component IDs 'R','G','B'
@@ -319,7 +320,7 @@ def _describe(marker: int, body: bytes) -> str:
 # --- frame header --------------------------------------------------------------------------
 
 
-def _frame_info(data: bytes, segments: list[_Segment]) -> FrameInfo:
+def _frame_info(data: PhotoData, segments: list[_Segment]) -> FrameInfo:
     sof = next((s for s in segments if s.marker in _SOF_MARKERS), None)
     if sof is None:
         raise CorruptImage("the JPEG has no frame header (SOF marker): it is damaged")
@@ -345,7 +346,7 @@ def _frame_info(data: bytes, segments: list[_Segment]) -> FrameInfo:
 
 
 def _color_transform(
-    data: bytes, segments: list[_Segment], comps: tuple[Component, ...]
+    data: PhotoData, segments: list[_Segment], comps: tuple[Component, ...]
 ) -> ColorTransform:
     """Decide the colour space the way libjpeg does (jdapimin.c default_decompress_parms)."""
     adobe = next(

@@ -25,6 +25,10 @@ import functools
 from enum import IntEnum
 from pathlib import Path
 
+import numpy as np
+
+from capture_api.encode.photo_data import PhotoData
+
 #: TurboJPEG flags and transform options (turbojpeg.h, API 2.x, kept by 3.x).
 TJFLAG_STOPONWARNING = 8192
 TJXOPT_PERFECT = 1
@@ -77,7 +81,7 @@ def _library() -> ctypes.CDLL:
     lib.tjInitDecompress.restype = ctypes.c_void_p
     lib.tjDecompress2.argtypes = [
         ctypes.c_void_p,  # handle
-        ctypes.c_char_p,  # jpegBuf
+        ctypes.c_void_p,  # jpegBuf
         ctypes.c_ulong,  # jpegSize
         ctypes.c_void_p,  # dstBuf
         ctypes.c_int,  # width
@@ -115,19 +119,22 @@ def check_whole(data: bytes) -> None:
     _run(data, TurboOp.NONE, TJXOPT_NOOUTPUT)
 
 
-def check_scaled(data: bytes, rows: int, columns: int) -> None:
+def check_scaled(data: PhotoData, rows: int, columns: int) -> None:
     """Decode strictly at 1/8 scale to luminance; raise ``TransformFailed`` if damaged."""
     lib = _library()
     handle = lib.tjInitDecompress()
     if not handle:
         raise MemoryError("libjpeg-turbo could not start a decode")
     width, height = -(-columns // 8), -(-rows // 8)
+    # ``c_char_p`` takes only ``bytes``; numpy gives the address of a mapped file's bytes too.
+    source = np.frombuffer(data, dtype=np.uint8)
     out = ctypes.create_string_buffer(width * height)
     try:
         # ctypes releases the GIL for the length of this call.
         code = lib.tjDecompress2(
-            handle, data, len(data), out, width, 0, height, TJPF_GRAY, TJFLAG_STOPONWARNING
-        )
+            handle, source.ctypes.data, source.size, out, width, 0, height, TJPF_GRAY,
+            TJFLAG_STOPONWARNING,
+        )  # fmt: skip
         if code != 0:
             raise TransformFailed((lib.tjGetErrorStr2(handle) or b"").decode("ascii", "replace"))
     finally:
