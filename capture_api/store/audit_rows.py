@@ -121,19 +121,29 @@ GENESIS = "0" * 64
 
 
 def _head(connection: Connection, database: Database) -> tuple[str, int]:
-    """The last chained row's hash (``GENESIS`` before the first) and the next row id."""
-    last = connection.execute(
-        select(AuditEventRecord.chain_hash)
-        .where(col(AuditEventRecord.chain_hash).is_not(None))
+    """The last chained row's hash (``GENESIS`` before the first) and the next row id.
+
+    One query reads both from the newest row (every row written since the chain began is
+    chained); only a newest row from before the chain (migration 0009) needs a second look.
+    """
+    top = connection.execute(
+        select(AuditEventRecord.id, AuditEventRecord.chain_hash)
         .order_by(col(AuditEventRecord.id).desc())
         .limit(1)
-    ).scalar()
+    ).first()
+    last = top.chain_hash if top is not None else None
+    if top is not None and last is None:
+        last = connection.execute(
+            select(AuditEventRecord.chain_hash)
+            .where(col(AuditEventRecord.chain_hash).is_not(None))
+            .order_by(col(AuditEventRecord.id).desc())
+            .limit(1)
+        ).scalar()
     if is_postgres(database):
         sequence = "SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))"
         next_id = int(connection.execute(text(sequence)).scalar_one())
     else:
-        top = connection.execute(select(func.max(AuditEventRecord.id))).scalar()
-        next_id = int(top or 0) + 1
+        next_id = (top.id if top is not None else 0) + 1
     return (str(last) if last else GENESIS), next_id
 
 
