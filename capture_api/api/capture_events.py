@@ -5,9 +5,10 @@ Now it opens one ``EventSource`` per context: the stream starts with a snapshot 
 capture of the context (so a reconnect needs no ``Last-Event-ID``: it gets the present state
 again), then sends a capture again whenever what the phone would see of it changes. The
 service reads the context's rows every ``CHECK_SECONDS`` (a read, no commit; one query per
-open stream, whatever the number of photos); woken by commits, it reads only the photos
-changed in the last ``RECENT_SECONDS`` (a context of many photos is not re-read whole for
-every change of one: issue 13), and all of them at least every ``FULL_SECONDS``. It sends a
+open stream, whatever the number of photos); woken by commits, it reads the stamps of the
+photos changed in the last ``RECENT_SECONDS`` and, whole, only those that moved on since it
+last read them (a context of many photos is not re-read whole for every change of one:
+issue 13), and all of them at least every ``FULL_SECONDS``. It sends a
 comment every ``HEARTBEAT_SECONDS`` so
 proxies keep the connection, and ends the stream after ``LIFETIME_SECONDS``: the browser
 reconnects by itself (``retry``), and the reconnect is checked against the session again.

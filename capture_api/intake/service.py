@@ -264,10 +264,14 @@ class CaptureService:
     def get(self, capture_id: str) -> CaptureRecord | None:
         return captures.get(self.engine, capture_id)
 
-    def for_context(
-        self, context_id: str, changed_since: dt.datetime | None = None
+    def for_context(self, context_id: str) -> list[CaptureRecord]:
+        return captures.for_context(self.engine, context_id)
+
+    def changed_in_context(
+        self, context_id: str, since: dt.datetime, seen: dict[str, dt.datetime]
     ) -> list[CaptureRecord]:
-        return captures.for_context(self.engine, context_id, changed_since)
+        """The context's photos that moved on since ``seen`` was noted (``captures.changed``)."""
+        return captures.changed(self.engine, context_id, since, seen)
 
     # --- helpers ----------------------------------------------------------------------------
 

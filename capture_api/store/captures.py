@@ -37,15 +37,35 @@ def get(db: Database, capture_id: str) -> CaptureRecord | None:
         return s.get(CaptureRecord, capture_id)
 
 
-def for_context(
-    db: Database, context_id: str, changed_since: dt.datetime | None = None
-) -> list[CaptureRecord]:
-    """Every photo of a context, oldest first; only those updated at or after
-    ``changed_since`` when given (an event stream's look after a commit)."""
+def for_context(db: Database, context_id: str) -> list[CaptureRecord]:
+    """Every photo of a context, oldest first."""
     with session(db) as s:
         query = select(CaptureRecord).where(CaptureRecord.context_id == context_id, IS_PHOTO)
-        if changed_since is not None:
-            query = query.where(col(CaptureRecord.updated_at) >= changed_since)
+        return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
+
+
+def changed(
+    db: Database, context_id: str, since: dt.datetime, seen: dict[str, dt.datetime]
+) -> list[CaptureRecord]:
+    """The context's photos updated at or after ``since`` whose ``updated_at`` is not the one
+    in ``seen`` (id -> the ``updated_at`` a caller already has), oldest first.
+
+    An event stream's look after a commit: the stamps are read first (two columns, no rows
+    built), and only the photos that moved on are read whole. A burst of uploads to one
+    context left every look building every photo of the last seconds again (issue 13).
+    """
+    with session(db) as s:
+        stamps = s.exec(
+            select(CaptureRecord.id, CaptureRecord.updated_at).where(
+                CaptureRecord.context_id == context_id,
+                IS_PHOTO,
+                col(CaptureRecord.updated_at) >= since,
+            )
+        ).all()
+        moved = [capture_id for capture_id, at in stamps if seen.get(capture_id) != at]
+        if not moved:
+            return []
+        query = select(CaptureRecord).where(col(CaptureRecord.id).in_(moved))
         return list(s.exec(query.order_by(col(CaptureRecord.created_at))).all())
 
 

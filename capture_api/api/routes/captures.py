@@ -206,10 +206,15 @@ async def capture_events(
     await run_in_threadpool(access.context, context_id, "read")
 
     path = status_paths(request)  # once for the stream, not at every look
+    seen: dict[str, dt.datetime] = {}  # capture id -> the updated_at this stream last read
 
     def load(everything: bool) -> list[dict[str, Any]]:
-        since = None if everything else utcnow() - dt.timedelta(seconds=RECENT_SECONDS)
-        records = service.for_context(context_id, changed_since=since)
+        if everything:
+            records = service.for_context(context_id)
+        else:
+            since = utcnow() - dt.timedelta(seconds=RECENT_SECONDS)
+            records = service.changed_in_context(context_id, since, seen)
+        seen.update((r.id, r.updated_at) for r in records)
         return [capture_out(r, request, path).model_dump(mode="json") for r in records]
 
     stream = capture_stream(load, wakeup_for(service.engine))
