@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
-from capture_api.audit.trail import Outcome, record_capture
+from capture_api.audit.trail import Outcome, record_capture, record_captures
 from capture_api.deliver.archive import Archive, InstanceRef, Part10, StoreResult
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
@@ -373,15 +373,15 @@ class OutboxWorker(LeasedWorker):
                 return  # the lease was lost: whoever holds the row now writes its outcome
             moved = captures.verify_others_in(tx, [row.id for row in others], done)
             due_in(tx)  # the EHR notifier follows a verification up
-            for action, outcome, detail in events:
-                record_capture(self.engine, action, outcome, record, detail=detail, tx=tx)
+            happened = [(action, outcome, record, detail) for action, outcome, detail in events]
             for row in [record, *moved]:
-                record_capture(self.engine, "verify", Outcome.SUCCESS, row, tx=tx)
+                happened.append(("verify", Outcome.SUCCESS, row, None))
                 if purge:
-                    record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
+                    happened.append(("spool-purge", Outcome.SUCCESS, row, None))
                     self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
                     tx.after_commit(_unlinker(row))
                 tx.after_commit(metrics.verified)
+            record_captures(self.engine, happened, tx=tx)  # last: the chain's lock
 
     def _retry(
         self,
@@ -424,8 +424,8 @@ class OutboxWorker(LeasedWorker):
         with write_transaction(self.engine) as tx:
             if not save_in(tx, CaptureRecord, record.id, owner, **values):
                 return  # the lease was lost: whoever holds the row now writes its outcome
-            for action, outcome, detail in events:
-                record_capture(self.engine, action, outcome, record, detail=detail, tx=tx)
+            happened = [(action, outcome, record, detail) for action, outcome, detail in events]
+            record_captures(self.engine, happened, tx=tx)
         if values.get("status") == CaptureStatus.FAILED:
             metrics.failed(str(values.get("failure_kind")))
 

@@ -21,7 +21,7 @@ belt to those braces: a fork is refused by the database, not written.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, text
@@ -69,7 +69,7 @@ def append(
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, before the read
         try:
-            next_id = _append_on(connection, database, row, sign, forward_owner)
+            (next_id,) = _append_on(connection, database, [row], sign, forward_owner)
             connection.commit()
         except BaseException:
             connection.rollback()
@@ -86,42 +86,64 @@ def append_in(
     Put it last in the transaction: on PostgreSQL it takes the chain's advisory lock, held
     until the commit, so every other audit writer waits for the rest of the transaction.
     """
-    return _append_on(tx.connection, tx.engine, row, sign, forward_owner)
+    (next_id,) = _append_on(tx.connection, tx.engine, [row], sign, forward_owner)
+    return next_id
+
+
+def append_all_in(
+    tx: Transaction,
+    rows: Sequence[AuditEventRecord],
+    sign: Signer,
+    *,
+    forward_owner: str | None = None,
+) -> list[int]:
+    """``append_in`` of several rows, chained in this order: the head is read once and the
+    rows (and their forwarding queue entries) are inserted in one statement each."""
+    return _append_on(tx.connection, tx.engine, rows, sign, forward_owner)
 
 
 def _append_on(
     connection: Connection,
     database: Database,
-    row: AuditEventRecord,
+    rows: Sequence[AuditEventRecord],
     sign: Signer,
     forward_owner: str | None,
-) -> int:
-    values = {
-        key: _storable(key, value) for key, value in row.model_dump(exclude={"id", *_CHAIN}).items()
-    }
-    values["at"] = _utc(values["at"])
+) -> list[int]:
+    if not rows:
+        return []
     if is_postgres(database):
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK})
-    prev, next_id = _head(connection, database)
-    values["id"] = next_id
-    chain_hash, chain_key = sign(prev, values)
-    connection.execute(
-        insert(AuditEventRecord),
-        values | {"prev_hash": prev, "chain_hash": chain_hash, "chain_key": chain_key},
-    )
+    prev, ids = _head(connection, database, len(rows))
+    inserted: list[dict[str, Any]] = []
+    for row, row_id in zip(rows, ids, strict=True):
+        values = {
+            key: _storable(key, value)
+            for key, value in row.model_dump(exclude={"id", *_CHAIN}).items()
+        }
+        values["at"] = _utc(values["at"])
+        values["id"] = row_id
+        chain_hash, chain_key = sign(prev, values)
+        inserted.append(
+            values | {"prev_hash": prev, "chain_hash": chain_hash, "chain_key": chain_key}
+        )
+        row.prev_hash, row.chain_hash, row.chain_key = prev, chain_hash, chain_key
+        prev = chain_hash
+    connection.execute(insert(AuditEventRecord), inserted)
     if forward_owner is not None:
-        queued = {"audit_id": next_id, "queued_at": values["at"], "owner": forward_owner}
+        queued = [
+            {"audit_id": values["id"], "queued_at": values["at"], "owner": forward_owner}
+            for values in inserted
+        ]
         connection.execute(insert(AuditForwardRecord), queued)
-    row.prev_hash, row.chain_hash, row.chain_key = prev, chain_hash, chain_key
-    return next_id
+    return list(ids)
 
 
 _CHAIN = ("prev_hash", "chain_hash", "chain_key")
 GENESIS = "0" * 64
 
 
-def _head(connection: Connection, database: Database) -> tuple[str, int]:
-    """The last chained row's hash (``GENESIS`` before the first) and the next row id.
+def _head(connection: Connection, database: Database, count: int) -> tuple[str, list[int]]:
+    """The last chained row's hash (``GENESIS`` before the first) and the next ``count`` ids.
 
     One query reads both from the newest row (every row written since the chain began is
     chained); only a newest row from before the chain (migration 0009) needs a second look.
@@ -140,11 +162,15 @@ def _head(connection: Connection, database: Database) -> tuple[str, int]:
             .limit(1)
         ).scalar()
     if is_postgres(database):
-        sequence = "SELECT nextval(pg_get_serial_sequence('audit_event', 'id'))"
-        next_id = int(connection.execute(text(sequence)).scalar_one())
+        sequence = (
+            "SELECT nextval(pg_get_serial_sequence('audit_event', 'id')) "
+            "FROM generate_series(1, :n) ORDER BY 1"
+        )
+        ids = [int(i) for i in connection.execute(text(sequence), {"n": count}).scalars()]
     else:
-        next_id = (top.id if top is not None else 0) + 1
-    return (str(last) if last else GENESIS), next_id
+        first = (top.id if top is not None else 0) + 1
+        ids = list(range(first, first + count))
+    return (str(last) if last else GENESIS), ids
 
 
 def _utc(value: object) -> object:

@@ -8,6 +8,7 @@ one process and two processes on one database.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import subprocess
@@ -17,13 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from capture_api.audit import chain
-from capture_api.audit.trail import Outcome, record
+from capture_api.audit.trail import Outcome, record, record_captures
+from capture_api.capture.schemas import ContextIn, PatientIn
+from capture_api.encode.pipeline import EncoderOptions
+from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.store import audit_rows
-from capture_api.store.db import is_postgres, make_engine, migrate
-from tests.conftest import REPO
+from capture_api.store.db import is_postgres, make_engine, migrate, write_transaction
+from capture_api.store.records import CaptureRecord
+from capture_api.store.spool import Spool
+from tests.conftest import REPO, phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
 
 KEY = "k" * 40
@@ -107,6 +113,48 @@ def test_every_row_is_chained_to_the_one_before(engine: Engine, url: str) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     assert "audit trail intact: 5 rows checked" in done.stdout
     assert f"chain head: row {ids[-1]} {rows[-1]['chain_hash']}" in done.stdout
+
+
+def test_rows_written_together_chain_like_rows_written_one_by_one(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A verification writes its rows together (``record_captures``: one look at the head,
+    one insert): between rows written alone they make the same one chain, in their order,
+    with the capture's patient, and the chain verifies."""
+    before = _write(engine, 2, "alone")
+    capture = _capture(engine, tmp_path)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(str(a[2])))
+    with write_transaction(engine) as tx:
+        rows = record_captures(
+            engine,
+            [
+                ("stow", Outcome.SUCCESS, capture, "stored"),
+                ("verify", Outcome.SUCCESS, capture, None),
+                ("spool-purge", Outcome.SUCCESS, capture, None),
+            ],
+            tx=tx,
+        )
+    written = [s for s in statements if "audit_event" in s]
+    assert len([s for s in written if s.lstrip().upper().startswith("INSERT")]) == 1
+    assert len([s for s in written if "ORDER BY audit_event.id DESC" in s]) == 1
+    after = _write(engine, 1, "alone")
+    chained = list(audit_rows.chain_rows(engine))
+    assert [r["id"] for r in chained] == [*before, *(r.id for r in rows), *after]
+    assert [r["action"] for r in chained[2:5]] == ["stow", "verify", "spool-purge"]
+    assert {r["patient"] for r in chained[2:5]} == {"MRN-TOGETHER"}
+    for earlier, later in itertools.pairwise(chained):
+        assert later["prev_hash"] == earlier["chain_hash"]
+    verdict = chain.verify_database(engine, chain.ChainKey.of(None))
+    assert verdict.intact and verdict.chained == 6, verdict.problems
+
+
+def _capture(engine: Engine, tmp_path: Path) -> CaptureRecord:
+    service = CaptureService(engine, Spool(tmp_path / "spool"), EncoderOptions())
+    context = service.create_context(ContextIn(patient=PatientIn(id="MRN-TOGETHER")))
+    request = CaptureRequest(capture_id="together-1", context_id=context.id)
+    record, _ = service.accept(request, io.BytesIO(phone_jpeg(64, 48)))
+    return record
 
 
 def test_verify_finds_a_row_changed_past_the_triggers(engine: Engine, url: str) -> None:
