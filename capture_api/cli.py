@@ -130,6 +130,7 @@ def _run(args: argparse.Namespace) -> int:
         factory=True,
         host=args.host or settings.host,
         port=args.port or settings.port,
+        http="httptools",  # C parsing: a 12 MP upload costs about 2 ms less Python than h11
         log_config=logging_config(),  # capture_api.logging_config: no PHI in any line
         access_log=False,  # uvicorn's line has the raw query string: capture.access replaces it
         proxy_headers=False,  # the app trusts X-Forwarded-* only from CAPTURE_TRUSTED_PROXIES
