@@ -158,11 +158,11 @@ class CaptureService:
 
     def accept(self, request: CaptureRequest, photo: BinaryIO) -> tuple[CaptureRecord, bool]:
         """Spool, record and encode one photo; return the record and whether it is new."""
-        consent_id = self._check_request(request)  # 4xx and 428 before anything is stored
+        context, consent_id = self._check_request(request)  # 4xx and 428 before storing
         upload = self.spool.write_stream(
             self.spool.temporary(), photo, self.options.limits.max_bytes
         )
-        return self._take(request, upload, consent_id)
+        return self._take(request, upload, context, consent_id)
 
     def accept_spooled(
         self, request: CaptureRequest, upload: SpooledFile
@@ -172,14 +172,18 @@ class CaptureService:
         The upload is removed if the request is refused, or when it turns out to be a re-send.
         """
         try:
-            consent_id = self._check_request(request)
+            context, consent_id = self._check_request(request)
         except BaseException:
             Spool.delete(upload.path)
             raise
-        return self._take(request, upload, consent_id)
+        return self._take(request, upload, context, consent_id)
 
     def _take(
-        self, request: CaptureRequest, upload: SpooledFile, consent_id: str | None
+        self,
+        request: CaptureRequest,
+        upload: SpooledFile,
+        context: ContextRecord,
+        consent_id: str | None,
     ) -> tuple[CaptureRecord, bool]:
         """The spooled upload becomes a capture (or the re-send of one), encoded at once."""
         existing = self.get(request.capture_id)
@@ -200,13 +204,14 @@ class CaptureService:
             return self._resent(existing, request, upload.sha256, None), False
         metrics.captured()
         with self.keeper.hold(CaptureRecord, record.id, owner):
-            return self.encode(record), True
+            return self.encode(record, context), True
 
-    def _check_request(self, request: CaptureRequest) -> str | None:
-        """Refuse bad metadata (4xx) and a missing consent (428); the consent's id, if any."""
+    def _check_request(self, request: CaptureRequest) -> tuple[ContextRecord, str | None]:
+        """Refuse bad metadata (4xx) and a missing consent (428); the context, and the
+        consent's id if any."""
         context = self.context(request.context_id)
         self._capture_context(request, context, instance_number=1)
-        return consent_for_capture(
+        consent_id = consent_for_capture(
             self.engine,
             self.consent_policy,
             context,
@@ -214,14 +219,16 @@ class CaptureService:
             body_site=request.body_site,
             view=request.view,
         )
+        return context, consent_id
 
-    def encode(self, record: CaptureRecord) -> CaptureRecord:
+    def encode(self, record: CaptureRecord, context: ContextRecord | None = None) -> CaptureRecord:
         """received -> encoded (DICOM spooled) or failed (the encoder refused the photo).
 
         Completes the received step and releases whatever claim the row had (the upload's or
         a worker's). If another encode of the same row landed first, this one leaves no trace.
         """
-        context = self.context(record.context_id)
+        if context is None or context.id != record.context_id:  # the upload read it already
+            context = self.context(record.context_id)
         attempt = self.spool.path_for(f"{record.id}:{uuid.uuid4().hex}", ".dcm")
         with self._encode_slots:  # the photo is in memory only while it holds a slot
             try:

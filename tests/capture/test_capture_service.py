@@ -6,6 +6,7 @@ import io
 import os
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from capture_api.capture.schemas import ContextIn, PatientIn
@@ -13,7 +14,7 @@ from capture_api.encode.pipeline import EncoderOptions
 from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import owner_name
-from capture_api.store.records import CaptureRecord, CaptureStatus
+from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord
 from capture_api.store.spool import Spool
 from tests.conftest import phone_jpeg
 
@@ -54,11 +55,11 @@ def test_the_upload_holds_a_claim_while_it_encodes(tmp_path: Path) -> None:
     seen: list[tuple[str | None, str]] = []
     original = service.encode
 
-    def spying_encode(record: CaptureRecord) -> CaptureRecord:
+    def spying_encode(record: CaptureRecord, context: ContextRecord | None = None) -> CaptureRecord:
         current = service.get(record.id)
         assert current is not None
         seen.append((current.lease_owner, current.status))
-        return original(record)
+        return original(record, context)
 
     service.encode = spying_encode  # type: ignore[method-assign]
     service.accept(
@@ -66,6 +67,19 @@ def test_the_upload_holds_a_claim_while_it_encodes(tmp_path: Path) -> None:
     )
     assert seen == [(owner_name("upload"), CaptureStatus.RECEIVED.value)]
     assert owner_name("upload").endswith(f"/{os.getpid()}/upload")
+
+
+def test_an_upload_reads_its_context_once(tmp_path: Path) -> None:
+    """The request's checks read the context; the encode in the same request uses it."""
+    service = _service(tmp_path)
+    context = service.create_context(ContextIn(patient=PatientIn(id="P1")))
+    statements: list[str] = []
+    event.listen(service.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    record, _ = service.accept(
+        CaptureRequest(capture_id="once", context_id=context.id), io.BytesIO(phone_jpeg(64, 48))
+    )
+    assert record.status == CaptureStatus.ENCODED
+    assert len([s for s in statements if "FROM encounter_context" in s]) == 1
 
 
 def test_captures_refused_for_credentials_can_be_sent_again(tmp_path: Path) -> None:
