@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
 from capture_api.api import capture_events as events
 from capture_api.store.wakeup import Wakeup
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: a browser test run before this one in the same
+    session (Playwright's sync API) can leave an event loop running in the main thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_a_ring_wakes_the_stream_long_before_its_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,7 +44,7 @@ def test_a_ring_wakes_the_stream_long_before_its_fallback(monkeypatch: pytest.Mo
         await stream.aclose()
         return got
 
-    retry, snapshot, change = asyncio.run(follow())
+    retry, snapshot, change = _run(follow())
     assert retry.startswith("retry:")
     assert '"encoded"' in snapshot and '"verified"' in change
     # no timer-driven reads in between; the look after the ring reads only recent changes
@@ -62,7 +73,7 @@ def test_a_woken_stream_reads_only_recent_changes_and_everything_now_and_then(
             await asyncio.wait_for(anext(stream), timeout=10)
         await stream.aclose()
 
-    asyncio.run(follow())
+    _run(follow())
     assert loads == [True, False, False, True]
 
 
