@@ -250,33 +250,26 @@ def append(
     any character the free-text rule refuses (``capture.text``: ESC, NUL, bidi overrides...)
     becomes U+FFFD here, so no export or syslog message carries one.
     """
+    if tx is not None:
+        return append_all(engine, [row], tx=tx)[0]
     _complete(row)
-    sign = _signer(engine)
     try:
         queued_by = forwarding.queue_owner() if forwarding.sender_for(engine) else None
-        if tx is None:
-            row.id = audit_rows.append(engine, row, sign, forward_owner=queued_by)
-        else:
-            row.id = audit_rows.append_in(tx, row, sign, forward_owner=queued_by)
+        row.id = audit_rows.append(engine, row, _signer(engine), forward_owner=queued_by)
     except Exception as exc:
         _failed.add()
         log.error("audit event %r not recorded (%s)", row.action, type(exc).__name__)
-        if tx is not None:
-            raise
         return None
-    if tx is None:
-        forwarding.forward(engine, row)
-    else:
-        tx.after_commit(lambda: forwarding.forward(engine, row))
+    forwarding.forward(engine, row)
     return row
 
 
 def append_all(
     engine: Database, rows: Sequence[AuditEventRecord], *, tx: Transaction
 ) -> list[AuditEventRecord]:
-    """``append`` of several rows in ``tx``, in this order: one look at the chain's head and
-    one insert for them all. Raises what the insert raises (the change must not commit
-    without its events)."""
+    """``append`` of rows in ``tx``, in this order: one look at the chain's head and one
+    insert for them all. Raises what the insert raises (the change must not commit without
+    its events); the rows are forwarded after the commit."""
     for row in rows:
         _complete(row)
     sign = _signer(engine)

@@ -77,19 +77,6 @@ def append(
     return next_id
 
 
-def append_in(
-    tx: Transaction, row: AuditEventRecord, sign: Signer, *, forward_owner: str | None = None
-) -> int:
-    """``append`` inside the caller's write transaction: the row commits with the change it
-    describes (a capture's delivery, its spool purge), or not at all.
-
-    Put it last in the transaction: on PostgreSQL it takes the chain's advisory lock, held
-    until the commit, so every other audit writer waits for the rest of the transaction.
-    """
-    (next_id,) = _append_on(tx.connection, tx.engine, [row], sign, forward_owner)
-    return next_id
-
-
 def append_all_in(
     tx: Transaction,
     rows: Sequence[AuditEventRecord],
@@ -97,8 +84,14 @@ def append_all_in(
     *,
     forward_owner: str | None = None,
 ) -> list[int]:
-    """``append_in`` of several rows, chained in this order: the head is read once and the
-    rows (and their forwarding queue entries) are inserted in one statement each."""
+    """``append`` inside the caller's write transaction: the rows commit with the change
+    they describe (a capture's delivery, its spool purge), or not at all. They are chained in
+    this order; the head is read once and the rows (and their forwarding queue entries) are
+    inserted in one statement each.
+
+    Put it last in the transaction: on PostgreSQL it takes the chain's advisory lock, held
+    until the commit, so every other audit writer waits for the rest of the transaction.
+    """
     return _append_on(tx.connection, tx.engine, rows, sign, forward_owner)
 
 
