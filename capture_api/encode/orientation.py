@@ -20,9 +20,10 @@ from io import BytesIO
 from PIL import Image
 
 from capture_api.encode.jpeg.decode import decode_gray, decode_rgb
-from capture_api.encode.jpeg.markers import ColorTransform, FrameInfo
+from capture_api.encode.jpeg.markers import ColorTransform, FrameInfo, StrippedParts
 from capture_api.encode.jpeg.turbo import TransformFailed, TurboOp
 from capture_api.encode.jpeg.turbo import transform as turbo_transform
+from capture_api.encode.photo_data import PhotoData
 from capture_api.exceptions import EncodeError
 
 #: Quality of the one re-encode we may make; 95 keeps the added error near JPEG's noise floor.
@@ -68,17 +69,21 @@ class Upright:
     (DCT-domain transform) or ``"reencode"`` (one decode + encode at REENCODE_QUALITY).
     """
 
-    data: bytes
+    data: PhotoData
     method: str
     description: str
 
 
-def make_upright(data: bytes, orientation: int, frame: FrameInfo) -> Upright:
-    """Apply the EXIF orientation; ``data`` must already be free of metadata segments.
+def make_upright(photo: PhotoData, stripped: StrippedParts, orientation: int) -> Upright:
+    """Apply the EXIF orientation to ``photo``, whose metadata ``stripped`` has taken out.
 
+    The lossless transform reads ``photo`` as it is, with its metadata segments: it writes
+    none of them (``-copy none``), so joining the stripped pieces first would only copy the
+    photo once more. A re-encode decodes the stripped stream, the one the DICOM file keeps.
     An RGB-coded JPEG (Adobe transform 0) is always re-encoded once to YCbCr: DICOM's JPEG
     photometric interpretation is YBR_FULL_422 (dciodvfy rejects RGB with JPEG lossy).
     """
+    frame = stripped.frame
     if frame.color is ColorTransform.RGB:
         turned = (
             f", {_DESCRIPTION[orientation]} from EXIF orientation {orientation}"
@@ -89,14 +94,18 @@ def make_upright(data: bytes, orientation: int, frame: FrameInfo) -> Upright:
             f"converted from an RGB-coded JPEG to YCbCr{turned} "
             f"by one JPEG re-encode at quality {REENCODE_QUALITY}"
         )
-        return Upright(_reencode(data, orientation, frame), "reencode", note)
+        return Upright(_reencode(stripped.joined().data, orientation, frame), "reencode", note)
     if orientation == 1:
-        return Upright(data, "none", "")
+        return Upright(stripped.joined().data, "none", "")
     what = f"{_DESCRIPTION[orientation]} from EXIF orientation {orientation}"
     try:
-        rotated = turbo_transform(data, _TURBO_OPS[orientation])
+        rotated = turbo_transform(photo, _TURBO_OPS[orientation])
     except TransformFailed:  # imperfect (a partial iMCU would move), or damaged data
-        return Upright(_reencode(data, orientation, frame), "reencode", _reencode_note(what, frame))
+        return Upright(
+            _reencode(stripped.joined().data, orientation, frame),
+            "reencode",
+            _reencode_note(what, frame),
+        )
     return Upright(rotated, "lossless", f"{what}, losslessly in the DCT domain")
 
 

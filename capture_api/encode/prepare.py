@@ -111,7 +111,7 @@ def _prepare_jpeg(data: PhotoData, limits: Limits) -> PreparedPhoto:
         check_decodes(data, frame)  # nothing read the scan yet: prove it whole
     else:  # the transform (or the re-encode's full decode) is the strict decode
         with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
-            upright = make_upright(stripped.joined().data, exif.orientation, frame)
+            upright = make_upright(data, stripped, exif.orientation)
         turned = strip_metadata_parts(upright.data)  # libjpeg's JFIF header out, scan viewed
         parts, final_frame = turned.parts, turned.frame
     if upright.method == "reencode":

@@ -24,7 +24,7 @@ from tests.hostile.corpus import flat_jpeg
 
 _MEASURE = """
 import json, sys
-from capture_api.encode.jpeg.markers import read_frame
+from capture_api.encode.jpeg.markers import strip_metadata_parts
 from capture_api.encode.orientation import make_upright
 from tests.hostile.corpus import flat_jpeg
 
@@ -33,10 +33,10 @@ def kb(field):
 
 width, height = int(sys.argv[1]), int(sys.argv[2])
 data = flat_jpeg(width, height, orientation=1)
-frame = read_frame(data)
+stripped = strip_metadata_parts(data)
 open("/proc/self/clear_refs", "w").write("5")
 before = kb("VmRSS")
-upright = make_upright(data, 6, frame)
+upright = make_upright(data, stripped, 6)
 print(json.dumps({"method": upright.method, "grew": (kb("VmHWM") - before) * 1024}))
 """
 

@@ -13,6 +13,11 @@ IDCT but Huffman-decodes them all, and reads to EOI), to luminance only. It is c
 coefficient read (which allocates every coefficient of the image, 36 MB for 12 MP) and
 streams through a small buffer.
 
+Both read the photo where it is (a mapped spooled file: ``numpy`` gives its address, as
+``c_char_p`` takes only ``bytes``), and the transform writes into an anonymous mapping of the
+library's worst-case size (``tjBufSize``, pages the kernel gives only when written), cut to
+the stream's length: no copy of the photo is made on either side of the call.
+
 The library is the one the ``turbojpeg`` wheel bundles (``turbojpeg.libs/``, so the container
 needs no apt package); a system ``libturbojpeg`` only when that is missing.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import mmap
 from enum import IntEnum
 from pathlib import Path
 
@@ -30,11 +36,12 @@ import numpy as np
 from capture_api.encode.photo_data import PhotoData
 
 #: TurboJPEG flags and transform options (turbojpeg.h, API 2.x, kept by 3.x).
+TJFLAG_NOREALLOC = 1024
 TJFLAG_STOPONWARNING = 8192
 TJXOPT_PERFECT = 1
-TJXOPT_NOOUTPUT = 16
 TJXOPT_COPYNONE = 64
 TJPF_GRAY = 6
+TJSAMP_444 = 0
 
 
 class TurboOp(IntEnum):
@@ -78,6 +85,17 @@ def _library() -> ctypes.CDLL:
         raise OSError("libturbojpeg is not installed (pip install turbojpeg)")
     lib = ctypes.CDLL(name)
     lib.tjInitTransform.restype = ctypes.c_void_p
+    lib.tjBufSize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.tjBufSize.restype = ctypes.c_ulong
+    lib.tjDecompressHeader3.argtypes = [
+        ctypes.c_void_p,  # handle
+        ctypes.c_void_p,  # jpegBuf
+        ctypes.c_ulong,  # jpegSize
+        ctypes.POINTER(ctypes.c_int),  # width
+        ctypes.POINTER(ctypes.c_int),  # height
+        ctypes.POINTER(ctypes.c_int),  # jpegSubsamp
+        ctypes.POINTER(ctypes.c_int),  # jpegColorspace
+    ]
     lib.tjInitDecompress.restype = ctypes.c_void_p
     lib.tjDecompress2.argtypes = [
         ctypes.c_void_p,  # handle
@@ -91,12 +109,11 @@ def _library() -> ctypes.CDLL:
         ctypes.c_int,  # flags
     ]
     lib.tjDestroy.argtypes = [ctypes.c_void_p]
-    lib.tjFree.argtypes = [ctypes.c_void_p]
     lib.tjGetErrorStr2.argtypes = [ctypes.c_void_p]
     lib.tjGetErrorStr2.restype = ctypes.c_char_p
     lib.tjTransform.argtypes = [
         ctypes.c_void_p,  # handle
-        ctypes.c_char_p,  # jpegBuf
+        ctypes.c_void_p,  # jpegBuf
         ctypes.c_ulong,  # jpegSize
         ctypes.c_int,  # n
         ctypes.POINTER(ctypes.c_void_p),  # dstBufs
@@ -107,16 +124,52 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def transform(data: bytes, op: TurboOp) -> bytes:
-    """``jpegtran -perfect -copy none`` with ``op``, strict; raise ``TransformFailed``."""
-    result = _run(data, op, TJXOPT_PERFECT | TJXOPT_COPYNONE)
-    assert result is not None
-    return result
+def transform(data: PhotoData, op: TurboOp) -> mmap.mmap:
+    """``jpegtran -perfect -copy none`` with ``op``, strict; raise ``TransformFailed``.
+
+    ``data`` may carry metadata segments: ``-copy none`` writes none of them. The result is
+    an anonymous mapping holding exactly the new stream.
+    """
+    lib = _library()
+    handle = lib.tjInitTransform()
+    if not handle:
+        raise MemoryError("libjpeg-turbo could not start a transform")
+    source = np.frombuffer(data, dtype=np.uint8)
+    try:
+        out = mmap.mmap(-1, _most_bytes(lib, handle, source), flags=mmap.MAP_PRIVATE)
+        target = np.frombuffer(out, dtype=np.uint8)
+        spec = _Transform(op=int(op), options=TJXOPT_PERFECT | TJXOPT_COPYNONE)
+        buffer, size = ctypes.c_void_p(target.ctypes.data), ctypes.c_ulong(target.size)
+        # ctypes releases the GIL for the length of this call.
+        code = lib.tjTransform(
+            handle, source.ctypes.data, source.size, 1, ctypes.byref(buffer),
+            ctypes.byref(size), ctypes.byref(spec), TJFLAG_STOPONWARNING | TJFLAG_NOREALLOC,
+        )  # fmt: skip
+        if code != 0:
+            raise TransformFailed(_error(lib, handle))
+        del target  # an exported buffer would forbid the resize
+    finally:
+        lib.tjDestroy(handle)
+    out.resize(size.value)  # mremap: the untouched pages were never given
+    return out
 
 
-def check_whole(data: bytes) -> None:
-    """Read every coefficient strictly, writing nothing; raise ``TransformFailed``."""
-    _run(data, TurboOp.NONE, TJXOPT_NOOUTPUT)
+def _most_bytes(lib: ctypes.CDLL, handle: int, source: np.ndarray) -> int:
+    """The library's bound on any JPEG stream of this photo's size, either way round."""
+    width, height, subsamp, colorspace = (ctypes.c_int() for _ in range(4))
+    code = lib.tjDecompressHeader3(
+        handle, source.ctypes.data, source.size, ctypes.byref(width), ctypes.byref(height),
+        ctypes.byref(subsamp), ctypes.byref(colorspace),
+    )  # fmt: skip
+    if code != 0:
+        raise TransformFailed(_error(lib, handle))
+    sampling = subsamp.value if subsamp.value >= 0 else TJSAMP_444  # unknown: the largest
+    w, h = width.value, height.value
+    return int(max(lib.tjBufSize(w, h, sampling), lib.tjBufSize(h, w, sampling)))
+
+
+def _error(lib: ctypes.CDLL, handle: int) -> str:
+    return (lib.tjGetErrorStr2(handle) or b"").decode("ascii", "replace")
 
 
 def check_scaled(data: PhotoData, rows: int, columns: int) -> None:
@@ -136,28 +189,6 @@ def check_scaled(data: PhotoData, rows: int, columns: int) -> None:
             TJFLAG_STOPONWARNING,
         )  # fmt: skip
         if code != 0:
-            raise TransformFailed((lib.tjGetErrorStr2(handle) or b"").decode("ascii", "replace"))
+            raise TransformFailed(_error(lib, handle))
     finally:
-        lib.tjDestroy(handle)
-
-
-def _run(data: bytes, op: TurboOp, options: int) -> bytes | None:
-    lib = _library()
-    handle = lib.tjInitTransform()
-    if not handle:
-        raise MemoryError("libjpeg-turbo could not start a transform")
-    spec = _Transform(op=int(op), options=options)
-    out, size = ctypes.c_void_p(), ctypes.c_ulong(0)
-    try:
-        # ctypes releases the GIL for the length of this call.
-        code = lib.tjTransform(
-            handle, data, len(data), 1, ctypes.byref(out), ctypes.byref(size),
-            ctypes.byref(spec), TJFLAG_STOPONWARNING,
-        )  # fmt: skip
-        if code != 0:
-            raise TransformFailed((lib.tjGetErrorStr2(handle) or b"").decode("ascii", "replace"))
-        return ctypes.string_at(out, size.value) if out.value else None
-    finally:
-        if out.value:
-            lib.tjFree(out)
         lib.tjDestroy(handle)
