@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from capture_api.capture.schemas import PatientIn
 from capture_api.store import audit_rows
 from capture_api.store.db import Database, Transaction
+from capture_api.store.records import CaptureRecord, ContextRecord
 
 CACHE_SIZE = 4096
 
@@ -88,8 +89,25 @@ def subject_of(
     if context is None:
         known_context = capture.context_id if capture else context_id
         return Subject(context_id=known_context, capture_id=capture_id)
+    subject = _resolved(capture, context, capture_id)
+    if capture is None or capture.sop_instance_uid:  # a capture's UID is final once encoded
+        _cache.put(key, subject)
+    return subject
+
+
+def remember(engine: Database, capture: CaptureRecord, context: ContextRecord) -> None:
+    """Keep the subject of a capture just encoded from rows its writer already holds, so
+    the request's audit row (``api.audit_middleware``) does not read them back (issue 13)."""
+    if capture.sop_instance_uid and capture.context_id == context.id:
+        key = (audit_rows.database_key(engine), "capture", capture.id)
+        _cache.put(key, _resolved(capture, context, capture.id))
+
+
+def _resolved(
+    capture: CaptureRecord | None, context: ContextRecord, capture_id: str | None
+) -> Subject:
     patient = PatientIn.model_validate_json(context.patient_json)
-    subject = Subject(
+    return Subject(
         patient=patient.id,
         patient_issuer=issuer_text(patient),
         context_id=context.id,
@@ -97,6 +115,3 @@ def subject_of(
         sop_instance_uid=capture.sop_instance_uid if capture else None,
         study_uid=capture.study_uid if capture else context.study_uid,
     )
-    if capture is None or capture.sop_instance_uid:  # a capture's UID is final once encoded
-        _cache.put(key, subject)
-    return subject

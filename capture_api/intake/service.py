@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from capture_api.audit.subjects import remember
 from capture_api.audit.trail import Outcome, record_capture
 from capture_api.capture.anatomy import Laterality, get_site
 from capture_api.capture.consent_policy import NEVER, ConsentPolicy
@@ -165,14 +166,15 @@ class CaptureService:
         return self._take(request, upload, context, consent_id)
 
     def accept_spooled(
-        self, request: CaptureRequest, upload: SpooledFile
+        self, request: CaptureRequest, upload: SpooledFile, context: ContextRecord | None = None
     ) -> tuple[CaptureRecord, bool]:
         """Record and encode a photo already durable in the spool (the API streamed it there).
 
+        ``context`` is the request's context if the caller read it already (the access check).
         The upload is removed if the request is refused, or when it turns out to be a re-send.
         """
         try:
-            context, consent_id = self._check_request(request)
+            context, consent_id = self._check_request(request, context)
         except BaseException:
             Spool.delete(upload.path)
             raise
@@ -206,10 +208,13 @@ class CaptureService:
         with self.keeper.hold(CaptureRecord, record.id, owner):
             return self.encode(record, context), True
 
-    def _check_request(self, request: CaptureRequest) -> tuple[ContextRecord, str | None]:
+    def _check_request(
+        self, request: CaptureRequest, context: ContextRecord | None = None
+    ) -> tuple[ContextRecord, str | None]:
         """Refuse bad metadata (4xx) and a missing consent (428); the context, and the
         consent's id if any."""
-        context = self.context(request.context_id)
+        if context is None or context.id != request.context_id:
+            context = self.context(request.context_id)
         self._capture_context(request, context, instance_number=1)
         consent_id = consent_for_capture(
             self.engine,
@@ -242,7 +247,7 @@ class CaptureService:
         now = utcnow()
         handoff = self.handoff if self.handoff is not None and self.handoff.ready() else None
         landed = self._finish_received(
-            record.id,
+            record,
             **(handoff.lease() if handoff is not None else {}),
             status=CaptureStatus.ENCODED.value,
             sop_instance_uid=wrapped.sop_instance_uid,
@@ -253,11 +258,13 @@ class CaptureService:
             encoded_at=now,
             next_attempt_at=now,
         )
-        if not landed:
+        if landed is None:
             Spool.delete(dicom.path)
-        elif handoff is not None:
+            return self._current(record.id)
+        if handoff is not None:
             handoff.give(record.id)
-        return self._current(record.id)
+        remember(self.engine, landed, context)  # the request's audit row needs no read
+        return landed
 
     def requeue_failed(self, kinds: tuple[str, ...] = ("archive-auth",)) -> int:
         """Send failed captures again after an administrator fixed the cause.
@@ -367,17 +374,18 @@ class CaptureService:
     def _fail_input(self, record: CaptureRecord, exc: InputRejected) -> CaptureRecord:
         kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), "invalid-input")
         landed = self._finish_received(
-            record.id, status=CaptureStatus.FAILED.value, reason=str(exc), failure_kind=kind
+            record, status=CaptureStatus.FAILED.value, reason=str(exc), failure_kind=kind
         )
-        if landed:
+        if landed is not None:
             metrics.failed(kind)
             Spool.delete(record.photo_path)
-            record_capture(self.engine, "capture", Outcome.REFUSED, record, detail=str(exc))
-        return self._current(record.id)
+            record_capture(self.engine, "capture", Outcome.REFUSED, landed, detail=str(exc))
+        return landed or self._current(record.id)
 
-    def _finish_received(self, capture_id: str, **values: object) -> bool:
-        """Move a row out of ``received`` (only if it is still there) and release its claim."""
-        return captures.finish_received(self.engine, capture_id, **values)
+    def _finish_received(self, record: CaptureRecord, **values: object) -> CaptureRecord | None:
+        """Move a row out of ``received`` (only if it is still there) and release its claim;
+        the row as it now stands, or None when another encode moved it first."""
+        return captures.finish_received(self.engine, record, **values)
 
     def _current(self, capture_id: str) -> CaptureRecord:
         record = self.get(capture_id)

@@ -107,14 +107,16 @@ def insert_new(db: Database, record: CaptureRecord) -> bool:
         return commit_new(s, record)
 
 
-def finish_received(db: Database, capture_id: str, **values: object) -> bool:
+def finish_received(db: Database, record: CaptureRecord, **values: object) -> CaptureRecord | None:
     """Move a row out of ``received`` (only if it is still there) and release its claim, or
     pass it to the lease in ``values`` (``leases.Handoff``: this process's workers send it).
 
     Conditional, because an encode can finish late: the upload's own encode and a worker's (or
     a re-sent upload's) may both run, and only the first may land. Without the condition a
     late encode overwrote a capture that had already been stored (found by the delivery
-    benchmark at concurrency 16). True when this call moved the row.
+    benchmark at concurrency 16). When this call moved the row, ``record`` (the caller's copy
+    of the ``received`` row) gets ``values`` and is returned: the row as written, not read
+    back. None when another encode moved it first.
     """
     handed = values.get("lease_owner") is not None  # the Handoff rings once it queued the row
     values = {"lease_owner": None, "lease_expires_at": None} | values | {"updated_at": utcnow()}
@@ -122,16 +124,20 @@ def finish_received(db: Database, capture_id: str, **values: object) -> bool:
     with session(db) as s:
         result = s.exec(
             update(CaptureRecord)
-            .where(col(CaptureRecord.id) == capture_id)
+            .where(col(CaptureRecord.id) == record.id)
             .where(col(CaptureRecord.status) == CaptureStatus.RECEIVED.value)
             .values(**values)
         )
         if due and result.rowcount == 1:
             notify_on(s, db)  # encoded: workers and event streams of every replica wake
         s.commit()
-    if due and result.rowcount == 1 and not handed:
+    if result.rowcount != 1:
+        return None
+    if due and not handed:
         wakeup_for(db).ring()
-    return bool(result.rowcount == 1)
+    for name, value in values.items():
+        setattr(record, name, value)
+    return record
 
 
 def requeue_failed(db: Database, kinds: Sequence[str]) -> int:

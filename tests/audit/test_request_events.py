@@ -5,10 +5,11 @@ spool purge; lookups without patient data leave none; a failing audit write brea
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from capture_api.audit import trail
 from capture_api.store.records import AuditEventRecord
@@ -151,3 +152,28 @@ def test_a_failing_audit_write_breaks_no_request_and_logs_no_patient_data(
     assert trail.failed_writes() == before + 1
     assert "not recorded" in caplog.text
     assert PATIENT["id"] not in caplog.text and context_id not in caplog.text
+
+
+def test_an_upload_reads_its_context_once_and_reads_back_no_row_it_wrote(
+    client: TestClient,
+) -> None:
+    """The access check's context serves the checks and the encode; the encode's row, as
+    written, serves the answer and the audit row's subject (issue 13: four reads fewer)."""
+    context_id = open_context(client)
+    statements: list[tuple[str, str]] = []
+
+    def note(*args: object) -> None:
+        statements.append((threading.current_thread().name, str(args[2])))
+
+    event.listen(engine_of(client), "before_cursor_execute", note)
+    capture = _upload(client, context_id, "aud-reads-1", phone_jpeg(320, 240, seed=7))
+    row = wait_until(
+        lambda: [r for r in audit_rows(client) if r.action == "capture" and r.method == "POST"],
+        what="the upload's audit row",
+    )[0]
+    event.remove(engine_of(client), "before_cursor_execute", note)
+    request = [s for thread, s in statements if not thread.startswith(("worker-", "lease"))]
+    assert len([s for s in request if "FROM encounter_context" in s]) == 1
+    whole_rows = [s for s in request if s.startswith("SELECT capture.id, capture.context_id")]
+    assert len(whole_rows) == 1  # the re-send check, before the row exists
+    assert row.patient == PATIENT["id"] and row.sop_instance_uid == capture["sop_instance_uid"]

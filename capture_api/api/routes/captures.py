@@ -145,11 +145,11 @@ async def upload_capture(
 
     def accept() -> CaptureRecord:  # one thread hop for the access check and the capture
         try:
-            access.context(form.context_id, "capture")
+            context = access.context(form.context_id, "capture")
         except BaseException:
             Spool.delete(upload.path)
             raise
-        return service.accept_spooled(_capture_request(form), upload)[0]
+        return service.accept_spooled(_capture_request(form), upload, context)[0]
 
     record = await run_in_threadpool(accept)
     refused = refusal(record)
