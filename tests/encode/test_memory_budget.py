@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from capture_api.encode import Limits, MemoryBudget, MiB, prepare_photo
+from capture_api.encode import Limits, MemoryBudget, MiB, memory, prepare_photo
 from capture_api.encode.jpeg.markers import read_frame
 from capture_api.encode.memory import lossless_rotation_cost, reencode_cost
 from capture_api.exceptions import ImageTooLarge
@@ -122,3 +122,39 @@ def test_a_waiting_reservation_proceeds_when_the_budget_is_released() -> None:
     one.join(10)
     two.join(10)
     assert budget.peak == 80 and budget.held == 0
+
+
+def test_freed_memory_is_given_back_once_the_kept_part_passes_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream of rotations reuses what the last one freed; past ``keep`` it goes back."""
+    resident = iter([500, 300, 380, 420, 430, 290, 310, 450, 260])  # read before, after a trim
+    monkeypatch.setattr(memory, "_resident_bytes", lambda: next(resident) * MiB)
+    calls: list[int] = []
+    trimmer = memory._Trimmer(calls.append, 128 * MiB)
+    trimmer()  # the first: no floor known yet, so trim (500 -> 300)
+    trimmer()  # 380: 80 MB above the floor, kept
+    trimmer()  # 420: 120 MB, kept
+    trimmer()  # 430: 130 MB, given back (-> 290, the new floor)
+    trimmer()  # 310: kept
+    trimmer()  # 450: 160 MB above 290, given back (-> 260)
+    assert calls == [0, 0, 0] and trimmer.trims == 3
+    assert trimmer._floor == 260 * MiB
+
+
+def test_without_a_resident_size_every_job_gives_its_memory_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(memory, "_resident_bytes", lambda: None)
+    calls: list[int] = []
+    trimmer = memory._Trimmer(calls.append, 128 * MiB)
+    for _ in range(3):
+        trimmer()
+    assert calls == [0, 0, 0]
+
+
+def test_the_resident_size_is_this_processs() -> None:
+    with open("/proc/self/status") as status:
+        rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    measured = memory._resident_bytes()
+    assert measured is not None and abs(measured - rss_kb * 1024) < 16 * MiB
