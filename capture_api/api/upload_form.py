@@ -151,7 +151,7 @@ class _Reader:
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self._writing and self.photo is not None:
-            self.photo.write(data[start:end])
+            self.photo.write(memoryview(data)[start:end])  # a view: the chunk is not copied
         elif self._text is not None:
             self._text += data[start:end]
             if len(self._text) > MAX_FIELD_BYTES:

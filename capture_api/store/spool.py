@@ -134,7 +134,7 @@ class Incoming:
         self._digest = hashlib.sha256()
         self.size = 0
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk``; ``ImageTooLarge`` (and the file removed) past ``max_bytes``."""
         self.size += len(chunk)
         if self.size > self.max_bytes:
