@@ -138,7 +138,7 @@ class _Trimmer:
         self.keep = keep
         self._floor: int | None = None
         self._lock = threading.Lock()
-        self.trims = 0  # tests and the bench
+        self.trims = 0  # how many times it gave memory back (tests)
 
     def __call__(self) -> None:
         if self._trim is None:
