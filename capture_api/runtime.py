@@ -120,6 +120,7 @@ class Runtime:
         for follower in (notifier, completer):  # they follow verifications up: wake with them
             if follower is not None:
                 follower.wakeup = wakeup_for(engine)
+                follower.wakeup.followed = True
         return cls(
             settings,
             engine,

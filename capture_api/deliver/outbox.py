@@ -136,7 +136,7 @@ class OutboxWorker(LeasedWorker):
         is due."""
         handed = self.handoff.take() if self.handoff is not None else None
         if handed is not None and self.handoff is not None:
-            self.found()
+            self.found(more=len(self.handoff) > 0)
             try:
                 record = captures.get(self.engine, str(handed))
                 owner = self.handoff.owner
@@ -372,7 +372,7 @@ class OutboxWorker(LeasedWorker):
             if not save_in(tx, CaptureRecord, record.id, owner, **(values | done)):
                 return  # the lease was lost: whoever holds the row now writes its outcome
             moved = captures.verify_others_in(tx, [row.id for row in others], done)
-            due_in(tx)  # the EHR notifier follows a verification up
+            due_in(tx, follow_up=True)  # the EHR notifier follows a verification up
             happened = [(action, outcome, record, detail) for action, outcome, detail in events]
             for row in [record, *moved]:
                 happened.append(("verify", Outcome.SUCCESS, row, None))

@@ -449,11 +449,22 @@ class LeasedWorker:
                 self._stop_looking()
             must_look = worked or self.idle(seen) == "poll"
 
-    def found(self) -> None:
+    def found(self, *, more: bool = True) -> None:
         """Called by ``run_once`` once it has taken a row: another thread may look for more
         while this one works (it is rung, so rows that became due together are not left to
-        the safety poll)."""
-        if self._stop_looking() and self.wakeup is not None:
+        the safety poll).
+
+        ``more=False``: the look took the last row it knew of (an upload's hand-over, none
+        left), so the look is handed on only if a ring came while it looked. Handing it on
+        regardless woke a thread per photo to query for work that every commit making work
+        due rings for anyway (issue 13: an empty claim and next-due query per photo).
+        """
+        looked = self._looked
+        if not self._stop_looking() or self.wakeup is None:
+            return
+        # Read after letting go of the look: a ring from here on wakes a waiting thread,
+        # which finds the look free; a ring during the look moved the generation past it.
+        if more or self.wakeup.generation != looked:
             self.wakeup.ring("signal", listeners=False)
 
     def _stop_looking(self) -> bool:

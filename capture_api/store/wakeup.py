@@ -46,6 +46,9 @@ class Wakeup:
         #: How many times ``ring`` was called, by cause (tests, metrics).
         self.rung: Counter[str] = Counter()
         self._listeners: list[Callable[[], None]] = []
+        #: Whether threads of this process follow verifications up (the EHR notifier, the
+        #: worklist completer): set by the runtime that starts them.
+        self.followed = False
 
     @property
     def generation(self) -> int:
@@ -53,14 +56,21 @@ class Wakeup:
         with self._cond:
             return self._generation
 
-    def ring(self, cause: Cause = "signal", *, listeners: bool = True) -> None:
+    def ring(
+        self, cause: Cause = "signal", *, listeners: bool = True, threads: bool = True
+    ) -> None:
         """Wake every waiting thread (and, unless ``listeners`` is False, every subscriber:
-        a worker passing the look on changed nothing the phones' streams would show)."""
+        a worker passing the look on changed nothing the phones' streams would show).
+
+        ``threads=False`` tells the subscribers only: a change the phones see that makes no
+        work due for any thread of this process.
+        """
         with self._cond:
-            self._generation += 1
-            self._cause = cause
-            self.rung[cause] += 1
-            self._cond.notify_all()
+            if threads:
+                self._generation += 1
+                self._cause = cause
+                self.rung[cause] += 1
+                self._cond.notify_all()
             called = list(self._listeners) if listeners else []
         for listener in called:
             try:
@@ -103,11 +113,18 @@ def wakeup_for(engine: Engine) -> Wakeup:
         return found
 
 
-def due_in(tx: Transaction) -> None:
-    """Outbox work becomes due when ``tx`` commits: tell the other replicas and this one."""
+def due_in(tx: Transaction, *, follow_up: bool = False) -> None:
+    """Outbox work becomes due when ``tx`` commits: tell the other replicas and this one.
+
+    ``follow_up``: the work is only the follow-up of a verification (the EHR notifier's, the
+    worklist completer's). In this process it wakes threads only if such followers run here
+    (``Wakeup.followed``); the delivery threads would look for work and find none (issue 13:
+    an empty claim per photo). The phones' streams are told in any case.
+    """
     notify_on(tx.connection, tx.engine)
-    engine = tx.engine
-    tx.after_commit(lambda: wakeup_for(engine).ring("signal"))
+    wakeup = wakeup_for(tx.engine)
+    threads = wakeup.followed or not follow_up
+    tx.after_commit(lambda: wakeup.ring("signal", threads=threads))
 
 
 def notify_on(connection: Any, engine: Engine) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,12 +26,12 @@ from capture_api.encode.pipeline import EncoderOptions
 from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.observability import metrics
 from capture_api.store import audit_rows
-from capture_api.store.db import make_engine, migrate
+from capture_api.store.db import make_engine, migrate, write_transaction
 from capture_api.store.leases import Handoff, LeaseKeeper, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus
 from capture_api.store.spool import CHUNK, Spool
 from capture_api.store.spool_source import SEND_CHUNK, FileSource, file_source
-from capture_api.store.wakeup import wakeup_for
+from capture_api.store.wakeup import due_in, wakeup_for
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
 from tests.orthanc import OrthancServer
@@ -414,3 +415,76 @@ def test_a_ring_sets_one_idle_thread_looking_not_all_of_them(
         event.remove(engine, "before_cursor_execute", counted)
     assert looks >= 5 * 8  # every thread did wake, five times
     assert len(statements) <= 5 * 3, statements  # ...but only one looked each time
+
+
+def test_a_handed_photo_costs_the_idle_threads_one_look_not_three(
+    tmp_path: Path, engine: Engine, orthanc: OrthancServer
+) -> None:
+    """Four idle delivery threads, photos handed over one at a time: a photo's delivery
+    costs one look for work (the one after it). The thread that took the hand-over used to
+    pass the look on although nothing else was due, and the verification's commit woke the
+    threads for the EHR notifier, which does not run here: three claim queries per photo."""
+    claims: list[str] = []
+
+    def counted(*args: object) -> None:
+        if str(args[2]).startswith("SELECT capture.id \nFROM capture"):  # a claim's query
+            claims.append(threading.current_thread().name)
+
+    keeper = LeaseKeeper(engine, POLICY.lease)
+    handoff = Handoff(keeper, CaptureRecord, owner_name("worker-handoff"))
+    service = CaptureService(engine, Spool(tmp_path / "spool"), EncoderOptions(), handoff=handoff)
+    archive = DicomWebArchive(orthanc.base_url)
+    worker = OutboxWorker(
+        engine, archive, service.encode, SLOW_POLL, keeper=keeper, handoff=handoff
+    )
+    seen: list[int] = []
+    unsubscribe = worker.wakeup.subscribe(lambda: seen.append(1)) if worker.wakeup else None
+    worker.start(4)
+    photos = 5
+    try:
+        _wait_for(lambda: handoff.ready(), "an idle thread")
+        time.sleep(0.3)  # every thread has looked once at start-up and waits
+        event.listen(engine, "before_cursor_execute", counted)
+        context = service.create_context(ContextIn(patient=PatientIn(id="MRN-LOOKS")))
+        for i in range(photos):
+            _wait_for(lambda: handoff.ready(), "an idle thread")
+            request = CaptureRequest(capture_id=f"looks-{i}", context_id=context.id)
+            record, _ = service.accept(request, io.BytesIO(phone_jpeg(320, 240, seed=60 + i)))
+            done = record.id
+            _wait_for(lambda: _status(service, done) == CaptureStatus.VERIFIED, "delivery")  # noqa: B023
+            _wait_for(lambda: handoff.ready(), "the thread back to waiting")
+            time.sleep(0.05)  # its look after the work
+        stored = orthanc.sop_uids()
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+        if unsubscribe is not None:
+            unsubscribe()
+        worker.stop()
+        archive.close()
+    assert len(stored) == photos
+    assert worker.wakeups["poll"] == 0  # every delivery was woken by its commit
+    assert photos <= len(claims) <= photos + 1, claims
+    assert len(seen) >= 2 * photos  # the phones' streams still hear the encode and the verify
+
+
+def test_a_verification_wakes_threads_only_where_a_follower_runs(engine: Engine) -> None:
+    """``due_in(follow_up=True)``: the phones' streams are told; the threads are woken only
+    in a process where the EHR notifier or the worklist completer follows verifications."""
+    wakeup = wakeup_for(engine)
+    heard: list[int] = []
+    unsubscribe = wakeup.subscribe(lambda: heard.append(1))
+    try:
+        for followed in (False, True):
+            wakeup.followed = followed
+            before = wakeup.generation
+            with write_transaction(engine) as tx:
+                due_in(tx, follow_up=True)
+            assert wakeup.generation - before == int(followed)
+        before = wakeup.generation
+        with write_transaction(engine) as tx:
+            due_in(tx)  # work for the delivery threads themselves: always rung
+        assert wakeup.generation - before == 1
+    finally:
+        unsubscribe()
+        wakeup.followed = False
+    assert len(heard) == 3
