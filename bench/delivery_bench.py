@@ -64,6 +64,12 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   photos answered 202 per second of the phase.
 * ``idle CPU`` (concurrency 1 only): the service's CPU over 10 s with nothing to do, after
   its level (delivery worker threads idle at the default poll interval, no client).
+* ``strict decode`` (once per run): the CPU time (this thread's, ``time.thread_time``) of the
+  check every upright photo must pass before its 202, ``capture_api.encode.jpeg.decode.
+  check_decodes`` (libjpeg-turbo, every coefficient Huffman-decoded, 1/8 scale), median over
+  the generated photos, in this process; beside it a full-size RGB decode of the same photos
+  (``simplejpeg``, the same engine). It is the part of ``API CPU ms`` that no change to the
+  service's Python removes, measured in the same run.
 
 One uncounted warm-up photo goes through each service (and one direct STOW precedes each
 direct phase) before timing. Caveat: the service, Orthanc and this load generator (HTTP
@@ -84,6 +90,7 @@ import math
 import os
 import platform
 import queue
+import statistics
 import sys
 import tempfile
 import time
@@ -116,7 +123,8 @@ INSTALL_HINT = "apt-get install orthanc orthanc-dicomweb"
 #: (concurrency, photos) per level.
 DEFAULT_LEVELS = ((1, 16), (4, 40), (16, 32))
 QUICK_LEVELS = ((1, 6), (4, 12), (16, 16))
-ROTATED_PHOTOS = 16
+#: Enough for a steady figure: 16 photos gave 8.5 and 12.3 /s in two runs of one build.
+ROTATED_PHOTOS = 32
 IDLE_SECONDS = 10.0
 EVENTS_PATH = "/api/v1/captures/events"
 
@@ -720,6 +728,13 @@ def machine_info(orthanc: OrthancServer) -> dict[str, str | int | None]:
     }
 
 
+def decode_line(decode: DecodeCost) -> str:
+    return (
+        f"strict decode (every coefficient, 1/8 scale) {decode.strict_ms:.1f} ms CPU per photo, "
+        f"full RGB decode {decode.full_ms:.1f} ms (same photos, this process)"
+    )
+
+
 def machine_line(machine: dict[str, str | int | None]) -> str:
     return (
         f"machine: {machine['cpu']}, {machine['cpu_count']} CPUs (shared by the API, Orthanc "
@@ -730,7 +745,10 @@ def machine_line(machine: dict[str, str | int | None]) -> str:
 
 
 def results_json(
-    results: Sequence[LevelResult], machine: dict[str, str | int | None], photo_mb: float
+    results: Sequence[LevelResult],
+    machine: dict[str, str | int | None],
+    photo_mb: float,
+    decode: DecodeCost,
 ) -> str:
     def latencies(name: str, lat: Latencies) -> dict[str, Any]:
         return {
@@ -773,7 +791,9 @@ def results_json(
         "settings": "concurrency 1: defaults; above: worker threads max(4, c), the rest default",
         "followed_by": EVENTS_PATH,
     }
-    return json.dumps({"machine": machine, "setup": setup, "levels": levels}, indent=2) + "\n"
+    decoding = {"strict_ms_per_photo": decode.strict_ms, "full_ms_per_photo": decode.full_ms}
+    document = {"machine": machine, "setup": setup, "levels": levels, "decode": decoding}
+    return json.dumps(document, indent=2) + "\n"
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -852,12 +872,41 @@ def bench_level(
 
 
 @dataclass(frozen=True)
+class DecodeCost:
+    """CPU ms per photo of the acceptance check's decode, and of a full decode (medians)."""
+
+    strict_ms: float
+    full_ms: float
+
+
+def decode_cost(photos: Sequence[bytes]) -> DecodeCost:
+    """The strict decode every upright upload pays, timed alone on the same photos."""
+    import simplejpeg
+
+    from capture_api.encode.jpeg.decode import check_decodes
+    from capture_api.encode.jpeg.markers import read_frame
+
+    def cpu_ms(work: Callable[[], object]) -> float:
+        started = time.thread_time()
+        work()
+        return (time.thread_time() - started) * 1000
+
+    strict, full = [], []
+    for photo in photos:
+        frame = read_frame(photo)
+        strict.append(cpu_ms(lambda: check_decodes(photo, frame)))  # noqa: B023 (called now)
+        full.append(cpu_ms(lambda: simplejpeg.decode_jpeg(photo)))  # noqa: B023
+    return DecodeCost(statistics.median(strict), statistics.median(full))
+
+
+@dataclass(frozen=True)
 class Measured:
     """Everything one run measured (what ``main`` prints and ``bench/report.py`` tabulates)."""
 
     levels: list[LevelResult]
     machine: dict[str, str | int | None]
     photo_mb: float  # mean size of the generated photos
+    decode: DecodeCost
 
 
 def measure(levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS) -> Measured:
@@ -883,7 +932,8 @@ def measure(levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS) -> Measured:
         finally:
             run.stop()
             orthanc.stop()
-    return Measured(results, machine, sum(map(len, photos)) / len(photos) / MB)
+    decode = decode_cost(photos)
+    return Measured(results, machine, sum(map(len, photos)) / len(photos) / MB, decode)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -895,10 +945,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"delivery_bench: {exc}")
     results, machine, photo_mb = measured.levels, measured.machine, measured.photo_mb
     print(format_table(results))
+    print(decode_line(measured.decode))
     print(machine_line(machine))
     log(f"total {time.perf_counter() - started:.0f} s")
     if args.json is not None:
-        args.json.write_text(results_json(results, machine, photo_mb))
+        args.json.write_text(results_json(results, machine, photo_mb, measured.decode))
         log(f"wrote {args.json}")
     failures = [f for r in results for f in r.ours.failures]
     if failures:

@@ -16,6 +16,9 @@ from bench import delivery_bench as db
 from bench import measure_bench as mb
 from bench import report
 from bench import wrap_bench as wb
+from capture_api.exceptions import CorruptImage
+
+DECODE = db.DecodeCost(strict_ms=27.61, full_ms=61.0)
 
 
 def test_missing_pwa_module_is_a_not_available_row() -> None:
@@ -78,7 +81,7 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
         ),
         db.DirectResult(40.5, 0.1, db.Latencies([20.0, 25.0, 30.0])),
     )
-    rows = report.wrap_rows([wrap]) + report.delivery_rows(db.Measured([level], {}, 3.8))
+    rows = report.wrap_rows([wrap]) + report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))
     table = report.markdown(rows).splitlines()
     assert table[0].startswith("| figure ") and table[1].startswith("|:-")
     assert len(table) == 2 + len(rows)
@@ -99,6 +102,8 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert growth.capture == "270.0 MB" and growth.note.startswith("x71.1 of the photo")
     assert figures["idle CPU of the service over 10 s"].capture == "3.2 ms/s"
     assert not [f for f in figures if f.startswith("rotated")], "rotated is measured at c=4 only"
+    decode = figures["strict decode of a 12 MP upload (every coefficient, 1/8 scale), CPU"]
+    assert (decode.capture, decode.reference) == ("27.6 ms", "full RGB decode 61.0 ms")
 
 
 def test_the_rotated_row_comes_from_the_four_client_level() -> None:
@@ -115,7 +120,7 @@ def test_the_rotated_row_comes_from_the_four_client_level() -> None:
         rotated_per_s=13.4,
     )
     level = db.LevelResult(4, 40, ours, db.DirectResult(30.0, 1.0, db.Latencies([50.0])))
-    rows = report.delivery_rows(db.Measured([level], {}, 3.8))
+    rows = report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))
     figures = {r.figure: r for r in rows}
     assert (
         figures["rotated 12 MP photos/s, c=4 (EXIF 6, lossless turn, to 202)"].capture == "13.4 /s"
@@ -191,3 +196,16 @@ def test_wound_measurement_rows_per_tilt_band() -> None:
     text = report.markdown(rows)
     assert "marker alone 0.01 / 0.06 %" in text and "100% within" in text
     assert {line.count("|") for line in text.splitlines()} == {5}, "no stray column separators"
+
+
+def test_the_strict_decode_figure_times_the_check_uploads_pass() -> None:
+    """The bench's decode figure is the product's acceptance check, cheaper than a full
+    decode of the same photo (it still reads every coefficient), and it refuses what the
+    upload refuses: the figure measures the real check, not a no-op."""
+    photo = db.make_photos(1)[0]
+    cost = db.decode_cost([photo])
+    assert 0 < cost.strict_ms < cost.full_ms
+    middle = len(photo) // 2
+    zeroed = photo[:middle] + bytes(4000) + photo[middle + 4000 :]  # whole markers, bad codes
+    with pytest.raises(CorruptImage, match="image data is damaged"):
+        db.decode_cost([zeroed])
