@@ -398,7 +398,8 @@ class LeasedWorker:
     delivery threads that cost 45 ms of CPU per photo (issue 13, the delivery benchmark at
     concurrency 16). A woken thread that finds another one looking waits again at once; the
     looker that ``found`` work hands the look on (rings) before it starts working, so rows due
-    together are still taken up by as many threads.
+    together are still taken up by as many threads; unless the row was the only one it knew
+    of and no ring came while it looked (``found(more=False)``).
     """
 
     poll: float = 0.5
