@@ -33,6 +33,8 @@ from capture_api.store.db import Transaction, is_postgres
 log = logging.getLogger("capture.wakeup")
 
 CHANNEL = "capture_outbox"
+#: The payload of a NOTIFY that makes only a verification's follow-up due (``due_in``).
+FOLLOW_UP = "follow-up"
 Cause = Literal["notify", "signal", "poll", "stop"]
 
 
@@ -121,23 +123,26 @@ def due_in(tx: Transaction, *, follow_up: bool = False) -> None:
     (``Wakeup.followed``); the delivery threads would look for work and find none (issue 13:
     an empty claim per photo). The phones' streams are told in any case.
     """
-    notify_on(tx.connection, tx.engine)
+    notify_on(tx.connection, tx.engine, FOLLOW_UP if follow_up else "")
     wakeup = wakeup_for(tx.engine)
     threads = wakeup.followed or not follow_up
     tx.after_commit(lambda: wakeup.ring("signal", threads=threads))
 
 
-def notify_on(connection: Any, engine: Engine) -> None:
+def notify_on(connection: Any, engine: Engine, payload: str = "") -> None:
     """``NOTIFY capture_outbox`` in the open transaction of ``connection`` (a SQLAlchemy
     Connection or Session), on PostgreSQL; nothing on SQLite. Ring ``wakeup_for(engine)``
-    yourself after the commit."""
+    yourself after the commit. ``payload``: ``FOLLOW_UP`` or nothing."""
     if is_postgres(engine):
-        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+        connection.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": payload}
+        )
 
 
 class Listener:
     """One thread per process: ``LISTEN capture_outbox`` on its own PostgreSQL connection,
-    ringing ``wakeup`` (cause ``notify``) for every notification. Reconnects after an error;
+    ringing ``wakeup`` (cause ``notify``) for every notification (its subscribers only, for a
+    ``FOLLOW_UP`` where no follower runs). Reconnects after an error;
     the safety poll covers the gap."""
 
     def __init__(self, engine: Engine, wakeup: Wakeup, reconnect: float = 1.0) -> None:
@@ -174,5 +179,8 @@ class Listener:
             connection.execute(f"LISTEN {CHANNEL}")
             self.listening.set()
             while not self._stop.is_set():
-                for _ in connection.notifies(timeout=0.5, stop_after=1):
-                    self._wakeup.ring("notify")
+                for note in connection.notifies(timeout=0.5, stop_after=1):
+                    # A verification's follow-up wakes threads only where followers run;
+                    # the phones' streams hear of it on every replica.
+                    wakeup = self._wakeup
+                    wakeup.ring("notify", threads=wakeup.followed or note.payload != FOLLOW_UP)

@@ -31,7 +31,7 @@ from capture_api.store.leases import Handoff, LeaseKeeper, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus
 from capture_api.store.spool import CHUNK, Spool
 from capture_api.store.spool_source import SEND_CHUNK, FileSource, file_source
-from capture_api.store.wakeup import due_in, wakeup_for
+from capture_api.store.wakeup import Listener, due_in, wakeup_for
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database
 from tests.orthanc import OrthancServer
@@ -488,3 +488,34 @@ def test_a_verification_wakes_threads_only_where_a_follower_runs(engine: Engine)
         unsubscribe()
         wakeup.followed = False
     assert len(heard) == 3
+
+
+def test_on_postgresql_a_verification_wakes_only_replicas_that_follow_it_up() -> None:
+    """Replica A commits a verification's follow-up (``due_in(follow_up=True)``): B's
+    listener tells B's phone streams, and wakes B's threads only once B runs a follower; A's
+    plain ``due_in`` (delivery work) wakes B's threads in any case."""
+    with fresh_postgres_database() as url:
+        replica_a, replica_b = make_engine(url), make_engine(url)
+        migrate(replica_a)
+        wakeup = wakeup_for(replica_b)
+        listener = Listener(replica_b, wakeup)
+        heard: list[int] = []
+        unsubscribe = wakeup.subscribe(lambda: heard.append(1))
+        listener.start()
+        try:
+            _wait_for(listener.listening.is_set, "B's LISTEN")
+            woken = []
+            for follow_up, followed in ((True, False), (True, True), (False, False)):
+                wakeup.followed = followed
+                before, told = wakeup.generation, len(heard)
+                with write_transaction(replica_a) as tx:
+                    due_in(tx, follow_up=follow_up)
+                _wait_for(lambda: len(heard) > told, "B's streams told")  # noqa: B023
+                woken.append(wakeup.generation - before)
+        finally:
+            unsubscribe()
+            listener.stop()
+            replica_a.dispose()
+            replica_b.dispose()
+    # A's own in-process ring belongs to A's engine: B's generation moves by the NOTIFY alone
+    assert woken == [0, 1, 1]
