@@ -142,6 +142,32 @@ def test_freed_memory_is_given_back_once_the_kept_part_passes_the_limit(
     assert trimmer._floor == 260 * MiB
 
 
+def test_memory_other_jobs_hold_is_not_counted_as_freed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rotations at once: when one ends, the resident set includes what the other still
+    holds. Counted as freed memory, it made a trim after nearly every job, and the next
+    rotation faulted its coefficients in again."""
+    monkeypatch.setattr(memory, "_resident_bytes", lambda: 450 * MiB)
+    calls: list[int] = []
+    trimmer = memory._Trimmer(calls.append, 128 * MiB)
+    trimmer._floor = 300 * MiB
+    trimmer(in_use=88 * MiB)  # 150 MB above the floor, 88 of it held by the other job: kept
+    assert calls == []
+    trimmer(in_use=0)  # the other one ended too: 150 MB freed, given back
+    assert calls == [0]
+
+
+def test_a_finished_reservation_reports_what_the_others_still_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(memory, "release_freed_memory", lambda in_use=0: seen.append(in_use))
+    budget = MemoryBudget(100)
+    with budget.hold(30, "the first"):
+        with budget.hold(50, "the second"):
+            pass
+    assert seen == [30, 0]  # the second ended while the first held 30; then nothing was held
+
+
 def test_without_a_resident_size_every_job_gives_its_memory_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
