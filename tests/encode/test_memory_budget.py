@@ -162,9 +162,8 @@ def test_a_finished_reservation_reports_what_the_others_still_hold(
     seen: list[int] = []
     monkeypatch.setattr(memory, "release_freed_memory", lambda in_use=0: seen.append(in_use))
     budget = MemoryBudget(100)
-    with budget.hold(30, "the first"):
-        with budget.hold(50, "the second"):
-            pass
+    with budget.hold(30, "the first"), budget.hold(50, "the second"):
+        pass
     assert seen == [30, 0]  # the second ended while the first held 30; then nothing was held
 
 
