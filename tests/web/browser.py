@@ -170,12 +170,20 @@ class Phone:
         )
 
     def wait_text(self, selector: str, text: str, timeout: float = 30_000) -> None:
-        """Until the element's text contains ``text``."""
-        self.page.wait_for_function(
-            "([selector, text]) => document.querySelector(selector)?.innerText.includes(text)",
-            arg=[selector, text],
-            timeout=timeout,
-        )
+        """Until the element's text contains ``text``; on a timeout, say what it and the page's
+        messages said instead (a flaky wait is then diagnosable from the CI log alone)."""
+        try:
+            self.page.wait_for_function(
+                "([selector, text]) => document.querySelector(selector)?.innerText.includes(text)",
+                arg=[selector, text],
+                timeout=timeout,
+            )
+        except PlaywrightTimeoutError:
+            shown = self.page.evaluate(_SHOWN, selector)
+            raise AssertionError(
+                f"{selector} did not say {text!r} within {timeout / 1000:g} s; the page shows "
+                f"{shown}; page errors: {self.errors}"
+            ) from None
 
     def states(self) -> list[str]:
         script = "rows => rows.map(r => r.dataset.state)"
@@ -229,6 +237,17 @@ class Phone:
         context_id = self.api("/api/v1/session")["context_id"]
         captures: list[dict[str, Any]] = self.api(f"/api/v1/captures?context_id={context_id}")
         return captures
+
+
+#: What a failed ``wait_text`` reports: the element (absent, hidden or its text), and the
+#: text of every visible message of the page.
+_SHOWN = """(selector) => {
+  const element = document.querySelector(selector);
+  const state = !element ? "absent" : element.hidden ? "hidden" : JSON.stringify(element.innerText);
+  const messages = [...document.querySelectorAll(".message:not([hidden])")].map(
+    (m) => `#${m.id}: ${m.innerText}`);
+  return `${selector}: ${state}; messages: ${JSON.stringify(messages)}`;
+}"""
 
 
 def gzip_size(body: bytes) -> int:
