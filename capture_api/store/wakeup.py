@@ -59,16 +59,16 @@ class Wakeup:
             return self._generation
 
     def ring(
-        self, cause: Cause = "signal", *, listeners: bool = True, threads: bool = True
+        self, cause: Cause = "signal", *, listeners: bool = True, follow_up: bool = False
     ) -> None:
         """Wake every waiting thread (and, unless ``listeners`` is False, every subscriber:
         a worker passing the look on changed nothing the phones' streams would show).
 
-        ``threads=False`` tells the subscribers only: a change the phones see that makes no
-        work due for any thread of this process.
+        ``follow_up``: the only work is a verification's follow-up; unless ``followed``, it
+        tells the subscribers only (the delivery threads would look and find nothing).
         """
         with self._cond:
-            if threads:
+            if self.followed or not follow_up:
                 self._generation += 1
                 self._cause = cause
                 self.rung[cause] += 1
@@ -125,8 +125,7 @@ def due_in(tx: Transaction, *, follow_up: bool = False) -> None:
     """
     notify_on(tx.connection, tx.engine, FOLLOW_UP if follow_up else "")
     wakeup = wakeup_for(tx.engine)
-    threads = wakeup.followed or not follow_up
-    tx.after_commit(lambda: wakeup.ring("signal", threads=threads))
+    tx.after_commit(lambda: wakeup.ring("signal", follow_up=follow_up))
 
 
 def notify_on(connection: Any, engine: Engine, payload: str = "") -> None:
@@ -180,7 +179,4 @@ class Listener:
             self.listening.set()
             while not self._stop.is_set():
                 for note in connection.notifies(timeout=0.5, stop_after=1):
-                    # A verification's follow-up wakes threads only where followers run;
-                    # the phones' streams hear of it on every replica.
-                    wakeup = self._wakeup
-                    wakeup.ring("notify", threads=wakeup.followed or note.payload != FOLLOW_UP)
+                    self._wakeup.ring("notify", follow_up=note.payload == FOLLOW_UP)
