@@ -135,9 +135,19 @@ async function openQueue(session) {
   uploader.addEventListener("consent-required", (event) => onConsentRequired(/** @type {CustomEvent} */ (event).detail.detail));
   uploader.addEventListener("session-expired", () => onSessionExpired());
   uploader.addEventListener("damaged", (event) => onDamaged(/** @type {CustomEvent} */ (event).detail.record));
+  const restored = await takeUp(tag, found, () => true, queueNotices.splice(0));
+  custody.flush();
+  if (custody.pending) askAgain(custody, tag);
+  return restored;
+}
 
-  const messages = queueNotices.splice(0);
-  const hours = Math.round(custody.retentionMs / 3_600_000);
+/** This user's photos under the custodies `which` names, just opened: what was purged is
+ * said, this sign-in's photos go back on the sending list, earlier sign-ins' ones are offered.
+ * @param {string} tag @param {import("./js/custody.js").Opened} found
+ * @param {(kid: string) => boolean} which @param {string[]} [messages] said with the rest */
+async function takeUp(tag, found, which, messages = []) {
+  const opened = theVault();
+  const hours = Math.round(theCustody().retentionMs / 3_600_000);
   if (found.expired.length) messages.push(t("queue.expired", { count: found.expired.length, hours }));
   if (found.unreadable.length) messages.push(t("queue.unreadable", { count: found.unreadable.length }));
   if (found.leftovers) messages.push(t("patient.leftovers", { count: found.leftovers }));
@@ -147,7 +157,7 @@ async function openQueue(session) {
   const mine = [];
   const damaged = [];
   for (const record of await opened.records()) {
-    if (!opened.unlocked(record.kid)) continue;
+    if (!opened.unlocked(record.kid) || !which(record.kid)) continue;
     try {
       mine.push({ record, meta: await opened.meta(record) });
     } catch {
@@ -157,7 +167,7 @@ async function openQueue(session) {
   const lost = [...found.damaged, ...damaged];
   if (lost.length) messages.push(t("queue.damaged", { count: lost.length }));
   if (damaged.length) {
-    await custody.report("damaged", damaged);
+    await theCustody().report("damaged", damaged);
     for (const record of damaged) await opened.remove(record.id);
   }
   if (messages.length) say("site-message", messages.join(" "), "warning");
@@ -165,8 +175,26 @@ async function openQueue(session) {
   const now = mine.filter((m) => m.record.session === tag);
   for (const { record, meta } of now) await restore(record.id, meta);
   offerEarlier(mine.filter((m) => m.record.session !== tag));
-  custody.flush();
   return now.length;
+}
+
+/** Ask the service again for what opening the queue could not get (a key it did not answer
+ * for, a key of its own in place of a page-only stopgap): soon, then less often, and at once
+ * when the network comes back; until it answers or this custody is signed out.
+ * @param {Custody} owner @param {string} tag @param {number} [delay] ms */
+function askAgain(owner, tag, delay = 2000) {
+  const again = async () => {
+    clearTimeout(timer);
+    window.removeEventListener("online", again);
+    if (custody !== owner || !owner.pending) return;
+    const { opened, found } = await owner.retry();
+    if (custody !== owner) return;
+    await takeUp(tag, found, (kid) => opened.includes(kid));
+    owner.flush();
+    if (owner.pending) askAgain(owner, tag, Math.min(delay * 2, 60_000));
+  };
+  const timer = setTimeout(again, delay);
+  window.addEventListener("online", again);
 }
 
 /** A photo of this sign-in found in the queue after a reload: back on the sending list. */
@@ -188,7 +216,7 @@ function offerEarlier(found) {
     group.ids.push(record.id);
     groups.set(meta.context_id, group);
   }
-  earlier.show([...groups.values()]);
+  earlier.add([...groups.values()]);
 }
 
 /** "Send to NAME's record": the service hands this sign-in that patient's earlier context

@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from playwright.sync_api import Route
+
 from tests.conftest import SAMPLES
 from tests.web.browser import Phone
 from tests.web.phone import PhoneDriver
@@ -201,6 +203,86 @@ def test_background_sync_sends_the_queue_with_every_page_closed(
     assert stack.archived(uid).PatientID == "100003"
     assert new_in_orthanc(stack, "100003", before) == [uid]  # once
     assert Phone(other).api(f"/api/v1/captures/{record['id']}")["status"] == "verified"
+
+
+def test_a_key_the_service_did_not_answer_for_is_asked_again_and_its_photos_offered(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """The service fails the first request for the queue key of a closed tab's photo (a 503,
+    as from a restart or a busy database): the page asks again, and the photo is offered as
+    soon as it answers; before, it stayed unoffered until capture was opened once more."""
+    before = set(stack.patient_sop_uids("100005"))
+    nurse.launch(stack.launch_url("enc-ngata"))
+    nurse.tap_region(SKIN_OF_ANTERIOR_LOWER_LEG, "L")
+    nurse.take_photo(PHOTOS[0])
+    nurse.go_offline()
+    nurse.send()
+    nurse.wait_states("offline")
+    (record,) = nurse.queued()
+    later = nurse.reopen()
+    later.go_online()
+    refused: list[str] = []
+
+    def fail_once(route: Route) -> None:
+        if route.request.method == "GET" and not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=503, content_type="application/json", body='{"detail": "down"}')
+        else:
+            route.continue_()
+
+    later.page.route("**/api/v1/queue/keys/*", fail_once)
+    later.launch(stack.launch_url("enc-ngata"))
+    later.wait_text("#queue-offer", "1 photo of NGATA, Aroha", timeout=15_000)
+    assert refused == [refused[0]] and refused[0].endswith(record["kid"])  # asked again
+    later.click('#queue-offer [data-action="send"]')
+    later.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
+    (uid,) = wait_in_orthanc(stack, "100005", before, 1)
+    assert stack.archived(uid).PatientID == "100005"
+    assert later.queued() == [] and later.errors == []
+
+
+def test_photos_taken_while_the_service_could_not_make_a_key_outlive_the_tab(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """The service cannot make the queue key at sign-in (503): photos are sealed under a
+    page-only key meanwhile, and move under the service's key once it answers (here: when
+    the network comes back), so closing the tab no longer loses them."""
+    before = set(stack.patient_sop_uids("100005"))
+    down = [True]
+
+    def keys(route: Route) -> None:
+        if route.request.method == "POST" and down[0]:
+            route.fulfill(status=503, content_type="application/json", body='{"detail": "down"}')
+        else:
+            route.continue_()
+
+    nurse.page.route("**/api/v1/queue/keys", keys)
+    nurse.page.route("**/api/v1/captures", lambda route: route.abort("internetdisconnected"))
+    nurse.launch(stack.launch_url("enc-ngata"))
+    nurse.tap_region(SKIN_OF_ANTERIOR_LOWER_LEG, "R")
+    nurse.take_photo(PHOTOS[1])
+    nurse.go_offline()
+    nurse.send()
+    nurse.wait_states("offline")
+    (record,) = nurse.queued()
+    assert record["kid"].startswith("local-")  # page-only: a closed tab would lose it
+    down[0] = False
+    nurse.go_online()  # the service makes its key now; the upload itself still fails
+    deadline = time.monotonic() + 15
+    while (kids := [r["kid"] for r in nurse.queued()]) == [record["kid"]]:
+        assert time.monotonic() < deadline, custody(nurse)
+        time.sleep(0.1)
+    (entry,) = custody(nurse)  # the stopgap is gone, its device key wrapped by the service's
+    assert kids == [entry["kid"]] and not entry["local"] and entry["wrapped"] is not None
+
+    later = nurse.reopen()  # the tab is closed before the photo could be sent
+    later.launch(stack.launch_url("enc-ngata"))
+    later.wait_text("#queue-offer", "1 photo of NGATA, Aroha")
+    later.click('#queue-offer [data-action="send"]')
+    later.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
+    (uid,) = wait_in_orthanc(stack, "100005", before, 1)
+    assert stack.archived(uid).PatientID == "100005"
+    assert later.queued() == [] and later.errors == []
 
 
 def test_a_photo_past_the_retention_limit_is_purged_with_a_message_and_audited(

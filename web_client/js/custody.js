@@ -86,6 +86,17 @@ export class Custody {
     this.retentionMs = DEFAULT_RETENTION_HOURS * HOUR_MS;
     /** Whether the service keeps the key (false: the page's memory only, a reload loses it). */
     this.durable = false;
+    /** Custodies whose key the service could not be asked for (no network, the service
+     * down): their photos are neither offered nor purged, and `retry` asks again. */
+    this.unanswered = new Set();
+    /** Whether `current` is a page-only key only because the service could not make one:
+     * `retry` asks again and moves its photos under the service's key. */
+    this.stopgap = false;
+  }
+
+  /** Whether something waits for the service (`retry`). */
+  get pending() {
+    return this.unanswered.size > 0 || this.stopgap;
   }
 
   /** Open what this user's keys open, purge what can never be sent, make a key if none. */
@@ -101,20 +112,45 @@ export class Custody {
     const mine = [];
     for (const entry of await this.vault.custodies()) {
       if (entry.local || this.integration) continue;
-      const outcome = await this.open(entry.kid);
-      if (outcome === "mine") mine.push(entry);
-      else if (outcome === "theirs") found.others += records.filter((r) => r.kid === entry.kid).length;
-      else if (outcome === "gone" || outcome === "damaged") {
-        const lost = await this.vault.dropCustody(entry.kid);
-        found[outcome === "gone" ? "unreadable" : "damaged"].push(...lost);
-        await this.report(outcome === "gone" ? "unreadable" : "damaged", lost);
-      }
+      if ((await this.#settle(entry.kid, records, found)) === "mine") mine.push(entry);
     }
     mine.sort((a, b) => b.created - a.created);
     this.current = mine.length ? mine[0].kid : null;
     this.durable = this.current !== null;
     if (!this.current) await this.#create();
     return found;
+  }
+
+  /** Ask the service again for what `start` could not get: the keys of custodies it did not
+   * answer for, and a key of its own in place of a stopgap page-only one (whose photos then
+   * move under it: they outlive the page from now on). Returns the custodies opened now
+   * (their photos are this user's: resent or offered) and what else was found.
+   * @returns {Promise<{opened: string[], found: Opened}>} */
+  async retry() {
+    /** @type {Opened} */
+    const found = { expired: [], unreadable: [], damaged: [], leftovers: 0, others: 0 };
+    const opened = [];
+    const records = await this.vault.records();
+    for (const kid of [...this.unanswered]) {
+      if ((await this.#settle(kid, records, found)) === "mine") opened.push(kid);
+    }
+    if (this.stopgap) await this.#replaceStopgap();
+    return { opened, found };
+  }
+
+  /** Open one custody held on the phone; what cannot ever be opened goes (and is reported).
+   * @param {string} kid @param {import("./vault.js").QueueRecord[]} records @param {Opened} found */
+  async #settle(kid, records, found) {
+    const outcome = await this.open(kid);
+    if (outcome === "unavailable") this.unanswered.add(kid);
+    else this.unanswered.delete(kid);
+    if (outcome === "theirs") found.others += records.filter((r) => r.kid === kid).length;
+    else if (outcome === "gone" || outcome === "damaged") {
+      const lost = await this.vault.dropCustody(kid);
+      found[outcome === "gone" ? "unreadable" : "damaged"].push(...lost);
+      await this.report(outcome === "gone" ? "unreadable" : "damaged", lost);
+    }
+    return outcome;
   }
 
   /** Ask for a custody's key and open it: "mine", "theirs" (another user's), "gone", "damaged"
@@ -139,7 +175,7 @@ export class Custody {
    * service unreachable) one that lives in this page's memory only. */
   async #create() {
     if (!this.integration) {
-      const answer = await call(queuePaths.keys, { method: "POST", headers: { Accept: "application/json", ...this.headers() } });
+      const answer = await this.#ask();
       if (answer.status === 201) {
         await this.vault.addCustody(answer.body.key_id);
         await this.open(answer.body.key_id);
@@ -147,6 +183,7 @@ export class Custody {
         this.durable = true;
         return;
       }
+      this.stopgap = transient(answer.status); // a refusal (no fhirUser) stays page-only
     }
     const kid = `local-${crypto.randomUUID()}`;
     const key = await crypto.subtle.generateKey({ name: "AES-KW", length: 256 }, false, ["wrapKey", "unwrapKey"]);
@@ -155,6 +192,31 @@ export class Custody {
     await this.vault.unlock(kid, key);
     this.current = kid;
     this.durable = false;
+  }
+
+  /** A new key of the service for this user and phone. */
+  async #ask() {
+    return call(queuePaths.keys, { method: "POST", headers: { Accept: "application/json", ...this.headers() } });
+  }
+
+  /** The service makes its key now: the stopgap custody's photos (and the device key they
+   * are sealed with) move under it, and new photos are sealed under it. */
+  async #replaceStopgap() {
+    const answer = await this.#ask();
+    if (answer.status !== 201) {
+      this.stopgap = transient(answer.status);
+      return;
+    }
+    const kid = answer.body.key_id;
+    await this.vault.addCustody(kid);
+    if ((await this.open(kid)) !== "mine") {
+      await this.vault.dropCustody(kid); // asked for again at the next retry
+      return;
+    }
+    await this.vault.adopt(/** @type {string} */ (this.current), kid);
+    this.current = kid;
+    this.durable = true;
+    this.stopgap = false;
   }
 
   /** Note photos deleted unsent, per custody, for the service's audit trail (`flush`).
@@ -179,8 +241,7 @@ export class Custody {
         headers: { "Content-Type": "application/json", Accept: "application/json", ...this.headers() },
         body: JSON.stringify(body),
       });
-      const later = answer.status === 0 || answer.status === 401 || answer.status === 408 || answer.status === 429 || answer.status >= 500;
-      if (later) return; // no network or no session: the next start tells it
+      if (answer.status === 401 || transient(answer.status)) return; // no network or no session: the next start tells it
       if (report.id !== undefined) await this.vault.removeReport(report.id); // told (or never can be)
     }
   }
@@ -199,5 +260,13 @@ export class Custody {
     }
     this.vault.lock();
     this.current = null;
+    this.unanswered.clear(); // nothing is asked for again for a signed-out user
+    this.stopgap = false;
   }
+}
+
+/** An answer worth asking again for: no network, a timeout, too many requests, the service down.
+ * @param {number} status */
+function transient(status) {
+  return status === 0 || status === 408 || status === 429 || status >= 500;
 }

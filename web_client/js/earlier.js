@@ -28,17 +28,25 @@ export class EarlierOffer {
     this.rows = new Map();
   }
 
-  /** List the groups, each with "Send to ..." and "Delete them". @param {EarlierGroup[]} groups */
-  show(groups) {
-    const list = clear($("queue-offer-list"));
-    this.rows.clear();
+  /** List the groups, each with "Send to ..." and "Delete them", below those listed already
+   * (a custody the service answered for only later). A patient listed already and not yet
+   * sent or deleted gets the new photos in the same offer; otherwise they are offered anew.
+   * @param {EarlierGroup[]} groups */
+  add(groups) {
+    const list = $("queue-offer-list");
     for (const group of groups) {
-      const row = el("li", { class: "card", dataset: { context: group.context, state: "offered" } });
+      const listed = this.rows.get(group.context);
+      if (listed && ["offered", "confirm"].includes(listed.row.dataset.state ?? "")) {
+        listed.group.ids.push(...group.ids);
+        this.#offer(listed.group);
+        continue;
+      }
+      const row = listed?.row ?? el("li", { class: "card", dataset: { context: group.context } });
       this.rows.set(group.context, { group, row });
-      list.append(row);
+      if (!listed) list.append(row);
       this.#offer(group);
     }
-    $("queue-offer").hidden = groups.length === 0;
+    if (this.rows.size) $("queue-offer").hidden = false;
   }
 
   /** Offer the group again, after `note` (e.g. capture was unreachable).

@@ -134,6 +134,8 @@ export class Vault {
     /** Unlocked custodies: kid -> the queue key (AES-KW) and, while photos wait, the device key.
      * @type {Map<string, {wrap: CryptoKey, device: CryptoKey | null, making: Promise<CryptoKey> | null}>} */
     this.keys = new Map();
+    /** Custodies whose photos moved under another (`adopt`): from -> to. @type {Map<string, string>} */
+    this.moved = new Map();
   }
 
   static async open() {
@@ -201,6 +203,39 @@ export class Vault {
     return held.device;
   }
 
+  /** Move every photo of a custody under another, unlocked one that has none: a page-only
+   * stopgap (made while the service could not make its key) hands its photos to the service's
+   * key, so they outlive the page from now on. Nothing is encrypted again: the records' AAD
+   * names the record and the context, not the custody, so the device key stays; it is only
+   * wrapped again, by the new queue key. A photo sealed meanwhile lands under `to` as well.
+   * @param {string} from @param {string} to */
+  async adopt(from, to) {
+    const old = this.keys.get(from);
+    const held = this.keys.get(to);
+    if (!old || !held) throw new Error(`custody ${old ? to : from} is locked`);
+    const device = old.device ?? (old.making ? await old.making : null);
+    // From here to `moved` no await: a seal that starts now uses `to` with this same key.
+    this.moved.set(from, to);
+    held.device = device;
+    this.keys.set(from, held); // records not yet moved still open, with the same key
+    let wrapped = null;
+    if (device) {
+      const entry = await inStores(this.db, [CUSTODY], "readonly", (s) => request(s[CUSTODY].get(from)));
+      // Extractable only for this one wrap, in memory; the key in use stays non-extractable.
+      const movable = await crypto.subtle.unwrapKey("raw", entry.wrapped, old.wrap, "AES-KW", GCM, true, ["encrypt", "decrypt"]);
+      wrapped = await crypto.subtle.wrapKey("raw", movable, held.wrap, "AES-KW");
+    }
+    await inStores(this.db, [PHOTOS, CUSTODY], "readwrite", async (s) => {
+      const all = /** @type {QueueRecord[]} */ (await request(s[PHOTOS].getAll()));
+      for (const r of all) if (r.kid === from) s[PHOTOS].put({ ...r, kid: to });
+      const target = await request(s[CUSTODY].get(to));
+      const any = all.some((r) => r.kid === from || r.kid === to);
+      if (target) s[CUSTODY].put({ ...target, wrapped: any ? wrapped : null });
+      s[CUSTODY].delete(from);
+    });
+    this.keys.delete(from);
+  }
+
   /** Delete a custody, its wrapped key and every record sealed under it; returns them.
    * @param {string} kid @returns {Promise<QueueRecord[]>} */
   async dropCustody(kid) {
@@ -248,13 +283,14 @@ export class Vault {
    * @param {string} id @param {Record<string, any>} meta @param {Blob} blob
    * @param {{kid: string, session: string, context: string, retentionMs: number}} where */
   async seal(id, meta, blob, { kid, session, context, retentionMs }) {
-    const key = await this.#deviceKey(kid);
+    const key = await this.#deviceKey(this.moved.get(kid) ?? kid);
     const aad = aadOf(id, context);
     const photo = await this.#encrypt(key, aad, await blob.arrayBuffer());
     const info = await this.#encrypt(key, aad, encoder.encode(JSON.stringify({ ...meta, type: blob.type })));
     const created = Date.now();
     /** @type {QueueRecord} */
     const record = { id, kid, session, context, created, purge_after: created + retentionMs, accepted: false };
+    record.kid = this.moved.get(kid) ?? kid; // adopted while this one was sealed: the same key
     await inStores(this.db, [PHOTOS, SEALED], "readwrite", (s) => {
       s[SEALED].put({ id, photo, info });
       s[PHOTOS].put(record);
