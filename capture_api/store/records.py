@@ -11,7 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -119,6 +128,10 @@ class CaptureRecord(SQLModel, table=True):
     """One photo: its metadata, where its bytes are spooled, and its delivery state."""
 
     __tablename__ = "capture"
+    # A context's photos, their count and its recent changes, from its own rows (0016).
+    __table_args__ = (
+        Index("ix_capture_context_kind_updated", "context_id", "object_kind", "updated_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=128)  # the client's capture id
     context_id: str = Field(foreign_key="encounter_context.id", index=True, max_length=64)
@@ -147,7 +160,7 @@ class CaptureRecord(SQLModel, table=True):
     dermoscopy_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     object_kind: str = Field(
         default=ObjectKind.PHOTO.value,
-        sa_column=Column(String(8), nullable=False, server_default="photo", index=True),
+        sa_column=Column(String(8), nullable=False, server_default="photo"),
     )
 
     sop_instance_uid: str | None = Field(default=None, max_length=64, index=True)

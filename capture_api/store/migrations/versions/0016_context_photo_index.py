@@ -1,0 +1,35 @@
+"""A context's photos are found by one index at any volume (issue 13: volume is correctness).
+
+The phone's hot reads (a context's photos, their count for the next instance number, the
+event stream's recently changed stamps) filter on ``context_id`` and ``object_kind``. With
+one index on each, SQLite (no statistics) took ``ix_capture_object_kind``: every photo of
+every context, a full scan per upload and per event-stream look; 35 ms of CPU each with
+100,000 photos held. One index on ``(context_id, object_kind, updated_at)`` answers all three
+from a context's own rows. The index on ``object_kind`` alone goes: three values, it never
+narrows a search, and its presence is what misled the planner.
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-06
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0016"
+down_revision = "0015"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_capture_context_kind_updated", "capture", ["context_id", "object_kind", "updated_at"]
+    )
+    op.drop_index("ix_capture_object_kind", table_name="capture")
+
+
+def downgrade() -> None:
+    op.create_index("ix_capture_object_kind", "capture", ["object_kind"])
+    op.drop_index("ix_capture_context_kind_updated", table_name="capture")
