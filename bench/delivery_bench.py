@@ -62,8 +62,15 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
 * ``rotated photos/s`` (concurrency 4 only): after the measured phase, 12 MP photos with EXIF
   orientation 6 (the same pixels, rotated losslessly by the service) uploaded by 4 clients:
   photos answered 202 per second of the phase.
-* ``idle CPU`` (concurrency 1 only): the service's CPU over 10 s with nothing to do, after
-  its level (delivery worker threads idle at the default poll interval, no client).
+* ``idle CPU`` (concurrency 1 and the volume level): the service's CPU over 10 s with nothing
+  to do, after its level (delivery worker threads idle at the default poll interval, no
+  client).
+* The volume level (last, ``4 (100,000 held)``): concurrency 4 again, but after the warm-up
+  the service's database is filled (``bench/volume.py``) with 4,000 contexts of 25 verified
+  photos and 4 audit events per photo, as a database that has served a clinic for a year or
+  two. Its figures beside the first concurrency 4 level's say whether a photo costs more when
+  many are held (issue 13: volume is correctness); ``tests/deliver/test_volume.py`` checks
+  every statement of the flow on such a database.
 * ``strict decode`` (once per run): the CPU time (this thread's, ``time.thread_time``) of the
   check every upright photo must pass before its 202, ``capture_api.encode.jpeg.decode.
   check_decodes`` (libjpeg-turbo, every coefficient Huffman-decoded, 1/8 scale), median over
@@ -126,6 +133,10 @@ QUICK_LEVELS = ((1, 6), (4, 12), (16, 16))
 #: Enough for a steady figure: 16 photos gave 8.5 and 12.3 /s in two runs of one build.
 ROTATED_PHOTOS = 32
 IDLE_SECONDS = 10.0
+#: The volume level: concurrency 4 again, on a database that holds 4,000 contexts of 25
+#: verified photos (and 4 audit events each) before the first photo is timed.
+VOLUME_LEVEL = (4, 24)
+VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO = 4_000, 25, 4
 EVENTS_PATH = "/api/v1/captures/events"
 
 
@@ -198,6 +209,7 @@ class LevelResult:
     n: int
     ours: OursResult
     direct: DirectResult
+    held: int = 0  # photos the service's database held before the level (the volume level)
 
     @property
     def ratio(self) -> float:
@@ -545,8 +557,10 @@ def bench_ours(
     photos: Sequence[bytes],
     concurrency: int,
     n: int,
+    volume: bool = False,
 ) -> OursResult:
-    """Upload ``n`` photos with ``concurrency`` clients; follow each until verified."""
+    """Upload ``n`` photos with ``concurrency`` clients; follow each until verified. ``volume``:
+    first fill the service's database with a clinic's worth of photos (``bench/volume.py``)."""
     run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-{concurrency}")
@@ -556,6 +570,12 @@ def bench_ours(
         if warmup.failure is not None:
             raise BenchError(f"the warm-up capture did not get through: {warmup.failure}")
         time.sleep(0.5)  # the warm-up's audit rows and spool purge
+        if volume:
+            from bench.volume import fill
+
+            database = Path(service.settings["CAPTURE_DATA_DIR"]) / "capture.db"
+            fill(database, VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO)
+            time.sleep(0.5)
         idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
         before = Usage.now(service, orthanc, client)
 
@@ -596,8 +616,10 @@ def bench_ours(
         orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
-        rotated_per_s=rotated_per_second(service, photos, run) if concurrency == 4 else math.nan,
-        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 else math.nan,
+        rotated_per_s=(
+            rotated_per_second(service, photos, run) if concurrency == 4 and not held else math.nan
+        ),
+        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 or held else math.nan,
     )
 
 
@@ -669,7 +691,7 @@ COLUMNS = (
 
 def table_row(r: LevelResult) -> list[str]:
     return [
-        str(r.concurrency),
+        f"{r.concurrency} ({r.held:,} held)" if r.held else str(r.concurrency),
         str(r.n),
         f"{r.ours.photos_per_s:.2f}",
         f"{r.ours.verified.p50_ms:.0f}",
@@ -761,6 +783,7 @@ def results_json(
         {
             "concurrency": r.concurrency,
             "n": r.n,
+            "photos_held_before": r.held,
             "ours_photos_per_s": r.ours.photos_per_s,
             "ours_wall_s": r.ours.wall_s,
             **latencies("ours_verified", r.ours.verified),
@@ -854,13 +877,14 @@ def bench_level(
     wrapped: Sequence[tuple[bytes, Any]],
     concurrency: int,
     n: int,
+    held: int = 0,
 ) -> LevelResult:
-    log(f"concurrency {concurrency}: {n} photos through the service ...")
+    log(f"concurrency {concurrency}: {n} photos through the service ({held:,} held) ...")
     orthanc.clear()
     service = start_service(tmp / f"service-c{concurrency}", orthanc.base_url, concurrency)
     run.services.append(service)
     try:
-        ours = bench_ours(service, orthanc, photos, concurrency, n)
+        ours = bench_ours(service, orthanc, photos, concurrency, n, held > 0)
     except BenchError as exc:
         raise BenchError(f"{exc}\nservice log:\n{service.log_tail()}") from exc
     finally:
@@ -868,7 +892,7 @@ def bench_level(
     log(f"concurrency {concurrency}: {n} direct STOW-RS requests ...")
     orthanc.clear()
     direct = bench_direct(orthanc, wrapped, concurrency, n)
-    return LevelResult(concurrency, n, ours, direct)
+    return LevelResult(concurrency, n, ours, direct, held)
 
 
 @dataclass(frozen=True)
@@ -909,8 +933,13 @@ class Measured:
     decode: DecodeCost
 
 
-def measure(levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS) -> Measured:
-    """Run every (concurrency, photos) level against a fresh Orthanc; raise BenchError."""
+def measure(
+    levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS,
+    volume: tuple[int, int] | None = VOLUME_LEVEL,
+) -> Measured:
+    """Run every (concurrency, photos) level against a fresh Orthanc, then the ``volume``
+    level (a database holding ``VOLUME_CONTEXTS`` x ``VOLUME_PER_CONTEXT`` photos); raise
+    BenchError."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     require_orthanc()
@@ -928,6 +957,10 @@ def measure(levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS) -> Measured:
             run_id = f"{os.getpid()}-{time.time_ns() % 10**9}"
             wrapped = wrap_direct([photos[0], *photos], run_id)
             results = [bench_level(tmp, orthanc, run, photos, wrapped, c, n) for c, n in levels]
+            if volume is not None:
+                c, n = volume
+                held = VOLUME_CONTEXTS * VOLUME_PER_CONTEXT
+                results.append(bench_level(tmp, orthanc, run, photos, wrapped, c, n, held))
             machine = machine_info(orthanc)
         finally:
             run.stop()

@@ -23,6 +23,7 @@ When no creation is due, the worker marks the resources of rejected photos ``ent
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from typing import Any
@@ -46,6 +47,7 @@ from capture_api.notify.fhir_writer import (
     Outcome,
     write_with_token,
 )
+from capture_api.notify.recent import RecentWindow
 from capture_api.notify.retraction import Retractions
 from capture_api.oauth import Discovery
 from capture_api.observability.loops import LoopHealth
@@ -99,6 +101,7 @@ class NotifyWorker(LeasedWorker):
         self._capabilities: dict[str, Capabilities] = {}
         self._lock = threading.Lock()
         self._warned_no_wado = False
+        self.recent = RecentWindow()  # which verified photos a look for missing rows reads
 
     # --- running ---------------------------------------------------------------------------
 
@@ -148,21 +151,28 @@ class NotifyWorker(LeasedWorker):
                 self._warned_no_wado = True
             return 0
         added = 0
+        began, since = self.recent.begin()
+        complete = True
         for registration in registrations:
             base = registration.iss.rstrip("/")
             for resource_type in dict.fromkeys(registration.notify):
                 spellings = [base, f"{base}/"]
-                capture_ids = self._missing(resource_type, spellings)
+                capture_ids = self._missing(resource_type, spellings, since)
+                complete = complete and len(capture_ids) < self.batch
                 for capture_id in capture_ids:
                     added += self._insert(capture_id, resource_type, registration.iss)
+        self.recent.end(began, since, complete=complete)
         return added
 
-    def _missing(self, resource_type: str, spellings: list[str]) -> list[str]:
-        """Outbox rows that need a ``resource_type`` row: verified photos for Media and
-        DocumentReference; verified wound SRs whose photo is in the EHR for Observation."""
+    def _missing(
+        self, resource_type: str, spellings: list[str], since: dt.datetime | None
+    ) -> list[str]:
+        """Outbox rows that need a ``resource_type`` row: photos verified ``since`` (all: None)
+        for Media and DocumentReference; verified wound SRs whose photo is in the EHR for
+        Observation."""
         if resource_type == wound_size.OBSERVATION:
             return measurements.observations_missing(self.engine, spellings, self.batch)
-        return notifications.missing(self.engine, resource_type, spellings, self.batch)
+        return notifications.missing(self.engine, resource_type, spellings, self.batch, since)
 
     def _insert(self, capture_id: str, resource_type: str, iss: str) -> int:
         """Insert one row; another replica may have won the race (unique violation)."""

@@ -7,6 +7,7 @@ because of the unique (capture_id, resource_type) constraint, and what deliverin
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import exists
@@ -24,7 +25,13 @@ from capture_api.store.records import (
 )
 
 
-def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) -> list[str]:
+def missing(
+    db: Database,
+    resource_type: str,
+    iss: Sequence[str],
+    limit: int,
+    verified_since: dt.datetime | None = None,
+) -> list[str]:
     """Verified captures of contexts opened from ``iss`` without a ``resource_type`` row yet
     (and not rejected: ``rejections``).
 
@@ -46,6 +53,8 @@ def missing(db: Database, resource_type: str, iss: Sequence[str], limit: int) ->
         .where(~rejected)  # a rejected photo never reaches the chart (issue 18)
         .limit(limit)
     )
+    if verified_since is not None:  # from the index (status, verified_at), not every photo
+        query = query.where(col(CaptureRecord.verified_at) >= verified_since)
     with session(db) as s:
         return list(s.exec(query).all())
 

@@ -128,9 +128,12 @@ class CaptureRecord(SQLModel, table=True):
     """One photo: its metadata, where its bytes are spooled, and its delivery state."""
 
     __tablename__ = "capture"
-    # A context's photos, their count and its recent changes, from its own rows (0016).
+    # Found from their own rows at any volume (migration 0016): a context's photos, their
+    # count and recent changes; the recently verified (notifier); spooled bytes to purge.
     __table_args__ = (
         Index("ix_capture_context_kind_updated", "context_id", "object_kind", "updated_at"),
+        Index("ix_capture_status_verified", "status", "verified_at"),
+        Index("ix_capture_spool_kept", "spool_deleted_at", "status", "verified_at"),
     )
 
     id: str = Field(primary_key=True, max_length=128)  # the client's capture id

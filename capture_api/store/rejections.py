@@ -161,13 +161,14 @@ def missing_retractions(db: Database, limit: int) -> list[tuple[str, str, str]]:
         col(RetractionRecord.capture_id) == col(NotificationRecord.capture_id),
         col(RetractionRecord.resource_type) == col(NotificationRecord.resource_type),
     )
+    # From the rejections (a few) to their photos' resources, by index: a join let SQLite
+    # walk every notification row instead (2.6 million VM steps per look at 100,000 photos).
+    rejected = select(RejectionRecord.capture_id)
     query = (
         select(
             NotificationRecord.capture_id, NotificationRecord.resource_type, NotificationRecord.iss
         )
-        .join(
-            RejectionRecord, col(RejectionRecord.capture_id) == col(NotificationRecord.capture_id)
-        )
+        .where(col(NotificationRecord.capture_id).in_(rejected))
         .where(~already)
         .limit(limit)
     )

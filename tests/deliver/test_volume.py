@@ -15,10 +15,11 @@ lookup a few hundred.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
+from bench.volume import fill
 from capture_api.api.app import create_app
+from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
+from capture_api.deliver.outbox import OutboxPolicy
+from capture_api.notify.worker import NotifyWorker
+from capture_api.store import captures, rejections
+from capture_api.store.db import make_engine
+from capture_api.store.records import utcnow
 from tests.audit.conftest import settings_for
 from tests.conftest import phone_jpeg
 from tests.correct.conftest import engine_of, open_context, send_photo, wait_status
@@ -38,6 +46,9 @@ CONTEXTS, PER_CONTEXT, AUDIT_PER_PHOTO = 4_000, 25, 4
 #: a scan of the 100,000 photos: millions).
 MOST_STEPS = 20_000
 STEP = 10  # the progress handler's granularity (instructions per call)
+#: The EHR the volume's contexts were opened from (its notifier made their chart rows).
+ISS = "https://ehr.example/fhir"
+HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -46,53 +57,6 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         settings = settings_for(tmp_path / "capture", dicomweb_url=orthanc.base_url)
         with TestClient(create_app(settings)) as c:
             yield c
-
-
-def _fill(database: Path) -> None:
-    """Copies of the verified photo, its context and its audit events, with ids of their own."""
-    db = sqlite3.connect(database, timeout=30)
-    try:
-
-        def copy(table: str, count: int, made: dict[str, str], source: str) -> None:
-            cols = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-            values = ", ".join(made.get(c, f"t.{c}") for c in cols)
-            db.execute(
-                f"WITH RECURSIVE v(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM v WHERE n < {count})"
-                f" INSERT INTO {table} ({', '.join(cols)}) SELECT {values} FROM v, ({source}) t"
-            )
-
-        copy(
-            "encounter_context",
-            CONTEXTS,
-            {"id": "printf('volume-context-%d', v.n)"},
-            "SELECT * FROM encounter_context LIMIT 1",
-        )
-        photos = CONTEXTS * PER_CONTEXT
-        copy(
-            "capture",
-            photos,
-            {
-                "id": "printf('volume-photo-%d', v.n)",
-                "context_id": f"printf('volume-context-%d', 1 + v.n % {CONTEXTS})",
-                "sop_instance_uid": "printf('2.25.%d', v.n)",
-                "created_at": "datetime(t.created_at, printf('-%d minutes', v.n))",
-                "updated_at": "datetime(t.updated_at, printf('-%d minutes', v.n))",
-            },
-            "SELECT * FROM capture WHERE status = 'verified' LIMIT 1",
-        )
-        copy(
-            "audit_event",
-            photos * AUDIT_PER_PHOTO,
-            {
-                "id": "-v.n",  # before the real events: their chain goes on from them
-                "prev_hash": "printf('volume-prev-%d', v.n)",
-                "chain_hash": "printf('volume-chain-%d', v.n)",
-            },
-            "SELECT * FROM audit_event ORDER BY id LIMIT 1",
-        )
-        db.commit()
-    finally:
-        db.close()
 
 
 def _steps(db: sqlite3.Connection, statement: str, parameters: Any) -> int:
@@ -137,7 +101,7 @@ def test_every_statement_of_a_photo_stays_bounded_with_100000_photos_held(
     first = open_context(client, {"id": "MRN-VOLUME-0"})
     send_photo(client, first, "volume-template")
     database = tmp_path / "capture" / "capture.db"
-    _fill(database)
+    fill(database, CONTEXTS, PER_CONTEXT, AUDIT_PER_PHOTO, iss=ISS)
 
     ran: list[tuple[str, Any]] = []
 
@@ -189,4 +153,67 @@ def test_every_statement_of_a_photo_stays_bounded_with_100000_photos_held(
     assert not over, "\n\n".join(
         f"{steps} VM steps, plan: {plan}\n{' '.join(s.split())[:300]}"
         for s, (steps, plan) in over.items()
+    )
+
+    # Between photos, the workers look for work: the notifier for photos without their chart
+    # rows (every photo has them here), the retractions, the purge of spooled bytes kept.
+    _notified(database)
+    engine = make_engine(f"sqlite:///{database}")
+    counted = [0]
+
+    def counting(connection: sqlite3.Connection, _record: Any) -> None:
+        connection.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + STEP), STEP)
+
+    event.listen(engine, "connect", counting)
+    notifier = NotifyWorker(engine, _notifying(tmp_path), OutboxPolicy())
+    try:
+        assert notifier.enqueue_missing() == 0  # the first look reads every photo, once an hour
+        looks: dict[str, Callable[[], object]] = {
+            "notifier": notifier.enqueue_missing,
+            "retractions": lambda: rejections.missing_retractions(engine, 100),
+            "spool purge": lambda: captures.spool_purge_due(engine, utcnow() - HOUR),
+        }
+        costs = {}
+        for name, look in looks.items():
+            counted[0] = 0
+            look()
+            costs[name] = counted[0]
+    finally:
+        notifier.stop(1)
+        engine.dispose()
+    assert max(costs.values()) <= MOST_STEPS, costs
+
+
+def _notified(database: Path) -> None:
+    """Every verified photo has its Media and DocumentReference, sent."""
+    db = sqlite3.connect(database, timeout=30)
+    try:
+        for resource_type in ("Media", "DocumentReference"):
+            db.execute(
+                "INSERT INTO notification (capture_id, resource_type, iss, status, attempts,"
+                " next_attempt_at, created_at, updated_at) SELECT id, ?, ?, 'sent', 1,"
+                " verified_at, verified_at, verified_at FROM capture WHERE status = 'verified'",
+                (resource_type, ISS),
+            )
+        db.commit()
+    finally:
+        db.close()
+
+
+def _notifying(tmp_path: Path) -> Settings:
+    """Settings of a service that notifies ``ISS`` (no request is made: only its looks run)."""
+    return Settings(
+        data_dir=tmp_path / "notifier",
+        wado_url="http://archive.invalid/wado",
+        notify_enabled=False,
+        ehrs=[
+            EhrRegistration(
+                iss=ISS,
+                client_id="capture",
+                auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC,
+                client_secret="secret",  # type: ignore[arg-type]
+                scopes="launch openid fhirUser patient/*.read",
+                notify=["Media", "DocumentReference"],
+            )
+        ],
     )

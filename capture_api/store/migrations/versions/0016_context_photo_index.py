@@ -1,4 +1,4 @@
-"""A context's photos are found by one index at any volume (issue 13: volume is correctness).
+"""A photo is found from its own rows at any volume (issue 13: volume is correctness).
 
 The phone's hot reads (a context's photos, their count for the next instance number, the
 event stream's recently changed stamps) filter on ``context_id`` and ``object_kind``. With
@@ -7,6 +7,12 @@ every context, a full scan per upload and per event-stream look; 35 ms of CPU ea
 100,000 photos held. One index on ``(context_id, object_kind, updated_at)`` answers all three
 from a context's own rows. The index on ``object_kind`` alone goes: three values, it never
 narrows a search, and its presence is what misled the planner.
+
+Two more looks ran over every photo ever verified, at every pass of a worker: the notifier's
+look for photos without their chart rows (now the recently verified ones: ``status,
+verified_at``) and the purge of spooled bytes kept past ``CAPTURE_SPOOL_RETENTION_SECONDS``
+(the photos whose bytes are still kept: ``spool_deleted_at, status, verified_at``; all three
+terms, or SQLite takes the other index and reads every verified photo).
 
 Revision ID: 0016
 Revises: 0015
@@ -27,9 +33,15 @@ def upgrade() -> None:
     op.create_index(
         "ix_capture_context_kind_updated", "capture", ["context_id", "object_kind", "updated_at"]
     )
+    op.create_index("ix_capture_status_verified", "capture", ["status", "verified_at"])
+    op.create_index(
+        "ix_capture_spool_kept", "capture", ["spool_deleted_at", "status", "verified_at"]
+    )
     op.drop_index("ix_capture_object_kind", table_name="capture")
 
 
 def downgrade() -> None:
     op.create_index("ix_capture_object_kind", "capture", ["object_kind"])
+    op.drop_index("ix_capture_spool_kept", table_name="capture")
+    op.drop_index("ix_capture_status_verified", table_name="capture")
     op.drop_index("ix_capture_context_kind_updated", table_name="capture")
