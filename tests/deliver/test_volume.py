@@ -37,7 +37,7 @@ from capture_api.store.db import make_engine
 from capture_api.store.records import utcnow
 from tests.audit.conftest import settings_for
 from tests.conftest import phone_jpeg
-from tests.correct.conftest import engine_of, open_context, send_photo, wait_status
+from tests.correct.conftest import FOREARM, engine_of, open_context, send_photo, wait_status
 from tests.orthanc import OrthancServer
 
 #: A busy clinic's year or two: 4,000 encounters of 25 photos, 4 audit events per photo.
@@ -130,6 +130,10 @@ def test_every_statement_of_a_photo_stays_bounded_with_100000_photos_held(
             wait_status(client, f"volume-new-{i}", "verified")
         listed = client.get("/api/v1/captures", params={"context_id": context})
         assert [c["capture_id"] for c in listed.json()] == ["volume-new-0", "volume-new-1"]
+        views = ("", "/priors", f"/timeline?body_site={FOREARM}", "/lesions", "/refilable")
+        for view in views:
+            shown = client.get(f"/api/v1/contexts/{context}{view}")  # what the phone shows
+            assert shown.status_code == 200, (view, shown.text)
         follower.join(30)
         assert heard == ["volume-new-0", "volume-new-1"], heard  # the stream told both
     finally:
