@@ -187,11 +187,14 @@ function askAgain(owner, tag, delay = 2000) {
     clearTimeout(timer);
     window.removeEventListener("online", again);
     if (custody !== owner || !owner.pending) return;
-    const { opened, found } = await owner.retry();
-    if (custody !== owner) return;
-    await takeUp(tag, found, (kid) => opened.includes(kid));
-    owner.flush();
-    if (owner.pending) askAgain(owner, tag, Math.min(delay * 2, 60_000));
+    try {
+      const { opened, found } = await owner.retry();
+      if (custody !== owner) return;
+      await takeUp(tag, found, (kid) => opened.includes(kid));
+      owner.flush();
+    } finally {
+      if (custody === owner && owner.pending) askAgain(owner, tag, Math.min(delay * 2, 60_000));
+    }
   };
   const timer = setTimeout(again, delay);
   window.addEventListener("online", again);

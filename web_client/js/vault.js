@@ -219,11 +219,14 @@ export class Vault {
     held.device = device;
     this.keys.set(from, held); // records not yet moved still open, with the same key
     let wrapped = null;
-    if (device) {
-      const entry = await inStores(this.db, [CUSTODY], "readonly", (s) => request(s[CUSTODY].get(from)));
-      // Extractable only for this one wrap, in memory; the key in use stays non-extractable.
+    const entry = device ? await inStores(this.db, [CUSTODY], "readonly", (s) => request(s[CUSTODY].get(from))) : null;
+    if (entry?.wrapped) {
+      // (none: its last photo left meanwhile.) Extractable only for this one wrap, in
+      // memory; the key in use stays non-extractable.
       const movable = await crypto.subtle.unwrapKey("raw", entry.wrapped, old.wrap, "AES-KW", GCM, true, ["encrypt", "decrypt"]);
       wrapped = await crypto.subtle.wrapKey("raw", movable, held.wrap, "AES-KW");
+    } else {
+      held.device = null; // no photo to move: the next one makes (and stores) a key of `to`
     }
     await inStores(this.db, [PHOTOS, CUSTODY], "readwrite", async (s) => {
       const all = /** @type {QueueRecord[]} */ (await request(s[PHOTOS].getAll()));
