@@ -14,6 +14,7 @@ own, which is then read byte by byte for photo bytes or patient names.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Route
@@ -56,6 +57,17 @@ def queue_two_offline(phone: PhoneDriver, code: str, side: str) -> None:
         time.sleep(0.1)
 
 
+def queue_one_offline(phone: PhoneDriver, code: str, side: str, photo: Path) -> dict[str, Any]:
+    """One photo of a site, sent with no network: it waits, encrypted; its record."""
+    phone.tap_region(code, side)
+    phone.take_photo(photo)
+    phone.go_offline()
+    phone.send()
+    phone.wait_states("offline")
+    (record,) = phone.queued()
+    return record
+
+
 def new_in_orthanc(stack: WebStack, patient_id: str, before: set[str]) -> list[str]:
     """SOP Instance UIDs Orthanc holds for the patient that were not there ``before``, each as
     often as it is stored (so a photo archived twice shows twice)."""
@@ -68,6 +80,17 @@ def wait_in_orthanc(stack: WebStack, patient_id: str, before: set[str], count: i
         assert time.monotonic() < deadline, found
         time.sleep(0.2)
     return found
+
+
+def send_the_offered_photo(phone: PhoneDriver, stack: WebStack, before: set[str]) -> None:
+    """An earlier sign-in's photo of Ngata is offered (within 15 s), sent, archived once
+    under her ID, and gone from the phone."""
+    phone.wait_text("#queue-offer", "1 photo of NGATA, Aroha", timeout=15_000)
+    phone.click('#queue-offer [data-action="send"]')
+    phone.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
+    (uid,) = wait_in_orthanc(stack, "100005", before, 1)
+    assert stack.archived(uid).PatientID == "100005"
+    assert phone.queued() == [] and phone.errors == []
 
 
 def custody(phone: PhoneDriver) -> list[dict[str, Any]]:
@@ -158,12 +181,7 @@ def test_background_sync_sends_the_queue_with_every_page_closed(
     the service worker sends the photo with the session cookie, the page long gone."""
     before = set(stack.patient_sop_uids("100003"))
     nurse.launch(stack.launch_url("enc-smith-b"))
-    nurse.tap_region(SKIN_OF_ANTERIOR_FOREARM, "L")
-    nurse.take_photo(PHOTOS[0])
-    nurse.go_offline()
-    nurse.send()
-    nurse.wait_states("offline")
-    (record,) = nurse.queued()
+    record = queue_one_offline(nurse, SKIN_OF_ANTERIOR_FOREARM, "L", PHOTOS[0])
     context = nurse.page.context
     nurse.page.close()  # every page of capture is closed
     context.set_offline(False)  # the signal returns
@@ -213,12 +231,7 @@ def test_a_key_the_service_did_not_answer_for_is_asked_again_and_its_photos_offe
     soon as it answers; before, it stayed unoffered until capture was opened once more."""
     before = set(stack.patient_sop_uids("100005"))
     nurse.launch(stack.launch_url("enc-ngata"))
-    nurse.tap_region(SKIN_OF_ANTERIOR_LOWER_LEG, "L")
-    nurse.take_photo(PHOTOS[0])
-    nurse.go_offline()
-    nurse.send()
-    nurse.wait_states("offline")
-    (record,) = nurse.queued()
+    record = queue_one_offline(nurse, SKIN_OF_ANTERIOR_LOWER_LEG, "L", PHOTOS[0])
     later = nurse.reopen()
     later.go_online()
     refused: list[str] = []
@@ -232,13 +245,8 @@ def test_a_key_the_service_did_not_answer_for_is_asked_again_and_its_photos_offe
 
     later.page.route("**/api/v1/queue/keys/*", fail_once)
     later.launch(stack.launch_url("enc-ngata"))
-    later.wait_text("#queue-offer", "1 photo of NGATA, Aroha", timeout=15_000)
+    send_the_offered_photo(later, stack, before)
     assert refused == [refused[0]] and refused[0].endswith(record["kid"])  # asked again
-    later.click('#queue-offer [data-action="send"]')
-    later.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
-    (uid,) = wait_in_orthanc(stack, "100005", before, 1)
-    assert stack.archived(uid).PatientID == "100005"
-    assert later.queued() == [] and later.errors == []
 
 
 def test_photos_taken_while_the_service_could_not_make_a_key_outlive_the_tab(
@@ -259,12 +267,7 @@ def test_photos_taken_while_the_service_could_not_make_a_key_outlive_the_tab(
     nurse.page.route("**/api/v1/queue/keys", keys)
     nurse.page.route("**/api/v1/captures", lambda route: route.abort("internetdisconnected"))
     nurse.launch(stack.launch_url("enc-ngata"))
-    nurse.tap_region(SKIN_OF_ANTERIOR_LOWER_LEG, "R")
-    nurse.take_photo(PHOTOS[1])
-    nurse.go_offline()
-    nurse.send()
-    nurse.wait_states("offline")
-    (record,) = nurse.queued()
+    record = queue_one_offline(nurse, SKIN_OF_ANTERIOR_LOWER_LEG, "R", PHOTOS[1])
     assert record["kid"].startswith("local-")  # page-only: a closed tab would lose it
     down[0] = False
     nurse.go_online()  # the service makes its key now; the upload itself still fails
@@ -277,24 +280,14 @@ def test_photos_taken_while_the_service_could_not_make_a_key_outlive_the_tab(
 
     later = nurse.reopen()  # the tab is closed before the photo could be sent
     later.launch(stack.launch_url("enc-ngata"))
-    later.wait_text("#queue-offer", "1 photo of NGATA, Aroha")
-    later.click('#queue-offer [data-action="send"]')
-    later.wait_text("#queue-offer", "The photo is in NGATA, Aroha's record (verified)")
-    (uid,) = wait_in_orthanc(stack, "100005", before, 1)
-    assert stack.archived(uid).PatientID == "100005"
-    assert later.queued() == [] and later.errors == []
+    send_the_offered_photo(later, stack, before)
 
 
 def test_a_photo_past_the_retention_limit_is_purged_with_a_message_and_audited(
     stack: WebStack, nurse: Phone
 ) -> None:
     nurse.launch(stack.launch_url("enc-smith-a"))
-    nurse.tap_region(SKIN_OF_ANTERIOR_FOREARM, "R")
-    nurse.take_photo(PHOTOS[1])
-    nurse.go_offline()
-    nurse.send()
-    nurse.wait_states("offline")
-    (record,) = nurse.queued()
+    record = queue_one_offline(nurse, SKIN_OF_ANTERIOR_FOREARM, "R", PHOTOS[1])
     assert record["purge_after"] - record["created"] == 72 * 3600 * 1000  # the service's limit
     # 72 hours pass (the phone's clock is all the phone has to go by).
     age = """async () => {
