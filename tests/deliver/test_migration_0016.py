@@ -3,7 +3,7 @@ again, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from tests.privacy.test_migration import _migrate, engine
 
@@ -29,5 +29,10 @@ def test_0016_up_down_up(engine: Engine) -> None:
     _migrate(engine, "downgrade", "0015")
     found = _indexes(engine)
     assert not ADDED.keys() & found.keys() and found["ix_capture_object_kind"] == ["object_kind"]
+    # An operator built one beforehand (CONCURRENTLY, on a large PostgreSQL table): no error.
+    with engine.begin() as connection:
+        connection.execute(
+            text("CREATE INDEX ix_capture_status_verified ON capture (status, verified_at)")
+        )
     _migrate(engine, "upgrade", "head")
     assert ADDED.items() <= _indexes(engine).items()

@@ -28,20 +28,22 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
+INDEXES = {
+    "ix_capture_context_kind_updated": ["context_id", "object_kind", "updated_at"],
+    "ix_capture_status_verified": ["status", "verified_at"],
+    "ix_capture_spool_kept": ["spool_deleted_at", "status", "verified_at"],
+}
+
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_capture_context_kind_updated", "capture", ["context_id", "object_kind", "updated_at"]
-    )
-    op.create_index("ix_capture_status_verified", "capture", ["status", "verified_at"])
-    op.create_index(
-        "ix_capture_spool_kept", "capture", ["spool_deleted_at", "status", "verified_at"]
-    )
-    op.drop_index("ix_capture_object_kind", table_name="capture")
+    # if_not_exists: a large PostgreSQL table may have had them built beforehand, CONCURRENTLY
+    # (docs/deployment.md, Upgrades).
+    for name, columns in INDEXES.items():
+        op.create_index(name, "capture", columns, if_not_exists=True)
+    op.drop_index("ix_capture_object_kind", table_name="capture", if_exists=True)
 
 
 def downgrade() -> None:
     op.create_index("ix_capture_object_kind", "capture", ["object_kind"])
-    op.drop_index("ix_capture_spool_kept", table_name="capture")
-    op.drop_index("ix_capture_status_verified", table_name="capture")
-    op.drop_index("ix_capture_context_kind_updated", table_name="capture")
+    for name in reversed(INDEXES):
+        op.drop_index(name, table_name="capture")
