@@ -597,9 +597,9 @@ def bench_ours(
     seen = [s for s in samples if not math.isnan(s.verified)]
     if not seen:
         raise BenchError(f"no capture was verified; first failure: {samples[0].failure}")
-    held = orthanc.instance_count()
-    if held != n + 1:
-        log(f"warning: Orthanc holds {held} instances after the level, expected {n + 1}")
+    archived = orthanc.instance_count()
+    if archived != n + 1:
+        log(f"warning: Orthanc holds {archived} instances after the level, expected {n + 1}")
     wall = max(s.verified for s in seen) - min(s.sent for s in samples)
     return OursResult(
         photos_per_s=len(seen) / wall,
@@ -611,15 +611,17 @@ def bench_ours(
         idle_rss_mb=idle_rss_mb,
         peak_rss_mb=peak_rss_mb,
         failures=[f"{s.capture_id}: {s.failure}" for s in samples if s.failure is not None],
-        orthanc_instances=held,
+        orthanc_instances=archived,
         api_cpu_ms=(after.api_cpu_s - before.api_cpu_s) * 1000 / n,
         orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
         rotated_per_s=(
-            rotated_per_second(service, photos, run) if concurrency == 4 and not held else math.nan
+            rotated_per_second(service, photos, run)
+            if concurrency == 4 and not volume
+            else math.nan
         ),
-        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 or held else math.nan,
+        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 or volume else math.nan,
     )
 
 
