@@ -1,4 +1,4 @@
-"""Which verified photos the notifier's look for missing chart rows reads: the recent ones.
+"""What the notifier's look for missing chart rows reads: what became ready recently.
 
 Why (issue 13: volume is correctness): the look runs at every pass of every notifier thread
 (after each verification and at every poll). Read whole, it was an anti-join over every photo
@@ -10,9 +10,9 @@ committed, and for replicas whose clocks differ. A look over everything still ru
 and then every ``FULL_LOOK``: the backstop for what no window sees (a clock far off, a row
 deleted by hand, a registration whose notify list grew at a restart: the first look).
 
-Only photos: a wound SR's Observation waits for its photo's resource to be sent, which may be
-long after the SR was verified (``measurements.observations_missing`` reads measurements,
-not photos).
+A wound SR's Observation is ready when the SR is verified and its photo's resource was sent,
+whichever comes last: its look reads the SRs verified and the photo resources sent in the
+same window (``measurements.observations_missing``).
 """
 
 from __future__ import annotations

@@ -167,11 +167,11 @@ class NotifyWorker(LeasedWorker):
     def _missing(
         self, resource_type: str, spellings: list[str], since: dt.datetime | None
     ) -> list[str]:
-        """Outbox rows that need a ``resource_type`` row: photos verified ``since`` (all: None)
-        for Media and DocumentReference; verified wound SRs whose photo is in the EHR for
-        Observation."""
+        """Outbox rows that need a ``resource_type`` row (those that became ready ``since``;
+        all: None): verified photos for Media and DocumentReference; verified wound SRs whose
+        photo is in the EHR for Observation."""
         if resource_type == wound_size.OBSERVATION:
-            return measurements.observations_missing(self.engine, spellings, self.batch)
+            return measurements.observations_missing(self.engine, spellings, self.batch, since)
         return notifications.missing(self.engine, resource_type, spellings, self.batch, since)
 
     def _insert(self, capture_id: str, resource_type: str, iss: str) -> int:

@@ -302,6 +302,8 @@ class NotificationRecord(SQLModel, table=True):
     __tablename__ = "notification"
     __table_args__ = (
         UniqueConstraint("capture_id", "resource_type", name="uq_notification_capture_type"),
+        # The photos' resources sent recently: their wound Observations may be due (0016).
+        Index("ix_notification_status_updated", "status", "updated_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -524,9 +526,10 @@ class WoundMeasurementRecord(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64)
     capture_id: str = Field(foreign_key="capture.id", index=True, max_length=128)
     context_id: str = Field(max_length=64, index=True)
+    # No index of its own (0016): "recorded" is nearly every row; queries narrow by the others.
     status: str = Field(
         default=MeasurementStatus.RECORDED.value,
-        sa_column=Column(String(16), nullable=False, index=True),
+        sa_column=Column(String(16), nullable=False),
     )
     patient_id: str = Field(max_length=64, index=True)
     issuer: str = Field(default="", max_length=128)

@@ -16,9 +16,15 @@ ADDED = {
 }
 
 
-def _indexes(engine: Engine) -> dict[str, list[str]]:
-    found = inspect(engine).get_indexes("capture")
+def _indexes(engine: Engine, table: str = "capture") -> dict[str, list[str]]:
+    found = inspect(engine).get_indexes(table)
     return {str(i["name"]): [str(c) for c in i["column_names"]] for i in found}
+
+
+def _others(engine: Engine) -> tuple[list[str] | None, list[str] | None]:
+    """The notifications' (status, updated_at) index; the measurements' status-only one."""
+    sent = _indexes(engine, "notification").get("ix_notification_status_updated")
+    return sent, _indexes(engine, "wound_measurement").get("ix_wound_measurement_status")
 
 
 def test_0016_up_down_up(engine: Engine) -> None:
@@ -26,9 +32,11 @@ def test_0016_up_down_up(engine: Engine) -> None:
     found = _indexes(engine)
     assert ADDED.items() <= found.items(), found
     assert "ix_capture_object_kind" not in found  # what misled SQLite's planner
+    assert _others(engine) == (["status", "updated_at"], None)
     _migrate(engine, "downgrade", "0015")
     found = _indexes(engine)
     assert not ADDED.keys() & found.keys() and found["ix_capture_object_kind"] == ["object_kind"]
+    assert _others(engine) == (None, ["status"])
     # An operator built one beforehand (CONCURRENTLY, on a large PostgreSQL table): no error.
     with engine.begin() as connection:
         connection.execute(
@@ -36,3 +44,4 @@ def test_0016_up_down_up(engine: Engine) -> None:
         )
     _migrate(engine, "upgrade", "head")
     assert ADDED.items() <= _indexes(engine).items()
+    assert _others(engine) == (["status", "updated_at"], None)

@@ -48,6 +48,8 @@ from tests.orthanc import OrthancServer
 
 #: A busy clinic's year or two: 4,000 encounters of 25 photos, 4 audit events per photo.
 CONTEXTS, PER_CONTEXT, AUDIT_PER_PHOTO = 4_000, 25, 4
+#: Photos of them measured as wounds (an SR each, its Observation sent).
+MEASURED = 20_000
 #: The EHR the volume's contexts were opened from (its notifier made their chart rows).
 ISS = "https://ehr.example/fhir"
 HOUR = dt.timedelta(hours=1)
@@ -63,6 +65,7 @@ class Volume(Protocol):
 
     def fill(self) -> None: ...
     def notified(self) -> None: ...
+    def measured(self) -> None: ...
     def cost(self, statement: str, parameters: Any) -> tuple[int, str]: ...
 
 
@@ -83,6 +86,13 @@ class SqliteVolume:
         with _closing(sqlite3.connect(self.path, timeout=30)) as db:
             for resource_type in ("Media", "DocumentReference"):
                 db.execute(_NOTIFIED.replace("%s", "?"), (resource_type, ISS))
+            db.commit()
+
+    def measured(self) -> None:
+        with _closing(sqlite3.connect(self.path, timeout=30)) as db:
+            cols = [row[1] for row in db.execute("PRAGMA table_info(capture)")]
+            for statement in _measured(cols):
+                db.execute(statement)
             db.commit()
 
     def cost(self, statement: str, parameters: Any) -> tuple[int, str]:
@@ -171,6 +181,19 @@ class PostgresVolume:
                 db.execute(_NOTIFIED, (resource_type, ISS))
             db.execute("ANALYZE notification")
 
+    def measured(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as db:
+            cols = [
+                row[0]
+                for row in db.execute(
+                    "SELECT column_name FROM information_schema.columns"
+                    " WHERE table_name = 'capture' ORDER BY ordinal_position"
+                )
+            ]
+            for statement in _measured(cols):
+                db.execute(statement)
+            db.execute("ANALYZE")
+
     def cost(self, statement: str, parameters: Any) -> tuple[int, str]:
         if not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
             return 0, "not a query"  # LISTEN, NOTIFY, SET
@@ -202,8 +225,39 @@ class PostgresVolume:
 _NOTIFIED = (
     "INSERT INTO notification (capture_id, resource_type, iss, status, attempts,"
     " next_attempt_at, created_at, updated_at) SELECT id, %s, %s, 'sent', 1,"
-    " verified_at, verified_at, verified_at FROM capture WHERE status = 'verified'"
+    " verified_at, verified_at, verified_at FROM capture"
+    " WHERE status = 'verified' AND object_kind = 'photo'"
 )
+
+
+def _measured(capture_columns: list[str]) -> list[str]:
+    """``MEASURED`` volume photos measured as wounds: each has its SR (a verified outbox row
+    of kind sr), its current measurement and its Observation, sent (SQL of both databases)."""
+    photos = f"FROM capture t WHERE t.id LIKE 'volume-photo-%' ORDER BY t.id LIMIT {MEASURED}"
+    made = {
+        "id": "'sr-' || t.id",
+        "object_kind": "'sr'",
+        "sop_instance_uid": "t.sop_instance_uid || '.9'",
+    }
+    values = ", ".join(made.get(c, f't."{c}"') for c in capture_columns)
+    names = ", ".join(f'"{c}"' for c in capture_columns)
+    measurement = (
+        "id, capture_id, context_id, status, patient_id, issuer, area_cm2, length_mm,"
+        " width_mm, perimeter_mm, method, perspective_corrected, mm_per_px, quality_json,"
+        " outline_json, snapped, tracking_uid, tracking_id, sr_sop_instance_uid,"
+        " sr_capture_id, observation_json, measured_at, created_at"
+    )
+    return [
+        f"INSERT INTO capture ({names}) SELECT {values} {photos}",
+        f"INSERT INTO wound_measurement ({measurement}) SELECT 'wm-' || t.id, t.id,"
+        " t.context_id, 'recorded', 'MRN-VOLUME-0', '', 1.0, 10.0, 10.0, 40.0,"
+        " 'ruler-two-point', FALSE, 0.1, '{}', '[]', FALSE, '2.25.1', 'wound',"
+        f" t.sop_instance_uid || '.9', 'sr-' || t.id, '{{}}', t.created_at, t.created_at {photos}",
+        "INSERT INTO notification (capture_id, resource_type, iss, status, attempts,"
+        " next_attempt_at, created_at, updated_at) SELECT id, 'Observation', "
+        f"'{ISS}', 'sent', 1, verified_at, verified_at, verified_at FROM capture"
+        " WHERE object_kind = 'sr' AND id LIKE 'sr-volume-photo-%'",
+    ]
 
 
 @contextmanager
@@ -267,8 +321,10 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
     assert len(costs) >= 10, costs  # the flow ran its statements (upload, STOW, verify, reads)
     _assert_bounded(volume, costs)
 
-    # Between photos, the workers look for work: the notifier for photos without their chart
-    # rows (every photo has them here), the retractions, the purge of spooled bytes kept.
+    # Between photos, the workers look for work: the notifier for photos and wound SRs
+    # without their chart rows (every one has them here), the retractions, the purge of
+    # spooled bytes kept.
+    volume.measured()
     volume.notified()
     engine = make_engine(database_url or f"sqlite:///{tmp_path / 'capture' / 'capture.db'}")
     notifier = NotifyWorker(engine, _notifying(tmp_path), OutboxPolicy())
@@ -282,7 +338,8 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
         notifier.stop(1)
         engine.dispose()
     looks = _costs(volume, looked)
-    assert len(looks) >= 3, looks  # the photos without a row (one query), retractions, purge
+    # photos without a row (one statement), SRs without an Observation (two), retractions, purge
+    assert len(looks) >= 5, looks
     _assert_bounded(volume, looks)
 
 
@@ -358,7 +415,7 @@ def _notifying(tmp_path: Path) -> Settings:
                 auth_method=ClientAuthMethod.CLIENT_SECRET_BASIC,
                 client_secret="secret",  # type: ignore[arg-type]
                 scopes="launch openid fhirUser patient/*.read",
-                notify=["Media", "DocumentReference"],
+                notify=["Media", "DocumentReference", "Observation"],
             )
         ],
     )

@@ -12,7 +12,12 @@ Two more looks ran over every photo ever verified, at every pass of a worker: th
 look for photos without their chart rows (now the recently verified ones: ``status,
 verified_at``) and the purge of spooled bytes kept past ``CAPTURE_SPOOL_RETENTION_SECONDS``
 (the photos whose bytes are still kept: ``spool_deleted_at, status, verified_at``; all three
-terms, or SQLite takes the other index and reads every verified photo).
+terms, or SQLite takes the other index and reads every verified photo). The look for wound
+Observations that became due reads the photo resources sent recently:
+``notification (status, updated_at)``. The index on ``wound_measurement.status`` goes, for
+the same reason as the one on ``object_kind``: two values ("recorded" nearly always), and
+SQLite took it over ``capture_id``, ``sr_capture_id`` or ``patient_id`` in the queries that
+name the current measurement, reading every measurement ever recorded.
 
 Revision ID: 0016
 Revises: 0015
@@ -41,9 +46,18 @@ def upgrade() -> None:
     for name, columns in INDEXES.items():
         op.create_index(name, "capture", columns, if_not_exists=True)
     op.drop_index("ix_capture_object_kind", table_name="capture", if_exists=True)
+    op.create_index(
+        "ix_notification_status_updated",
+        "notification",
+        ["status", "updated_at"],
+        if_not_exists=True,
+    )
+    op.drop_index("ix_wound_measurement_status", table_name="wound_measurement", if_exists=True)
 
 
 def downgrade() -> None:
+    op.create_index("ix_wound_measurement_status", "wound_measurement", ["status"])
+    op.drop_index("ix_notification_status_updated", table_name="notification")
     op.create_index("ix_capture_object_kind", "capture", ["object_kind"])
     for name in reversed(INDEXES):
         op.drop_index(name, table_name="capture")
