@@ -37,7 +37,7 @@ from capture_api.api.app import create_app
 from capture_api.config import ClientAuthMethod, EhrRegistration, Settings
 from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.notify.worker import NotifyWorker
-from capture_api.store import captures, rejections
+from capture_api.store import captures, measurements, rejections
 from capture_api.store.db import make_engine
 from capture_api.store.records import utcnow
 from tests.audit.conftest import settings_for
@@ -334,12 +334,16 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
             notifier.enqueue_missing()
             rejections.missing_retractions(engine, 100)
             captures.spool_purge_due(engine, utcnow() - HOUR)
+            # ...and what a measurement reads: another patient's site trend, an SR's inputs
+            measurements.for_site(engine, "MRN-VOLUME-1", None, FOREARM, "L")
+            measurements.observation_inputs(engine, "sr-volume-photo-1")
     finally:
         notifier.stop(1)
         engine.dispose()
     looks = _costs(volume, looked)
-    # photos without a row (one statement), SRs without an Observation (two), retractions, purge
-    assert len(looks) >= 5, looks
+    # photos without a row (one statement), SRs without an Observation (two), retractions,
+    # purge, a site's trend, an Observation's inputs
+    assert len(looks) >= 7, looks
     _assert_bounded(volume, looks)
 
 
