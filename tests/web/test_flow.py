@@ -143,7 +143,8 @@ def test_without_a_patient_from_the_ehr_the_wristband_or_worklist_opens_one(
     confirm before anything else."""
     nurse.page.goto(f"{stack.api.url}/launch")
     nurse.page.wait_for_selector("#patient-choose:not([hidden])")
-    nurse.page.wait_for_selector("#worklist button")
+    # Up to one worklist timeout and a poll on a loaded machine; a timeout says what showed.
+    nurse.wait_text("#worklist", "100004", timeout=30_000)
     assert "No patient selected" in nurse.banner()
     items = nurse.page.locator("#worklist button").all_inner_texts()
     assert any("100004" in item for item in items), items  # Okada: wound care, this station
