@@ -10,6 +10,7 @@ sends them to that patient's record: each archived once, nothing left on the pho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -63,7 +64,10 @@ def _found_in(folder: Path, needles: dict[str, list[bytes]]) -> dict[str, list[s
     """needle name -> the files (relative) holding any of its byte strings, outside copies of
     the app's own code."""
     hits: dict[str, list[str]] = {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+    # os.walk, not rglob: a folder the engine's last process removes meanwhile (WebKit's
+    # storage process may outlive the closed browser by a moment) is skipped, not an error.
+    files = [Path(top) / name for top, _, names in os.walk(folder) for name in names]
+    for path in sorted(p for p in files if p.is_file() and not p.is_symlink()):
         try:
             data = path.read_bytes()
         except OSError:
