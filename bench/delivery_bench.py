@@ -574,7 +574,9 @@ def bench_ours(
             from bench.volume import fill
 
             database = Path(service.settings["CAPTURE_DATA_DIR"]) / "capture.db"
-            fill(database, VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO)
+            fill(
+                f"sqlite:///{database}", VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO
+            )
             time.sleep(0.5)
         idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
         before = Usage.now(service, orthanc, client)

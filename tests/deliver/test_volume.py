@@ -39,7 +39,7 @@ from capture_api.deliver.outbox import OutboxPolicy
 from capture_api.notify.worker import NotifyWorker
 from capture_api.store import captures, measurements, rejections
 from capture_api.store.db import make_engine
-from capture_api.store.records import utcnow
+from capture_api.store.records import WoundMeasurementRecord, utcnow
 from tests.audit.conftest import settings_for
 from tests.conftest import phone_jpeg
 from tests.correct.conftest import FOREARM, engine_of, open_context, send_photo, wait_status
@@ -63,7 +63,6 @@ class Volume(Protocol):
     unit: str
     most: int  # what one statement may cost, in ``unit``
 
-    def fill(self) -> None: ...
     def notified(self) -> None: ...
     def measured(self) -> None: ...
     def cost(self, statement: str, parameters: Any) -> tuple[int, str]: ...
@@ -77,9 +76,6 @@ class SqliteVolume:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-
-    def fill(self) -> None:
-        fill(self.path, CONTEXTS, PER_CONTEXT, AUDIT_PER_PHOTO, iss=ISS)
 
     def notified(self) -> None:
         """Every verified photo has its Media and DocumentReference, sent."""
@@ -124,56 +120,6 @@ class PostgresVolume:
 
     def __init__(self, url: str) -> None:
         self.conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
-
-    def fill(self) -> None:
-        with psycopg.connect(self.conninfo, autocommit=True) as db:
-
-            def copy(table: str, count: int, made: dict[str, str]) -> None:
-                cols = [
-                    row[0]
-                    for row in db.execute(
-                        "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
-                        " ORDER BY ordinal_position",
-                        (table,),
-                    )
-                ]
-                values = ", ".join(made.get(c, f't."{c}"') for c in cols)
-                names = ", ".join(f'"{c}"' for c in cols)
-                db.execute(
-                    f"INSERT INTO {table} ({names}) SELECT {values}"
-                    f" FROM generate_series(1, {count}) n, (SELECT * FROM {table}"
-                    f"{' WHERE status = ' + repr('verified') if table == 'capture' else ''}"
-                    f" ORDER BY 1 LIMIT 1) t"
-                )
-
-            minutes = "n * interval '1 minute'"
-            copy(
-                "encounter_context",
-                CONTEXTS,
-                {"id": "format('volume-context-%s', n)", "iss": f"'{ISS}'"},
-            )
-            copy(
-                "capture",
-                CONTEXTS * PER_CONTEXT,
-                {
-                    "id": "format('volume-photo-%s', n)",
-                    "context_id": f"format('volume-context-%s', 1 + n % {CONTEXTS})",
-                    "sop_instance_uid": "format('2.25.%s', n)",
-                    "created_at": f"t.created_at - {minutes}",
-                    "updated_at": f"t.updated_at - {minutes}",
-                    "verified_at": f"t.verified_at - {minutes}",
-                },
-            )
-            copy(
-                "audit_event",
-                CONTEXTS * PER_CONTEXT * AUDIT_PER_PHOTO,
-                {
-                    "id": "-n",  # before the real events: their chain goes on from them
-                    "prev_hash": "format('volume-prev-%s', n)",
-                    "chain_hash": "format('volume-chain-%s', n)",
-                },
-            )
-            db.execute("ANALYZE")
 
     def notified(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as db:
@@ -308,12 +254,11 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
 ) -> None:
     first = open_context(client, {"id": "MRN-VOLUME-0"})
     send_photo(client, first, "volume-template")
+    url = database_url or f"sqlite:///{tmp_path / 'capture' / 'capture.db'}"
     volume: Volume = (
-        PostgresVolume(database_url)
-        if database_url
-        else SqliteVolume(tmp_path / "capture" / "capture.db")
+        PostgresVolume(url) if database_url else SqliteVolume(tmp_path / "capture" / "capture.db")
     )
-    volume.fill()
+    fill(url, CONTEXTS, PER_CONTEXT, AUDIT_PER_PHOTO, iss=ISS)
 
     with _recorded(engine_of(client)) as ran:
         _one_context_of_photos(client)
@@ -326,7 +271,7 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
     # spooled bytes kept.
     volume.measured()
     volume.notified()
-    engine = make_engine(database_url or f"sqlite:///{tmp_path / 'capture' / 'capture.db'}")
+    engine = make_engine(url)
     notifier = NotifyWorker(engine, _notifying(tmp_path), OutboxPolicy())
     try:
         assert notifier.enqueue_missing() == 0  # the first look reads every photo, once an hour
@@ -334,16 +279,18 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
             notifier.enqueue_missing()
             rejections.missing_retractions(engine, 100)
             captures.spool_purge_due(engine, utcnow() - HOUR)
-            # ...and what a measurement reads: another patient's site trend, an SR's inputs
+            # ...and what a measurement does: another patient's site trend, an SR's inputs,
+            # a wound measured again (its earlier measurement superseded)
             measurements.for_site(engine, "MRN-VOLUME-1", None, FOREARM, "L")
             measurements.observation_inputs(engine, "sr-volume-photo-1")
+            measurements.record(engine, _measured_again("volume-photo-2"))
     finally:
         notifier.stop(1)
         engine.dispose()
     looks = _costs(volume, looked)
     # photos without a row (one statement), SRs without an Observation (two), retractions,
-    # purge, a site's trend, an Observation's inputs
-    assert len(looks) >= 7, looks
+    # purge, a site's trend, an Observation's inputs, a measurement's UPDATE and INSERT
+    assert len(looks) >= 9, looks
     _assert_bounded(volume, looks)
 
 
@@ -403,6 +350,31 @@ def _assert_bounded(volume: Volume, costs: dict[str, tuple[int, str]]) -> None:
     assert not over, "\n\n".join(
         f"{cost} {volume.unit}, plan: {plan}\n{' '.join(s.split())[:300]}"
         for s, (cost, plan) in over.items()
+    )
+
+
+def _measured_again(capture_id: str) -> WoundMeasurementRecord:
+    """A new measurement of a volume photo already measured (``Volume.measured``)."""
+    return WoundMeasurementRecord(
+        id=f"wm-again-{capture_id}",
+        capture_id=capture_id,
+        context_id="volume-context-3",
+        patient_id="MRN-VOLUME-0",
+        area_cm2=2.0,
+        length_mm=20.0,
+        width_mm=10.0,
+        perimeter_mm=60.0,
+        method="ruler-two-point",
+        perspective_corrected=False,
+        mm_per_px=0.1,
+        quality_json="{}",
+        outline_json="[]",
+        tracking_uid="2.25.1",
+        tracking_id="wound",
+        sr_sop_instance_uid=f"2.25.9.{capture_id.rsplit('-', 1)[-1]}",
+        sr_capture_id=f"sr-again-{capture_id}",
+        observation_json="{}",
+        measured_at=utcnow(),
     )
 
 
