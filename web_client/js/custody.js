@@ -71,6 +71,11 @@ async function importQueueKey(base64url) {
  * @property {number} leftovers of a page-only custody whose page is gone (integration mode)
  * @property {number} others another user's, left sealed for them */
 
+/** @returns {Opened} */
+function nothingFound() {
+  return { expired: [], unreadable: [], damaged: [], leftovers: 0, others: 0 };
+}
+
 export class Custody {
   /**
    * @param {Vault} vault
@@ -101,8 +106,7 @@ export class Custody {
 
   /** Open what this user's keys open, purge what can never be sent, make a key if none. */
   async start() {
-    /** @type {Opened} */
-    const found = { expired: [], unreadable: [], damaged: [], leftovers: 0, others: 0 };
+    const found = nothingFound();
     found.expired = await this.vault.purgeExpired();
     await this.report("retention", found.expired);
     for (const kid of await this.vault.deadLocalCustodies()) {
@@ -127,8 +131,7 @@ export class Custody {
    * (their photos are this user's: resent or offered) and what else was found.
    * @returns {Promise<{opened: string[], found: Opened}>} */
   async retry() {
-    /** @type {Opened} */
-    const found = { expired: [], unreadable: [], damaged: [], leftovers: 0, others: 0 };
+    const found = nothingFound();
     const opened = [];
     const records = await this.vault.records();
     for (const kid of [...this.unanswered]) {
