@@ -39,8 +39,9 @@ check: $(VENV)/.dev-installed $(NODE_TOOLS)
 pytest: $(VENV)/.dev-installed $(NODE_TOOLS)  # node_modules: the DICOM audit schema (tests/audit)
 	$(BIN)/pytest
 
-# One table: wrap vs img2dcm, delivery vs direct STOW on Orthanc, peak memory, PWA figures.
-bench: apt-test $(VENV)/.dev-installed
+# One table: wrap vs img2dcm, delivery vs direct STOW on Orthanc (and replicas on PostgreSQL),
+# peak memory, PWA figures.
+bench: apt-test pg-up $(VENV)/.dev-installed
 	$(BIN)/python -m bench.report
 
 openapi: $(VENV)/.dev-installed

@@ -71,6 +71,15 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   two. Its figures beside the first concurrency 4 level's say whether a photo costs more when
   many are held (issue 13: volume is correctness); ``tests/deliver/test_volume.py`` checks
   every statement of the flow on such a database.
+* The replicas level (last, ``4 (PostgreSQL, 2 replicas)``): concurrency 4 on two service
+  processes sharing nothing but a fresh PostgreSQL database (``DATABASE_URL``) with
+  ``CAPTURE_SPOOL`` = database (each spooled file also in the database, so either replica
+  delivers what the other accepted: the scale-out set-up of ``docs/deployment.md``); the
+  clients take turns between the replicas, the event stream is followed on the first. CPU,
+  commits and fsyncs are both replicas' together, and ``DB CPU ms/photo`` is the PostgreSQL
+  server's (every ``postgres`` process, ``/proc/<pid>/stat``): with SQLite that work is inside
+  ``API CPU``. RSS growth: both replicas' peaks over their idle RSS, per concurrent upload.
+  ``make bench`` starts PostgreSQL (``make pg-up``).
 * ``strict decode`` (once per run): the CPU time (this thread's, ``time.thread_time``) of the
   check every upright photo must pass before its 202, ``capture_api.encode.jpeg.decode.
   check_decodes`` (libjpeg-turbo, every coefficient Huffman-decoded, 1/8 scale), median over
@@ -89,7 +98,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -137,6 +148,9 @@ IDLE_SECONDS = 10.0
 #: verified photos (and 4 audit events each) before the first photo is timed.
 VOLUME_LEVEL = (4, 24)
 VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO = 4_000, 25, 4
+#: The replicas level: concurrency 4 on ``REPLICAS`` service processes on one PostgreSQL.
+REPLICAS_LEVEL = (4, 24)
+REPLICAS = 2
 EVENTS_PATH = "/api/v1/captures/events"
 
 
@@ -187,6 +201,7 @@ class OursResult:
     fsyncs: float = math.nan  # fsync/fdatasync calls per photo
     rotated_per_s: float = math.nan  # concurrency 4: EXIF-rotated uploads answered per second
     idle_cpu_ms_per_s: float = math.nan  # concurrency 1: CPU ms per second with nothing to do
+    database_cpu_ms: float = math.nan  # per photo, the PostgreSQL server (the replicas level)
     accepted: Latencies = field(default_factory=lambda: Latencies([math.nan]))  # 202 -> verified
 
     def rss_growth_mb(self, concurrency: int) -> float:
@@ -210,10 +225,24 @@ class LevelResult:
     ours: OursResult
     direct: DirectResult
     held: int = 0  # photos the service's database held before the level (the volume level)
+    replicas: int = 0  # service processes on one PostgreSQL (the replicas level); 0: SQLite
+
+    @property
+    def label(self) -> str:
+        return level_label(self.concurrency, self.held, self.replicas)
 
     @property
     def ratio(self) -> float:
         return self.direct.photos_per_s / self.ours.photos_per_s
+
+
+def level_label(concurrency: int, held: int = 0, replicas: int = 0) -> str:
+    """A level's name in the tables: its concurrency, and what sets it apart."""
+    if replicas:
+        return f"{concurrency} (PostgreSQL, {replicas} replicas)"
+    if held:
+        return f"{concurrency} ({held:,} held)"
+    return str(concurrency)
 
 
 @dataclass
@@ -335,10 +364,14 @@ def level_settings(concurrency: int) -> dict[str, str]:
     return {"CAPTURE_WORKER_THREADS": str(max(4, concurrency))}
 
 
-def start_service(workdir: Path, dicomweb_url: str, concurrency: int) -> ServiceProcess:
-    """``python -m capture_api run`` with its own data folder (the tests' ServiceProcess)."""
+def start_service(
+    workdir: Path, dicomweb_url: str, concurrency: int, database_url: str | None = None
+) -> ServiceProcess:
+    """``python -m capture_api run`` with its own data folder (the tests' ServiceProcess);
+    with ``database_url``, on that database with its spool in it too (``CAPTURE_SPOOL``)."""
     from tests.deliver.service_process import ServiceProcess
 
+    shared = {"DATABASE_URL": database_url, "CAPTURE_SPOOL": "database"} if database_url else {}
     service = ServiceProcess(
         {
             "CAPTURE_DATA_DIR": str(workdir / "data"),
@@ -346,6 +379,7 @@ def start_service(workdir: Path, dicomweb_url: str, concurrency: int) -> Service
             "CAPTURE_BENCH_COUNTERS": "true",
             "MALLOC_ARENA_MAX": "2",
             **level_settings(concurrency),
+            **shared,
         },
         log_path=workdir / "service.log",
     )
@@ -381,19 +415,48 @@ def bench_counters(client: httpx.Client) -> tuple[float, float]:
     return found["capture_bench_commits_total"], found["capture_bench_fsyncs_total"]
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU time of every ``postgres`` process now running (the server and its
+    backends; a backend that exits meanwhile takes its time with it, and the services keep
+    their connections pooled)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return total
+
+
 @dataclass(frozen=True)
 class Usage:
-    """CPU of the service and of Orthanc, and the service's counters, at one moment."""
+    """CPU of the services, of Orthanc and of PostgreSQL, and the services' counters, at one
+    moment (the services' figures summed)."""
 
     api_cpu_s: float
     orthanc_cpu_s: float
+    database_cpu_s: float  # NaN on SQLite: its work is the service's
     commits: float
     fsyncs: float
 
     @classmethod
-    def now(cls, service: ServiceProcess, orthanc: OrthancServer, client: httpx.Client) -> Usage:
-        commits, fsyncs = bench_counters(client)
-        return cls(cpu_seconds(service.pid), cpu_seconds(orthanc.pid), commits, fsyncs)
+    def now(
+        cls, services: Sequence[ServiceProcess], orthanc: OrthancServer, postgres: bool
+    ) -> Usage:
+        counters = []
+        for service in services:
+            with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+                counters.append(bench_counters(client))
+        return cls(
+            sum(cpu_seconds(service.pid) for service in services),
+            cpu_seconds(orthanc.pid),
+            postgres_cpu_seconds() if postgres else math.nan,
+            sum(commits for commits, _ in counters),
+            sum(fsyncs for _, fsyncs in counters),
+        )
 
 
 # --- one level through the service --------------------------------------------------------
@@ -513,15 +576,21 @@ def run_concurrently(workers: Sequence[Callable[[], None]]) -> None:
 
 
 def upload_all(
-    url: str, context_id: str, samples: Sequence[Sample], photos: Sequence[bytes], clients: int
+    url: str | Sequence[str],
+    context_id: str,
+    samples: Sequence[Sample],
+    photos: Sequence[bytes],
+    clients: int,
 ) -> None:
-    """Send every sample's photo with ``clients`` threads; stamp sent and accepted."""
+    """Send every sample's photo with ``clients`` threads, each to one of the ``url`` s in
+    turn; stamp sent and accepted."""
     jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
     for sample in samples:
         jobs.put(sample)
+    urls = [url] if isinstance(url, str) else list(url)
 
-    def client_thread() -> None:
-        with httpx.Client(base_url=url, timeout=HTTP_TIMEOUT_SECONDS) as client:
+    def client_thread(base_url: str) -> None:
+        with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
             while True:
                 try:
                     sample = jobs.get_nowait()
@@ -531,7 +600,9 @@ def upload_all(
                 upload(client, context_id, sample.capture_id, photos[sample.photo])
                 sample.accepted = time.perf_counter()
 
-    run_concurrently([client_thread] * clients)
+    run_concurrently(
+        [functools.partial(client_thread, urls[i % len(urls)]) for i in range(clients)]
+    )
 
 
 def rotated_per_second(service: ServiceProcess, photos: Sequence[bytes], run: str) -> float:
@@ -552,7 +623,7 @@ def idle_cpu_ms_per_s(service: ServiceProcess, seconds: float = IDLE_SECONDS) ->
 
 
 def bench_ours(
-    service: ServiceProcess,
+    services: Sequence[ServiceProcess],
     orthanc: OrthancServer,
     photos: Sequence[bytes],
     concurrency: int,
@@ -560,7 +631,10 @@ def bench_ours(
     volume: bool = False,
 ) -> OursResult:
     """Upload ``n`` photos with ``concurrency`` clients; follow each until verified. ``volume``:
-    first fill the service's database with a clinic's worth of photos (``bench/volume.py``)."""
+    first fill the service's database with a clinic's worth of photos (``bench/volume.py``).
+    Several ``services`` (replicas on one PostgreSQL): the clients take turns between them,
+    the first one creates the context and streams its events."""
+    service, postgres = services[0], len(services) > 1
     run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-{concurrency}")
@@ -578,13 +652,13 @@ def bench_ours(
                 f"sqlite:///{database}", VOLUME_CONTEXTS, VOLUME_PER_CONTEXT, VOLUME_AUDIT_PER_PHOTO
             )
             time.sleep(0.5)
-        idle_rss_mb = proc_status_kb(service_pid(service), "VmRSS") * 1024 / MB
-        before = Usage.now(service, orthanc, client)
+    idle_rss_mb = rss_mb(services, "VmRSS")
+    before = Usage.now(services, orthanc, postgres)
 
     samples = [Sample(f"bench-{run}-{i:04d}", i) for i in range(n)]
 
     def clients() -> None:
-        upload_all(service.url, context_id, samples, photos, concurrency)
+        upload_all([s.url for s in services], context_id, samples, photos, concurrency)
 
     def follower_thread() -> None:
         with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
@@ -592,10 +666,10 @@ def bench_ours(
             follow_events(client, context_id, samples, deadline)
 
     run_concurrently([clients, follower_thread])
+    after = Usage.now(services, orthanc, postgres)
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
-        after = Usage.now(service, orthanc, client)
         settle(client, context_id, samples)
-    peak_rss_mb = proc_status_kb(service_pid(service), "VmHWM") * 1024 / MB
+    peak_rss_mb = rss_mb(services, "VmHWM")
     seen = [s for s in samples if not math.isnan(s.verified)]
     if not seen:
         raise BenchError(f"no capture was verified; first failure: {samples[0].failure}")
@@ -618,13 +692,19 @@ def bench_ours(
         orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
+        database_cpu_ms=(after.database_cpu_s - before.database_cpu_s) * 1000 / n,
         rotated_per_s=(
             rotated_per_second(service, photos, run)
-            if concurrency == 4 and not volume
+            if concurrency == 4 and not volume and not postgres
             else math.nan
         ),
         idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 or volume else math.nan,
     )
+
+
+def rss_mb(services: Sequence[ServiceProcess], key: str) -> float:
+    """``key`` (VmRSS, VmHWM) of the services' processes, summed, in MB."""
+    return sum(proc_status_kb(service_pid(s), key) for s in services) * 1024 / MB
 
 
 # --- one level of direct STOW -------------------------------------------------------------
@@ -687,6 +767,7 @@ COLUMNS = (
     "RSS growth MB/upload",
     "API CPU ms/photo",
     "Orthanc CPU ms/photo",
+    "DB CPU ms/photo",
     "commits/photo",
     "fsyncs/photo",
     "failed",
@@ -695,7 +776,7 @@ COLUMNS = (
 
 def table_row(r: LevelResult) -> list[str]:
     return [
-        f"{r.concurrency} ({r.held:,} held)" if r.held else str(r.concurrency),
+        r.label,
         str(r.n),
         f"{r.ours.photos_per_s:.2f}",
         f"{r.ours.verified.p50_ms:.0f}",
@@ -712,6 +793,7 @@ def table_row(r: LevelResult) -> list[str]:
         f"{r.ours.rss_growth_mb(r.concurrency):.1f}",
         f"{r.ours.api_cpu_ms:.0f}",
         f"{r.ours.orthanc_cpu_ms:.0f}",
+        "-" if math.isnan(r.ours.database_cpu_ms) else f"{r.ours.database_cpu_ms:.0f}",
         f"{r.ours.commits:.1f}",
         f"{r.ours.fsyncs:.1f}",
         str(len(r.ours.failures)),
@@ -788,6 +870,7 @@ def results_json(
             "concurrency": r.concurrency,
             "n": r.n,
             "photos_held_before": r.held,
+            "replicas_on_postgresql": r.replicas,
             "ours_photos_per_s": r.ours.photos_per_s,
             "ours_wall_s": r.ours.wall_s,
             **latencies("ours_verified", r.ours.verified),
@@ -799,6 +882,7 @@ def results_json(
             "api_rss_growth_mb_per_upload": r.ours.rss_growth_mb(r.concurrency),
             "api_cpu_ms_per_photo": r.ours.api_cpu_ms,
             "orthanc_cpu_ms_per_photo": r.ours.orthanc_cpu_ms,
+            "postgresql_cpu_ms_per_photo": r.ours.database_cpu_ms,
             "commits_per_photo": r.ours.commits,
             "fsyncs_per_photo": r.ours.fsyncs,
             "rotated_photos_per_s": r.ours.rotated_per_s,
@@ -882,21 +966,45 @@ def bench_level(
     concurrency: int,
     n: int,
     held: int = 0,
+    replicas: int = 0,
 ) -> LevelResult:
-    log(f"concurrency {concurrency}: {n} photos through the service ({held:,} held) ...")
+    """One level: ``n`` photos through a fresh service (``held`` photos in its database first;
+    or ``replicas`` services on a fresh PostgreSQL database), then the same through bare
+    STOW-RS."""
+    name = level_label(concurrency, held, replicas)
+    log(f"concurrency {name}: {n} photos through the service ...")
     orthanc.clear()
-    service = start_service(tmp / f"service-c{concurrency}", orthanc.base_url, concurrency)
-    run.services.append(service)
-    try:
-        ours = bench_ours(service, orthanc, photos, concurrency, n, held > 0)
-    except BenchError as exc:
-        raise BenchError(f"{exc}\nservice log:\n{service.log_tail()}") from exc
-    finally:
-        service.stop()
-    log(f"concurrency {concurrency}: {n} direct STOW-RS requests ...")
+    with contextlib.ExitStack() as stack:
+        database_url = postgres_database(stack) if replicas else None
+        workdir = tmp / f"service-{len(run.services)}"
+        services = [
+            start_service(workdir / str(i), orthanc.base_url, concurrency, database_url)
+            for i in range(max(1, replicas))
+        ]
+        run.services.extend(services)
+        try:
+            ours = bench_ours(services, orthanc, photos, concurrency, n, held > 0)
+        except BenchError as exc:
+            logs = "\n".join(service.log_tail() for service in services)
+            raise BenchError(f"{exc}\nservice log:\n{logs}") from exc
+        finally:
+            for service in services:
+                service.stop()
+    log(f"concurrency {name}: {n} direct STOW-RS requests ...")
     orthanc.clear()
     direct = bench_direct(orthanc, wrapped, concurrency, n)
-    return LevelResult(concurrency, n, ours, direct, held)
+    return LevelResult(concurrency, n, ours, direct, held, replicas)
+
+
+def postgres_database(stack: contextlib.ExitStack) -> str:
+    """A fresh PostgreSQL database for the replicas level, dropped when ``stack`` closes;
+    BenchError when PostgreSQL does not answer (``make bench`` starts it: ``make pg-up``)."""
+    from tests.deliver.service_process import fresh_postgres_database
+
+    try:
+        return stack.enter_context(fresh_postgres_database())
+    except AssertionError as exc:  # the tests' way to say PostgreSQL is not running
+        raise BenchError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -940,16 +1048,17 @@ class Measured:
 def measure(
     levels: Sequence[tuple[int, int]] = DEFAULT_LEVELS,
     volume: tuple[int, int] | None = VOLUME_LEVEL,
+    replicas: tuple[int, int] | None = REPLICAS_LEVEL,
 ) -> Measured:
     """Run every (concurrency, photos) level against a fresh Orthanc, then the ``volume``
-    level (a database holding ``VOLUME_CONTEXTS`` x ``VOLUME_PER_CONTEXT`` photos); raise
-    BenchError."""
+    level (a database holding ``VOLUME_CONTEXTS`` x ``VOLUME_PER_CONTEXT`` photos) and the
+    ``replicas`` level (``REPLICAS`` services on PostgreSQL); raise BenchError."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     require_orthanc()
     from tests.orthanc import OrthancServer
 
-    most = max(n for _, n in levels)
+    most = max(n for _, n in [*levels, *filter(None, (volume, replicas))])
     run = Run()
     with tempfile.TemporaryDirectory(prefix="delivery-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -965,6 +1074,11 @@ def measure(
                 c, n = volume
                 held = VOLUME_CONTEXTS * VOLUME_PER_CONTEXT
                 results.append(bench_level(tmp, orthanc, run, photos, wrapped, c, n, held))
+            if replicas is not None:
+                c, n = replicas
+                results.append(
+                    bench_level(tmp, orthanc, run, photos, wrapped, c, n, replicas=REPLICAS)
+                )
             machine = machine_info(orthanc)
         finally:
             run.stop()

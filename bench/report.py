@@ -100,9 +100,7 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
         ours, direct = level.ours, level.direct
         concurrency = level.concurrency
         settings = "default settings" if concurrency == 1 else "4+ worker threads"
-        c = str(concurrency)
-        if level.held:  # the same level on a database that has served a clinic a while
-            c = f"{c}, {level.held:,} photos held"
+        c = level.label  # the volume level: a database that has served a clinic a while
         rows.append(
             Row(
                 f"delivery c={c}: photos/s, send -> verified",
@@ -125,14 +123,23 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
                 f"delivery c={c}: API CPU per photo",
                 f"{ours.api_cpu_ms:.0f} ms",
                 f"Orthanc {ours.orthanc_cpu_ms:.0f} ms",
-                "user + system, /proc/<pid>/stat",
+                "user + system, /proc/<pid>/stat"
+                + (
+                    ""
+                    if math.isnan(ours.database_cpu_ms)
+                    else f"; both replicas; PostgreSQL {ours.database_cpu_ms:.0f} ms more"
+                ),
             )
         )
         rows.append(
             Row(
                 f"delivery c={c}: commits / fsyncs per photo",
                 f"{ours.commits:.1f} / {ours.fsyncs:.1f}",
-                note="spool fsyncs; SQLite adds about one WAL fsync per commit",
+                note=(
+                    "spool fsyncs, both replicas'; PostgreSQL's own WAL fsyncs are not counted"
+                    if level.replicas
+                    else "spool fsyncs; SQLite adds about one WAL fsync per commit"
+                ),
             )
         )
         growth = ours.rss_growth_mb(concurrency)
@@ -342,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def delivery() -> list[Row]:
         levels = QUICK_DELIVERY_LEVELS if args.quick else delivery_bench.DEFAULT_LEVELS
         volume = (4, 8) if args.quick else delivery_bench.VOLUME_LEVEL
-        measured = delivery_bench.measure(levels, volume)
+        replicas = (4, 8) if args.quick else delivery_bench.REPLICAS_LEVEL
+        measured = delivery_bench.measure(levels, volume, replicas)
         machines.append(delivery_bench.machine_line(measured.machine))
         return delivery_rows(measured)
 

@@ -7,6 +7,8 @@ keeps the table's assembly honest without it.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,37 @@ def test_the_rotated_row_comes_from_the_four_client_level() -> None:
     )
     assert figures["delivery c=4: peak RSS growth per concurrent upload"].capture == "7.5 MB"
     assert "x1.50 of bare STOW" in figures["delivery c=4: photos/s, send -> verified"].note
+
+
+def test_the_replicas_level_names_postgresql_and_adds_its_cpu() -> None:
+    ours = db.OursResult(
+        photos_per_s=9.0,
+        wall_s=2.0,
+        verified=db.Latencies([400.0]),
+        upload=db.Latencies([150.0]),
+        server=db.Latencies([200.0]),
+        idle_rss_mb=300.0,
+        peak_rss_mb=340.0,
+        failures=[],
+        orthanc_instances=25,
+        commits=6.0,
+        fsyncs=4.0,
+        database_cpu_ms=31.4,
+    )
+    direct = db.DirectResult(30.0, 1.0, db.Latencies([50.0]))
+    level = db.LevelResult(4, 24, ours, direct, replicas=2)
+    figures = {r.figure: r for r in report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))}
+    c = "delivery c=4 (PostgreSQL, 2 replicas)"
+    assert "PostgreSQL 31 ms more" in figures[f"{c}: API CPU per photo"].note
+    assert "both replicas" in figures[f"{c}: commits / fsyncs per photo"].note
+    assert not [f for f in figures if f.startswith("rotated")], "rotated: the SQLite c=4 level"
+    row = db.table_row(level)
+    assert row[0] == "4 (PostgreSQL, 2 replicas)"
+    assert row[db.COLUMNS.index("DB CPU ms/photo")] == "31"
+    sqlite = db.table_row(
+        db.LevelResult(4, 24, dataclasses.replace(ours, database_cpu_ms=math.nan), direct)
+    )
+    assert sqlite[0] == "4" and sqlite[db.COLUMNS.index("DB CPU ms/photo")] == "-"
 
 
 def test_a_rotated_photo_differs_only_in_its_orientation() -> None:
