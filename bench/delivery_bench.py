@@ -634,7 +634,7 @@ def bench_ours(
     first fill the service's database with a clinic's worth of photos (``bench/volume.py``).
     Several ``services`` (replicas on one PostgreSQL): the clients take turns between them,
     the first one creates the context and streams its events."""
-    service, postgres = services[0], len(services) > 1
+    service, postgres = services[0], "DATABASE_URL" in services[0].settings
     run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-{concurrency}")

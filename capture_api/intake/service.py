@@ -22,6 +22,7 @@ holds a photo in memory (issue 13).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import threading
@@ -59,7 +60,7 @@ from capture_api.intake.lesion_photos import (
 from capture_api.observability import metrics
 from capture_api.privacy.consents import consent_for_capture
 from capture_api.store import captures, contexts
-from capture_api.store.db import Database
+from capture_api.store.db import Alongside, Database
 from capture_api.store.leases import Handoff, LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
 from capture_api.store.spool import Spool, SpooledFile, mapped
@@ -199,7 +200,8 @@ class CaptureService:
         owner = _upload_owner()
         record.lease_owner, record.lease_expires_at = owner, utcnow() + self.lease
         record.consent_id = consent_id
-        if not captures.insert_new(self.engine, record):  # a concurrent request had this id
+        kept = functools.partial(self.spool.keep_in, path=target)  # with the row, one commit
+        if not captures.insert_new(self.engine, record, kept):  # a concurrent request had it
             existing = self.get(request.capture_id)
             if existing is None:
                 raise
@@ -248,6 +250,7 @@ class CaptureService:
         handoff = self.handoff if self.handoff is not None and self.handoff.ready() else None
         landed = self._finish_received(
             record,
+            functools.partial(self.spool.keep_in, path=dicom.path),  # with the row, one commit
             **(handoff.lease() if handoff is not None else {}),
             status=CaptureStatus.ENCODED.value,
             sop_instance_uid=wrapped.sop_instance_uid,
@@ -374,7 +377,11 @@ class CaptureService:
     def _fail_input(self, record: CaptureRecord, exc: InputRejected) -> CaptureRecord:
         kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), "invalid-input")
         landed = self._finish_received(
-            record, status=CaptureStatus.FAILED.value, reason=str(exc), failure_kind=kind
+            record,
+            functools.partial(self.spool.drop_in, path=record.photo_path),  # nothing to keep
+            status=CaptureStatus.FAILED.value,
+            reason=str(exc),
+            failure_kind=kind,
         )
         if landed is not None:
             metrics.failed(kind)
@@ -382,10 +389,16 @@ class CaptureService:
             record_capture(self.engine, "capture", Outcome.REFUSED, landed, detail=str(exc))
         return landed or self._current(record.id)
 
-    def _finish_received(self, record: CaptureRecord, **values: object) -> CaptureRecord | None:
-        """Move a row out of ``received`` (only if it is still there) and release its claim;
-        the row as it now stands, or None when another encode moved it first."""
-        return captures.finish_received(self.engine, record, **values)
+    def _finish_received(
+        self,
+        record: CaptureRecord,
+        keep: Alongside | None,
+        **values: object,
+    ) -> CaptureRecord | None:
+        """Move a row out of ``received`` (only if it is still there) and release its claim,
+        with what ``keep`` writes; the row as it now stands, or None when another encode moved
+        it first."""
+        return captures.finish_received(self.engine, record, keep, **values)
 
     def _current(self, capture_id: str) -> CaptureRecord:
         record = self.get(capture_id)

@@ -15,7 +15,14 @@ from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from capture_api.store.db import Database, Transaction, commit_new, is_postgres, session
+from capture_api.store.db import (
+    Alongside,
+    Database,
+    Transaction,
+    commit_new,
+    is_postgres,
+    session,
+)
 from capture_api.store.records import (
     CaptureRecord,
     CaptureStatus,
@@ -89,15 +96,17 @@ def insert_object(db: Database, record: CaptureRecord) -> bool:
     return True
 
 
-def insert_new(db: Database, record: CaptureRecord) -> bool:
+def insert_new(db: Database, record: CaptureRecord, keep: Alongside | None = None) -> bool:
     """Insert a new capture as the context's next instance; False if its id is already taken.
 
     The instance number is counted and the row inserted in one transaction (one commit: the
-    upload's "on disk and committed" promise). False means a concurrent request committed the
-    same capture id first (the unique primary key decided): the caller answers as for a
-    re-sent upload.
+    upload's "on disk and committed" promise), with what ``keep`` writes (the spool's copy of
+    the photo, ``Spool.keep_in``). False means a concurrent request committed the same capture
+    id first (the unique primary key decided): the caller answers as for a re-sent upload.
     """
     with session(db) as s:
+        if keep is not None:
+            keep(s.connection())
         count = s.exec(
             select(func.count())
             .select_from(CaptureRecord)
@@ -107,9 +116,16 @@ def insert_new(db: Database, record: CaptureRecord) -> bool:
         return commit_new(s, record)
 
 
-def finish_received(db: Database, record: CaptureRecord, **values: object) -> CaptureRecord | None:
+def finish_received(
+    db: Database,
+    record: CaptureRecord,
+    keep: Alongside | None = None,
+    **values: object,
+) -> CaptureRecord | None:
     """Move a row out of ``received`` (only if it is still there) and release its claim, or
     pass it to the lease in ``values`` (``leases.Handoff``: this process's workers send it).
+    ``keep`` writes in the same transaction what the row now names (the spool's copy of the
+    DICOM object, ``Spool.keep_in``), only if the row moved.
 
     Conditional, because an encode can finish late: the upload's own encode and a worker's (or
     a re-sent upload's) may both run, and only the first may land. Without the condition a
@@ -128,6 +144,8 @@ def finish_received(db: Database, record: CaptureRecord, **values: object) -> Ca
             .where(col(CaptureRecord.status) == CaptureStatus.RECEIVED.value)
             .values(**values)
         )
+        if result.rowcount == 1 and keep is not None:
+            keep(s.connection())
         if due and result.rowcount == 1:
             notify_on(s, db)  # encoded: workers and event streams of every replica wake
         s.commit()

@@ -26,6 +26,9 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 #: but only ``capture_api.store`` may use it as one: everyone else passes it to the store's
 #: query functions (docs/architecture.md: all SQL lives in ``store/``).
 Database: TypeAlias = Engine
+#: More to write in the transaction that commits a row (the spool's copy of the file the row
+#: names, ``Spool.keep_in``): the row and what it depends on are durable together.
+Alongside: TypeAlias = Callable[[Connection], None]
 
 
 def ping(database: Database) -> None:

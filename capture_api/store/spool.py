@@ -15,9 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from capture_api.exceptions import ImageTooLarge
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 CHUNK = 1024 * 1024
 
@@ -64,6 +67,16 @@ class Spool:
         fd, name = tempfile.mkstemp(dir=self.root, prefix="upload-", suffix=".part")
         os.close(fd)
         return Path(name)
+
+    def keep_in(self, connection: Connection, path: Path) -> None:
+        """Keep the spooled file ``path`` wherever else this spool keeps files, in
+        ``connection``'s transaction: the one that commits the row naming the file, so the row
+        and its bytes are durable together (one commit). The folder keeps nothing else; a
+        ``DatabaseSpool`` copies the file into the database."""
+
+    def drop_in(self, connection: Connection, path: str | None) -> None:
+        """Delete, in ``connection``'s transaction, what ``keep_in`` kept elsewhere of
+        ``path`` (a refused photo: the row that named it no longer does)."""
 
     def move(self, source: Path, target: Path) -> Path:
         """Rename within the spool (same file system: atomic), durably."""

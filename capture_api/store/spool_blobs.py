@@ -3,13 +3,15 @@
 ``CAPTURE_SPOOL=database``: every file the spool makes durable under its final name (the
 photo after its upload, the DICOM object after its encode, an SR or KOS document) is also
 written to the ``spool_blob`` table, in 1 MiB chunks keyed by the file's name (a SHA-256 of
-the capture's key and a suffix: the same on every replica, unlike the folder's path), in one
-transaction committed before the row that names the file. A replica that dies after
-answering 202 leaves its photos in the database: another replica's worker takes them once
-their leases expire, and reads the bytes from there (``source``), streamed one chunk per query
-into its STOW-RS request. The local folder stays the fast path of the replica that wrote the
-file. A verified capture's chunks are deleted in the transaction that records its
-verification (``forget_in``).
+the capture's key and a suffix: the same on every replica, unlike the folder's path). The
+photo and its DICOM object are written in the transaction that commits the row naming them
+(``keep_in``: the new capture row, its move to ``encoded``), so on a database spool a photo
+costs no commit more than on a folder; a document in a transaction of its own, committed
+before its row. A replica that dies after answering 202 leaves its photos in the database:
+another replica's worker takes them once their leases expire, and reads the bytes from there
+(``source``), streamed one chunk per query into its STOW-RS request. The local folder stays
+the fast path of the replica that wrote the file. A verified capture's chunks are deleted in
+the transaction that records its verification (``forget_in``).
 
 ``CAPTURE_SPOOL=folder`` (the default): the folder alone (``FolderReader``); several replicas
 then need a shared file system for one to deliver the photos another accepted.
@@ -19,12 +21,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from capture_api.store.db import Database, Transaction
@@ -63,22 +65,20 @@ class DatabaseSpool(Spool):
         super().__init__(root)
         self.database = database
 
-    def move(self, source: Path, target: Path) -> Path:
-        moved = super().move(source, target)
-        with moved.open("rb") as handle:
-            _store(self.database, moved.name, iter(lambda: handle.read(CHUNK), b""))
-        return moved
+    def keep_in(self, connection: Connection, path: Path) -> None:
+        with path.open("rb") as handle:
+            _store_in(connection, path.name, iter(lambda: handle.read(CHUNK), b""))
+
+    def drop_in(self, connection: Connection, path: str | None) -> None:
+        if path:
+            connection.execute(
+                delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name) == Path(path).name)
+            )
 
     def write_bytes(self, target: Path, data: bytes) -> SpooledFile:
         written = super().write_bytes(target, data)
         pieces = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         _store(self.database, target.name, pieces)
-        return written
-
-    def write_with(self, target: Path, writer: Callable[[BinaryIO], None]) -> SpooledFile:
-        written = super().write_with(target, writer)
-        with written.path.open("rb") as handle:
-            _store(self.database, written.path.name, iter(lambda: handle.read(CHUNK), b""))
         return written
 
     def source(self, path: str | None) -> SpoolSource:
@@ -131,6 +131,11 @@ def blob_source(database: Database, name: str) -> BlobSource | None:
 def _store(database: Database, name: str, chunks: Iterable[bytes]) -> None:
     """Replace the chunks of ``name`` by ``chunks``, in one transaction (one commit)."""
     with database.begin() as connection:
-        connection.execute(delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name) == name))
-        for seq, chunk in enumerate(chunks):
-            connection.execute(insert(SpoolBlobRecord), {"name": name, "seq": seq, "data": chunk})
+        _store_in(connection, name, chunks)
+
+
+def _store_in(connection: Connection, name: str, chunks: Iterable[bytes]) -> None:
+    """Replace the chunks of ``name`` by ``chunks``, in ``connection``'s transaction."""
+    connection.execute(delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name) == name))
+    for seq, chunk in enumerate(chunks):
+        connection.execute(insert(SpoolBlobRecord), {"name": name, "seq": seq, "data": chunk})

@@ -1,0 +1,101 @@
+"""A photo on a database spool (``CAPTURE_SPOOL=database``) costs the commits it costs on a
+folder (issue 13: at most 4 per photo), and the database keeps exactly what a replica needs.
+
+The photo's chunks are written in the transaction that inserts its row, the DICOM object's in
+the one that moves the row to ``encoded``: the row and the bytes it names are durable together
+or not at all. A refused photo leaves nothing behind in the database. Real PostgreSQL; the
+oracle for the commit count is the same upload on a folder spool, counted in the same run, and
+the stored bytes are read back with psycopg and compared with the spooled files.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, make_url
+
+from capture_api.capture.schemas import ContextIn, PatientIn
+from capture_api.encode.pipeline import EncoderOptions
+from capture_api.intake.service import CaptureRequest, CaptureService
+from capture_api.observability import metrics
+from capture_api.store.db import make_engine, migrate
+from capture_api.store.records import CaptureStatus
+from capture_api.store.spool import Spool
+from capture_api.store.spool_blobs import DatabaseSpool
+from tests.conftest import phone_jpeg
+from tests.deliver.service_process import fresh_postgres_database
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    with fresh_postgres_database() as made:
+        yield made
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    made = make_engine(url)
+    migrate(made)
+    metrics.count_commits(made)
+    yield made
+    made.dispose()
+
+
+def _kept(url: str) -> dict[str, bytes]:
+    """Every file the database keeps, joined from its chunks (psycopg, not our reader)."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo) as db:
+        rows = db.execute("SELECT name, data FROM spool_blob ORDER BY name, seq").fetchall()
+    kept: dict[str, bytes] = {}
+    for name, data in rows:
+        kept[name] = kept.get(name, b"") + bytes(data)
+    return kept
+
+
+def _commits_of_one_upload(service: CaptureService, capture_id: str, photo: bytes) -> float:
+    context = service.create_context(ContextIn(patient=PatientIn(id=f"MRN-{capture_id}")))
+    before = metrics.commits()
+    record, new = service.accept(
+        CaptureRequest(capture_id=capture_id, context_id=context.id), io.BytesIO(photo)
+    )
+    assert new and record.status == CaptureStatus.ENCODED
+    return metrics.commits() - before
+
+
+def test_a_photo_on_a_database_spool_costs_no_commit_more_and_is_kept_whole(
+    tmp_path: Path, engine: Engine, url: str
+) -> None:
+    folder = CaptureService(engine, Spool(tmp_path / "folder"), EncoderOptions())
+    database = CaptureService(engine, DatabaseSpool(tmp_path / "db", engine), EncoderOptions())
+    photo = phone_jpeg(640, 480, seed=71)
+
+    on_folder = _commits_of_one_upload(folder, "spool-folder", photo)
+    assert _kept(url) == {}  # a folder spool keeps nothing in the database
+    on_database = _commits_of_one_upload(database, "spool-db", photo)
+    assert on_database == on_folder == 2  # the row with the photo, then encoded with the DICOM
+
+    row = database.get("spool-db")
+    assert row is not None and row.photo_path and row.dicom_path
+    kept = _kept(url)
+    assert kept == {
+        Path(row.photo_path).name: Path(row.photo_path).read_bytes(),
+        Path(row.dicom_path).name: Path(row.dicom_path).read_bytes(),
+    }
+    assert kept[Path(row.photo_path).name] == photo  # the upload, byte for byte
+
+
+def test_a_refused_photo_leaves_nothing_in_the_database(
+    tmp_path: Path, engine: Engine, url: str
+) -> None:
+    service = CaptureService(engine, DatabaseSpool(tmp_path / "db", engine), EncoderOptions())
+    context = service.create_context(ContextIn(patient=PatientIn(id="MRN-REFUSED")))
+    cut = phone_jpeg(640, 480, seed=72)[:-5000]  # the camera's file, cut off
+    record, _ = service.accept(
+        CaptureRequest(capture_id="spool-cut", context_id=context.id), io.BytesIO(cut)
+    )
+    assert record.status == CaptureStatus.FAILED, record.reason
+    assert _kept(url) == {}
