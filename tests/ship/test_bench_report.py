@@ -108,8 +108,9 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     assert (decode.capture, decode.reference) == ("27.6 ms", "full RGB decode 61.0 ms")
 
 
-def test_the_rotated_row_comes_from_the_four_client_level() -> None:
-    ours = db.OursResult(
+def _four_clients(**figures: float) -> db.OursResult:
+    """A concurrency-4 level's own figures, with ``figures`` besides."""
+    return db.OursResult(
         photos_per_s=20.0,
         wall_s=2.0,
         verified=db.Latencies([300.0]),
@@ -119,8 +120,12 @@ def test_the_rotated_row_comes_from_the_four_client_level() -> None:
         peak_rss_mb=180.0,
         failures=[],
         orthanc_instances=41,
-        rotated_per_s=13.4,
+        **figures,  # type: ignore[arg-type]
     )
+
+
+def test_the_rotated_row_comes_from_the_four_client_level() -> None:
+    ours = _four_clients(rotated_per_s=13.4)
     level = db.LevelResult(4, 40, ours, db.DirectResult(30.0, 1.0, db.Latencies([50.0])))
     rows = report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))
     figures = {r.figure: r for r in rows}
@@ -132,20 +137,7 @@ def test_the_rotated_row_comes_from_the_four_client_level() -> None:
 
 
 def test_the_replicas_level_names_postgresql_and_adds_its_cpu() -> None:
-    ours = db.OursResult(
-        photos_per_s=9.0,
-        wall_s=2.0,
-        verified=db.Latencies([400.0]),
-        upload=db.Latencies([150.0]),
-        server=db.Latencies([200.0]),
-        idle_rss_mb=300.0,
-        peak_rss_mb=340.0,
-        failures=[],
-        orthanc_instances=25,
-        commits=6.0,
-        fsyncs=4.0,
-        database_cpu_ms=31.4,
-    )
+    ours = _four_clients(commits=4.0, fsyncs=4.0, database_cpu_ms=31.4)
     direct = db.DirectResult(30.0, 1.0, db.Latencies([50.0]))
     level = db.LevelResult(4, 24, ours, direct, replicas=2)
     figures = {r.figure: r for r in report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))}
