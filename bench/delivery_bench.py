@@ -194,7 +194,7 @@ class OursResult:
     idle_rss_mb: float  # VmRSS after start-up and the warm-up photo
     peak_rss_mb: float  # VmHWM at the end of the level
     failures: list[str]  # captures not verified at the end of the level, with the reason
-    orthanc_instances: int  # instances in Orthanc after the level (n + 1 warm-up expected)
+    orthanc_instances: int  # instances in Orthanc after the level (n + a warm-up per service)
     api_cpu_ms: float = math.nan  # per photo, the service process
     orthanc_cpu_ms: float = math.nan  # per photo, the Orthanc process
     commits: float = math.nan  # database commits per photo
@@ -638,11 +638,16 @@ def bench_ours(
     run = f"c{concurrency}-{os.getpid()}-{time.time_ns() % 10**9}"
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-{concurrency}")
-        warmup = Sample(f"warmup-{run}", 0)
-        upload(client, context_id, warmup.capture_id, photos[0])
-        poll_verified(client, context_id, [warmup], time.perf_counter() + 60)
-        if warmup.failure is not None:
-            raise BenchError(f"the warm-up capture did not get through: {warmup.failure}")
+        # One warm-up photo through each service: a replica's first photo loads code and
+        # fills caches, which is neither its CPU per photo nor its memory per upload.
+        warmups = [Sample(f"warmup-{run}-{i}", 0) for i in range(len(services))]
+        for warmup, each in zip(warmups, services, strict=True):
+            with httpx.Client(base_url=each.url, timeout=HTTP_TIMEOUT_SECONDS) as sender:
+                upload(sender, context_id, warmup.capture_id, photos[0])
+        poll_verified(client, context_id, warmups, time.perf_counter() + 60)
+        failed = [w.failure for w in warmups if w.failure is not None]
+        if failed:
+            raise BenchError(f"the warm-up capture did not get through: {failed[0]}")
         time.sleep(0.5)  # the warm-up's audit rows and spool purge
         if volume:
             from bench.volume import fill
@@ -674,8 +679,9 @@ def bench_ours(
     if not seen:
         raise BenchError(f"no capture was verified; first failure: {samples[0].failure}")
     archived = orthanc.instance_count()
-    if archived != n + 1:
-        log(f"warning: Orthanc holds {archived} instances after the level, expected {n + 1}")
+    if archived != n + len(warmups):
+        expected = n + len(warmups)
+        log(f"warning: Orthanc holds {archived} instances after the level, expected {expected}")
     wall = max(s.verified for s in seen) - min(s.sent for s in samples)
     return OursResult(
         photos_per_s=len(seen) / wall,
