@@ -57,8 +57,8 @@ class Spool:
     def write_with(self, target: Path, writer: Callable[[BinaryIO], None]) -> SpooledFile:
         """Durably write at ``target`` what ``writer`` writes to a file object (``write_with``).
 
-        A method, so that a spool keeping its files elsewhere too (``DatabaseSpool``) sees the
-        DICOM files as well as the photos.
+        Here only: a spool that keeps its files elsewhere too (``DatabaseSpool``) copies the
+        DICOM file there in the transaction that commits its row (``keep_in``).
         """
         return write_with(target, writer)
 
