@@ -576,18 +576,17 @@ def run_concurrently(workers: Sequence[Callable[[], None]]) -> None:
 
 
 def upload_all(
-    url: str | Sequence[str],
+    urls: Sequence[str],
     context_id: str,
     samples: Sequence[Sample],
     photos: Sequence[bytes],
     clients: int,
 ) -> None:
-    """Send every sample's photo with ``clients`` threads, each to one of the ``url`` s in
+    """Send every sample's photo with ``clients`` threads, each to one of the ``urls`` in
     turn; stamp sent and accepted."""
     jobs: queue.SimpleQueue[Sample] = queue.SimpleQueue()
     for sample in samples:
         jobs.put(sample)
-    urls = [url] if isinstance(url, str) else list(url)
 
     def client_thread(base_url: str) -> None:
         with httpx.Client(base_url=base_url, timeout=HTTP_TIMEOUT_SECONDS) as client:
@@ -611,7 +610,7 @@ def rotated_per_second(service: ServiceProcess, photos: Sequence[bytes], run: st
     with httpx.Client(base_url=service.url, timeout=HTTP_TIMEOUT_SECONDS) as client:
         context_id = create_context(client, f"BENCH-ROTATED-{run}")
     samples = [Sample(f"rot-{run}-{i:04d}", i) for i in range(len(turned))]
-    upload_all(service.url, context_id, samples, turned, 4)
+    upload_all([service.url], context_id, samples, turned, 4)
     return len(samples) / (max(s.accepted for s in samples) - min(s.sent for s in samples))
 
 

@@ -14,9 +14,8 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 from capture_api.capture.schemas import ContextIn, PatientIn
 from capture_api.encode.pipeline import EncoderOptions
@@ -27,7 +26,7 @@ from capture_api.store.records import CaptureStatus
 from capture_api.store.spool import Spool
 from capture_api.store.spool_blobs import DatabaseSpool
 from tests.conftest import phone_jpeg
-from tests.deliver.service_process import fresh_postgres_database
+from tests.deliver.service_process import fresh_postgres_database, pg_rows
 
 
 @pytest.fixture
@@ -47,11 +46,8 @@ def engine(url: str) -> Iterator[Engine]:
 
 def _kept(url: str) -> dict[str, bytes]:
     """Every file the database keeps, joined from its chunks (psycopg, not our reader)."""
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(conninfo) as db:
-        rows = db.execute("SELECT name, data FROM spool_blob ORDER BY name, seq").fetchall()
     kept: dict[str, bytes] = {}
-    for name, data in rows:
+    for name, data in pg_rows(url, "SELECT name, data FROM spool_blob ORDER BY name, seq"):
         kept[name] = kept.get(name, b"") + bytes(data)
     return kept
 
