@@ -191,10 +191,12 @@ class CaptureService:
         """The spooled upload becomes a capture (or the re-send of one), encoded at once."""
         existing = self.get(request.capture_id)
         if existing is not None:
-            resent = self._resent(existing, request, upload.sha256, upload.path)
-            return self._resume(resent), False
-        # Content-addressed name: a racing re-send with other bytes can never overwrite ours.
-        target = self.spool.path_for(f"{request.capture_id}:{upload.sha256}", ".photo")
+            try:
+                resent = self._resent(existing, request, upload.sha256)
+                return self._resume(resent, upload), False
+            finally:
+                Spool.delete(upload.path)  # a re-send: unless its photo was taken, not needed
+        target = self._photo_path(request.capture_id, upload.sha256)
         self.spool.move(upload.path, target)
         record = self._new_record(request, upload.sha256, upload.size, target)
         owner = _upload_owner()
@@ -205,7 +207,7 @@ class CaptureService:
             existing = self.get(request.capture_id)
             if existing is None:
                 raise
-            return self._resent(existing, request, upload.sha256, None), False
+            return self._resent(existing, request, upload.sha256), False
         metrics.captured()
         with self.keeper.hold(CaptureRecord, record.id, owner):
             return self.encode(record, context), True
@@ -292,11 +294,14 @@ class CaptureService:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _resume(self, record: CaptureRecord) -> CaptureRecord:
+    def _resume(self, record: CaptureRecord, upload: SpooledFile) -> CaptureRecord:
         """A re-sent photo still ``received`` (its first request died): encode it now.
 
         Only when no live lease holds it: a row another request or worker is encoding (and
-        keeping alive) is left to it.
+        keeping alive) is left to it. The first request's spooled photo may be on no disk
+        here: it was accepted by a replica that died in its encode (``CAPTURE_SPOOL=database``,
+        issue 13), or its file was lost. Then the re-sent ``upload`` is encoded: ``_resent``
+        checked it is the same photo (SHA-256). Before, this answered 500 (file not found).
         """
         if record.status != CaptureStatus.RECEIVED:
             return record
@@ -306,17 +311,28 @@ class CaptureService:
         if claimed is None:
             return record
         with self.keeper.hold(CaptureRecord, claimed.id, owner):
-            return self.encode(claimed)
+            if claimed.photo_path and Path(claimed.photo_path).is_file():
+                return self.encode(claimed)
+            here = self.spool.move(upload.path, self._photo_path(claimed.id, claimed.sha256))
+            if str(here) == claimed.photo_path:  # its own file, lost: the re-send restores it
+                return self.encode(claimed)
+            try:  # the row keeps naming the original (the database's copy has its name)
+                return self.encode(claimed.model_copy(update={"photo_path": str(here)}))
+            finally:
+                Spool.delete(here)
+
+    def _photo_path(self, capture_id: str, sha256: str) -> Path:
+        """Where a capture's photo is spooled. Content-addressed: a racing re-send with other
+        bytes can never overwrite it; the same name on every replica (and in the database)."""
+        return self.spool.path_for(f"{capture_id}:{sha256}", ".photo")
 
     def _resent(
-        self, existing: CaptureRecord, request: CaptureRequest, sha256: str, upload: Path | None
+        self, existing: CaptureRecord, request: CaptureRequest, sha256: str
     ) -> CaptureRecord:
         """The first capture, when this is its re-send: the same photo into the same context.
 
         Anything else is one refusal in one wording, naming nothing of the existing capture.
         """
-        if upload is not None:
-            Spool.delete(upload)
         if existing.sha256 != sha256 or existing.context_id != request.context_id:
             raise CaptureConflict(
                 f"capture id {request.capture_id!r} is already used for a different photo or "

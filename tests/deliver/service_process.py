@@ -14,9 +14,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -248,3 +249,45 @@ class ServiceProcess(ManagedServer):
                 )
             time.sleep(0.1)
         return done
+
+
+def kill_while_encoding(
+    api: ServiceProcess,
+    capture_id: str,
+    photo: bytes,
+    row: Callable[[], list[tuple[Any, ...]]],
+    patient_id: str = "MRN-KILL",
+) -> str:
+    """Upload ``photo`` and SIGKILL the API once its row is committed and still ``received``
+    (``row``: the capture's (status, lease_owner), read from the database); the context's id.
+
+    Use a photo whose encode takes a while (48 MP): the kill must land inside it.
+    """
+    from capture_api.store.leases import node_id
+
+    context = api.create_context(patient_id)
+    answers: list[object] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=api.url, timeout=60) as client:
+            try:
+                answers.append(api.upload(capture_id, context, photo, client=client))
+            except httpx.TransportError as exc:  # the process died under the request
+                answers.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rows = row()
+        if rows:
+            assert rows[0][0] == "received", f"the encode finished before the kill: {rows}"
+            assert str(rows[0][1]).startswith(f"{node_id()}/"), rows  # the upload's claim
+            api.kill()
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError(f"the upload never reached the database\n{api.log_tail()}")
+    sender.join(30)
+    assert answers and isinstance(answers[0], httpx.TransportError), answers
+    return context

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlmodel import Session
 
@@ -26,7 +24,7 @@ from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, claim, node_id
 from capture_api.store.records import CaptureRecord, ContextRecord, utcnow
 from tests.conftest import phone_jpeg
-from tests.deliver.service_process import ServiceProcess
+from tests.deliver.service_process import ServiceProcess, kill_while_encoding
 
 #: The issue's promise: verified within this many seconds of the restart.
 RECOVERY_SECONDS = 20.0
@@ -59,33 +57,9 @@ def _rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:
 
 def _kill_while_encoding(api: ServiceProcess, capture_id: str, photo: bytes) -> str:
     """Upload ``photo`` and SIGKILL the API once its row is committed and still ``received``."""
-    context = api.create_context("MRN-KILL")
     data_dir = Path(api.settings["CAPTURE_DATA_DIR"])
-    answers: list[object] = []
-
-    def send() -> None:
-        with httpx.Client(base_url=api.url, timeout=60) as client:
-            try:
-                answers.append(api.upload(capture_id, context, photo, client=client))
-            except httpx.TransportError as exc:  # the process died under the request
-                answers.append(exc)
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        rows = _rows(data_dir, f"SELECT status, lease_owner FROM capture WHERE id='{capture_id}'")
-        if rows:
-            assert rows[0][0] == "received", f"the encode finished before the kill: {rows}"
-            assert str(rows[0][1]).startswith(f"{node_id()}/"), rows  # the upload's claim
-            api.kill()
-            break
-        time.sleep(0.01)
-    else:
-        raise AssertionError(f"the upload never reached the database\n{api.log_tail()}")
-    sender.join(30)
-    assert answers and isinstance(answers[0], httpx.TransportError), answers
-    return context
+    sql = f"SELECT status, lease_owner FROM capture WHERE id='{capture_id}'"
+    return kill_while_encoding(api, capture_id, photo, lambda: _rows(data_dir, sql))
 
 
 def _seconds_to(api: ServiceProcess, capture_id: str, status: str) -> float:

@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import phone_jpeg
-from tests.deliver.service_process import ServiceProcess, fresh_postgres_database, pg_rows
+from tests.deliver.service_process import (
+    ServiceProcess,
+    fresh_postgres_database,
+    kill_while_encoding,
+    pg_rows,
+)
 from tests.orthanc import OrthancServer
 
 BATCH = 6
@@ -141,3 +146,62 @@ def test_a_replica_killed_after_its_202s_is_delivered_by_another_from_the_databa
         assert sorted(c for (c,) in verified) == ids  # each verified exactly once
         assert pg_rows(database_url, "SELECT count(*) FROM spool_blob") == [(0,)]
         assert not list(folder_b.glob("spool/*/*"))  # nothing left on B's disk either
+
+
+def test_a_photo_whose_replica_died_in_its_encode_is_encoded_by_the_resend_to_another(
+    tmp_path: Path, orthanc: OrthancServer
+) -> None:
+    """The phone had no 202 when replica A died in the encode, so it sends the photo again,
+    now to replica B, whose disk never had A's spooled file: B encodes the re-sent bytes at
+    once (the same photo: same SHA-256), keeps no copy of them, and delivers it once. Before,
+    B answered 500 (file not found) and the photo waited for B's worker and A's lease."""
+    photo = phone_jpeg(8064, 6048, seed=4849)  # 48 MP: the kill lands inside A's encode
+    with fresh_postgres_database() as database_url:
+        common = {
+            "DATABASE_URL": database_url,
+            "CAPTURE_SPOOL": "database",
+            "CAPTURE_LEASE_SECONDS": "2",
+            "CAPTURE_DICOMWEB_URL": orthanc.base_url,
+        }
+        folder_a, folder_b = tmp_path / "a", tmp_path / "b"
+        replica_a = ServiceProcess(
+            common | {"CAPTURE_DATA_DIR": str(folder_a)}, log_path=tmp_path / "a.log"
+        )
+        only_uploads = {"CAPTURE_DATA_DIR": str(folder_b), "CAPTURE_WORKER_ENABLED": "false"}
+        replica_b = ServiceProcess(common | only_uploads, log_path=tmp_path / "b.log")
+        sql = "SELECT status, lease_owner FROM capture WHERE id = 'died-in-encode'"
+        try:
+            replica_a.start()
+            context = kill_while_encoding(
+                replica_a, "died-in-encode", photo, lambda: pg_rows(database_url, sql)
+            )
+            shutil.rmtree(folder_a)  # A's machine is gone, and its disk with it
+            pg_rows(  # A was another machine, its upload's lease runs out (2 s)
+                database_url,
+                "UPDATE capture SET lease_owner = 'machine-a.0000/4242/upload' RETURNING id",
+            )
+            _wait(
+                lambda: (
+                    pg_rows(database_url, "SELECT lease_expires_at < now() FROM capture")
+                    == [(True,)]
+                ),
+                "replica A's lease to expire",
+            )
+
+            replica_b.start()  # no worker runs in B: only the re-send can encode the photo
+            again = replica_b.upload("died-in-encode", context, photo)
+            assert again.status_code == 202, again.text
+            assert again.json()["status"] == "encoded", again.json()
+            assert pg_rows(database_url, sql) == [("encoded", None)]
+            assert not list(folder_b.rglob("*.photo")), "B kept a copy of the re-sent photo"
+
+            replica_b.settings["CAPTURE_WORKER_ENABLED"] = "true"  # now B delivers it
+            replica_b.restart()
+            replica_b.wait_all(["died-in-encode"], "verified", timeout=60)
+        finally:
+            replica_a.close()
+            replica_b.close()
+
+        assert orthanc.sop_uids() == {again.json()["sop_instance_uid"]}
+        assert pg_rows(database_url, "SELECT stow_requests FROM capture") == [(1,)]
+        assert pg_rows(database_url, "SELECT count(*) FROM spool_blob") == [(0,)]
