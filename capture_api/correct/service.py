@@ -27,6 +27,7 @@ from capture_api.correct import reissue, sources
 from capture_api.correct.errors import NotArchived, RefileRefused
 from capture_api.correct.kos import kos_uids, rejection_note
 from capture_api.deliver import Archive, document_id, enqueue_object
+from capture_api.deliver.spooled import part10
 from capture_api.exceptions import NotFound
 from capture_api.intake import CaptureService, request_of
 from capture_api.privacy.actor import Actor
@@ -140,7 +141,7 @@ class Corrections:
         if queued is not None:
             return queued
         context = context or self.intake.context(capture.context_id)
-        evidence = sources.header(capture, context, self.archive)
+        evidence = sources.header(capture, context, self.intake.spool, self.archive)
         note = rejection_note(
             evidence,
             RejectReason.from_code(rejection.reason),
@@ -169,7 +170,7 @@ class Corrections:
             done = captures.get(self.engine, rejection.refiled_capture_id)
             if done is not None:
                 return done
-        data = sources.part10(capture, self.archive)
+        data = part10(capture, self.intake.spool, self.archive)
         jpeg, dataset = sources.jpeg_of(data)
         request = replace(
             request_of(capture),

@@ -1,4 +1,5 @@
-"""Where the bytes of a photo to take back come from: the spool, else the archive.
+"""Where the bytes of a photo to take back come from: the spool (``deliver.spooled``: on any
+replica), else the archive.
 
 With the default spool retention (0 s) the spooled DICOM object is gone once the archive
 verified it, so the archive is asked (``Archive.retrieve``, WADO-RS). When neither can answer
@@ -11,47 +12,28 @@ rejection made while the archive is away waits in the outbox like any photo.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from pydicom import Dataset, dcmread
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
 
 from capture_api.capture.schemas import EncounterIn, PatientIn
-from capture_api.deliver import Archive, InstanceRef
+from capture_api.deliver import Archive
+from capture_api.deliver.spooled import part10
 from capture_api.exceptions import ArchiveUnavailable
 from capture_api.store.records import CaptureRecord, ContextRecord
+from capture_api.store.spool import Spool
 
 VL_PHOTOGRAPHIC = UID("1.2.840.10008.5.1.4.1.1.77.1.4")
 DERMOSCOPIC = UID("1.2.840.10008.5.1.4.1.1.77.1.7")
 
 
-def ref_of(capture: CaptureRecord) -> InstanceRef:
-    """The archived instance of a capture (its three UIDs)."""
-    return InstanceRef(
-        capture.study_uid or "", capture.series_uid or "", capture.sop_instance_uid or ""
-    )
-
-
-def spooled(capture: CaptureRecord) -> bytes | None:
-    """The spooled DICOM object, while it is kept (``spool_retention_seconds``)."""
-    if capture.spool_deleted_at is not None or not capture.dicom_path:
-        return None
-    try:
-        return Path(capture.dicom_path).read_bytes()
-    except OSError:
-        return None
-
-
-def part10(capture: CaptureRecord, archive: Archive) -> bytes:
-    """The photo's DICOM object: spooled, else retrieved (raises the archive's errors)."""
-    return spooled(capture) or archive.instance(ref_of(capture))
-
-
-def header(capture: CaptureRecord, context: ContextRecord, archive: Archive) -> Dataset:
+def header(
+    capture: CaptureRecord, context: ContextRecord, spool: Spool, archive: Archive
+) -> Dataset:
     """The photo's attributes for the KOS evidence: stored ones, else those recorded here."""
     try:
-        data = part10(capture, archive)
+        data = part10(capture, spool, archive)
     except ArchiveUnavailable:
         return evidence_from_records(capture, context)
     return dcmread(io.BytesIO(data), stop_before_pixels=True)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from capture_api.audit.trail import Outcome, record_capture, record_captures
 from capture_api.deliver.archive import Archive, InstanceRef, Part10, StoreResult
+from capture_api.deliver.spooled import instance_ref
 from capture_api.exceptions import ArchiveAuthFailed, ArchiveRejected, ArchiveUnavailable
 from capture_api.observability import metrics
 from capture_api.observability.loops import LoopHealth
@@ -222,7 +223,7 @@ class OutboxWorker(LeasedWorker):
         )
 
     def _send(self, record: CaptureRecord, owner: str) -> None:
-        ref = _ref(record)
+        ref = instance_ref(record)
         try:  # streamed from the spool into the request: never read whole
             data = self.spool.source(record.dicom_path)
         except OSError as exc:
@@ -289,7 +290,7 @@ class OutboxWorker(LeasedWorker):
             if row.id != record.id
         ]
         try:
-            seen = self.archive.visible([_ref(record)] + [_ref(row) for row in others])
+            seen = self.archive.visible([instance_ref(row) for row in (record, *others)])
         except ArchiveUnavailable as exc:
             self._retry(record, owner, str(exc), done=values, events=events)
             return
@@ -491,9 +492,3 @@ def _timed_store(archive: Archive, part10: Part10, ref: InstanceRef) -> StoreRes
         raise
     finally:
         metrics.STOW_SECONDS.labels(outcome).observe(time.perf_counter() - started)
-
-
-def _ref(record: CaptureRecord) -> InstanceRef:
-    return InstanceRef(
-        record.study_uid or "", record.series_uid or "", record.sop_instance_uid or ""
-    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from capture_api.exceptions import ImageTooLarge
+from capture_api.store.spool_source import SpoolSource, file_source
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -67,6 +68,11 @@ class Spool:
         fd, name = tempfile.mkstemp(dir=self.root, prefix="upload-", suffix=".part")
         os.close(fd)
         return Path(name)
+
+    def source(self, path: str | None) -> SpoolSource:
+        """The spooled bytes of ``path`` on this machine (``OSError`` when not here); a
+        ``DatabaseSpool`` also finds what another replica left in the database."""
+        return file_source(path)
 
     def keep_in(self, connection: Connection, path: Path) -> None:
         """Keep the spooled file ``path`` wherever else this spool keeps files, in

@@ -2,16 +2,16 @@
 
 The numbers must be computed on exactly the pixels the archive holds (the outline and the SR's
 SCOORDs are in that image's coordinates), so the photo is read back as the VL Photographic
-Image: from the spool while its bytes are still there, else from the archive (WADO-RS Retrieve
-Instance). Its one JPEG frame is decoded by OpenCV as stored, with any EXIF orientation
-ignored: the encoder already turned the photo upright, and Rows x Columns are checked.
+Image: from the spool while its bytes are still there (``deliver.spooled``: on any replica),
+else from the archive (WADO-RS Retrieve Instance). Its one JPEG frame is decoded by OpenCV as
+stored, with any EXIF orientation ignored: the encoder already turned the photo upright, and
+Rows x Columns are checked.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,9 +20,11 @@ from pydicom import Dataset, dcmread
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 
-from capture_api.deliver.archive import Archive, InstanceRef
+from capture_api.deliver.archive import Archive
+from capture_api.deliver.spooled import part10
 from capture_api.exceptions import CorruptImage, InputRejected
 from capture_api.store.records import CaptureRecord, CaptureStatus
+from capture_api.store.spool import Spool
 
 __all__ = ["WoundPhoto", "load_photo", "photo_jpeg"]
 
@@ -43,18 +45,18 @@ class WoundPhoto:
         return int(self.header.Columns), int(self.header.Rows)
 
 
-def load_photo(record: CaptureRecord, archive: Archive) -> WoundPhoto:
+def load_photo(record: CaptureRecord, spool: Spool, archive: Archive) -> WoundPhoto:
     """The photo of ``record``, from the spool or the archive; ``InputRejected`` when it has
     no DICOM object yet (still being encoded, or failed)."""
     _check_encoded(record)
-    return _decode(_part10(record, archive))
+    return _decode(part10(record, spool, archive))
 
 
-def photo_jpeg(record: CaptureRecord, archive: Archive) -> bytes:
+def photo_jpeg(record: CaptureRecord, spool: Spool, archive: Archive) -> bytes:
     """The photo's one JPEG frame as archived: what the phone draws the outline on, so its
     coordinates are the archived image's whatever the phone did with the original file."""
     _check_encoded(record)
-    dataset = _dataset(_part10(record, archive))
+    dataset = _dataset(part10(record, spool, archive))
     return _frame(dataset)
 
 
@@ -64,19 +66,6 @@ def _check_encoded(record: CaptureRecord) -> None:
             "the photo is not encoded yet (or was refused): measure it once it is on its way "
             "to the archive"
         )
-
-
-def _part10(record: CaptureRecord, archive: Archive) -> bytes:
-    spooled = Path(record.dicom_path) if record.dicom_path else None
-    if spooled is not None and record.spool_deleted_at is None:
-        try:
-            return spooled.read_bytes()
-        except OSError:
-            pass  # purged meanwhile: the archive has it
-    ref = InstanceRef(
-        record.study_uid or "", record.series_uid or "", record.sop_instance_uid or ""
-    )
-    return archive.instance(ref)
 
 
 def _dataset(part10: bytes) -> Dataset:

@@ -113,7 +113,7 @@ class WoundService:
         existing = measurements.get(self.engine, measurement_id)
         if existing is not None:
             return existing
-        photo = load_photo(photo_row, self.archive)
+        photo = load_photo(photo_row, self.spool, self.archive)
         calibration = self._calibrate(photo.pixels, photo.size, request.ruler)
         measured = measure_wound(
             request.outline, calibration, head_direction=request.head_direction
@@ -197,7 +197,7 @@ class WoundService:
     ) -> list[tuple[float, float]]:
         """A GrabCut-refined outline near the rough one, for the nurse to accept or discard."""
         _check_photo(photo_row)
-        photo = load_photo(photo_row, self.archive)
+        photo = load_photo(photo_row, self.spool, self.archive)
         try:
             snapped = snap_outline(photo.pixels, outline)
         except cv2.error as exc:  # a degenerate crop or mask: GrabCut found nothing usable
@@ -211,7 +211,7 @@ class WoundService:
         """The photo's marker calibration, for the phone's live numbers while tracing; a
         ``MeasurementRejected`` says what is wrong (no marker, too small, too oblique, hidden)."""
         _check_photo(photo_row)
-        photo = load_photo(photo_row, self.archive)
+        photo = load_photo(photo_row, self.spool, self.archive)
         return calibrate_from_marker(photo.pixels)
 
     def image(self, photo_row: CaptureRecord) -> bytes:
@@ -226,7 +226,7 @@ class WoundService:
                 "the photo is marked sensitive: capture does not send its clear image back to a "
                 "phone, so its wound cannot be traced here"
             )
-        return photo_jpeg(photo_row, self.archive)
+        return photo_jpeg(photo_row, self.spool, self.archive)
 
     def of_photo(self, capture_id: str) -> list[WoundMeasurementRecord]:
         """A photo's measurements, the current one first."""

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pydicom import dcmread
+from pydicom.encaps import generate_frames
 
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import (
@@ -205,3 +207,54 @@ def test_a_photo_whose_replica_died_in_its_encode_is_encoded_by_the_resend_to_an
         assert orthanc.sop_uids() == {again.json()["sop_instance_uid"]}
         assert pg_rows(database_url, "SELECT stow_requests FROM capture") == [(1,)]
         assert pg_rows(database_url, "SELECT count(*) FROM spool_blob") == [(0,)]
+
+
+def test_a_photo_another_replica_encoded_is_traced_and_measured_on_this_one(
+    tmp_path: Path, silent_archive: str
+) -> None:
+    """Behind a load balancer the phone's measure screen asks any replica for the photo it
+    just took. While the archive does not have it yet (here: the archive never answers), B
+    reads the DICOM object A encoded from the database: the same frame, measured. Before, B
+    asked the archive, and answered 502 while it did not answer."""
+    photo = phone_jpeg(640, 480, seed=4850)
+    with fresh_postgres_database() as database_url:
+        common = {
+            "DATABASE_URL": database_url,
+            "CAPTURE_SPOOL": "database",
+            "CAPTURE_DICOMWEB_URL": silent_archive,
+            "CAPTURE_ARCHIVE_TIMEOUT_SECONDS": "2",
+        }
+        replica_a = ServiceProcess(
+            common | {"CAPTURE_DATA_DIR": str(tmp_path / "a")}, log_path=tmp_path / "a.log"
+        )
+        replica_b = ServiceProcess(
+            common | {"CAPTURE_DATA_DIR": str(tmp_path / "b")}, log_path=tmp_path / "b.log"
+        )
+        try:
+            replica_a.start()
+            replica_b.start()
+            context = replica_a.create_context("MRN-TRACE-ANYWHERE")
+            answer = replica_a.upload("traced-on-b", context, photo)
+            assert answer.status_code == 202, answer.text
+            (dicom_path,) = pg_rows(database_url, "SELECT dicom_path FROM capture")[0]
+            assert str(tmp_path / "a") in dicom_path  # A's disk: B has no such file
+            frame = next(generate_frames(dcmread(dicom_path).PixelData, number_of_frames=1))
+            replica_a.kill()
+            shutil.rmtree(tmp_path / "a")  # B runs on this machine too: A's disk goes
+
+            image = replica_b.client.get("/api/v1/captures/traced-on-b/image")
+            assert image.status_code == 200, image.text
+            assert image.content == frame  # the archived frame, byte for byte
+
+            square = [[100.0, 100.0], [500.0, 100.0], [500.0, 400.0], [100.0, 400.0]]
+            ruler = {"start": [100, 450], "end": [500, 450], "distance_mm": 40}
+            measured = replica_b.client.post(
+                "/api/v1/captures/traced-on-b/measurements",
+                json={"outline": square, "ruler": ruler},
+            )
+            assert measured.status_code == 201, measured.text
+            assert abs(measured.json()["area_cm2"] - 12.0) < 1e-6  # 40 mm x 30 mm
+            assert replica_b.status("traced-on-b")["status"] == "encoded"  # still not archived
+        finally:
+            replica_a.close()
+            replica_b.close()
