@@ -66,6 +66,11 @@ class OutboxPolicy:
     poll: float = 0.5
     #: After a store the archive did not show yet: ask again this soon (seconds).
     verify_delay: float = 0.25
+    #: How often an idle worker deletes this machine's spooled files no capture needs any
+    #: more (``SpoolReader.tidy``: on a database spool, those another replica verified).
+    spool_tidy_every: float = 600.0
+    #: A file younger than this may still be waiting for the commit that names it.
+    spool_tidy_grace: dt.timedelta = dt.timedelta(hours=1)
 
     def backoff(self, attempts: int) -> dt.timedelta:
         """Exponential backoff with full jitter (AWS architecture blog's "Full Jitter")."""
@@ -102,6 +107,7 @@ class OutboxWorker(LeasedWorker):
         self._listener = Listener(engine, self.wakeup) if is_postgres(engine) else None
         #: Rows the uploads of this process encoded, handed over with their lease taken.
         self.handoff = handoff
+        self._tidy_due = 0.0  # time.monotonic() of the next tidy (the first idle look)
         if handoff is not None:
             handoff.wakeup = self.wakeup
 
@@ -151,6 +157,7 @@ class OutboxWorker(LeasedWorker):
         record = claim(self.engine, CaptureRecord, states, owner, self.policy.lease)
         if record is None:
             self._sweep_spool()
+            self._tidy_spool()
             return False
         self.found()
         self._work(record, owner)
@@ -442,6 +449,16 @@ class OutboxWorker(LeasedWorker):
                 record_capture(self.engine, "spool-purge", Outcome.SUCCESS, row, tx=tx)
                 self.spool.forget_in(tx, [row.photo_path, row.dicom_path])
                 tx.after_commit(_unlinker(row))
+
+    def _tidy_spool(self) -> None:
+        """Now and then, when idle: this machine's spooled files nobody needs (``tidy``)."""
+        now = time.monotonic()
+        if now < self._tidy_due:
+            return
+        self._tidy_due = now + self.policy.spool_tidy_every
+        gone = self.spool.tidy(self.policy.spool_tidy_grace)
+        if gone:
+            log.info("deleted %d spooled files no capture needs any more", gone)
 
     def _sweep_spool(self) -> None:
         """Delete spooled bytes of captures verified longer ago than the retention."""

@@ -11,7 +11,8 @@ before its row. A replica that dies after answering 202 leaves its photos in the
 another replica's worker takes them once their leases expire, and reads the bytes from there
 (``source``), streamed one chunk per query into its STOW-RS request. The local folder stays
 the fast path of the replica that wrote the file. A verified capture's chunks are deleted in
-the transaction that records its verification (``forget_in``).
+the transaction that records its verification (``forget_in``); each replica's idle worker
+deletes its own files the database no longer keeps (``tidy``), whoever verified them.
 
 ``CAPTURE_SPOOL=folder`` (the default): the folder alone (``FolderReader``); several replicas
 then need a shared file system for one to deliver the photos another accepted.
@@ -19,8 +20,10 @@ then need a shared file system for one to deliver the photos another accepted.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,9 @@ from capture_api.store.db import Database, Transaction
 from capture_api.store.records import SpoolBlobRecord
 from capture_api.store.spool import CHUNK, Spool, SpooledFile
 from capture_api.store.spool_source import FileSource, SpoolSource, file_source
+
+#: Names looked up per query when tidying the folder.
+_TIDY_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,31 @@ class DatabaseSpool(Spool):
                 delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name) == Path(path).name)
             )
 
+    def tidy(self, grace: dt.timedelta) -> int:
+        """Delete this machine's spooled files no capture needs any more: older than
+        ``grace`` and no longer kept in the database. How many went.
+
+        The database is the record of what is needed: a file's chunks stay from the commit
+        that names it until its capture is verified and purged (``forget_in``) or refused
+        (``drop_in``). A replica that verifies a photo another replica accepted deletes the
+        chunks, but not the files on the other machine's disk: before, the accepting replica
+        kept them for good, 2 x the photo per photo the other delivered (issue 13). Also gone
+        after ``grace``: what a crash left half-written (an upload's ``.part``, a ``.tmp-``),
+        and the file of a row whose commit never came. ``grace`` covers files whose commit is
+        still to come (an upload in progress, an encode before its row moves).
+        """
+        cutoff = time.time() - grace.total_seconds()
+        old = [path for path in self.root.rglob("*") if _older(path, cutoff)]
+        gone = 0
+        for start in range(0, len(old), _TIDY_BATCH):
+            batch = old[start : start + _TIDY_BATCH]
+            kept = kept_names(self.database, [path.name for path in batch])
+            for path in batch:
+                if path.name not in kept:
+                    Spool.delete(path)
+                    gone += 1
+        return gone
+
     def write_bytes(self, target: Path, data: bytes) -> SpooledFile:
         written = super().write_bytes(target, data)
         pieces = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
@@ -113,6 +144,25 @@ class DatabaseSpool(Spool):
             tx.connection.execute(
                 delete(SpoolBlobRecord).where(col(SpoolBlobRecord.name).in_(names))
             )
+
+
+def kept_names(database: Database, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` the database keeps chunks of (by the primary key's first column)."""
+    with database.connect() as connection:
+        rows = connection.execute(
+            select(col(SpoolBlobRecord.name)).where(
+                col(SpoolBlobRecord.name).in_(names), col(SpoolBlobRecord.seq) == 0
+            )
+        ).scalars()
+        return set(rows)
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    """A file (not a folder) last changed before ``cutoff``; False if it went meanwhile."""
+    try:
+        return path.is_file() and path.stat().st_mtime < cutoff
+    except OSError:
+        return False
 
 
 def blob_source(database: Database, name: str) -> BlobSource | None:

@@ -9,6 +9,7 @@ two more full copies of a 4-12 MB photo per delivery. A ``SpoolSource`` says how
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,10 @@ class SpoolReader(Protocol):
         """Delete what the database keeps of these files, in ``tx``."""
         ...
 
+    def tidy(self, grace: dt.timedelta) -> int:
+        """Delete files of this machine no capture needs any more; how many."""
+        ...
+
 
 class FolderReader:
     """The spool is the folder alone (``CAPTURE_SPOOL=folder``)."""
@@ -86,3 +91,8 @@ class FolderReader:
 
     def forget_in(self, tx: Transaction, paths: Sequence[str | None]) -> None:
         """Nothing of the folder's files is in the database."""
+
+    def tidy(self, grace: dt.timedelta) -> int:
+        """Nothing: whoever verifies a photo deletes its files (this machine's or a shared
+        folder: the paths the row names are the files)."""
+        return 0

@@ -10,19 +10,25 @@ the stored bytes are read back with psycopg and compared with the spooled files.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import col
 
 from capture_api.capture.schemas import ContextIn, PatientIn
+from capture_api.deliver.local_archive import LocalArchive
+from capture_api.deliver.outbox import OutboxPolicy, OutboxWorker
 from capture_api.encode.pipeline import EncoderOptions
 from capture_api.intake.service import CaptureRequest, CaptureService
 from capture_api.observability import metrics
 from capture_api.store.db import make_engine, migrate
-from capture_api.store.records import CaptureStatus
+from capture_api.store.records import CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
 from capture_api.store.spool_blobs import DatabaseSpool
 from tests.conftest import phone_jpeg
@@ -95,3 +101,68 @@ def test_a_refused_photo_leaves_nothing_in_the_database(
     )
     assert record.status == CaptureStatus.FAILED, record.reason
     assert _kept(url) == {}
+
+
+def test_each_replica_deletes_its_own_files_of_photos_another_replica_verified(
+    tmp_path: Path, engine: Engine, url: str
+) -> None:
+    """Replica B verifies a photo replica A accepted: B deletes the chunks, but A's files are
+    on A's disk, which B cannot reach. A's idle worker deletes them (``tidy``): exactly the
+    files the database no longer keeps and older than the grace, nothing a capture still
+    needs. Before, A kept them for good: 2 x the photo per photo another replica delivered.
+
+    Both replicas run here on one disk, so B's unlink reaches A's files; A's disk as B leaves
+    it on another machine is A's files put back after B is done.
+    """
+    folder_a = tmp_path / "a"
+    spool_a = DatabaseSpool(folder_a, engine)
+    service_a = CaptureService(engine, spool_a, EncoderOptions())
+    spool_b = DatabaseSpool(tmp_path / "b", engine)
+    policy = OutboxPolicy(spool_tidy_every=0)  # tidy at every idle look
+    archive = LocalArchive(tmp_path / "archive")
+    worker_a = OutboxWorker(engine, archive, service_a.encode, policy, spool=spool_a)
+    worker_b = OutboxWorker(engine, archive, service_a.encode, policy, spool=spool_b)
+    context = service_a.create_context(ContextIn(patient=PatientIn(id="MRN-TIDY")))
+    for i, capture_id in enumerate(("tidy-by-b", "tidy-pending")):
+        service_a.accept(
+            CaptureRequest(capture_id=capture_id, context_id=context.id),
+            io.BytesIO(phone_jpeg(320, 240, seed=80 + i)),
+        )
+    by_b, pending = service_a.get("tidy-by-b"), service_a.get("tidy-pending")
+    assert by_b is not None and pending is not None
+    a_disk = {p: p.read_bytes() for p in folder_a.rglob("*") if p.is_file()}
+    assert {Path(by_b.photo_path or ""), Path(by_b.dicom_path or "")} <= set(a_disk)
+
+    with engine.begin() as connection:  # B gets to "tidy-by-b" first; "tidy-pending" waits
+        connection.execute(
+            update(CaptureRecord)
+            .where(col(CaptureRecord.id) == "tidy-pending")
+            .values(next_attempt_at=utcnow() + dt.timedelta(hours=1))
+        )
+    try:
+        assert worker_b.run_once()  # claimed, sent, verified: chunks forgotten
+        while worker_b.run_once():
+            pass
+        verified = service_a.get("tidy-by-b")
+        assert verified is not None and verified.status == CaptureStatus.VERIFIED
+        for path, data in a_disk.items():  # A's disk, which B never reached
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        two_hours_ago = time.time() - 7200  # older than the grace (1 h)
+        for path in a_disk:
+            os.utime(path, (two_hours_ago, two_hours_ago))
+        young = folder_a / "upload-in-progress.part"  # an upload still arriving
+        young.write_bytes(b"\xff\xd8 a photo still arriving")
+        crashed = folder_a / "upload-of-a-crash.part"
+        crashed.write_bytes(b"\xff\xd8 left by a crash")
+        os.utime(crashed, (0, 0))
+
+        assert not worker_a.run_once()  # nothing due for A: it tidies
+    finally:
+        worker_a.stop()
+        worker_b.stop()
+        archive.close()
+
+    needed = {Path(pending.photo_path or ""), Path(pending.dicom_path or "")}
+    assert {p for p in folder_a.rglob("*") if p.is_file()} == needed | {young}
+    assert set(_kept(url)) == {path.name for path in needed}  # and the database kept those
