@@ -185,7 +185,8 @@ def spool_from_settings(settings: Settings, engine: Database) -> tuple[Spool, Sp
     if settings.spool == "database":
         spool = DatabaseSpool(settings.spool_dir, engine)
         return spool, spool
-    return Spool(settings.spool_dir), FolderReader()
+    folder = Spool(settings.spool_dir)
+    return folder, FolderReader(folder.root, engine)
 
 
 def archive_from_settings(settings: Settings) -> Archive:

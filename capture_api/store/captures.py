@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from pathlib import PurePath
 
 from sqlalchemy import func, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -306,3 +307,18 @@ def with_contexts_by_sop_uid(
             for c in s.exec(select(ContextRecord).where(col(ContextRecord.id).in_(context_ids)))
         }
     return [(c, contexts.get(c.context_id)) for c in captures]
+
+
+def spooled_names(db: Database, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` (spool file names) a capture still needs: its photo or DICOM file,
+    until its spool is purged (``spool_deleted_at``). Reads only the rows not purged yet (the
+    ``spool_deleted_at`` index): those in delivery, failed ones kept to re-send, those kept
+    for ``CAPTURE_SPOOL_RETENTION_SECONDS``; never every photo ever taken."""
+    with db.connect() as connection:
+        rows = connection.execute(
+            select(col(CaptureRecord.photo_path), col(CaptureRecord.dicom_path)).where(
+                col(CaptureRecord.spool_deleted_at).is_(None)
+            )
+        ).all()
+    named = {PurePath(path).name for row in rows for path in row if path}
+    return named & set(names)

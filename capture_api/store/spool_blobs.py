@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +34,7 @@ from sqlmodel import col
 from capture_api.store.db import Database, Transaction
 from capture_api.store.records import SpoolBlobRecord
 from capture_api.store.spool import CHUNK, Spool, SpooledFile
-from capture_api.store.spool_source import FileSource, SpoolSource, file_source
-
-#: Names looked up per query when tidying the folder.
-_TIDY_BATCH = 500
+from capture_api.store.spool_source import FileSource, SpoolSource, file_source, tidy_folder
 
 
 @dataclass(frozen=True)
@@ -89,22 +85,11 @@ class DatabaseSpool(Spool):
         that names it until its capture is verified and purged (``forget_in``) or refused
         (``drop_in``). A replica that verifies a photo another replica accepted deletes the
         chunks, but not the files on the other machine's disk: before, the accepting replica
-        kept them for good, 2 x the photo per photo the other delivered (issue 13). Also gone
-        after ``grace``: what a crash left half-written (an upload's ``.part``, a ``.tmp-``),
-        and the file of a row whose commit never came. ``grace`` covers files whose commit is
-        still to come (an upload in progress, an encode before its row moves).
+        kept them for good, 2 x the photo per photo the other delivered (issue 13). Also gone:
+        what a crash left half-written (an upload's ``.part``, a ``.tmp-``), and the file of a
+        row whose commit never came (``tidy_folder``).
         """
-        cutoff = time.time() - grace.total_seconds()
-        old = [path for path in self.root.rglob("*") if _older(path, cutoff)]
-        gone = 0
-        for start in range(0, len(old), _TIDY_BATCH):
-            batch = old[start : start + _TIDY_BATCH]
-            kept = kept_names(self.database, [path.name for path in batch])
-            for path in batch:
-                if path.name not in kept:
-                    Spool.delete(path)
-                    gone += 1
-        return gone
+        return tidy_folder(self.root, grace, lambda names: kept_names(self.database, names))
 
     def write_bytes(self, target: Path, data: bytes) -> SpooledFile:
         written = super().write_bytes(target, data)
@@ -155,14 +140,6 @@ def kept_names(database: Database, names: Sequence[str]) -> set[str]:
             )
         ).scalars()
         return set(rows)
-
-
-def _older(path: Path, cutoff: float) -> bool:
-    """A file (not a folder) last changed before ``cutoff``; False if it went meanwhile."""
-    try:
-        return path.is_file() and path.stat().st_mtime < cutoff
-    except OSError:
-        return False
 
 
 def blob_source(database: Database, name: str) -> BlobSource | None:

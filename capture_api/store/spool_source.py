@@ -10,12 +10,14 @@ two more full copies of a 4-12 MB photo per delivery. A ``SpoolSource`` says how
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from capture_api.store.db import Transaction
+from capture_api.store import captures
+from capture_api.store.db import Database, Transaction
 
 #: The piece of a spooled file one STOW-RS send reads. h11 copies each piece once more (it
 #: joins it with its framing), so a 1 MB piece held 2 MB per send, in a malloc arena that
@@ -80,8 +82,13 @@ class SpoolReader(Protocol):
         ...
 
 
+@dataclass(frozen=True)
 class FolderReader:
-    """The spool is the folder alone (``CAPTURE_SPOOL=folder``)."""
+    """The spool is the folder alone (``CAPTURE_SPOOL=folder``): ``root``, whose rows are in
+    ``database``."""
+
+    root: Path | None = None
+    database: Database | None = None
 
     def source(self, path: str | None) -> SpoolSource:
         return file_source(path)
@@ -93,6 +100,39 @@ class FolderReader:
         """Nothing of the folder's files is in the database."""
 
     def tidy(self, grace: dt.timedelta) -> int:
-        """Nothing: whoever verifies a photo deletes its files (this machine's or a shared
-        folder: the paths the row names are the files)."""
-        return 0
+        """Delete what a crash left in the folder (``tidy_folder``): the files no capture row
+        names any more (a half-written upload, a DICOM file whose encode never committed).
+        Nothing without a folder and database (the tests' bare reader)."""
+        if self.root is None or self.database is None:
+            return 0
+        database = self.database
+        return tidy_folder(self.root, grace, lambda names: captures.spooled_names(database, names))
+
+
+def tidy_folder(root: Path, grace: dt.timedelta, needed: Callable[[list[str]], set[str]]) -> int:
+    """Delete the files under ``root`` older than ``grace`` whose names ``needed`` (asked a
+    batch of names at a time) does not keep; how many went. ``grace`` covers files whose commit
+    is still to come (an upload in progress, an encode before its row moves)."""
+    cutoff = time.time() - grace.total_seconds()
+    old = [path for path in root.rglob("*") if _older(path, cutoff)]
+    gone = 0
+    for start in range(0, len(old), _TIDY_BATCH):
+        batch = old[start : start + _TIDY_BATCH]
+        kept = needed([path.name for path in batch])
+        for path in batch:
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+                gone += 1
+    return gone
+
+
+#: Names looked up per query when tidying a folder.
+_TIDY_BATCH = 500
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    """A file (not a folder) last changed before ``cutoff``; False if it went meanwhile."""
+    try:
+        return path.is_file() and path.stat().st_mtime < cutoff
+    except OSError:
+        return False

@@ -1,5 +1,6 @@
 """A photo on a database spool (``CAPTURE_SPOOL=database``) costs the commits it costs on a
-folder (issue 13: at most 4 per photo), and the database keeps exactly what a replica needs.
+folder (issue 13: at most 4 per photo), and the database keeps exactly what a replica needs;
+each spool's folder keeps only what a capture still needs (``tidy``).
 
 The photo's chunks are written in the transaction that inserts its row, the DICOM object's in
 the one that moves the row to ``encoded``: the row and the bytes it names are durable together
@@ -31,6 +32,7 @@ from capture_api.store.db import make_engine, migrate
 from capture_api.store.records import CaptureRecord, CaptureStatus, utcnow
 from capture_api.store.spool import Spool
 from capture_api.store.spool_blobs import DatabaseSpool
+from capture_api.store.spool_source import FolderReader
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import fresh_postgres_database, pg_rows
 
@@ -166,3 +168,45 @@ def test_each_replica_deletes_its_own_files_of_photos_another_replica_verified(
     needed = {Path(pending.photo_path or ""), Path(pending.dicom_path or "")}
     assert {p for p in folder_a.rglob("*") if p.is_file()} == needed | {young}
     assert set(_kept(url)) == {path.name for path in needed}  # and the database kept those
+
+
+def test_a_folder_spool_deletes_what_a_crash_left_and_keeps_what_captures_name(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """The default spool (a folder, ``make run``) after a crash: half an upload (``.part``), a
+    DICOM file whose encode never committed. The idle worker deletes those once older than the
+    grace, and keeps every file a capture row still names, however old."""
+    folder = tmp_path / "spool"
+    service = CaptureService(engine, Spool(folder), EncoderOptions())
+    policy = OutboxPolicy(spool_tidy_every=0)  # tidy at every idle look
+    archive = LocalArchive(tmp_path / "archive")
+    reader = FolderReader(folder, engine)
+    worker = OutboxWorker(engine, archive, service.encode, policy, spool=reader)
+    context = service.create_context(ContextIn(patient=PatientIn(id="MRN-CRASH")))
+    waiting, _ = service.accept(
+        CaptureRequest(capture_id="tidy-waiting", context_id=context.id),
+        io.BytesIO(phone_jpeg(320, 240, seed=83)),
+    )
+    with engine.begin() as connection:  # the archive is away: it waits an hour for its retry
+        connection.execute(
+            update(CaptureRecord)
+            .where(col(CaptureRecord.id) == waiting.id)
+            .values(next_attempt_at=utcnow() + dt.timedelta(hours=1))
+        )
+    half_upload = folder / "upload-3f2a.part"
+    half_upload.write_bytes(b"\xff\xd8 the first megabyte of a photo")
+    never_committed = service.spool.path_for("tidy-crashed:attempt", ".dcm")
+    never_committed.parent.mkdir(parents=True, exist_ok=True)
+    never_committed.write_bytes(b"DICM and the rest")
+    two_hours_ago = time.time() - 7200  # older than the grace (1 h)
+    for path in folder.rglob("*"):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    arriving = folder / "upload-9c41.part"  # an upload arriving now
+    arriving.write_bytes(b"\xff\xd8 still arriving")
+    try:
+        assert not worker.run_once()  # nothing due: it tidies
+    finally:
+        worker.stop()
+        archive.close()
+    named = {Path(waiting.photo_path or ""), Path(waiting.dicom_path or "")}
+    assert {p for p in folder.rglob("*") if p.is_file()} == named | {arriving}
