@@ -309,9 +309,9 @@ def with_contexts_by_sop_uid(
     return [(c, contexts.get(c.context_id)) for c in captures]
 
 
-def spooled_names(db: Database, names: Sequence[str]) -> set[str]:
-    """Which of ``names`` (spool file names) a capture still needs: its photo or DICOM file,
-    until its spool is purged (``spool_deleted_at``). Reads only the rows not purged yet (the
+def spooled_names(db: Database) -> set[str]:
+    """The names of the spool files captures still need: their photo and DICOM file, until
+    their spool is purged (``spool_deleted_at``). Reads only the rows not purged yet (the
     ``spool_deleted_at`` index): those in delivery, failed ones kept to re-send, those kept
     for ``CAPTURE_SPOOL_RETENTION_SECONDS``; never every photo ever taken."""
     with db.connect() as connection:
@@ -320,5 +320,4 @@ def spooled_names(db: Database, names: Sequence[str]) -> set[str]:
                 col(CaptureRecord.spool_deleted_at).is_(None)
             )
         ).all()
-    named = {PurePath(path).name for row in rows for path in row if path}
-    return named & set(names)
+    return {PurePath(path).name for row in rows for path in row if path}

@@ -10,6 +10,7 @@ two more full copies of a 4-12 MB photo per delivery. A ``SpoolSource`` says how
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -106,7 +107,12 @@ class FolderReader:
         if self.root is None or self.database is None:
             return 0
         database = self.database
-        return tidy_folder(self.root, grace, lambda names: captures.spooled_names(database, names))
+
+        @functools.cache  # read once per tidy, not per batch: it reads every row not purged
+        def named() -> frozenset[str]:
+            return frozenset(captures.spooled_names(database))
+
+        return tidy_folder(self.root, grace, lambda names: set(named().intersection(names)))
 
 
 def tidy_folder(root: Path, grace: dt.timedelta, needed: Callable[[list[str]], set[str]]) -> int:

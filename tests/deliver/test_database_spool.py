@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
 from capture_api.capture.schemas import ContextIn, PatientIn
@@ -198,15 +198,26 @@ def test_a_folder_spool_deletes_what_a_crash_left_and_keeps_what_captures_name(
     never_committed = service.spool.path_for("tidy-crashed:attempt", ".dcm")
     never_committed.parent.mkdir(parents=True, exist_ok=True)
     never_committed.write_bytes(b"DICM and the rest")
+    for i in range(1200):  # a crash loop's worth: more than two batches of names (500)
+        (folder / f"upload-loop-{i}.part").write_bytes(b"\xff\xd8")
     two_hours_ago = time.time() - 7200  # older than the grace (1 h)
     for path in folder.rglob("*"):
         os.utime(path, (two_hours_ago, two_hours_ago))
     arriving = folder / "upload-9c41.part"  # an upload arriving now
     arriving.write_bytes(b"\xff\xd8 still arriving")
+    statements: list[str] = []
+
+    def ran(*args: object) -> None:
+        statements.append(str(args[2]))  # before_cursor_execute(conn, cursor, statement, ...)
+
+    event.listen(engine, "before_cursor_execute", ran)
     try:
         assert not worker.run_once()  # nothing due: it tidies
     finally:
+        event.remove(engine, "before_cursor_execute", ran)
         worker.stop()
         archive.close()
+    # the rows still needing files are read once, not once per batch of names
+    assert sum("spool_deleted_at IS NULL" in s for s in statements) == 1, statements
     named = {Path(waiting.photo_path or ""), Path(waiting.dicom_path or "")}
     assert {p for p in folder.rglob("*") if p.is_file()} == named | {arriving}

@@ -279,7 +279,7 @@ def test_every_statement_of_a_photo_and_every_look_stay_bounded_with_100000_phot
             notifier.enqueue_missing()
             rejections.missing_retractions(engine, 100)
             captures.spool_purge_due(engine, utcnow() - HOUR)
-            captures.spooled_names(engine, ["left-by-a-crash.dcm"])  # the idle spool tidy
+            captures.spooled_names(engine)  # the idle spool tidy
             # ...and what a measurement does: another patient's site trend, an SR's inputs,
             # a wound measured again (its earlier measurement superseded)
             measurements.for_site(engine, "MRN-VOLUME-1", None, FOREARM, "L")
