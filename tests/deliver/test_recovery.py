@@ -97,6 +97,29 @@ def test_a_resent_photo_left_received_is_encoded_by_the_resend_at_once(
         assert rows == [("encoded", None)]
 
 
+def test_a_resent_photo_whose_spooled_file_was_lost_is_encoded_from_the_resend(
+    tmp_path: Path, big_photo: bytes
+) -> None:
+    """The first request died in its encode and its spooled photo is gone too (a disk
+    replaced, a folder cleaned by hand): the re-send's bytes (the same SHA-256) take its place
+    under the row's own name, are encoded at once, and stay until the photo is delivered.
+    Before, the re-send answered 500 (file not found)."""
+    data = tmp_path / "data"
+    env = {"CAPTURE_DATA_DIR": str(data), "CAPTURE_WORKER_ENABLED": "false"}
+    api = ServiceProcess(env, log_path=tmp_path / "api.log")
+    with api:
+        context = _kill_while_encoding(api, "lost", big_photo)
+        ((photo_path,),) = _rows(data, "SELECT photo_path FROM capture WHERE id='lost'")
+        Path(str(photo_path)).unlink()
+        api.start()  # no worker runs in this process: only the re-send can encode it
+        again = api.upload("lost", context, big_photo)
+        assert again.status_code == 202, again.text
+        assert again.json()["status"] == "encoded", again.json()
+        assert Path(str(photo_path)).read_bytes() == big_photo  # back under its own name
+        rows = _rows(data, "SELECT status, lease_owner, photo_path FROM capture WHERE id='lost'")
+        assert rows == [("encoded", None, photo_path)]
+
+
 def test_a_dead_workers_long_claim_is_taken_over_at_start_up(
     api: ServiceProcess, big_photo: bytes
 ) -> None:
