@@ -47,7 +47,7 @@ from capture_api.store.leases import (
     save_in,
 )
 from capture_api.store.records import PENDING, CaptureRecord, CaptureStatus, utcnow
-from capture_api.store.spool import Spool
+from capture_api.store.spool import Spool, from_photo_at
 from capture_api.store.spool_source import FolderReader, SpoolReader
 from capture_api.store.wakeup import Listener, due_in, wakeup_for
 
@@ -205,13 +205,10 @@ class OutboxWorker(LeasedWorker):
             here = self.spool.restore(record.photo_path)
         except OSError:
             here = None  # nowhere: the encode says so
-        if here is None or str(here) == record.photo_path:
+        if here is None:
             self.encode(record)
-            return
-        try:
-            self.encode(record.model_copy(update={"photo_path": str(here)}))
-        finally:
-            Spool.delete(here)  # this replica's copy; the row names the original
+        else:
+            from_photo_at(here, record, self.encode)
 
     def _fault(self, record: CaptureRecord, owner: str, loop: str, exc: Exception) -> None:
         """An unexpected error: keep the status, say why and when the next attempt is."""

@@ -63,7 +63,7 @@ from capture_api.store import captures, contexts
 from capture_api.store.db import Alongside, Database
 from capture_api.store.leases import Handoff, LeaseKeeper, claim_row, owner_name
 from capture_api.store.records import CaptureRecord, CaptureStatus, ContextRecord, utcnow
-from capture_api.store.spool import Spool, SpooledFile, mapped
+from capture_api.store.spool import Spool, SpooledFile, from_photo_at, mapped
 
 #: failure_kind values for input the encoder refused (``refusal`` turns them back into errors).
 _KINDS: dict[type[InputRejected], str] = {
@@ -313,13 +313,9 @@ class CaptureService:
         with self.keeper.hold(CaptureRecord, claimed.id, owner):
             if claimed.photo_path and Path(claimed.photo_path).is_file():
                 return self.encode(claimed)
+            # its own path when its own file was lost: the re-send restores it and stays
             here = self.spool.move(upload.path, self._photo_path(claimed.id, claimed.sha256))
-            if str(here) == claimed.photo_path:  # its own file, lost: the re-send restores it
-                return self.encode(claimed)
-            try:  # the row keeps naming the original (the database's copy has its name)
-                return self.encode(claimed.model_copy(update={"photo_path": str(here)}))
-            finally:
-                Spool.delete(here)
+            return from_photo_at(here, claimed, self.encode)
 
     def _photo_path(self, capture_id: str, sha256: str) -> Path:
         """Where a capture's photo is spooled. Content-addressed: a racing re-send with other

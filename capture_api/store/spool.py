@@ -15,13 +15,17 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from capture_api.exceptions import ImageTooLarge
 from capture_api.store.spool_source import SpoolSource, file_source
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+
+    from capture_api.store.records import CaptureRecord
+
+_R = TypeVar("_R")
 
 CHUNK = 1024 * 1024
 
@@ -218,3 +222,16 @@ def mapped(path: Path | str) -> bytes | mmap.mmap:
         if os.fstat(file.fileno()).st_size == 0:
             return b""
         return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def from_photo_at(here: Path, record: CaptureRecord, encode: Callable[[CaptureRecord], _R]) -> _R:
+    """``encode(record)`` reading its photo at ``here``: a copy on this machine of the file the
+    row names (restored from the database, or re-sent by the phone). The row keeps naming the
+    original (the database's copy has its name); the copy is deleted afterwards, unless it is
+    the original's own path."""
+    if str(here) == record.photo_path:
+        return encode(record)
+    try:
+        return encode(record.model_copy(update={"photo_path": str(here)}))
+    finally:
+        Spool.delete(here)
