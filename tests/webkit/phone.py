@@ -31,14 +31,19 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.driver_finder import DriverFinder
 from selenium.webdriver.common.selenium_manager import SeleniumManager
+from selenium.webdriver.common.webdriver import LocalWebDriver
+from selenium.webdriver.remote.client_config import ClientConfig
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.webkitgtk.options import Options
 from selenium.webdriver.webkitgtk.service import Service
+from urllib3.util.retry import Retry
 
 from tests.deliver.service_process import REPO
 from tests.webkit.display import VirtualDisplay
 from tests.webkit.network import PhoneNetwork
+from tests.webkit.processes import process_tree, wait_gone
 
 #: Debian's webkit2gtk-driver (``CAPTURE_TEST_WEBKITDRIVER`` only to prove a missing one fails).
 WEBDRIVER = Path(os.environ.get("CAPTURE_TEST_WEBKITDRIVER", "/usr/bin/WebKitWebDriver"))
@@ -96,6 +101,44 @@ def console_errors(log: Path) -> list[str]:
         and EXPECTED not in line
         and not any(harmless in line for harmless in _HARMLESS)
     ]
+
+
+#: Seconds any one WebDriver command may take. Selenium's default is none (the socket default):
+#: a browser that stopped answering held the test, and CI's whole run, until CI's time limit.
+#: Commands here take well under a second; page loads and scripts have their own, shorter,
+#: WebDriver timeouts, so this is only ever reached by a browser that hangs.
+COMMAND_TIMEOUT = 120
+
+
+class _WebKitGTK(webdriver.WebKitGTK):
+    """Selenium's WebKitGTK driver with ``COMMAND_TIMEOUT`` on every command, the session's
+    creation included. (Its constructor takes no client configuration, so this repeats its
+    three steps with one.)"""
+
+    def __init__(self, options: Options, service: Service) -> None:
+        self.options = options
+        self.service = service
+        self.service.path = DriverFinder(self.service, self.options).get_driver_path()
+        self.service.start()
+        # A command whose answer is late is not sent again (urllib3 would, three times):
+        # it failed. Connecting is still retried.
+        pool = {"retries": Retry(total=3, read=0)}
+        config = ClientConfig(
+            self.service.service_url,
+            timeout=COMMAND_TIMEOUT,
+            # (Selenium reads this one level down.)
+            init_args_for_pool_manager={"init_args_for_pool_manager": pool},
+        )
+        try:
+            LocalWebDriver.__init__(  # type: ignore[no-untyped-call]  # (*args, **kwargs)
+                self,
+                command_executor=self.service.service_url,
+                options=options,
+                client_config=config,
+            )
+        except Exception:
+            self.quit()
+            raise
 
 
 def _no_selenium_manager(*_args: object, **_kwargs: object) -> dict[str, str]:
@@ -160,9 +203,19 @@ def webkit_browser(
         ):
             # Selenium's own WebKitGTK class still uses a keyword it deprecated (4.51).
             warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
-            driver = webdriver.WebKitGTK(options=options, service=service)
-        stack.callback(driver.quit)
+            driver = _WebKitGTK(options=options, service=service)
+        stack.callback(close_browser, driver)
         yield WebKitBrowser(driver, network)
+
+
+def close_browser(driver: webdriver.WebKitGTK) -> None:
+    """End the session and wait for every process of the browser (see ``processes.py``): the
+    browser is then closed as a phone's is when its battery dies. Closing twice is harmless."""
+    process = driver.service.process
+    browser = process_tree(process.pid) if process is not None else set()
+    driver.quit()
+    if hung := wait_gone(browser):
+        print(f"WebKit: killed {len(hung)} browser processes still running after quit")
 
 
 def port_of(url: str) -> int:

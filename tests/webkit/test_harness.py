@@ -4,9 +4,11 @@ told to, and a machine without WebKit fails the WebKit tests instead of skipping
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from tests.orthanc import free_port
 from tests.webkit import phone
 from tests.webkit.network import PhoneNetwork, in_namespace
+from tests.webkit.processes import process_tree, wait_gone
 
 REQUEST = b"POST /api/v1/captures HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
 ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"
@@ -140,3 +143,62 @@ def test_console_errors_are_read_from_the_browser_log(tmp_path: Path) -> None:
     assert phone.console_errors(log) == [
         "http://127.0.0.1:1/app/app.js:9:3: CONSOLE JS ERROR TypeError: x is undefined"
     ]
+
+
+def test_a_closed_browser_leaves_none_of_its_processes_running(tmp_path: Path) -> None:
+    """After ``webkit_browser`` the browser is gone as a phone's is when its battery dies: the
+    page's and the storage's helper processes too, which otherwise outlive the session and
+    still hold the profile's files when a test starts the same phone's browser again."""
+    phone.require_webkit()
+    with phone.webkit_browser(tmp_path, []) as browser:
+        browser.fresh_phone()
+        assert browser.driver.service.process is not None
+        running = process_tree(browser.driver.service.process.pid)
+        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid, _ in running}
+        assert any(name.startswith("WebKitNetworkPr") for name in names), names
+        assert any(name.startswith("WebKitWebProces") for name in names), names
+        phone.close_browser(browser.driver)
+        # None still running (an ended one's pid may already be another process's: each is
+        # known by its start time too). A bare ``driver.quit()`` leaves the storage process
+        # running for 60 ms on an idle machine, longer on a busy one.
+        assert wait_gone(running, timeout=0) == []
+
+
+def test_process_tree_reads_below_a_process_and_not_beside_it() -> None:
+    """The oracle is ``ps``: every process it shows below a known tree is in ours."""
+    with subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"]) as shell:
+        try:
+            deadline = time.monotonic() + 10
+            while len(found := process_tree(shell.pid)) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ps = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", str(shell.pid)], capture_output=True, text=True
+            )
+            assert {pid for pid, _ in found} == {int(p) for p in ps.stdout.split()}
+            assert os.getpid() not in {pid for pid, _ in found}
+            # Still running after the wait: killed, and said so.
+            assert set(wait_gone(found, timeout=0.2)) == found
+            assert wait_gone(found, timeout=0) == []
+        finally:
+            shell.kill()
+
+
+def test_a_browser_that_stops_answering_fails_the_command_instead_of_holding_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Selenium's own default waits for ever: CI's whole run was once killed at its time limit
+    with a WebKit test in it. Here WebKitWebDriver is frozen (SIGSTOP) under a command."""
+    phone.require_webkit()
+    monkeypatch.setattr(phone, "COMMAND_TIMEOUT", 2)
+    with phone.webkit_browser(tmp_path, []) as browser:
+        browser.fresh_phone()
+        driver = browser.driver.service.process
+        assert driver is not None
+        os.kill(driver.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(Exception, match=r"(?i)timed out"):
+                browser.driver.title  # noqa: B018 (a WebDriver command)
+            assert time.monotonic() - started < 5  # not sent again: 2 s, not 4 x 2 s
+        finally:
+            os.kill(driver.pid, signal.SIGCONT)
