@@ -12,7 +12,7 @@ Leases are short (``CAPTURE_LEASE_SECONDS``, 15 s) and kept alive by a heartbeat
 a worker that dies leaves a claim that expires within seconds, not minutes (issue 12: a photo
 safe on disk waited two minutes after a SIGKILL). A process that starts also frees at once the
 claims of dead processes of its own machine (``release_dead_local``): every owner name says
-which machine (host + boot) and process (pid) holds it.
+which machine (host + boot + PID namespace) and process (pid) holds it.
 """
 
 from __future__ import annotations
@@ -48,16 +48,26 @@ log = logging.getLogger("capture.leases")
 
 @cache
 def node_id() -> str:
-    """This machine for this boot: the host name and the kernel's boot id (Linux).
+    """Where this process's id means something: the host name, the kernel's boot id and the
+    PID namespace (Linux).
 
-    A process id is only meaningful on the machine, and the boot, that issued it.
+    A process id is only meaningful on the machine, the boot and the PID namespace that issued
+    it. Two containers on the host's network share its host name and boot, and each runs the
+    service as process 1: without the namespace, one starting would take the other's live
+    claims for its own previous life's, and free them (a second STOW of a photo in flight). The
+    price: a container restarted in a new namespace waits out its previous life's claims
+    (``CAPTURE_LEASE_SECONDS``) as another machine's, instead of taking them at once.
     """
     try:
         with open("/proc/sys/kernel/random/boot_id") as handle:
             boot = handle.read().strip().replace("-", "")[:8]
     except OSError:
         boot = "noboot"
-    return f"{socket.gethostname()[:20]}.{boot}"
+    try:
+        namespace = format(os.stat("/proc/self/ns/pid").st_ino, "x")
+    except OSError:
+        namespace = "nons"
+    return f"{socket.gethostname()[:16]}.{boot}.{namespace}"
 
 
 def owner_name(role: str) -> str:

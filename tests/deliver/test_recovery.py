@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from capture_api.store.db import make_engine, migrate
 from capture_api.store.leases import LeaseKeeper, claim, node_id
 from capture_api.store.records import CaptureRecord, ContextRecord, utcnow
 from tests.conftest import phone_jpeg
-from tests.deliver.service_process import ServiceProcess, kill_while_encoding
+from tests.deliver.service_process import REPO, ServiceProcess, kill_while_encoding
 
 #: The issue's promise: verified within this many seconds of the restart.
 RECOVERY_SECONDS = 20.0
@@ -148,6 +150,61 @@ def test_a_dead_workers_long_claim_is_taken_over_at_start_up(
     took = _seconds_to(api, "held", "verified")
     assert took < 5, f"the dead worker's claim held the photo {took:.1f} s"
     assert "took over 1 unfinished rows" in api.log_tail(200)
+
+
+def _as_container(code: str, *, init: bool = False) -> subprocess.Popen[str]:
+    """``python -c code`` in a PID namespace of its own, on this machine's host name and
+    network: the service in a container run with the host's network. It is process 1 there,
+    or 2 under an ``init`` (a shell here; tini with Compose's ``init: true``)."""
+    python = [sys.executable, "-c", code]
+    if init:
+        python = ["sh", "-c", '"$0" "$@"; exit $?', *python]  # a child of sh, not exec'd
+    command = ["unshare", "--pid", "--fork", "--mount-proc", *python]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def test_a_live_process_of_another_container_on_this_host_keeps_its_claims(
+    tmp_path: Path,
+) -> None:
+    """Two containers share the host's network (so its host name and boot): one runs the
+    service under an init, as process 2, the other as process 1. The one starting frees the
+    claims of its own dead processes; it must not take the other's live claim for one of them:
+    its namespace has no process 2 (before: freed, and the photo in flight sent twice)."""
+    url = f"sqlite:///{tmp_path / 'capture.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with Session(engine) as s:
+        s.add(ContextRecord(id="ctx", patient_json="{}", study_uid="1.2.3", source="test"))
+        s.commit()
+        s.add(CaptureRecord(id="c1", context_id="ctx", sha256="0" * 64, size_bytes=1))
+        s.commit()
+    holder = _as_container(
+        "import time; from capture_api.store.leases import owner_name; "
+        "print(owner_name('worker-0:1'), flush=True); time.sleep(60)",
+        init=True,
+    )
+    try:
+        assert holder.stdout is not None
+        owner = holder.stdout.readline().strip()
+        assert owner.split("/")[1] == "2", owner
+        lease = dt.timedelta(minutes=2)
+        assert claim(engine, CaptureRecord, ["received"], owner, lease) is not None
+
+        starting = _as_container(
+            "from capture_api.store.db import make_engine; "
+            "from capture_api.store.leases import release_dead_local; "
+            "from capture_api.store.records import CaptureRecord; "
+            f"print(release_dead_local(make_engine({url!r}), [CaptureRecord]))"
+        )
+        out, _ = starting.communicate(timeout=60)
+        assert starting.returncode == 0
+        assert out.strip() == "0"
+        with Session(engine) as s:
+            row = s.get(CaptureRecord, "c1")
+            assert row is not None and row.lease_owner == owner
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 # --- the heartbeat, in-process -------------------------------------------------------------------
