@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from capture_api.store.db import make_engine, migrate
@@ -152,6 +153,18 @@ def test_a_dead_workers_long_claim_is_taken_over_at_start_up(
     assert "took over 1 unfinished rows" in api.log_tail(200)
 
 
+def _one_capture(url: str) -> Engine:
+    """A new database at ``url`` holding one received capture, ``c1``."""
+    engine = make_engine(url)
+    migrate(engine)
+    with Session(engine) as s:
+        s.add(ContextRecord(id="ctx", patient_json="{}", study_uid="1.2.3", source="test"))
+        s.commit()
+        s.add(CaptureRecord(id="c1", context_id="ctx", sha256="0" * 64, size_bytes=1))
+        s.commit()
+    return engine
+
+
 def _as_container(code: str, *, init: bool = False) -> subprocess.Popen[str]:
     """``python -c code`` in a PID namespace of its own, on this machine's host name and
     network: the service in a container run with the host's network. It is process 1 there,
@@ -171,13 +184,7 @@ def test_a_live_process_of_another_container_on_this_host_keeps_its_claims(
     claims of its own dead processes; it must not take the other's live claim for one of them:
     its namespace has no process 2 (before: freed, and the photo in flight sent twice)."""
     url = f"sqlite:///{tmp_path / 'capture.db'}"
-    engine = make_engine(url)
-    migrate(engine)
-    with Session(engine) as s:
-        s.add(ContextRecord(id="ctx", patient_json="{}", study_uid="1.2.3", source="test"))
-        s.commit()
-        s.add(CaptureRecord(id="c1", context_id="ctx", sha256="0" * 64, size_bytes=1))
-        s.commit()
+    engine = _one_capture(url)
     holder = _as_container(
         "import time; from capture_api.store.leases import owner_name; "
         "print(owner_name('worker-0:1'), flush=True); time.sleep(60)",
@@ -213,13 +220,7 @@ def test_a_live_process_of_another_container_on_this_host_keeps_its_claims(
 def test_the_heartbeat_keeps_a_claim_alive_past_its_lease_and_stops_when_released(
     tmp_path: Path,
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'capture.db'}")
-    migrate(engine)
-    with Session(engine) as s:
-        s.add(ContextRecord(id="ctx", patient_json="{}", study_uid="1.2.3", source="test"))
-        s.commit()
-        s.add(CaptureRecord(id="c1", context_id="ctx", sha256="0" * 64, size_bytes=1))
-        s.commit()
+    engine = _one_capture(f"sqlite:///{tmp_path / 'capture.db'}")
     lease = dt.timedelta(seconds=0.3)
     keeper = LeaseKeeper(engine, lease)
     try:
