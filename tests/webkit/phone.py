@@ -104,7 +104,7 @@ def console_errors(log: Path) -> list[str]:
 
 
 #: Seconds any one WebDriver command may take. Selenium's default is none (the socket default):
-#: a browser that stopped answering held the test, and CI's whole run, until CI's time limit.
+#: a browser that stopped answering would hold the test, and CI's whole run, until CI's limit.
 #: Commands here take well under a second; page loads and scripts have their own, shorter,
 #: WebDriver timeouts, so this is only ever reached by a browser that hangs.
 COMMAND_TIMEOUT = 120
