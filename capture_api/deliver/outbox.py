@@ -453,7 +453,13 @@ class OutboxWorker(LeasedWorker):
         if now < self._tidy_due:
             return
         self._tidy_due = now + self.policy.spool_tidy_every
-        gone = self.spool.tidy(self.policy.spool_tidy_grace)
+        try:
+            gone = self.spool.tidy(self.policy.spool_tidy_grace)
+        except Exception as exc:  # housekeeping: it must not count as delivery failing
+            every = self.policy.spool_tidy_every
+            log.warning("the spool tidy failed (%s); next in %.0f s", type(exc).__name__, every)
+            return
+        metrics.spool_tidied(gone)
         if gone:
             log.info("deleted %d spooled files no capture needs any more", gone)
 

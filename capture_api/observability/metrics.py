@@ -109,6 +109,10 @@ WAKEUPS = Counter(
 )
 for _cause in ("notify", "signal", "poll"):  # exported at 0 before the first wake-up
     WAKEUPS.labels(_cause)
+SPOOL_TIDIED = Counter(
+    "capture_spool_tidied_total",
+    "Spooled files the idle tidy deleted: left by a crash, or of photos another replica delivered",
+)
 DB_COMMITS = Counter(
     "capture_db_commits",
     "Database transactions this process committed (each is a durable write: an fsync on "
@@ -137,6 +141,11 @@ def failed(kind: str | None) -> None:
 def retried(step: Literal["stow", "verify"]) -> None:
     """The archive was unavailable for ``step``; the outbox will try again."""
     RETRIES.labels(step).inc()
+
+
+def spool_tidied(files: int) -> None:
+    """The idle tidy deleted ``files`` spooled files nobody needed (``Spool.tidy``)."""
+    SPOOL_TIDIED.inc(files)
 
 
 def woke(cause: str) -> None:

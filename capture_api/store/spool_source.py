@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Protocol
 
 from capture_api.store import captures
 from capture_api.store.db import Database, Transaction
+
+log = logging.getLogger("capture.spool")
 
 #: The piece of a spooled file one STOW-RS send reads. h11 copies each piece once more (it
 #: joins it with its framing), so a 1 MB piece held 2 MB per send, in a malloc arena that
@@ -121,14 +124,24 @@ def tidy_folder(root: Path, grace: dt.timedelta, needed: Callable[[list[str]], s
     is still to come (an upload in progress, an encode before its row moves)."""
     cutoff = time.time() - grace.total_seconds()
     old = [path for path in root.rglob("*") if _older(path, cutoff)]
-    gone = 0
+    gone, stuck, reason = 0, 0, ""
     for start in range(0, len(old), _TIDY_BATCH):
         batch = old[start : start + _TIDY_BATCH]
         kept = needed([path.name for path in batch])
         for path in batch:
-            if path.name not in kept:
+            if path.name in kept:
+                continue
+            try:
                 path.unlink(missing_ok=True)
-                gone += 1
+            except OSError as exc:  # one file we may not delete does not keep the rest
+                stuck += 1
+                reason = exc.strerror or type(exc).__name__
+                continue
+            gone += 1
+    if stuck:
+        log.warning(
+            "the spool tidy could not delete %d files (%s): check the spool's owner", stuck, reason
+        )
     return gone
 
 

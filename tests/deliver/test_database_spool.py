@@ -14,11 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
+import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, event, update
 from sqlmodel import col
 
@@ -211,6 +214,7 @@ def test_a_folder_spool_deletes_what_a_crash_left_and_keeps_what_captures_name(
         statements.append(str(args[2]))  # before_cursor_execute(conn, cursor, statement, ...)
 
     event.listen(engine, "before_cursor_execute", ran)
+    tidied = _tidied()
     try:
         assert not worker.run_once()  # nothing due: it tidies
     finally:
@@ -219,5 +223,84 @@ def test_a_folder_spool_deletes_what_a_crash_left_and_keeps_what_captures_name(
         archive.close()
     # the rows still needing files are read once, not once per batch of names
     assert sum("spool_deleted_at IS NULL" in s for s in statements) == 1, statements
+    assert _tidied() - tidied == 1 + 1 + 1200  # capture_spool_tidied_total
     named = {Path(waiting.photo_path or ""), Path(waiting.dicom_path or "")}
     assert {p for p in folder.rglob("*") if p.is_file()} == named | {arriving}
+
+
+def _tidied() -> float:
+    """``capture_spool_tidied_total`` of this process, as /metrics shows it."""
+    return REGISTRY.get_sample_value("capture_spool_tidied_total") or 0.0
+
+
+@contextmanager
+def _undeletable(path: Path) -> Iterator[None]:
+    """``path`` cannot be deleted (immutable: not even by root) while inside."""
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_file_the_tidy_cannot_delete_leaves_the_rest_deleted_and_delivery_healthy(
+    tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spool file the service may not delete (left by another user, an immutable flag): the
+    tidy deletes the other leftovers, says how many it could not (no names), and the delivery
+    worker stays healthy. Before, the first such file ended the tidy with an exception that
+    the worker counted as delivery failing, and the leftovers after it stayed."""
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    leftovers = [folder / f"upload-{i}.part" for i in range(5)]
+    for path in leftovers:
+        path.write_bytes(b"\xff\xd8")
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    policy = OutboxPolicy(spool_tidy_every=0)
+    archive = LocalArchive(tmp_path / "archive")
+    worker = OutboxWorker(
+        engine,
+        archive,
+        CaptureService(engine, Spool(folder), EncoderOptions()).encode,
+        policy,
+        spool=FolderReader(folder, engine),
+    )
+    tidied = _tidied()
+    try:
+        with _undeletable(leftovers[0]), caplog.at_level("WARNING", "capture.spool"):
+            assert not worker.run_once()
+            assert worker.health.problems() == {}
+            assert [p for p in folder.iterdir()] == [leftovers[0]]
+    finally:
+        worker.stop()
+        archive.close()
+    assert _tidied() - tidied == 4
+    warned = [r.getMessage() for r in caplog.records if r.name == "capture.spool"]
+    assert warned == [
+        "the spool tidy could not delete 1 files (Operation not permitted): check the spool's owner"
+    ]
+
+
+def test_a_tidy_that_fails_is_not_a_delivery_failure(tmp_path: Path, engine: Engine) -> None:
+    """The tidy's database read fails (the database went away between the claim and it): the
+    worker logs it and tries again at the next tidy; delivery is not reported failing."""
+    folder = tmp_path / "spool"
+    (folder / "x").mkdir(parents=True)
+    (folder / "x" / "upload-1.part").write_bytes(b"\xff\xd8")
+    os.utime(folder / "x" / "upload-1.part", (time.time() - 7200, time.time() - 7200))
+    archive = LocalArchive(tmp_path / "archive")
+    broken = FolderReader(folder, make_engine(f"sqlite:///{tmp_path / 'missing' / 'no.db'}"))
+    worker = OutboxWorker(
+        engine,
+        archive,
+        CaptureService(engine, Spool(folder), EncoderOptions()).encode,
+        OutboxPolicy(spool_tidy_every=0),
+        spool=broken,
+    )
+    try:
+        assert not worker.run_once()
+        assert worker.health.problems() == {}
+    finally:
+        worker.stop()
+        archive.close()
+    assert (folder / "x" / "upload-1.part").exists()  # kept: nothing knew it was unneeded
