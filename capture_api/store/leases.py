@@ -52,10 +52,11 @@ def node_id() -> str:
     PID namespace (Linux).
 
     A process id is only meaningful on the machine, the boot and the PID namespace that issued
-    it. Two containers on the host's network share its host name and boot, and each runs the
-    service as process 1: without the namespace, one starting would take the other's live
-    claims for its own previous life's, and free them (a second STOW of a photo in flight). The
-    price: a container restarted in a new namespace waits out its previous life's claims
+    it. Two containers on the host's network share its host name and boot, not their process
+    ids: without the namespace, one starting took the other's live process 2 for a dead one of
+    its own (it has no process 2) and freed its claims (a second STOW of a photo in flight),
+    and took what the other's process 1 queued for its own previous life's. The price: a
+    container restarted in a new namespace waits out its previous life's claims
     (``CAPTURE_LEASE_SECONDS``) as another machine's, instead of taking them at once.
     """
     try:
