@@ -281,7 +281,9 @@ def test_a_file_the_tidy_cannot_delete_leaves_the_rest_deleted_and_delivery_heal
     ]
 
 
-def test_a_tidy_that_fails_is_not_a_delivery_failure(tmp_path: Path, engine: Engine) -> None:
+def test_a_tidy_that_fails_is_not_a_delivery_failure(
+    tmp_path: Path, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     """The tidy's database read fails (the database went away between the claim and it): the
     worker logs it and tries again at the next tidy; delivery is not reported failing."""
     folder = tmp_path / "spool"
@@ -298,9 +300,12 @@ def test_a_tidy_that_fails_is_not_a_delivery_failure(tmp_path: Path, engine: Eng
         spool=broken,
     )
     try:
-        assert not worker.run_once()
+        with caplog.at_level("WARNING", "capture.outbox"):
+            assert not worker.run_once()
         assert worker.health.problems() == {}
     finally:
         worker.stop()
         archive.close()
     assert (folder / "x" / "upload-1.part").exists()  # kept: nothing knew it was unneeded
+    warned = [r.getMessage() for r in caplog.records if r.name == "capture.outbox"]
+    assert warned == ["the spool tidy failed (OperationalError); next in 0 s"]
