@@ -233,6 +233,28 @@ def _tidied() -> float:
     return REGISTRY.get_sample_value("capture_spool_tidied_total") or 0.0
 
 
+def _old_leftover(path: Path) -> Path:
+    """A file a crash left at ``path``, two hours ago (older than the tidy's grace, 1 h)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\xff\xd8")
+    os.utime(path, (time.time() - 7200, time.time() - 7200))
+    return path
+
+
+@contextmanager
+def _tidying_worker(engine: Engine, tmp_path: Path, reader: FolderReader) -> Iterator[OutboxWorker]:
+    """An outbox worker on ``reader``'s folder that tidies at every idle look."""
+    archive = LocalArchive(tmp_path / "archive")
+    assert reader.root is not None
+    encode = CaptureService(engine, Spool(reader.root), EncoderOptions()).encode
+    worker = OutboxWorker(engine, archive, encode, OutboxPolicy(spool_tidy_every=0), spool=reader)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        archive.close()
+
+
 @contextmanager
 def _undeletable(path: Path) -> Iterator[None]:
     """``path`` cannot be deleted (immutable: not even by root) while inside."""
@@ -251,29 +273,16 @@ def test_a_file_the_tidy_cannot_delete_leaves_the_rest_deleted_and_delivery_heal
     worker stays healthy. Before, the first such file ended the tidy with an exception that
     the worker counted as delivery failing, and the leftovers after it stayed."""
     folder = tmp_path / "spool"
-    folder.mkdir()
-    leftovers = [folder / f"upload-{i}.part" for i in range(5)]
-    for path in leftovers:
-        path.write_bytes(b"\xff\xd8")
-        os.utime(path, (time.time() - 7200, time.time() - 7200))
-    policy = OutboxPolicy(spool_tidy_every=0)
-    archive = LocalArchive(tmp_path / "archive")
-    worker = OutboxWorker(
-        engine,
-        archive,
-        CaptureService(engine, Spool(folder), EncoderOptions()).encode,
-        policy,
-        spool=FolderReader(folder, engine),
-    )
+    leftovers = [_old_leftover(folder / f"upload-{i}.part") for i in range(5)]
     tidied = _tidied()
-    try:
-        with _undeletable(leftovers[0]), caplog.at_level("WARNING", "capture.spool"):
-            assert not worker.run_once()
-            assert worker.health.problems() == {}
-            assert [p for p in folder.iterdir()] == [leftovers[0]]
-    finally:
-        worker.stop()
-        archive.close()
+    with (
+        _tidying_worker(engine, tmp_path, FolderReader(folder, engine)) as worker,
+        _undeletable(leftovers[0]),
+        caplog.at_level("WARNING", "capture.spool"),
+    ):
+        assert not worker.run_once()
+        assert worker.health.problems() == {}
+        assert list(folder.iterdir()) == [leftovers[0]]
     assert _tidied() - tidied == 4
     warned = [r.getMessage() for r in caplog.records if r.name == "capture.spool"]
     assert warned == [
@@ -287,25 +296,12 @@ def test_a_tidy_that_fails_is_not_a_delivery_failure(
     """The tidy's database read fails (the database went away between the claim and it): the
     worker logs it and tries again at the next tidy; delivery is not reported failing."""
     folder = tmp_path / "spool"
-    (folder / "x").mkdir(parents=True)
-    (folder / "x" / "upload-1.part").write_bytes(b"\xff\xd8")
-    os.utime(folder / "x" / "upload-1.part", (time.time() - 7200, time.time() - 7200))
-    archive = LocalArchive(tmp_path / "archive")
+    leftover = _old_leftover(folder / "x" / "upload-1.part")
     broken = FolderReader(folder, make_engine(f"sqlite:///{tmp_path / 'missing' / 'no.db'}"))
-    worker = OutboxWorker(
-        engine,
-        archive,
-        CaptureService(engine, Spool(folder), EncoderOptions()).encode,
-        OutboxPolicy(spool_tidy_every=0),
-        spool=broken,
-    )
-    try:
+    with _tidying_worker(engine, tmp_path, broken) as worker:
         with caplog.at_level("WARNING", "capture.outbox"):
             assert not worker.run_once()
         assert worker.health.problems() == {}
-    finally:
-        worker.stop()
-        archive.close()
-    assert (folder / "x" / "upload-1.part").exists()  # kept: nothing knew it was unneeded
+    assert leftover.exists()  # kept: nothing knew it was unneeded
     warned = [r.getMessage() for r in caplog.records if r.name == "capture.outbox"]
     assert warned == ["the spool tidy failed (OperationalError); next in 0 s"]
