@@ -247,7 +247,7 @@ class PhoneNetwork:
         self._relays.clear()
         if self._holder is not None:
             self._holder.kill()  # the namespace (and its veth pair) goes with its last process
-            self._holder.wait()
+            self._holder.communicate()  # waits, and closes its pipes (else a ResourceWarning)
             self._holder = None
 
     def expose(self, port: int) -> None:

@@ -43,7 +43,7 @@ from urllib3.util.retry import Retry
 from tests.deliver.service_process import REPO
 from tests.webkit.display import VirtualDisplay
 from tests.webkit.network import PhoneNetwork
-from tests.webkit.processes import process_tree, wait_gone
+from tests.webkit.processes import names, process_tree, wait_gone
 
 #: Debian's webkit2gtk-driver (``CAPTURE_TEST_WEBKITDRIVER`` only to prove a missing one fails).
 WEBDRIVER = Path(os.environ.get("CAPTURE_TEST_WEBKITDRIVER", "/usr/bin/WebKitWebDriver"))
@@ -215,15 +215,18 @@ def close_browser(driver: webdriver.WebKitGTK) -> None:
     browser is then closed as a phone's is when its battery dies. Closing twice is harmless."""
     process = driver.service.process
     browser = process_tree(process.pid) if process is not None else set()
+    called = names(browser)
     started = time.monotonic()
     driver.quit()
     hung = wait_gone(browser)
     took = time.monotonic() - started
     if hung or took > SLOW_CLOSE:
         # A warning, not a print: pytest lists it at the end of the run, passed or not, so
-        # CI's log shows a browser slow to end (the suspected cause of a killed run).
+        # CI's log shows a browser slow to end (the suspected cause of a killed run), and
+        # which of its processes had to be killed.
+        killed = ", ".join(sorted(called.get(p, str(p[0])) for p in hung)) or "none"
         warnings.warn(
-            f"WebKit: the closed browser's processes took {took:.1f} s to end ({len(hung)} killed)",
+            f"WebKit: the closed browser's processes took {took:.1f} s to end (killed: {killed})",
             stacklevel=2,
         )
 

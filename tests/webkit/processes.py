@@ -50,6 +50,15 @@ def process_tree(root: int) -> set[Process]:
     return found
 
 
+def names(processes: set[Process]) -> dict[Process, str]:
+    """Each running process's command name (``/proc/<pid>/comm``, e.g. WebKitNetworkProcess)."""
+    found = {}
+    for process in processes:
+        with suppress(OSError):
+            found[process] = Path(f"/proc/{process[0]}/comm").read_text().strip()
+    return found
+
+
 def _running(process: Process) -> bool:
     stat = _stat(process[0])
     return stat is not None and stat[2] == process[1] and stat[1] not in ("Z", "X")

@@ -18,7 +18,7 @@ from urllib3.exceptions import MaxRetryError
 from tests.orthanc import free_port
 from tests.webkit import phone
 from tests.webkit.network import PhoneNetwork, in_namespace
-from tests.webkit.processes import process_tree, wait_gone
+from tests.webkit.processes import names, process_tree, wait_gone
 
 REQUEST = b"POST /api/v1/captures HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
 ANSWER = b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"
@@ -157,11 +157,11 @@ def test_a_closed_browser_leaves_none_of_its_processes_running(
         browser.fresh_phone()
         assert browser.driver.service.process is not None
         running = process_tree(browser.driver.service.process.pid)
-        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid, _ in running}
-        assert any(name.startswith("WebKitNetworkPr") for name in names), names
-        assert any(name.startswith("WebKitWebProces") for name in names), names
+        called = set(names(running).values())
+        assert any(name.startswith("WebKitNetworkPr") for name in called), called
+        assert any(name.startswith("WebKitWebProces") for name in called), called
         monkeypatch.setattr(phone, "SLOW_CLOSE", 0.0)  # so that this close is reported
-        with pytest.warns(UserWarning, match=r"processes took \d+\.\d s to end \(0 killed\)"):
+        with pytest.warns(UserWarning, match=r"processes took \d+\.\d s to end \(killed: none\)"):
             phone.close_browser(browser.driver)
         monkeypatch.undo()  # (the second, harmless close on leaving is not reported)
         # None still running (an ended one's pid may already be another process's: each is
@@ -182,6 +182,7 @@ def test_process_tree_reads_below_a_process_and_not_beside_it() -> None:
             )
             assert {pid for pid, _ in found} == {int(p) for p in ps.stdout.split()}
             assert os.getpid() not in {pid for pid, _ in found}
+            assert set(names(found).values()) == {"sleep"}  # what a killed one is reported as
             # Still running after the wait: killed, and said so.
             assert set(wait_gone(found, timeout=0.2)) == found
             assert wait_gone(found, timeout=0) == []
