@@ -108,6 +108,7 @@ import math
 import os
 import platform
 import queue
+import re
 import statistics
 import sys
 import tempfile
@@ -203,6 +204,8 @@ class OursResult:
     idle_cpu_ms_per_s: float = math.nan  # concurrency 1: CPU ms per second with nothing to do
     database_cpu_ms: float = math.nan  # per photo, the PostgreSQL server (the replicas level)
     accepted: Latencies = field(default_factory=lambda: Latencies([math.nan]))  # 202 -> verified
+    #: ``api_cpu_ms`` by thread role (``THREAD_ROLES``), ms per photo
+    cpu_by_role_ms: dict[str, float] = field(default_factory=dict)
 
     def rss_growth_mb(self, concurrency: int) -> float:
         """Peak RSS over the idle RSS, per concurrent upload."""
@@ -405,6 +408,42 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: What each of the service's threads does, by its name (``capture_api.os_threads``).
+THREAD_ROLES = ("event loop", "requests", "delivery", "other")
+
+
+def thread_role(pid: int, tid: int, name: str) -> str:
+    """The role of thread ``tid`` of service ``pid`` named ``name`` (``/proc/.../comm``)."""
+    if tid == pid:
+        return "event loop"  # uvicorn's, the process's first thread
+    if re.fullmatch(r"worker-[0-9a-f]{6}-[0-9]+", name):
+        return "delivery"  # CAPTURE_WORKER_THREADS (the outbox's prefix, store/leases.py)
+    if name == "python":  # unnamed: AnyIO's pool, where the routes' blocking work runs
+        return "requests"
+    return "other"  # the heartbeat, the listener, the notifier, ...
+
+
+def cpu_by_role(pid: int | None) -> dict[str, float]:
+    """CPU seconds of the service's threads by ``thread_role``, read from /proc. A thread that
+    has ended is not listed: ``requests`` is what the process used less the other roles (the
+    pool's threads end after idling, and the process's total keeps their time)."""
+    if pid is None:
+        raise BenchError("the process is not running")
+    tick = os.sysconf("SC_CLK_TCK")
+    found = dict.fromkeys(THREAD_ROLES, 0.0)
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        found[thread_role(pid, int(task.name), name)] += (int(fields[11]) + int(fields[12])) / tick
+    found["requests"] = cpu_seconds(pid) - sum(
+        found[role] for role in THREAD_ROLES if role != "requests"
+    )
+    return found
+
+
 def bench_counters(client: httpx.Client) -> tuple[float, float]:
     """(commits, fsyncs) so far, from the service's /metrics (``CAPTURE_BENCH_COUNTERS``)."""
     found = {"capture_bench_commits_total": math.nan, "capture_bench_fsyncs_total": math.nan}
@@ -441,6 +480,7 @@ class Usage:
     database_cpu_s: float  # NaN on SQLite: its work is the service's
     commits: float
     fsyncs: float
+    by_role: dict[str, float]  # the services' CPU seconds by thread role (``cpu_by_role``)
 
     @classmethod
     def now(
@@ -456,6 +496,10 @@ class Usage:
             postgres_cpu_seconds() if postgres else math.nan,
             sum(commits for commits, _ in counters),
             sum(fsyncs for _, fsyncs in counters),
+            {
+                role: sum(cpu_by_role(service.pid)[role] for service in services)
+                for role in THREAD_ROLES
+            },
         )
 
 
@@ -698,6 +742,9 @@ def bench_ours(
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
         database_cpu_ms=(after.database_cpu_s - before.database_cpu_s) * 1000 / n,
+        cpu_by_role_ms={
+            role: (after.by_role[role] - before.by_role[role]) * 1000 / n for role in THREAD_ROLES
+        },
         rotated_per_s=(
             rotated_per_second(service, photos, run)
             if concurrency == 4 and not volume and not postgres
@@ -886,6 +933,7 @@ def results_json(
             "api_peak_rss_mb": r.ours.peak_rss_mb,
             "api_rss_growth_mb_per_upload": r.ours.rss_growth_mb(r.concurrency),
             "api_cpu_ms_per_photo": r.ours.api_cpu_ms,
+            "api_cpu_ms_per_photo_by_thread": r.ours.cpu_by_role_ms,
             "orthanc_cpu_ms_per_photo": r.ours.orthanc_cpu_ms,
             "postgresql_cpu_ms_per_photo": r.ours.database_cpu_ms,
             "commits_per_photo": r.ours.commits,
@@ -1101,6 +1149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"delivery_bench: {exc}")
     results, machine, photo_mb = measured.levels, measured.machine, measured.photo_mb
     print(format_table(results))
+    for r in results:
+        split = ", ".join(f"{k} {v:.0f}" for k, v in r.ours.cpu_by_role_ms.items())
+        print(f"c={r.label}: API CPU ms per photo by thread: {split}")
     print(decode_line(measured.decode))
     print(machine_line(machine))
     log(f"total {time.perf_counter() - started:.0f} s")

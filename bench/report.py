@@ -131,6 +131,19 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
                 ),
             )
         )
+        if ours.cpu_by_role_ms:
+            rows.append(
+                Row(
+                    f"delivery c={c}: API CPU per photo by thread",
+                    " / ".join(
+                        f"{role} {ours.cpu_by_role_ms[role]:.0f}"
+                        for role in delivery_bench.THREAD_ROLES
+                    )
+                    + " ms",
+                    note="/proc/<pid>/task; requests: the routes' thread pool (the encode and "
+                    "its strict decode run there); delivery: CAPTURE_WORKER_THREADS",
+                )
+            )
         rows.append(
             Row(
                 f"delivery c={c}: commits / fsyncs per photo",

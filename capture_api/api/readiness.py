@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from capture_api.config import ArchiveAuthKind, Settings
 from capture_api.deliver.archive_auth import auth_from_settings, credentials_hint
 from capture_api.exceptions import CaptureError
 from capture_api.observability.loops import LoopHealth
+from capture_api.os_threads import NamedThread
 from capture_api.store.db import Database, ping
 
 __all__ = ["TIMEOUT_SECONDS", "CheckResult", "Readiness"]
@@ -166,7 +166,7 @@ def _writable(folder: Path, what: str) -> None:
 def _run_parallel(checks: dict[str, Callable[[], None]], timeout: float) -> list[CheckResult]:
     results: dict[str, CheckResult] = {}
     threads = [
-        threading.Thread(
+        NamedThread(
             target=_run_one, args=(name, check, results), name=f"readyz-{name}", daemon=True
         )
         for name, check in checks.items()

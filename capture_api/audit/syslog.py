@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from capture_api.config.syslog import SyslogTarget, Transport
+from capture_api.os_threads import NamedThread
 
 log = logging.getLogger("capture.audit.syslog")
 
@@ -147,7 +148,7 @@ class SyslogSender(Generic[Item]):
                 self._overflow = True
             self._queue.append(item)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="audit-syslog", daemon=True)
+                self._thread = NamedThread(target=self._run, name="audit-syslog", daemon=True)
                 self._thread.start()
             self._ready.notify()
 

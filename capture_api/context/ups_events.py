@@ -37,6 +37,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from capture_api.context.ups_dataset import Workitem
+from capture_api.os_threads import NamedThread
 
 log = logging.getLogger("capture.worklist")
 
@@ -84,7 +85,7 @@ class WorklistEvents:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="worklist-events", daemon=True)
+        self._thread = NamedThread(target=self._run, name="worklist-events", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

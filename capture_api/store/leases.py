@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Engine, func, or_, update
 from sqlmodel import SQLModel, col, select
 
+from capture_api.os_threads import NamedThread
 from capture_api.store.db import Transaction, is_postgres, session
 from capture_api.store.records import utcnow
 from capture_api.store.wakeup import Cause, Wakeup
@@ -380,7 +381,7 @@ class LeaseKeeper:
 
     def _start_locked(self) -> None:
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+            self._thread = NamedThread(target=self._beat, name="lease-heartbeat", daemon=True)
             self._thread.start()
 
     def _beat(self) -> None:
@@ -430,7 +431,7 @@ class LeasedWorker:
     def start(self, threads: int = 1) -> None:
         """Start ``threads`` daemon threads until ``stop``."""
         for i in range(threads):
-            thread = threading.Thread(target=self.run, name=f"{self.name}-{i}", daemon=True)
+            thread = NamedThread(target=self.run, name=f"{self.name}-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
 

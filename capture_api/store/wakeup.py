@@ -28,6 +28,7 @@ from typing import Any, Literal
 import psycopg
 from sqlalchemy import Engine, text
 
+from capture_api.os_threads import NamedThread
 from capture_api.store.db import Transaction, is_postgres
 
 log = logging.getLogger("capture.wakeup")
@@ -156,7 +157,7 @@ class Listener:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="outbox-listener", daemon=True)
+            self._thread = NamedThread(target=self._run, name="outbox-listener", daemon=True)
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -234,3 +236,52 @@ def test_the_strict_decode_figure_times_the_check_uploads_pass() -> None:
     zeroed = photo[:middle] + bytes(4000) + photo[middle + 4000 :]  # whole markers, bad codes
     with pytest.raises(CorruptImage, match="image data is damaged"):
         db.decode_cost([zeroed])
+
+
+def test_the_api_cpu_is_split_by_what_each_thread_does() -> None:
+    split = {"event loop": 9.6, "requests": 44.2, "delivery": 12.4, "other": 0.3}
+    ours = dataclasses.replace(_four_clients(), cpu_by_role_ms=split)
+    level = db.LevelResult(4, 24, ours, db.DirectResult(30.0, 1.0, db.Latencies([50.0])))
+    figures = {r.figure: r for r in report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))}
+    row = figures["delivery c=4: API CPU per photo by thread"]
+    assert row.capture == "event loop 10 / requests 44 / delivery 12 / other 0 ms"
+
+
+def _burner(stay: bool) -> str:
+    """A script: a thread named as a delivery thread burns 0.6 s of CPU (then stays, asleep,
+    or ends) while the first thread waits; it prints ``done`` when the burning is over."""
+    return (
+        "import threading, time\n"
+        "from capture_api.os_threads import NamedThread\n"
+        "burnt = threading.Event()\n"
+        "def burn():\n"
+        "    end = time.thread_time() + 0.6\n"
+        "    while time.thread_time() < end: pass\n"
+        "    burnt.set()\n"
+        f"    time.sleep({30 if stay else 0})\n"
+        "NamedThread(target=burn, name='worker-abc123-0', daemon=True).start()\n"
+        "burnt.wait(); time.sleep(0.2); print('done', flush=True); time.sleep(30)\n"
+    )
+
+
+def _roles_of(script: str) -> dict[str, float]:
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=db.REPO_ROOT
+    ) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "done"
+            return db.cpu_by_role(child.pid)
+        finally:
+            child.kill()
+
+
+def test_cpu_by_role_reads_a_live_process_threads_by_their_names() -> None:
+    running = _roles_of(_burner(stay=True))
+    assert running["delivery"] >= 0.5, running
+    assert running["event loop"] < 0.4, running  # the interpreter's start-up only
+    assert running["requests"] < 0.1, running
+    # A thread that has ended is no longer listed: its time, kept in the process's, is
+    # counted with the routes' pool (whose idle threads end).
+    ended = _roles_of(_burner(stay=False))
+    assert ended["delivery"] == 0.0, ended
+    assert ended["requests"] >= 0.5, ended

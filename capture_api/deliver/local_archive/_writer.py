@@ -30,6 +30,7 @@ import weakref
 from collections.abc import Callable
 
 from capture_api.exceptions import ArchiveUnavailable
+from capture_api.os_threads import NamedThread
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class DicomdirWriter:
             self._news = max(self._news, generation)
             self._closed = False
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
+                self._thread = NamedThread(
                     target=self._run, name=f"{self._name}-writer", daemon=True
                 )
                 self._thread.start()
