@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +21,7 @@ from ehr_sandbox import data
 from ehr_sandbox.auth_server import register_client
 from ehr_sandbox.server import SandboxServer
 from tests.conftest import dciodvfy_errors
+from tests.responses import Response
 from tests.security.browser import launch_from_ehr, upload
 
 APP = "http://capture.test"
@@ -62,7 +62,7 @@ def _launch(client: TestClient, sandbox: SandboxServer, encounter: str) -> dict[
     return launch_from_ehr(client, sandbox, encounter)
 
 
-def _upload(client: TestClient, context_id: str, capture_id: str) -> httpx.Response:
+def _upload(client: TestClient, context_id: str, capture_id: str) -> Response:
     return upload(client, context_id, capture_id)
 
 

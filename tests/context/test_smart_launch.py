@@ -32,6 +32,7 @@ from capture_api.store.db import session as db_session
 from capture_api.store.records import LaunchState, UserSession
 from ehr_sandbox.auth_server import register_client, revoke_refresh_tokens
 from ehr_sandbox.server import SandboxServer
+from tests.responses import Response
 from tests.security.browser import adopt_csrf_token
 
 APP = "http://testserver"
@@ -118,14 +119,14 @@ def authorize(url: str) -> str:
     return str(response.headers["location"])
 
 
-def finish(client: TestClient, callback_url: str) -> httpx.Response:
-    response: httpx.Response = client.get(_local(callback_url), follow_redirects=False)
+def finish(client: TestClient, callback_url: str) -> Response:
+    response: Response = client.get(_local(callback_url), follow_redirects=False)
     return response
 
 
 def ehr_launch(
     client: TestClient, sandbox: SandboxServer, encounter: str = "enc-muller"
-) -> httpx.Response:
+) -> Response:
     return finish(client, authorize(start_ehr_launch(client, sandbox, encounter)))
 
 

@@ -7,13 +7,13 @@ Okafor a clinician and sensitive viewer, Otto Berg an auditor; their id_token sa
 
 from __future__ import annotations
 
-import httpx
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from capture_api.store.records import AuditEventRecord, CaptureRecord
 from ehr_sandbox.server import SandboxServer
 from tests.capture.test_timeline import _photo
+from tests.responses import Response
 from tests.security.browser import FOREARM, launch_as
 from tests.security.conftest import APP
 
@@ -42,14 +42,14 @@ def send_photo(
     site: str | None = FOREARM.code_value,
     side: str | None = "L",
     **form: str,
-) -> httpx.Response:
+) -> Response:
     """POST a detailed 640x480 photo (``sensitivity``, ``view``... as extra form fields)."""
     fields = {"capture_id": capture_id, "context_id": context_id} | form
     if site:
         fields["body_site"] = site
     if side:
         fields["laterality"] = side
-    response: httpx.Response = client.post(
+    response: Response = client.post(
         "/api/v1/captures", data=fields, files={"photo": ("p.jpg", _photo(seed), "image/jpeg")}
     )
     return response

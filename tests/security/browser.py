@@ -18,6 +18,7 @@ from capture_api.api.security.csrf import CSRF_HEADER
 from capture_api.capture.anatomy import resolve
 from ehr_sandbox.state import SandboxState
 from tests.conftest import phone_jpeg
+from tests.responses import Response
 
 FOREARM, _ = resolve("left forearm")
 
@@ -71,12 +72,12 @@ def upload(
     photo: bytes | None = None,
     /,
     **headers: str,
-) -> httpx.Response:
+) -> Response:
     """POST a photo of the left forearm (``photo``, or a small one made from ``capture_id``),
     with extra request headers, if given."""
     if photo is None:
         photo = phone_jpeg(320, 240, seed=len(capture_id))
-    response: httpx.Response = client.post(
+    response: Response = client.post(
         "/api/v1/captures",
         data={
             "capture_id": capture_id,

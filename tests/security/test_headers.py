@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 
 from capture_api.api.security.headers import DOCS_PATHS
 from ehr_sandbox.server import SandboxServer
+from tests.responses import Response
 from tests.security.conftest import AppFactory
 
 #: Every response must carry these, whatever produced it (route, error handler, middleware).
@@ -21,7 +21,7 @@ EXPECTED = {
 }
 
 
-def directives(response: httpx.Response) -> dict[str, list[str]]:
+def directives(response: Response) -> dict[str, list[str]]:
     """The response's CSP as {directive: [sources]}."""
     policy = response.headers["content-security-policy"]
     parsed: dict[str, list[str]] = {}
@@ -32,7 +32,7 @@ def directives(response: httpx.Response) -> dict[str, list[str]]:
     return parsed
 
 
-def assert_hardened(response: httpx.Response) -> None:
+def assert_hardened(response: Response) -> None:
     for name, value in EXPECTED.items():
         assert response.headers.get(name) == value, (response.url, name, response.headers)
     assert "x-frame-options" not in response.headers  # frame-ancestors governs (EHR embedding)

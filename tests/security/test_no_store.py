@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from capture_api.audit.audited_routes import is_audited
 from ehr_sandbox.server import SandboxServer
+from tests.responses import Response
 from tests.security.browser import launch_as, upload
 from tests.security.conftest import AppFactory
 
@@ -29,7 +30,7 @@ def test_the_four_routes_the_attacker_named(make_app: AppFactory, ehr: SandboxSe
     client = make_app(ehr=ehr, worklist_url=f"{ehr.state.base_url}/dicom-web")
     session = launch_as(client, ehr, "prac-nina")
     context_id = session["context_id"]
-    answers = {
+    answers: dict[str, Response] = {
         "context": client.get(f"/api/v1/contexts/{context_id}"),
         "scan": client.post("/api/v1/scan", json={"identifier": "100001"}),
         "worklist": client.get("/api/v1/worklist"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from capture_api.api.security.rate_limit import TokenBuckets
 from capture_api.config import Settings
 from ehr_sandbox.server import SandboxServer
+from tests.responses import Response
 from tests.security.browser import launch_from_ehr, upload
 from tests.security.conftest import AppFactory
 
@@ -71,8 +71,8 @@ def test_a_bad_trusted_proxy_is_refused_at_start() -> None:
         Settings(trusted_proxies=["*"])
 
 
-def launch(client: TestClient, forwarded_for: str) -> httpx.Response:
-    response: httpx.Response = client.get("/launch", headers={"X-Forwarded-For": forwarded_for})
+def launch(client: TestClient, forwarded_for: str) -> Response:
+    response: Response = client.get("/launch", headers={"X-Forwarded-For": forwarded_for})
     return response
 
 
