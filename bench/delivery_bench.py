@@ -55,6 +55,11 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   ``RSS growth per upload``: (that peak - ``VmRSS`` after the warm-up) / concurrency.
 * ``API CPU ms`` and ``Orthanc CPU ms`` per photo: user + system time of each process
   (``/proc/<pid>/stat``) over the measured phase, divided by the photos.
+* ``API CPU ms per photo by thread``: the same CPU split by what each thread does, read from
+  ``/proc/<pid>/task/*/stat`` and the threads' names (``capture_api.os_threads``): the
+  ``event loop`` (the process's first thread), ``delivery`` (``CAPTURE_WORKER_THREADS``),
+  ``other`` (heartbeat, listener, ...) and ``requests``: the rest, i.e. the routes' thread pool,
+  where the encode and its strict decode run (and any thread that ended meanwhile).
 * ``commits`` and ``fsyncs`` per photo: the growth of ``capture_bench_commits_total`` and
   ``capture_bench_fsyncs_total`` (``/metrics``) over the measured phase, divided by the photos.
   The fsyncs are the service's own (spool files and their folders); SQLite's WAL fsyncs happen
