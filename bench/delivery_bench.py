@@ -417,13 +417,14 @@ def cpu_seconds(pid: int | None) -> float:
 THREAD_ROLES = ("event loop", "requests", "delivery", "other")
 
 
-def thread_role(pid: int, tid: int, name: str) -> str:
-    """The role of thread ``tid`` of service ``pid`` named ``name`` (``/proc/.../comm``)."""
+def thread_role(pid: int, tid: int, name: str, unnamed: str) -> str:
+    """The role of thread ``tid`` of service ``pid`` named ``name`` (``/proc/.../comm``);
+    ``unnamed``: the process's own name, which the threads we do not name inherit."""
     if tid == pid:
         return "event loop"  # uvicorn's, the process's first thread
     if re.fullmatch(r"worker-[0-9a-f]{6}-[0-9]+", name):
         return "delivery"  # CAPTURE_WORKER_THREADS (the outbox's prefix, store/leases.py)
-    if name == "python":  # unnamed: AnyIO's pool, where the routes' blocking work runs
+    if name == unnamed:  # AnyIO's pool, where the routes' blocking work runs
         return "requests"
     return "other"  # the heartbeat, the listener, the notifier, ...
 
@@ -436,13 +437,15 @@ def cpu_by_role(pid: int | None) -> dict[str, float]:
         raise BenchError("the process is not running")
     tick = os.sysconf("SC_CLK_TCK")
     found = dict.fromkeys(THREAD_ROLES, 0.0)
+    unnamed = Path(f"/proc/{pid}/comm").read_text().strip()  # python, capture-api, ...
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
-        found[thread_role(pid, int(task.name), name)] += (int(fields[11]) + int(fields[12])) / tick
+        role = thread_role(pid, int(task.name), name, unnamed)
+        found[role] += (int(fields[11]) + int(fields[12])) / tick
     found["requests"] = cpu_seconds(pid) - sum(
         found[role] for role in THREAD_ROLES if role != "requests"
     )

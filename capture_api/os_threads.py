@@ -1,13 +1,13 @@
 """Threads named for the operating system too: ``top -H``, ``ps -L``, ``/proc/<pid>/task``.
 
 Python 3.11 names a thread for Python only (``threading.current_thread().name``); to the
-kernel every thread of the service is ``python``. So an operator looking at a replica that
-burns CPU with ``top -H``, or the delivery benchmark splitting the service's CPU by thread,
-could not tell a delivery thread from a request thread or the event loop (issue 13: where
-the CPU of a photo goes). ``NamedThread`` gives the kernel its name as it starts: Linux keeps
-the first 15 bytes (``TASK_COMM_LEN``), so our names start with what tells them apart.
-Elsewhere (no ``/proc``) it is a plain thread. The request threads (AnyIO's pool) keep
-``python``: they are not ours to start.
+kernel every thread of the service has the process's name (``capture-api``, ``python``). So
+an operator looking at a replica that burns CPU with ``top -H``, or the delivery benchmark
+splitting the service's CPU by thread, could not tell a delivery thread from a request thread
+or the event loop (issue 13: where the CPU of a photo goes). ``NamedThread`` gives the kernel
+its name as it starts: Linux keeps the first 15 bytes (``TASK_COMM_LEN``), so our names
+start with what tells them apart. Elsewhere (no ``/proc``) it is a plain thread. The request
+threads (AnyIO's pool) keep the process's name: they are not ours to start.
 """
 
 from __future__ import annotations
