@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 import warnings
@@ -28,6 +29,7 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
+import urllib3
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
@@ -108,6 +110,11 @@ def console_errors(log: Path) -> list[str]:
 #: Commands here take well under a second; page loads and scripts have their own, shorter,
 #: WebDriver timeouts, so this is only ever reached by a browser that hangs.
 COMMAND_TIMEOUT = 120
+#: Seconds a new session may take: the browser starts and links to WebKitWebDriver in 1-3 s.
+#: In one CI run the link never came (the browser's own inspector server refused its
+#: connection: "RemoteInspector failed to connect", in ``webdriver.log``) and the new-session
+#: request waited out ``COMMAND_TIMEOUT``; ``webkit_browser`` then starts the browser again.
+SESSION_TIMEOUT = 60
 #: Seconds after which closing a browser is reported (``close_browser``): it takes 0.1-1 s.
 SLOW_CLOSE = 5.0
 
@@ -127,10 +134,12 @@ class _WebKitGTK(webdriver.WebKitGTK):
         pool = {"retries": Retry(total=3, read=0)}
         config = ClientConfig(
             self.service.service_url,
-            timeout=COMMAND_TIMEOUT,
+            timeout=SESSION_TIMEOUT,  # the new session's; every later command's is below
             # (Selenium reads this one level down.)
             init_args_for_pool_manager={"init_args_for_pool_manager": pool},
         )
+        assert self.service.process is not None
+        group = self.service.process.pid  # WebKitWebDriver leads a process group of its own
         try:
             LocalWebDriver.__init__(  # type: ignore[no-untyped-call]  # (*args, **kwargs)
                 self,
@@ -140,7 +149,35 @@ class _WebKitGTK(webdriver.WebKitGTK):
             )
         except Exception:
             self.quit()
+            # Selenium stopped WebKitWebDriver already: a browser it started that never linked
+            # up is init's child now, outside any tree, but still in the driver's group.
+            with suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
             raise
+        config.timeout = COMMAND_TIMEOUT
+
+
+def _started(options: Options, env: dict[str, str], log: Path) -> _WebKitGTK:
+    """A WebDriver session on a new browser; started once more if the first gets none within
+    ``SESSION_TIMEOUT`` (a warning says so: it is WebKitGTK's start that failed, not a test)."""
+    for attempt in (1, 2):
+        service = Service(
+            executable_path=str(WEBDRIVER),
+            env=env,
+            log_output=str(log),
+            popen_kw={"start_new_session": True},  # its own group: see _WebKitGTK
+        )
+        try:
+            return _WebKitGTK(options=options, service=service)
+        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:  # read timeouts
+            if attempt == 2:
+                raise
+            warnings.warn(
+                f"WebKit: no session within {SESSION_TIMEOUT} s ({type(exc).__name__}); "
+                "starting the browser again",
+                stacklevel=2,
+            )
+    raise AssertionError("unreachable")
 
 
 def _no_selenium_manager(*_args: object, **_kwargs: object) -> dict[str, str]:
@@ -196,16 +233,13 @@ def webkit_browser(
             options.add_argument(argument)
         env = dict(os.environ, DISPLAY=display.name, GDK_SCALE="2", NO_AT_BRIDGE="1")
         env.pop("WAYLAND_DISPLAY", None)
-        service = Service(
-            executable_path=str(WEBDRIVER), env=env, log_output=str(workdir / "webdriver.log")
-        )
         with (
             mock.patch.object(SeleniumManager, "binary_paths", _no_selenium_manager),
             warnings.catch_warnings(),
         ):
             # Selenium's own WebKitGTK class still uses a keyword it deprecated (4.51).
             warnings.filterwarnings("ignore", "setting remote_server_addr", DeprecationWarning)
-            driver = _WebKitGTK(options=options, service=service)
+            driver = _started(options, env, workdir / "webdriver.log")
         stack.callback(close_browser, driver)
         yield WebKitBrowser(driver, network)
 

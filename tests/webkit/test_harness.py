@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.webkitgtk.options import Options
+from selenium.webdriver.webkitgtk.service import Service
 from urllib3.exceptions import MaxRetryError
 
 from tests.orthanc import free_port
@@ -209,3 +211,37 @@ def test_a_browser_that_stops_answering_fails_the_command_instead_of_holding_the
             assert time.monotonic() - started < 5  # not sent again: 2 s, not 4 x 2 s
         finally:
             os.kill(driver.pid, signal.SIGCONT)
+
+
+def test_a_browser_that_never_links_up_is_started_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one CI run WebKitGTK started but never linked up with WebKitWebDriver, and the new
+    session waited out its timeout: the test failed with a read timeout. Here the first
+    "browser" hangs (a script that only sleeps); the second is the real one."""
+    phone.require_webkit()
+    monkeypatch.setattr(phone, "SESSION_TIMEOUT", 3)
+    pidfile = tmp_path / "hung.pid"
+    hanging = tmp_path / "hanging-browser"
+    hanging.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 600\n")
+    hanging.chmod(0o755)
+    real = phone._WebKitGTK
+    starts: list[str] = []
+
+    def first_hangs(options: Options, service: Service) -> phone._WebKitGTK:
+        if not starts:
+            options = Options()
+            options.binary_location = str(hanging)
+        starts.append(options.binary_location)
+        return real(options=options, service=service)
+
+    monkeypatch.setattr(phone, "_WebKitGTK", first_hangs)
+    warned = pytest.warns(UserWarning, match=r"no session within 3 s .*starting the browser again")
+    with warned, phone.webkit_browser(tmp_path, []) as browser:
+        browser.fresh_phone()  # the second browser works
+    assert starts == [str(hanging), phone.SYSTEM_PYTHON]
+    hung = int(pidfile.read_text())  # the first, killed: not left behind, asleep for 10 minutes
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{hung}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{hung}").exists(), Path(f"/proc/{hung}/cmdline").read_bytes()
