@@ -409,7 +409,12 @@ def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time of process ``pid`` (``/proc/<pid>/stat`` fields 14 and 15)."""
     if pid is None:
         raise BenchError("the process is not running")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_cpu_seconds(stat: Path) -> float:
+    """utime + stime of a ``/proc/.../stat`` file (a process's or one thread's), in seconds."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -435,17 +440,15 @@ def cpu_by_role(pid: int | None) -> dict[str, float]:
     pool's threads end after idling, and the process's total keeps their time)."""
     if pid is None:
         raise BenchError("the process is not running")
-    tick = os.sysconf("SC_CLK_TCK")
     found = dict.fromkeys(THREAD_ROLES, 0.0)
     unnamed = Path(f"/proc/{pid}/comm").read_text().strip()  # python, capture-api, ...
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            used = _stat_cpu_seconds(task / "stat")
         except OSError:  # ended meanwhile
             continue
-        role = thread_role(pid, int(task.name), name, unnamed)
-        found[role] += (int(fields[11]) + int(fields[12])) / tick
+        found[thread_role(pid, int(task.name), name, unnamed)] += used
     found["requests"] = cpu_seconds(pid) - sum(
         found[role] for role in THREAD_ROLES if role != "requests"
     )

@@ -160,24 +160,25 @@ class _WebKitGTK(webdriver.WebKitGTK):
 def _started(options: Options, env: dict[str, str], log: Path) -> _WebKitGTK:
     """A WebDriver session on a new browser; started once more if the first gets none within
     ``SESSION_TIMEOUT`` (a warning says so: it is WebKitGTK's start that failed, not a test)."""
-    for attempt in (1, 2):
-        service = Service(
-            executable_path=str(WEBDRIVER),
-            env=env,
-            log_output=str(log),
-            popen_kw={"start_new_session": True},  # its own group: see _WebKitGTK
+    try:
+        return _WebKitGTK(options=options, service=_driver_service(env, log))
+    except (urllib3.exceptions.HTTPError, TimeoutError) as exc:  # read timeouts
+        warnings.warn(
+            f"WebKit: no session within {SESSION_TIMEOUT} s ({type(exc).__name__}); "
+            "starting the browser again",
+            stacklevel=2,
         )
-        try:
-            return _WebKitGTK(options=options, service=service)
-        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:  # read timeouts
-            if attempt == 2:
-                raise
-            warnings.warn(
-                f"WebKit: no session within {SESSION_TIMEOUT} s ({type(exc).__name__}); "
-                "starting the browser again",
-                stacklevel=2,
-            )
-    raise AssertionError("unreachable")
+    return _WebKitGTK(options=options, service=_driver_service(env, log))
+
+
+def _driver_service(env: dict[str, str], log: Path) -> Service:
+    """WebKitWebDriver, leading a process group of its own (see ``_WebKitGTK``)."""
+    return Service(
+        executable_path=str(WEBDRIVER),
+        env=env,
+        log_output=str(log),
+        popen_kw={"start_new_session": True},
+    )
 
 
 def _no_selenium_manager(*_args: object, **_kwargs: object) -> dict[str, str]:
