@@ -252,7 +252,12 @@ def close_browser(driver: webdriver.WebKitGTK) -> None:
     browser = process_tree(process.pid) if process is not None else set()
     called = names(browser)
     started = time.monotonic()
-    driver.quit()
+    try:
+        driver.quit()
+    except urllib3.exceptions.HTTPError:
+        if process is None or process.poll() is None:
+            raise  # a driver that is running but did not answer
+        # WebKitWebDriver had already ended (killed): no session to delete, its browser to wait for
     hung = wait_gone(browser)
     took = time.monotonic() - started
     if hung or took > SLOW_CLOSE:

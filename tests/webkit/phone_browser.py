@@ -16,6 +16,9 @@ arguments the test gives (``--profile DIR [--netns /proc/PID/ns/net]``) plus its
   their loopback is the namespace's, and ``navigator.onLine`` follows its default route.
 - ``capture-test:reset``: a page that wipes every kind of website data (cookies, IndexedDB,
   caches, service workers...), so each test starts on a clean phone without a new browser.
+- It ends when WebKitWebDriver does (``end_with_driver``): a driver that was stopped before it
+  closed its browser (Selenium stops it at once when the session's delete fails) left this one
+  running, with its helper processes, until the harness killed them 20 s later.
 - Every page gets, before its own scripts, a recorder of what the Chromium harness reads from
   the console: uncaught errors, unhandled rejections, CSP violations and ``console.error``
   lines, in ``window.__captureErrors`` (WebKitGTK's WebDriver has no console log).
@@ -63,6 +66,20 @@ def enter_network_namespace(path: str) -> None:
     os.environ.pop("WEBKIT_INSPECTOR_SERVER", None)
 
 
+def end_with_driver(interval_ms: int = 200) -> None:
+    """Exit (as a phone's browser does when its battery dies) once this process's parent,
+    WebKitWebDriver, has gone: its orphan is then init's child. Polled, because the kernel's
+    parent-death signal follows the thread that started this process, not the process."""
+    driver = os.getppid()
+
+    def check() -> bool:
+        if os.getppid() != driver:
+            os._exit(0)
+        return True  # keep checking
+
+    GLib.timeout_add(interval_ms, check)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", required=True)
@@ -70,6 +87,7 @@ def main() -> None:
     args, _ = parser.parse_known_args()  # WebKitWebDriver adds its own (--automation)
 
     Gtk.init(None)
+    end_with_driver()
     data = WebKit2.WebsiteDataManager(
         base_data_directory=os.path.join(args.profile, "data"),
         base_cache_directory=os.path.join(args.profile, "cache"),

@@ -172,6 +172,25 @@ def test_a_closed_browser_leaves_none_of_its_processes_running(
         assert wait_gone(running, timeout=0) == []
 
 
+def test_a_browser_whose_driver_died_ends_with_it(tmp_path: Path) -> None:
+    """Twice in CI a closed browser (``phone_browser.py`` and its storage process) was still
+    running 20 s after its session ended, and was killed: its WebKitWebDriver had gone without
+    closing it. Here WebKitWebDriver is killed (SIGKILL) under a running browser: the browser
+    and its helper processes end by themselves within seconds."""
+    phone.require_webkit()
+    with phone.webkit_browser(tmp_path, []) as browser:
+        browser.fresh_phone()
+        driver = browser.driver.service.process
+        assert driver is not None
+        running = process_tree(driver.pid)
+        assert "python3" in names(running).values()  # the browser (phone_browser.py)
+        driver.kill()
+        driver.wait()
+        started = time.monotonic()
+        assert wait_gone(running, timeout=10) == []  # none had to be killed
+        assert time.monotonic() - started < 5
+
+
 def test_process_tree_reads_below_a_process_and_not_beside_it() -> None:
     """The oracle is ``ps``: every process it shows below a known tree is in ours."""
     with subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30 & wait"]) as shell:
