@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from io import BytesIO
 from typing import BinaryIO
 
 from pydicom import dcmwrite
@@ -33,15 +34,25 @@ _SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 
 def write_part10(out: BinaryIO, header: Dataset, jpeg: Sequence[bytes | memoryview]) -> None:
     """Write ``header`` (a dataset with File Meta, no Pixel Data) and then ``jpeg``'s pieces."""
+    head, tail = framing(header, sum(len(part) for part in jpeg))
+    out.write(head)
+    for part in jpeg:
+        out.write(part)
+    out.write(tail)
+
+
+def framing(header: Dataset, size: int) -> tuple[bytes, bytes]:
+    """What goes before and after a JPEG stream of ``size`` bytes in the Part 10 file:
+    ``header`` written by pydicom and the encapsulated Pixel Data's item headers, then the
+    odd length's pad and the Sequence Delimitation Item. Small: the photo's megabytes are
+    never part of either."""
     if max(header.keys(), default=0) >= PIXEL_DATA:
         raise ValueError("the header must end before Pixel Data (7FE0,0010)")
     if not header.file_meta.TransferSyntaxUID.is_encapsulated:
         raise ValueError("Pixel Data written as fragments needs an encapsulated transfer syntax")
-    dcmwrite(out, header, enforce_file_format=True)
-    size = sum(len(part) for part in jpeg)
+    buffer = BytesIO()
+    dcmwrite(buffer, header, enforce_file_format=True)
     pad = size % 2
-    out.write(_PIXEL_DATA_HEADER + _ITEM + b"\x04\x00\x00\x00" + b"\x00\x00\x00\x00")
-    out.write(_ITEM + struct.pack("<I", size + pad))
-    for part in jpeg:
-        out.write(part)
-    out.write(b"\x00" * pad + _SEQUENCE_DELIMITER)
+    buffer.write(_PIXEL_DATA_HEADER + _ITEM + b"\x04\x00\x00\x00" + b"\x00\x00\x00\x00")
+    buffer.write(_ITEM + struct.pack("<I", size + pad))
+    return buffer.getvalue(), b"\x00" * pad + _SEQUENCE_DELIMITER

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 
 from capture_api.capture.model import CaptureContext
 from capture_api.encode.dermoscopy import DERMOSCOPIC
-from capture_api.encode.part10 import write_part10
+from capture_api.encode.part10 import framing, write_part10
 from capture_api.encode.photo_data import PhotoData
 from capture_api.encode.prepare import Limits, PreparedPhoto, prepare_photo
 from capture_api.encode.vl_photo import VL_PHOTOGRAPHIC, build_photo
@@ -62,6 +62,30 @@ class WrappedPhoto:
     def write(self, out: BinaryIO) -> None:
         """Write the DICOM Part 10 file (preamble, File Meta, dataset) to ``out``."""
         write_part10(out, self.dataset, self.photo.parts)
+
+    def layout(self) -> tuple[bytes | tuple[int, int], ...] | None:
+        """The Part 10 file as small runs of bytes and ``(start, end)`` ranges of the uploaded
+        file (its scan, kept byte for byte); None when the stream is not the upload's own
+        bytes (turned upright, or converted from HEIF). The spool keeps such an object as
+        references to the photo it already holds (``store.composed``): the same bytes as
+        ``write``, without writing the photo's megabytes a second time."""
+        spans = self.photo.spans
+        if spans is None:
+            return None
+        head, tail = framing(self.dataset, sum(len(part) for part in self.photo.parts))
+        pieces: list[bytes | tuple[int, int]] = [head]
+        for part, span in zip(self.photo.parts, spans, strict=True):
+            if span is not None:
+                pieces.append(span)
+            elif isinstance(pieces[-1], bytes):
+                pieces[-1] += bytes(part)
+            else:
+                pieces.append(bytes(part))
+        if isinstance(pieces[-1], bytes):
+            pieces[-1] += tail
+        else:
+            pieces.append(tail)
+        return tuple(pieces)
 
     def to_bytes(self) -> bytes:
         """The DICOM Part 10 file as bytes (for callers that need it in memory)."""

@@ -72,6 +72,9 @@ class PreparedPhoto:
     derived: bool
     derivation: str
     removed_segments: tuple[str, ...]
+    #: Per part, its ``(start, end)`` in the uploaded file when it is a view of it (an upright
+    #: JPEG's scan); None when the stream is new bytes (turned, or converted from HEIF).
+    spans: tuple[tuple[int, int] | None, ...] | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -106,6 +109,7 @@ def _prepare_jpeg(data: PhotoData, limits: Limits) -> PreparedPhoto:
     exif = read_exif(stripped.exif)
     steps = [LossyStep(_ratio(frame, stripped.size), JPEG_METHOD)]
     parts, final_frame = stripped.parts, frame
+    spans: tuple[tuple[int, int] | None, ...] | None = stripped.spans
     if exif.orientation == 1 and frame.color is not ColorTransform.RGB:
         upright = Upright(b"", "none", "")  # the pieces as they are: no joined copy
         check_decodes(data, frame)  # nothing read the scan yet: prove it whole
@@ -113,7 +117,7 @@ def _prepare_jpeg(data: PhotoData, limits: Limits) -> PreparedPhoto:
         with limits.memory.hold(*_upright_cost(frame, exif.orientation, len(data))):
             upright = make_upright(data, stripped, exif.orientation)
         turned = strip_metadata_parts(upright.data)  # libjpeg's JFIF header out, scan viewed
-        parts, final_frame = turned.parts, turned.frame
+        parts, final_frame, spans = turned.parts, turned.frame, None  # views of new bytes
     if upright.method == "reencode":
         steps.append(LossyStep(_ratio(final_frame, sum(map(len, parts))), JPEG_METHOD))
     return PreparedPhoto(
@@ -126,6 +130,7 @@ def _prepare_jpeg(data: PhotoData, limits: Limits) -> PreparedPhoto:
         derived=upright.method == "reencode",
         derivation=upright.description,
         removed_segments=stripped.removed,
+        spans=spans,
     )
 
 

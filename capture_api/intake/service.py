@@ -245,9 +245,11 @@ class CaptureService:
                 wrapped = wrap_photo(mapped(record.photo_path or ""), ctx, self.options)
             except InputRejected as exc:
                 return self._fail_input(record, exc)
-            dicom = self.spool.write_with(
-                attempt, wrapped.write
-            )  # header + the JPEG, no joined copy
+            layout = wrapped.layout()
+            if layout is not None:  # the photo's own bytes: referenced, not written again
+                dicom = self.spool.write_composed(attempt, layout, Path(record.photo_path or ""))
+            else:  # turned upright or from HEIF: header + the new JPEG, no joined copy
+                dicom = self.spool.write_with(attempt, wrapped.write)
         now = utcnow()
         handoff = self.handoff if self.handoff is not None and self.handoff.ready() else None
         landed = self._finish_received(

@@ -12,12 +12,14 @@ import hashlib
 import mmap
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from capture_api.exceptions import ImageTooLarge
+from capture_api.store import composed
+from capture_api.store.composed import beside
 from capture_api.store.spool_source import SpoolSource, file_source
 
 if TYPE_CHECKING:
@@ -75,8 +77,20 @@ class Spool:
 
     def source(self, path: str | None) -> SpoolSource:
         """The spooled bytes of ``path`` on this machine (``OSError`` when not here); a
-        ``DatabaseSpool`` also finds what another replica left in the database."""
-        return file_source(path)
+        ``DatabaseSpool`` also finds what another replica left in the database. A composed
+        file (``write_composed``) reads as the object it describes."""
+        return composed.resolve(file_source(path), lambda name: file_source(beside(path, name)))
+
+    def write_composed(
+        self, target: Path, pieces: Sequence[composed.Piece], photo: Path
+    ) -> SpooledFile:
+        """Durably write at ``target`` an object made of literal bytes and ranges of the
+        spooled file ``photo`` (``store.composed``): the photo's bytes are not written again.
+        The photo must stay in the spool as long as the object (its capture names both)."""
+        if Path(beside(target, photo.name)).resolve() != photo.resolve():
+            raise ValueError(f"{photo} is not in the spool beside {target}")
+        data = composed.encode(pieces, photo.name)
+        return self._write(target, [data], len(data))
 
     def keep_in(self, connection: Connection, path: Path) -> None:
         """Keep the spooled file ``path`` wherever else this spool keeps files, in

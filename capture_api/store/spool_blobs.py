@@ -31,6 +31,8 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlmodel import col
 
+from capture_api.store import composed
+from capture_api.store.composed import beside
 from capture_api.store.db import Database, Transaction
 from capture_api.store.records import SpoolBlobRecord
 from capture_api.store.spool import Spool, SpooledFile
@@ -105,7 +107,11 @@ class DatabaseSpool(Spool):
         return written
 
     def source(self, path: str | None) -> SpoolSource:
-        """The file here when this machine has it, else its chunks in the database."""
+        """The file here when this machine has it, else its chunks in the database; a
+        composed file as the object it describes, its photo found the same way."""
+        return composed.resolve(self._stored(path), lambda name: self._stored(beside(path, name)))
+
+    def _stored(self, path: str | None) -> SpoolSource:
         try:
             return file_source(path)
         except OSError:
@@ -116,7 +122,7 @@ class DatabaseSpool(Spool):
 
     def restore(self, path: str | None) -> Path:
         """A file here with the bytes of ``path`` (a photo another replica accepted)."""
-        found = self.source(path)
+        found = self._stored(path)
         if isinstance(found, FileSource):
             return found.path
         name = Path(path or "").name

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from capture_api.store import captures
+from capture_api.store import captures, composed
+from capture_api.store.composed import beside
 from capture_api.store.db import Database, Transaction
 
 log = logging.getLogger("capture.spool")
@@ -95,7 +96,7 @@ class FolderReader:
     database: Database | None = None
 
     def source(self, path: str | None) -> SpoolSource:
-        return file_source(path)
+        return composed.resolve(file_source(path), lambda name: file_source(beside(path, name)))
 
     def restore(self, path: str | None) -> Path:
         return file_source(path).path

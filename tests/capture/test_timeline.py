@@ -24,6 +24,7 @@ from capture_api.deliver.archive import InstanceRef
 from capture_api.deliver.instance_labels import labels_from_json
 from capture_api.encode.vl_photo import SENSITIVITY_CREATOR, SENSITIVITY_GROUP
 from capture_api.review.timeline import extras_from_labels, level_from_code, parse_acquired
+from capture_api.store.spool_source import FolderReader
 
 FOREARM, _LEFT = resolve("left forearm")
 SACRUM, _UNPAIRED = resolve("sacrum")
@@ -267,8 +268,10 @@ def test_restricted_and_very_restricted_are_only_blurred(client: TestClient) -> 
 
 
 def _archive_copy(path: Path, level_code: str | None) -> tuple[bytes, InstanceRef]:
-    """Another instance (as another system would store it), with or without our block."""
-    ds = pydicom.dcmread(path)
+    """Another instance (as another system would store it), with or without our block; from
+    the Part 10 file at ``path``, or the spooled object there (``FolderReader``: an upright
+    photo's object is spooled as references to its photo, ``store.composed``)."""
+    ds = pydicom.dcmread(io.BytesIO(FolderReader().source(str(path)).read()))
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     for tag in [elem.tag for elem in ds if elem.tag.group == SENSITIVITY_GROUP]:

@@ -16,12 +16,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from pydicom import dcmread
 from pydicom.encaps import generate_frames
 
+from capture_api.store.spool_source import FolderReader
 from tests.conftest import phone_jpeg
 from tests.deliver.service_process import (
     ServiceProcess,
@@ -238,7 +240,8 @@ def test_a_photo_another_replica_encoded_is_traced_and_measured_on_this_one(
             assert answer.status_code == 202, answer.text
             (dicom_path,) = pg_rows(database_url, "SELECT dicom_path FROM capture")[0]
             assert str(tmp_path / "a") in dicom_path  # A's disk: B has no such file
-            frame = next(generate_frames(dcmread(dicom_path).PixelData, number_of_frames=1))
+            spooled = FolderReader().source(dicom_path).read()  # A's object, from A's disk
+            frame = next(generate_frames(dcmread(BytesIO(spooled)).PixelData, number_of_frames=1))
             replica_a.kill()
             shutil.rmtree(tmp_path / "a")  # B runs on this machine too: A's disk goes
 

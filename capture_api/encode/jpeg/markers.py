@@ -126,6 +126,10 @@ class StrippedParts:
     exif: bytes | None = None
     icc_profile: bytes | None = None
     removed: tuple[str, ...] = field(default_factory=tuple)
+    #: Per part: ``(start, end)`` in the input when the part is a view of it (a scan), else
+    #: None. The spool keeps an upright photo's DICOM object as references to the photo's
+    #: own file there (``store.composed``), not a second copy of its megabytes.
+    spans: tuple[tuple[int, int] | None, ...] = ()
 
     @property
     def size(self) -> int:
@@ -168,6 +172,7 @@ def strip_metadata_parts(data: PhotoData) -> StrippedParts:
     segments = _read_segments(data)
     frame = _frame_info(data, segments)
     out: list[bytes | memoryview] = [b"\xff\xd8", _jfif_if_needed(data, segments, frame)]
+    spans: list[tuple[int, int] | None] = [None, None]
     exif: bytes | None = None
     icc_chunks: list[tuple[int, bytes]] = []
     removed: list[str] = []
@@ -175,6 +180,7 @@ def strip_metadata_parts(data: PhotoData) -> StrippedParts:
         kept = _kept_bytes(data, seg, frame)
         if kept is not None:
             out.append(kept)
+            spans.append((seg.start, seg.end) if isinstance(kept, memoryview) else None)
             continue
         body = seg.payload(data)
         if seg.marker == APP1 and body.startswith(_EXIF_ID) and exif is None:
@@ -183,8 +189,17 @@ def strip_metadata_parts(data: PhotoData) -> StrippedParts:
             icc_chunks.append((body[12], body[14:]))
         removed.append(_describe(seg.marker, body))
     out.append(b"\xff\xd9")
+    spans.append(None)
     icc = b"".join(chunk for _, chunk in sorted(icc_chunks)) or None
-    return StrippedParts(tuple(p for p in out if len(p)), frame, exif, icc, tuple(removed))
+    kept_parts = [(p, span) for p, span in zip(out, spans, strict=True) if len(p)]
+    return StrippedParts(
+        tuple(p for p, _ in kept_parts),
+        frame,
+        exif,
+        icc,
+        tuple(removed),
+        tuple(span for _, span in kept_parts),
+    )
 
 
 def read_frame(data: PhotoData) -> FrameInfo:
