@@ -6,7 +6,7 @@ to write that object out in full beside the photo it came from, so every 12 MP p
 written (and fsync'd) twice until verified, and with ``CAPTURE_SPOOL=database`` went through
 PostgreSQL's WAL twice (issue 13). Now the object's file in the spool holds only what is not
 the photo's: a manifest naming the photo's file and the byte ranges taken from it, and the
-literal bytes between them. A 12 MP photo's object is then about 3 KB on disk, and an outage
+literal bytes between them. A 12 MP photo's object is then 2-3 KB on disk, and an outage
 of the archive fills the spool half as fast.
 
 Readers never see the difference: ``resolve`` turns such a file into a ``ComposedSource`` with
@@ -101,7 +101,7 @@ class ComposedSource:
 def resolve(found: SpoolSource, photo_named: Callable[[str], SpoolSource]) -> SpoolSource:
     """``found`` itself, or, when it is a composed file, the DICOM object it describes, with
     ``photo_named(name)`` the source of the photo's file (``OSError`` when it is nowhere)."""
-    if found.size > _MAX_COMPOSED or not _starts_with_magic(found):
+    if not _starts_with_magic(found):  # a whole file: its first piece read, no more
         return found
     data = found.read()
     line_end = data.index(b"\n", len(MAGIC))
@@ -130,8 +130,3 @@ def beside(path: str | Path | None, name: str) -> str:
     """Where the spool keeps the file ``name`` when it keeps the file at ``path``: every file
     is ``<spool>/<first two characters of its name>/<name>`` (``Spool.path_for``)."""
     return str(Path(path or "").parent.parent / name[:2] / name)
-
-
-#: Larger files are not composed ones (a header, a JPEG's tables and its framing are a few KB;
-#: a photo's ICC profile can add 1 MB to the header at most): they are not read to be sure.
-_MAX_COMPOSED = 4 * 1024 * 1024
