@@ -64,6 +64,10 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   ``capture_bench_fsyncs_total`` (``/metrics``) over the measured phase, divided by the photos.
   The fsyncs are the service's own (spool files and their folders); SQLite's WAL fsyncs happen
   in C, about one per commit at ``synchronous=FULL``, and are not in that count.
+* ``written`` per photo (``bench/report.py``): bytes the service wrote towards storage over the
+  measured phase (``/proc/<pid>/io`` ``write_bytes``: the spool's files and SQLite's), per
+  photo; on the replicas level both replicas' and PostgreSQL's processes' (its WAL and
+  tables). The photo itself is the floor: its DICOM object is spooled as references to it.
 * ``rotated photos/s`` (concurrency 4 only): after the measured phase, 12 MP photos with EXIF
   orientation 6 (the same pixels, rotated losslessly by the service) uploaded by 4 clients:
   photos answered 202 per second of the phase.
@@ -211,6 +215,7 @@ class OursResult:
     accepted: Latencies = field(default_factory=lambda: Latencies([math.nan]))  # 202 -> verified
     #: ``api_cpu_ms`` by thread role (``THREAD_ROLES``), ms per photo
     cpu_by_role_ms: dict[str, float] = field(default_factory=dict)
+    written_mb: float = math.nan  # per photo, towards storage (``written_bytes``)
 
     def rss_growth_mb(self, concurrency: int) -> float:
         """Peak RSS over the idle RSS, per concurrent upload."""
@@ -465,17 +470,43 @@ def bench_counters(client: httpx.Client) -> tuple[float, float]:
     return found["capture_bench_commits_total"], found["capture_bench_fsyncs_total"]
 
 
+def written_bytes(pid: int | None) -> float:
+    """What process ``pid`` has written towards storage (``/proc/<pid>/io`` ``write_bytes``:
+    counted as the page cache takes it, whether or not it was on disk yet), in bytes; NaN when
+    the file cannot be read (another user's process)."""
+    if pid is None:
+        raise BenchError("the process is not running")
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except PermissionError:
+        return math.nan
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name == "write_bytes":
+            return float(value)
+    return math.nan
+
+
 def postgres_cpu_seconds() -> float:
     """User + system CPU time of every ``postgres`` process now running (the server and its
     backends; a backend that exits meanwhile takes its time with it, and the services keep
     their connections pooled)."""
+    return _postgres_sum(cpu_seconds)
+
+
+def postgres_written_bytes() -> float:
+    """``written_bytes`` of every ``postgres`` process now running (its WAL, its tables)."""
+    return _postgres_sum(written_bytes)
+
+
+def _postgres_sum(figure: Callable[[int], float]) -> float:
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() == "postgres":
-                total += cpu_seconds(int(entry.name))
+                total += figure(int(entry.name))
         except OSError:  # gone meanwhile
             continue
     return total
@@ -492,6 +523,7 @@ class Usage:
     commits: float
     fsyncs: float
     by_role: dict[str, float]  # the services' CPU seconds by thread role (``cpu_by_role``)
+    written: float  # bytes the services (and PostgreSQL's processes) wrote towards storage
 
     @classmethod
     def now(
@@ -511,6 +543,8 @@ class Usage:
                 role: sum(cpu_by_role(service.pid)[role] for service in services)
                 for role in THREAD_ROLES
             },
+            sum(written_bytes(service.pid) for service in services)
+            + (postgres_written_bytes() if postgres else 0.0),
         )
 
 
@@ -752,6 +786,7 @@ def bench_ours(
         orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
+        written_mb=(after.written - before.written) / n / MB,
         database_cpu_ms=(after.database_cpu_s - before.database_cpu_s) * 1000 / n,
         cpu_by_role_ms={
             role: (after.by_role[role] - before.by_role[role]) * 1000 / n for role in THREAD_ROLES
@@ -949,6 +984,7 @@ def results_json(
             "postgresql_cpu_ms_per_photo": r.ours.database_cpu_ms,
             "commits_per_photo": r.ours.commits,
             "fsyncs_per_photo": r.ours.fsyncs,
+            "written_mb_per_photo": r.ours.written_mb,
             "rotated_photos_per_s": r.ours.rotated_per_s,
             "idle_cpu_ms_per_s": r.ours.idle_cpu_ms_per_s,
             "ours_failures": r.ours.failures,

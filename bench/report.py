@@ -155,6 +155,19 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
                 ),
             )
         )
+        if not math.isnan(ours.written_mb):
+            rows.append(
+                Row(
+                    f"delivery c={c}: written towards storage per photo",
+                    f"{ours.written_mb:.2f} MB",
+                    f"photo {measured.photo_mb:.2f} MB",
+                    (
+                        "/proc/<pid>/io write_bytes of both replicas and PostgreSQL's processes"
+                        if level.replicas
+                        else "/proc/<pid>/io write_bytes: the spool's files and SQLite's"
+                    ),
+                )
+            )
         growth = ours.rss_growth_mb(concurrency)
         rows.append(
             Row(

@@ -285,3 +285,51 @@ def test_cpu_by_role_reads_a_live_process_threads_by_their_names() -> None:
     ended = _roles_of(_burner(stay=False))
     assert ended["delivery"] == 0.0, ended
     assert ended["requests"] >= 0.5, ended
+
+
+def test_written_bytes_are_what_a_live_process_sent_towards_storage(tmp_path: Path) -> None:
+    """The kernel's count, read for another process: 3 MB written and fsync'd, and a 4 MB
+    file only read, give 3 MB (the page cache's writes are counted, reads are not)."""
+    read_only = tmp_path / "read.bin"
+    read_only.write_bytes(b"r" * 4_000_000)
+    script = (
+        "import os, sys\n"
+        f"open({str(read_only)!r}, 'rb').read()\n"
+        "print('ready', flush=True); sys.stdin.readline()\n"
+        f"with open({str(tmp_path / 'out.bin')!r}, 'wb') as out:\n"
+        "    out.write(b'w' * 3_000_000); out.flush(); os.fsync(out.fileno())\n"
+        "print('done', flush=True); sys.stdin.readline()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            before = db.written_bytes(child.pid)
+            child.stdin.write("\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "done"
+            written = db.written_bytes(child.pid) - before
+        finally:
+            child.kill()
+    assert 3_000_000 <= written < 3_100_000, written
+
+
+def test_the_written_row_is_per_photo_beside_the_photo() -> None:
+    ours = dataclasses.replace(_four_clients(), written_mb=3.91)
+    direct = db.DirectResult(30.0, 1.0, db.Latencies([50.0]))
+    levels = [db.LevelResult(4, 24, ours, direct), db.LevelResult(4, 24, ours, direct, replicas=2)]
+    figures = {r.figure: r for r in report.delivery_rows(db.Measured(levels, {}, 3.85, DECODE))}
+    row = figures["delivery c=4: written towards storage per photo"]
+    assert (row.capture, row.reference) == ("3.91 MB", "photo 3.85 MB")
+    replicas = figures["delivery c=4 (PostgreSQL, 2 replicas): written towards storage per photo"]
+    assert "PostgreSQL" in replicas.note
+    unread = dataclasses.replace(ours, written_mb=math.nan)  # /proc/<pid>/io not readable
+    figures = {
+        r.figure: r
+        for r in report.delivery_rows(
+            db.Measured([db.LevelResult(4, 24, unread, direct)], {}, 3.85, DECODE)
+        )
+    }
+    assert "delivery c=4: written towards storage per photo" not in figures
