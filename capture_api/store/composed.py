@@ -100,10 +100,17 @@ class ComposedSource:
 
 def resolve(found: SpoolSource, photo_named: Callable[[str], SpoolSource]) -> SpoolSource:
     """``found`` itself, or, when it is a composed file, the DICOM object it describes, with
-    ``photo_named(name)`` the source of the photo's file (``OSError`` when it is nowhere)."""
-    if not _starts_with_magic(found):  # a whole file: its first piece read, no more
-        return found
-    data = found.read()
+    ``photo_named(name)`` the source of the photo's file (``OSError`` when it is nowhere).
+    A whole file is read no further than its first piece; a composed one is read once."""
+    chunks = found.chunks()
+    head = b""
+    for chunk in chunks:  # however small the pieces
+        head += chunk
+        if len(head) >= len(MAGIC):
+            break
+    if not head.startswith(MAGIC):
+        return found  # (the generator, and a file's handle, end with this function)
+    data = head + b"".join(chunks)
     line_end = data.index(b"\n", len(MAGIC))
     manifest = json.loads(data[len(MAGIC) : line_end])
     literal = memoryview(data)[line_end + 1 :]
@@ -115,15 +122,6 @@ def resolve(found: SpoolSource, photo_named: Callable[[str], SpoolSource]) -> Sp
         else:
             pieces.append((int(item[0]), int(item[1])))
     return ComposedSource(tuple(pieces), photo_named(str(manifest["photo"])))
-
-
-def _starts_with_magic(found: SpoolSource) -> bool:
-    head = b""
-    for chunk in found.chunks():  # however small the pieces (the generator, and a file's
-        head += chunk  # handle, end with this function)
-        if len(head) >= len(MAGIC):
-            break
-    return head.startswith(MAGIC)
 
 
 def beside(path: str | Path | None, name: str) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO, TypeVar
 from capture_api.exceptions import ImageTooLarge
 from capture_api.store import composed
 from capture_api.store.composed import beside
-from capture_api.store.spool_source import SpoolSource, file_source
+from capture_api.store.spool_source import SpoolSource, folder_source
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -79,7 +79,7 @@ class Spool:
         """The spooled bytes of ``path`` on this machine (``OSError`` when not here); a
         ``DatabaseSpool`` also finds what another replica left in the database. A composed
         file (``write_composed``) reads as the object it describes."""
-        return composed.resolve(file_source(path), lambda name: file_source(beside(path, name)))
+        return folder_source(path)
 
     def write_composed(
         self, target: Path, pieces: Sequence[composed.Piece], photo: Path

@@ -66,6 +66,12 @@ def file_source(path: str | Path | None) -> FileSource:
     return FileSource(found, found.stat().st_size)
 
 
+def folder_source(path: str | None) -> SpoolSource:
+    """The spooled file at ``path`` here, or the object it describes when it is a composed
+    file (``store.composed``: its photo is the spool's file beside it)."""
+    return composed.resolve(file_source(path), lambda name: file_source(beside(path, name)))
+
+
 class SpoolReader(Protocol):
     """How the outbox reads the spool: a file here, or (``CAPTURE_SPOOL=database``) chunks
     another replica left in the database (``capture_api.store.spool_blobs.DatabaseSpool``)."""
@@ -96,7 +102,7 @@ class FolderReader:
     database: Database | None = None
 
     def source(self, path: str | None) -> SpoolSource:
-        return composed.resolve(file_source(path), lambda name: file_source(beside(path, name)))
+        return folder_source(path)
 
     def restore(self, path: str | None) -> Path:
         return file_source(path).path
