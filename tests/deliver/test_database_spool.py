@@ -127,6 +127,38 @@ def test_a_large_photo_is_kept_in_small_rows_in_its_own_transaction(
     assert _kept(url)[Path(record.photo_path).name] == photo
 
 
+def test_another_replica_reads_a_photo_back_a_mebibyte_per_query(
+    tmp_path: Path, engine: Engine, url: str
+) -> None:
+    """The replica that delivers a photo another accepted reads it from ``spool_blob`` 16
+    rows per query (1 MiB), not one query per 64 KiB row (about 60 for a 12 MP photo); a
+    row gone from the database (another replica verified the photo meanwhile) is an
+    ``OSError`` saying so, not a short photo."""
+    photo = os.urandom(40 * 64 * 1024 + 1234)  # 41 rows, the last one short
+    path = tmp_path / "a" / "ab" / "abphoto"
+    DatabaseSpool(tmp_path / "a", engine).write_bytes(path, photo)
+    path.unlink()  # replica A's folder: on another machine
+    other = DatabaseSpool(tmp_path / "b", engine)
+    statements: list[str] = []
+
+    def ran(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", ran)
+    try:
+        source = other.source(str(path))
+        assert source.size == len(photo)
+        statements.clear()
+        assert b"".join(source.chunks()) == photo
+    finally:
+        event.remove(engine, "before_cursor_execute", ran)
+    assert len(statements) == 3  # rows 0-15, 16-31, 32-40
+
+    pg_rows(url, "DELETE FROM spool_blob WHERE name = 'abphoto' AND seq = 20 RETURNING seq")
+    with pytest.raises(OSError, match="lost rows 16-31"):
+        b"".join(source.chunks())
+
+
 def _file(folder: Path, data: bytes) -> Path:
     path = folder / "photo.jpg"
     path.write_bytes(data)
