@@ -123,7 +123,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -153,6 +153,8 @@ DEFAULT_LEVELS = ((1, 16), (4, 40), (16, 32))
 QUICK_LEVELS = ((1, 6), (4, 12), (16, 16))
 #: Enough for a steady figure: 16 photos gave 8.5 and 12.3 /s in two runs of one build.
 ROTATED_PHOTOS = 32
+#: Reads of one photo back from the database spool (and from a local file), medians kept.
+READ_BACK_REPEAT = 9
 IDLE_SECONDS = 10.0
 #: The volume level: concurrency 4 again, on a database that holds 4,000 contexts of 25
 #: verified photos (and 4 audit events each) before the first photo is timed.
@@ -941,6 +943,14 @@ def decode_line(decode: DecodeCost) -> str:
     )
 
 
+def read_back_line(back: ReadBack) -> str:
+    return (
+        f"read back from the database spool by another replica: {back.database_ms:.1f} ms "
+        f"({back.queries} queries, {back.rows} rows, {back.database_cpu_ms:.1f} ms CPU), from a "
+        f"local file {back.folder_ms:.1f} ms"
+    )
+
+
 def machine_line(machine: dict[str, str | int | None]) -> str:
     return (
         f"machine: {machine['cpu']}, {machine['cpu_count']} CPUs (shared by the API, Orthanc "
@@ -955,6 +965,7 @@ def results_json(
     machine: dict[str, str | int | None],
     photo_mb: float,
     decode: DecodeCost,
+    read_back: ReadBack | None = None,
 ) -> str:
     def latencies(name: str, lat: Latencies) -> dict[str, Any]:
         return {
@@ -1003,7 +1014,14 @@ def results_json(
         "followed_by": EVENTS_PATH,
     }
     decoding = {"strict_ms_per_photo": decode.strict_ms, "full_ms_per_photo": decode.full_ms}
-    document = {"machine": machine, "setup": setup, "levels": levels, "decode": decoding}
+    document: dict[str, Any] = {
+        "machine": machine,
+        "setup": setup,
+        "levels": levels,
+        "decode": decoding,
+    }
+    if read_back is not None:
+        document["read_back_from_database"] = asdict(read_back)
     return json.dumps(document, indent=2) + "\n"
 
 
@@ -1136,6 +1154,62 @@ def decode_cost(photos: Sequence[bytes]) -> DecodeCost:
 
 
 @dataclass(frozen=True)
+class ReadBack:
+    """One photo another replica accepted, read back from ``spool_blob`` as the replica that
+    delivers it does (``DatabaseSpool.source``), beside the same bytes from a local spool
+    file; medians. CPU is the reading thread's (psycopg), not PostgreSQL's."""
+
+    database_ms: float
+    database_cpu_ms: float
+    folder_ms: float
+    queries: int
+    rows: int
+
+
+def read_back_cost(photo: bytes, repeat: int = READ_BACK_REPEAT) -> ReadBack:
+    """Time reading ``photo`` back from a fresh PostgreSQL database; BenchError when the bytes
+    read are not the photo's, or PostgreSQL does not answer."""
+    from sqlalchemy import event
+
+    from capture_api.store.db import make_engine, migrate
+    from capture_api.store.spool_blobs import BLOB_CHUNK, DatabaseSpool
+    from capture_api.store.spool_source import file_source
+
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="read-back-")))
+        engine = make_engine(postgres_database(stack))
+        stack.callback(engine.dispose)
+        migrate(engine)
+        accepted = tmp / "a" / "ph" / "photo"  # on replica A, which then dies
+        DatabaseSpool(tmp / "a", engine).write_bytes(accepted, photo)
+        local = tmp / "local" / "photo"
+        local.parent.mkdir()
+        local.write_bytes(photo)
+        accepted.unlink()  # A's disk is on another machine
+        other = DatabaseSpool(tmp / "b", engine)
+        queries: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: queries.append(args[2]))
+
+        def timed(read: Callable[[], bytes]) -> tuple[float, float, int]:
+            queries.clear()
+            wall, cpu = time.perf_counter(), time.thread_time()
+            if read() != photo:
+                raise BenchError("the photo read back is not the photo written")
+            done = time.perf_counter() - wall, time.thread_time() - cpu
+            return done[0] * 1000, done[1] * 1000, len(queries)
+
+        database = [timed(lambda: other.source(str(accepted)).read()) for _ in range(repeat)]
+        folder = [timed(lambda: file_source(str(local)).read()) for _ in range(repeat)]
+    return ReadBack(
+        database_ms=statistics.median(d[0] for d in database),
+        database_cpu_ms=statistics.median(d[1] for d in database),
+        folder_ms=statistics.median(f[0] for f in folder),
+        queries=database[-1][2],
+        rows=-(-len(photo) // BLOB_CHUNK),
+    )
+
+
+@dataclass(frozen=True)
 class Measured:
     """Everything one run measured (what ``main`` prints and ``bench/report.py`` tabulates)."""
 
@@ -1143,6 +1217,7 @@ class Measured:
     machine: dict[str, str | int | None]
     photo_mb: float  # mean size of the generated photos
     decode: DecodeCost
+    read_back: ReadBack | None = None  # with the replicas level (PostgreSQL)
 
 
 def measure(
@@ -1184,7 +1259,8 @@ def measure(
             run.stop()
             orthanc.stop()
     decode = decode_cost(photos)
-    return Measured(results, machine, sum(map(len, photos)) / len(photos) / MB, decode)
+    read_back = read_back_cost(photos[0]) if replicas is not None else None
+    return Measured(results, machine, sum(map(len, photos)) / len(photos) / MB, decode, read_back)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1200,10 +1276,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = ", ".join(f"{k} {v:.0f}" for k, v in r.ours.cpu_by_role_ms.items())
         print(f"c={r.label}: API CPU ms per photo by thread: {split}")
     print(decode_line(measured.decode))
+    if measured.read_back is not None:
+        print(read_back_line(measured.read_back))
     print(machine_line(machine))
     log(f"total {time.perf_counter() - started:.0f} s")
     if args.json is not None:
-        args.json.write_text(results_json(results, machine, photo_mb, measured.decode))
+        document = results_json(results, machine, photo_mb, measured.decode, measured.read_back)
+        args.json.write_text(document)
         log(f"wrote {args.json}")
     failures = [f for r in results for f in r.ours.failures]
     if failures:

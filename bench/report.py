@@ -15,7 +15,8 @@ Sections, each measured by its own benchmark module (their docstrings define eve
    and 16 concurrent clients, against bare STOW-RS of the same instances; per photo the CPU
    of the API and of Orthanc, commits and fsyncs; peak RSS growth per concurrent upload;
    EXIF-rotated photos/s at 4 clients; the idle service's CPU; the CPU of the strict decode
-   every upload pays (the floor under the API's CPU per photo) beside a full decode.
+   every upload pays (the floor under the API's CPU per photo) beside a full decode; a photo
+   read back from the database spool by another replica, beside the same from a local file.
 3. **Phone client** (``bench/pwa_bench.py``, its ``measure()``): the first-load size of the
    PWA (gzip) and the median send-to-verified time of a 12 MP photo in headless Chromium.
 4. **Local archive** (``bench/archive_bench.py``): ``LocalArchive.store`` with 0, 1,000 and
@@ -203,6 +204,18 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
             "part of the API CPU per photo above; libjpeg-turbo, same photos, this run",
         )
     )
+    back = measured.read_back
+    if back is not None:
+        rows.append(
+            Row(
+                "a 12 MP photo read back by a replica that did not accept it "
+                "(CAPTURE_SPOOL=database)",
+                f"{back.database_ms:.1f} ms, {back.queries} queries for {back.rows} rows "
+                f"({back.database_cpu_ms:.1f} ms CPU reading)",
+                f"from a local spool file {back.folder_ms:.1f} ms",
+                "what the replica delivering a dead one's photos reads; this run",
+            )
+        )
     return rows
 
 

@@ -54,17 +54,21 @@ BLOB_ROWS_PER_READ = 16
 
 @dataclass(frozen=True)
 class BlobSource:
-    """A spooled file kept in ``spool_blob``, read ``BLOB_ROWS_PER_READ`` rows per query (a
-    connection of the pool for each, none held while the chunks are sent)."""
+    """A spooled file kept in ``spool_blob``: its first row, read with its size (enough to
+    tell a composed file from a whole one, ``composed.resolve``), then the rest
+    ``BLOB_ROWS_PER_READ`` rows per query, a pooled connection for each, none held while
+    the chunks are sent."""
 
     database: Database
     name: str
     size: int
     count: int
+    first: bytes
 
     def chunks(self) -> Iterator[bytes]:
-        for first in range(0, self.count, BLOB_ROWS_PER_READ):
-            wanted = range(first, min(first + BLOB_ROWS_PER_READ, self.count))
+        yield self.first
+        for start in range(1, self.count, BLOB_ROWS_PER_READ):
+            wanted = range(start, min(start + BLOB_ROWS_PER_READ, self.count))
             with self.database.connect() as connection:
                 rows = connection.execute(
                     select(col(SpoolBlobRecord.seq), col(SpoolBlobRecord.data))
@@ -76,15 +80,19 @@ class BlobSource:
                     .order_by(col(SpoolBlobRecord.seq))
                 ).all()
             if [seq for seq, _ in rows] != list(wanted):
-                raise OSError(
-                    f"the spooled file {self.name} lost rows {wanted.start}-{wanted.stop - 1} "
-                    "in the database (verified and deleted by another replica meanwhile?)"
-                )
+                raise _lost(self.name, wanted)
             for _, data in rows:
                 yield bytes(data)
 
     def read(self) -> bytes:
         return b"".join(self.chunks())
+
+
+def _lost(name: str, rows: range) -> OSError:
+    return OSError(
+        f"the spooled file {name} lost rows {rows.start}-{rows.stop - 1} in the database "
+        "(verified and deleted by another replica meanwhile?)"
+    )
 
 
 class DatabaseSpool(Spool):
@@ -174,16 +182,23 @@ def kept_names(database: Database, names: Sequence[str]) -> set[str]:
 
 
 def blob_source(database: Database, name: str) -> BlobSource | None:
-    """The chunks of ``name`` in the database, or None."""
+    """The chunks of ``name`` in the database, or None; its first row comes with its size."""
+    first_row = (
+        select(col(SpoolBlobRecord.data))
+        .where(col(SpoolBlobRecord.name) == name, col(SpoolBlobRecord.seq) == 0)
+        .scalar_subquery()
+    )
     with database.connect() as connection:
-        size, count = connection.execute(
-            select(func.sum(func.length(col(SpoolBlobRecord.data))), func.count()).where(
+        size, count, first = connection.execute(
+            select(func.sum(func.length(col(SpoolBlobRecord.data))), func.count(), first_row).where(
                 col(SpoolBlobRecord.name) == name
             )
         ).one()
     if not count:
         return None
-    return BlobSource(database, name, int(size or 0), int(count))
+    if first is None:
+        raise _lost(name, range(0, 1))
+    return BlobSource(database, name, int(size or 0), int(count), bytes(first))
 
 
 def _store(database: Database, name: str, chunks: Iterable[bytes]) -> None:

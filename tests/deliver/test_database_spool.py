@@ -131,7 +131,8 @@ def test_another_replica_reads_a_photo_back_a_mebibyte_per_query(
     tmp_path: Path, engine: Engine, url: str
 ) -> None:
     """The replica that delivers a photo another accepted reads it from ``spool_blob`` 16
-    rows per query (1 MiB), not one query per 64 KiB row (about 60 for a 12 MP photo); a
+    rows per query (1 MiB), not one query per 64 KiB row (about 60 for a 12 MP photo), its
+    first row read with its size (what tells a composed file from a whole one); a
     row gone from the database (another replica verified the photo meanwhile) is an
     ``OSError`` saying so, not a short photo."""
     photo = os.urandom(40 * 64 * 1024 + 1234)  # 41 rows, the last one short
@@ -148,15 +149,18 @@ def test_another_replica_reads_a_photo_back_a_mebibyte_per_query(
     try:
         source = other.source(str(path))
         assert source.size == len(photo)
-        statements.clear()
+        assert len(statements) == 1  # its size, and row 0: whole or composed, no query more
         assert b"".join(source.chunks()) == photo
     finally:
         event.remove(engine, "before_cursor_execute", ran)
-    assert len(statements) == 3  # rows 0-15, 16-31, 32-40
+    assert len(statements) == 4  # then rows 1-16, 17-32, 33-40
 
     pg_rows(url, "DELETE FROM spool_blob WHERE name = 'abphoto' AND seq = 20 RETURNING seq")
-    with pytest.raises(OSError, match="lost rows 16-31"):
+    with pytest.raises(OSError, match="lost rows 17-32"):
         b"".join(source.chunks())
+    pg_rows(url, "DELETE FROM spool_blob WHERE name = 'abphoto' AND seq = 0 RETURNING seq")
+    with pytest.raises(OSError, match="lost rows 0-0"):
+        other.source(str(path))
 
 
 def _file(folder: Path, data: bytes) -> Path:

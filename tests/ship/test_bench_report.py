@@ -238,6 +238,26 @@ def test_the_strict_decode_figure_times_the_check_uploads_pass() -> None:
         db.decode_cost([zeroed])
 
 
+def test_the_read_back_figure_reads_the_photo_from_postgresql_a_mebibyte_per_query() -> None:
+    """The figure reads a real photo from a real PostgreSQL as the replica delivering another's
+    photo does, and checks the bytes: 16 rows (1 MiB) per query; a report row shows it beside
+    the same photo read from a local file."""
+    photo = db.make_photos(1)[0]
+    back = db.read_back_cost(photo, repeat=2)
+    assert back.rows == -(-len(photo) // (64 * 1024)) > 16
+    assert back.queries == 1 + -(-(back.rows - 1) // 16)  # size, count and row 0; the rest
+    assert back.database_ms > 0 and back.folder_ms > 0 and back.database_cpu_ms > 0
+
+    level = db.LevelResult(4, 24, _four_clients(), db.DirectResult(30.0, 1.0, db.Latencies([50.0])))
+    measured = db.Measured([level], {}, 3.8, DECODE, back)
+    row = report.delivery_rows(measured)[-1]
+    assert row.figure.startswith("a 12 MP photo read back by a replica that did not accept it")
+    assert f"{back.queries} queries for {back.rows} rows" in row.capture
+    assert row.reference == f"from a local spool file {back.folder_ms:.1f} ms"
+    assert "read_back_from_database" in db.results_json([level], {}, 3.8, DECODE, back)
+    assert report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))[-1].figure != row.figure
+
+
 def test_the_api_cpu_is_split_by_what_each_thread_does() -> None:
     split = {"event loop": 9.6, "requests": 44.2, "delivery": 12.4, "other": 0.3}
     ours = dataclasses.replace(_four_clients(), cpu_by_role_ms=split)
