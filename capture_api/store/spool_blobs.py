@@ -21,6 +21,7 @@ then need a shared file system for one to deliver the photos another accepted.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -89,9 +90,11 @@ class BlobSource:
 
 
 def _lost(name: str, rows: range) -> OSError:
+    """An ``OSError`` whose ``strerror`` says which rows (the outbox shows it as the reason)."""
     return OSError(
+        errno.EIO,
         f"the spooled file {name} lost rows {rows.start}-{rows.stop - 1} in the database "
-        "(verified and deleted by another replica meanwhile?)"
+        "(verified and deleted by another replica meanwhile?)",
     )
 
 
