@@ -64,6 +64,10 @@ What each figure means (MB = 10^6 bytes; percentiles are nearest rank):
   ``capture_bench_fsyncs_total`` (``/metrics``) over the measured phase, divided by the photos.
   The fsyncs are the service's own (spool files and their folders); SQLite's WAL fsyncs happen
   in C, about one per commit at ``synchronous=FULL``, and are not in that count.
+* ``SQL`` statements per photo: the growth of ``capture_bench_statements_total``, every
+  statement the service sent (reads, writes, ``BEGIN IMMEDIATE``; the database spool's COPY
+  is not counted), over the measured phase, divided by the photos: each is Python work and,
+  on SQLite, hand-overs of the GIL between the service's threads.
 * ``written`` per photo (``bench/report.py``): bytes the service wrote towards storage over the
   measured phase (``/proc/<pid>/io`` ``write_bytes``: the spool's files and SQLite's), per
   photo; on the replicas level both replicas' and PostgreSQL's processes' (its WAL and
@@ -211,6 +215,7 @@ class OursResult:
     orthanc_cpu_ms: float = math.nan  # per photo, the Orthanc process
     commits: float = math.nan  # database commits per photo
     fsyncs: float = math.nan  # fsync/fdatasync calls per photo
+    statements: float = math.nan  # SQL statements the service sent per photo
     rotated_per_s: float = math.nan  # concurrency 4: EXIF-rotated uploads answered per second
     idle_cpu_ms_per_s: float = math.nan  # concurrency 1: CPU ms per second with nothing to do
     database_cpu_ms: float = math.nan  # per photo, the PostgreSQL server (the replicas level)
@@ -462,14 +467,17 @@ def cpu_by_role(pid: int | None) -> dict[str, float]:
     return found
 
 
-def bench_counters(client: httpx.Client) -> tuple[float, float]:
-    """(commits, fsyncs) so far, from the service's /metrics (``CAPTURE_BENCH_COUNTERS``)."""
-    found = {"capture_bench_commits_total": math.nan, "capture_bench_fsyncs_total": math.nan}
+def bench_counters(client: httpx.Client) -> tuple[float, float, float]:
+    """(commits, fsyncs, SQL statements) so far, from the service's /metrics
+    (``CAPTURE_BENCH_COUNTERS``)."""
+    names = ("commits", "fsyncs", "statements")
+    found = {f"capture_bench_{name}_total": math.nan for name in names}
     for line in client.get("/metrics").text.splitlines():
         name, _, value = line.partition(" ")
         if name in found:
             found[name] = float(value)
-    return found["capture_bench_commits_total"], found["capture_bench_fsyncs_total"]
+    commits, fsyncs, statements = (found[f"capture_bench_{name}_total"] for name in names)
+    return commits, fsyncs, statements
 
 
 def written_bytes(pid: int | None) -> float:
@@ -524,6 +532,7 @@ class Usage:
     database_cpu_s: float  # NaN on SQLite: its work is the service's
     commits: float
     fsyncs: float
+    statements: float
     by_role: dict[str, float]  # the services' CPU seconds by thread role (``cpu_by_role``)
     written: float  # bytes the services (and PostgreSQL's processes) wrote towards storage
 
@@ -539,8 +548,9 @@ class Usage:
             sum(cpu_seconds(service.pid) for service in services),
             cpu_seconds(orthanc.pid),
             postgres_cpu_seconds() if postgres else math.nan,
-            sum(commits for commits, _ in counters),
-            sum(fsyncs for _, fsyncs in counters),
+            sum(commits for commits, _, _ in counters),
+            sum(fsyncs for _, fsyncs, _ in counters),
+            sum(statements for _, _, statements in counters),
             {
                 role: sum(cpu_by_role(service.pid)[role] for service in services)
                 for role in THREAD_ROLES
@@ -788,6 +798,7 @@ def bench_ours(
         orthanc_cpu_ms=(after.orthanc_cpu_s - before.orthanc_cpu_s) * 1000 / n,
         commits=(after.commits - before.commits) / n,
         fsyncs=(after.fsyncs - before.fsyncs) / n,
+        statements=(after.statements - before.statements) / n,
         written_mb=(after.written - before.written) / n / MB,
         database_cpu_ms=(after.database_cpu_s - before.database_cpu_s) * 1000 / n,
         cpu_by_role_ms={
@@ -870,6 +881,7 @@ COLUMNS = (
     "DB CPU ms/photo",
     "commits/photo",
     "fsyncs/photo",
+    "SQL/photo",
     "failed",
 )
 
@@ -896,6 +908,7 @@ def table_row(r: LevelResult) -> list[str]:
         "-" if math.isnan(r.ours.database_cpu_ms) else f"{r.ours.database_cpu_ms:.0f}",
         f"{r.ours.commits:.1f}",
         f"{r.ours.fsyncs:.1f}",
+        f"{r.ours.statements:.1f}",
         str(len(r.ours.failures)),
     ]
 
@@ -995,6 +1008,7 @@ def results_json(
             "postgresql_cpu_ms_per_photo": r.ours.database_cpu_ms,
             "commits_per_photo": r.ours.commits,
             "fsyncs_per_photo": r.ours.fsyncs,
+            "sql_statements_per_photo": r.ours.statements,
             "written_mb_per_photo": r.ours.written_mb,
             "rotated_photos_per_s": r.ours.rotated_per_s,
             "idle_cpu_ms_per_s": r.ours.idle_cpu_ms_per_s,

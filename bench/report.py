@@ -156,6 +156,15 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
                 ),
             )
         )
+        if not math.isnan(ours.statements):
+            rows.append(
+                Row(
+                    f"delivery c={c}: SQL statements per photo",
+                    f"{ours.statements:.1f}",
+                    note="reads and writes the service sent (both replicas'), the phone's "
+                    "event stream included; the database spool's COPY not counted",
+                )
+            )
         if not math.isnan(ours.written_mb):
             rows.append(
                 Row(

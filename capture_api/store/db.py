@@ -73,6 +73,14 @@ def on_commit(engine: Engine, action: Callable[[Any], None]) -> None:
         event.listen(engine, "commit", action)
 
 
+def on_statement(engine: Engine, action: Callable[..., None]) -> None:
+    """Call ``action`` before each SQL statement sent through ``engine`` (SQLAlchemy's
+    ``before_cursor_execute``: one call per ``execute``, an ``executemany`` is one; the
+    spool's COPY on the driver's own cursor is not seen); registering it twice is harmless."""
+    if not event.contains(engine, "before_cursor_execute", action):
+        event.listen(engine, "before_cursor_execute", action)
+
+
 def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 

@@ -1,5 +1,6 @@
-"""``CAPTURE_BENCH_COUNTERS``: the fsyncs and commits ``make bench`` divides by its photos are
-counted, and shown in /metrics only when asked for (in a child process: it wraps os.fsync)."""
+"""``CAPTURE_BENCH_COUNTERS``: the fsyncs, commits and SQL statements ``make bench`` divides by
+its photos are counted, and shown in /metrics only when asked for (in a child process: it wraps
+os.fsync)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ with engine.begin() as connection:
 for _ in range(3):
     with engine.begin() as connection:
         connection.execute(text("INSERT INTO t VALUES (1)"))
+with engine.connect() as connection:  # a read: a statement, no commit
+    connection.execute(text("SELECT count(*) FROM t")).one()
 with open(folder / "f", "wb") as out:
     out.write(b"x")
     os.fsync(out.fileno())
@@ -49,6 +52,7 @@ def test_counted_when_asked_for(tmp_path: Path) -> None:
     assert _metrics("on", tmp_path) == {
         "capture_bench_commits_total": 4.0,  # CREATE + three INSERTs, one transaction each
         "capture_bench_fsyncs_total": 2.0,
+        "capture_bench_statements_total": 5.0,  # CREATE, three INSERTs and the SELECT
     }
 
 

@@ -81,6 +81,7 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
             orthanc_cpu_ms=55.2,
             commits=4.0,
             fsyncs=4.5,
+            statements=18.25,
             idle_cpu_ms_per_s=3.25,
         ),
         db.DirectResult(40.5, 0.1, db.Latencies([20.0, 25.0, 30.0])),
@@ -102,6 +103,7 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     cpu = figures["delivery c=1: API CPU per photo"]
     assert (cpu.capture, cpu.reference) == ("42 ms", "Orthanc 55 ms")
     assert figures["delivery c=1: commits / fsyncs per photo"].capture == "4.0 / 4.5"
+    assert figures["delivery c=1: SQL statements per photo"].capture == "18.2"
     growth = figures["delivery c=1: peak RSS growth per concurrent upload"]
     assert growth.capture == "270.0 MB" and growth.note.startswith("x71.1 of the photo")
     assert figures["idle CPU of the service over 10 s"].capture == "3.2 ms/s"
