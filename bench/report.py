@@ -161,8 +161,12 @@ def delivery_rows(measured: delivery_bench.Measured) -> list[Row]:
                 Row(
                     f"delivery c={c}: SQL statements per photo",
                     f"{ours.statements:.1f}",
-                    note="reads and writes the service sent (both replicas'), the phone's "
-                    "event stream included; the database spool's COPY not counted",
+                    note=(
+                        "reads and writes both replicas sent, the phone's event stream "
+                        "included; the database spool's COPY not counted"
+                        if level.replicas
+                        else "reads and writes the service sent, the phone's event stream included"
+                    ),
                 )
             )
         if not math.isnan(ours.written_mb):

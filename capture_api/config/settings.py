@@ -191,7 +191,8 @@ class Settings(BaseSettings):
         "across replicas, a signal in-process), and poll this often in case one was missed.",
     )
     bench_counters: bool = Field(
-        default=False, description="Count fsyncs and database commits in /metrics (make bench)."
+        default=False,
+        description="Count fsyncs, database commits and SQL statements in /metrics (make bench).",
     )
 
     # --- EHR context (SMART App Launch 2, FHIR R4, UPS-RS) --------------------------------------

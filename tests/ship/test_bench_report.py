@@ -103,7 +103,8 @@ def test_rows_from_the_benchmarks_results_and_the_markdown_table() -> None:
     cpu = figures["delivery c=1: API CPU per photo"]
     assert (cpu.capture, cpu.reference) == ("42 ms", "Orthanc 55 ms")
     assert figures["delivery c=1: commits / fsyncs per photo"].capture == "4.0 / 4.5"
-    assert figures["delivery c=1: SQL statements per photo"].capture == "18.2"
+    statements = figures["delivery c=1: SQL statements per photo"]
+    assert statements.capture == "18.2" and "replicas" not in statements.note
     growth = figures["delivery c=1: peak RSS growth per concurrent upload"]
     assert growth.capture == "270.0 MB" and growth.note.startswith("x71.1 of the photo")
     assert figures["idle CPU of the service over 10 s"].capture == "3.2 ms/s"
@@ -141,13 +142,15 @@ def test_the_rotated_row_comes_from_the_four_client_level() -> None:
 
 
 def test_the_replicas_level_names_postgresql_and_adds_its_cpu() -> None:
-    ours = _four_clients(commits=4.0, fsyncs=4.0, database_cpu_ms=31.4)
+    ours = _four_clients(commits=4.0, fsyncs=4.0, statements=30.3, database_cpu_ms=31.4)
     direct = db.DirectResult(30.0, 1.0, db.Latencies([50.0]))
     level = db.LevelResult(4, 24, ours, direct, replicas=2)
     figures = {r.figure: r for r in report.delivery_rows(db.Measured([level], {}, 3.8, DECODE))}
     c = "delivery c=4 (PostgreSQL, 2 replicas)"
     assert "PostgreSQL 31 ms more" in figures[f"{c}: API CPU per photo"].note
     assert "both replicas" in figures[f"{c}: commits / fsyncs per photo"].note
+    statements = figures[f"{c}: SQL statements per photo"]
+    assert statements.capture == "30.3" and "both replicas" in statements.note
     assert not [f for f in figures if f.startswith("rotated")], "rotated: the SQLite c=4 level"
     row = db.table_row(level)
     assert row[0] == "4 (PostgreSQL, 2 replicas)"
