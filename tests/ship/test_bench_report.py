@@ -8,6 +8,7 @@ keeps the table's assembly honest without it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -358,3 +359,45 @@ def test_the_written_row_is_per_photo_beside_the_photo() -> None:
         )
     }
     assert "delivery c=4: written towards storage per photo" not in figures
+
+
+def test_the_repeated_level_shows_median_and_range_of_what_one_run_cannot_pin_down() -> None:
+    runs = [
+        db.LevelResult(
+            4,
+            40,
+            dataclasses.replace(
+                _four_clients(api_cpu_ms=cpu, orthanc_cpu_ms=orthanc), photos_per_s=rate
+            ),
+            db.DirectResult(direct, 1.0, db.Latencies([30.0])),
+        )
+        for rate, cpu, orthanc, direct in [
+            (25.7, 53.0, 14.0, 123.9),
+            (20.3, 65.0, 16.0, 108.3),
+            (22.4, 57.4, 15.0, 120.0),
+        ]
+    ]
+    sixteen = dataclasses.replace(runs[0], concurrency=16)
+    measured = db.Measured([runs[0], sixteen], {}, 3.8, DECODE, repeats=runs)
+    rows = report.delivery_rows(measured)
+    figures = {r.figure: r for r in rows}
+    names = [r.figure for r in rows]
+    assert names.index("delivery c=4, 3 runs: API CPU per photo") < names.index(
+        "delivery c=16: photos/s, send -> verified"
+    ), "beside the run it repeats"
+    cpu = figures["delivery c=4, 3 runs: API CPU per photo"]
+    assert (cpu.capture, cpu.reference) == ("57 ms (53-65)", "Orthanc 15 ms (14-16)")
+    rate = figures["delivery c=4, 3 runs: photos/s, send -> verified"]
+    assert rate.capture == "22.4 /s (20.3-25.7)"
+    assert rate.reference == "direct STOW 120.0 /s (108.3-123.9)"
+    assert rate.note.startswith("x5.33 (4.82-5.36) of bare STOW")  # each run's own ratio
+    assert figures["delivery c=4: API CPU per photo"].capture == "53 ms", "the first run's own"
+    document = json.loads(db.results_json([runs[0]], {}, 3.8, DECODE, repeats=runs))
+    assert document["repeated_level"]["runs"] == 3
+    assert document["repeated_level"]["api_cpu_ms_per_photo"] == {
+        "median": 57.4,
+        "low": 53.0,
+        "high": 65.0,
+    }
+    once = db.Measured([runs[0]], {}, 3.8, DECODE, repeats=runs[:1])
+    assert not [r for r in report.delivery_rows(once) if "runs:" in r.figure]
