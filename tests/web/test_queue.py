@@ -100,6 +100,21 @@ def custody(phone: PhoneDriver) -> list[dict[str, Any]]:
 
 # --- both engines -------------------------------------------------------------------------------
 
+#: Records every text ``#send-message`` shows from now on (``window.sendMessages``): a message
+#: that says the restored photos are being sent can be gone again, replaced by "all in the
+#: archive", before a test reads it once the send screen shows (WebKit, in CI).
+WATCH_SEND_MESSAGE = """async () => {
+  window.sendMessages = [];
+  const note = () => {
+    const shown = document.querySelector("#send-message")?.textContent ?? "";
+    if (shown && window.sendMessages.at(-1) !== shown) window.sendMessages.push(shown);
+  };
+  new MutationObserver(note).observe(document.documentElement, {
+    subtree: true, childList: true, characterData: true,
+  });
+  note();
+}"""
+
 
 def test_two_photos_queued_offline_survive_a_reload_and_are_sent_once(
     stack: WebStack, phone: PhoneDriver
@@ -114,11 +129,13 @@ def test_two_photos_queued_offline_survive_a_reload_and_are_sent_once(
 
     phone.reload()  # the tab is discarded while offline; the shell comes from the cache
     phone.wait_text("#patient-message", "carries on by itself when the network returns")
+    phone.evaluate(WATCH_SEND_MESSAGE)
     phone.go_online()
     phone.wait_screen("send")
-    assert "2 photos taken before the page closed are being sent" in phone.text("#send-message")
     phone.wait_states("verified", 2)
     assert phone.states() == ["verified", "verified"]
+    shown = phone.evaluate("async () => window.sendMessages")
+    assert any("2 photos taken before the page closed are being sent" in m for m in shown), shown
     queue = phone.indexeddb()["capture-queue"]
     assert queue["photos"] == queue["sealed"] == []  # IndexedDB holds no photo any more
     assert [e["wrapped"] for e in custody(phone)] == [None]  # no key material left for them
