@@ -762,9 +762,11 @@ def bench_ours(
     concurrency: int,
     n: int,
     volume: bool = False,
+    extras: bool = True,
 ) -> OursResult:
     """Upload ``n`` photos with ``concurrency`` clients; follow each until verified. ``volume``:
     first fill the service's database with a clinic's worth of photos (``bench/volume.py``).
+    ``extras=False``: not the rotated-photo and idle figures (a repeated run's are not used).
     Several ``services`` (replicas on one PostgreSQL): the clients take turns between them,
     the first one creates the context and streams its events."""
     service, postgres = services[0], "DATABASE_URL" in services[0].settings
@@ -839,10 +841,12 @@ def bench_ours(
         },
         rotated_per_s=(
             rotated_per_second(service, photos, run)
-            if concurrency == 4 and not volume and not postgres
+            if extras and concurrency == 4 and not volume and not postgres
             else math.nan
         ),
-        idle_cpu_ms_per_s=idle_cpu_ms_per_s(service) if concurrency == 1 or volume else math.nan,
+        idle_cpu_ms_per_s=(
+            idle_cpu_ms_per_s(service) if extras and (concurrency == 1 or volume) else math.nan
+        ),
     )
 
 
@@ -1146,6 +1150,7 @@ def bench_level(
     n: int,
     held: int = 0,
     replicas: int = 0,
+    extras: bool = True,
 ) -> LevelResult:
     """One level: ``n`` photos through a fresh service (``held`` photos in its database first;
     or ``replicas`` services on a fresh PostgreSQL database), then the same through bare
@@ -1162,7 +1167,7 @@ def bench_level(
         ]
         run.services.extend(services)
         try:
-            ours = bench_ours(services, orthanc, photos, concurrency, n, held > 0)
+            ours = bench_ours(services, orthanc, photos, concurrency, n, held > 0, extras)
         except BenchError as exc:
             logs = "\n".join(service.log_tail() for service in services)
             raise BenchError(f"{exc}\nservice log:\n{logs}") from exc
@@ -1314,7 +1319,8 @@ def measure(
             repeated = [r for r in results if r.concurrency == REPEATED_CONCURRENCY][:1]
             for _ in range(repeats - 1 if repeated else 0):
                 c, n = REPEATED_CONCURRENCY, repeated[0].n
-                repeated.append(bench_level(tmp, orthanc, run, photos, wrapped, c, n))
+                again = bench_level(tmp, orthanc, run, photos, wrapped, c, n, extras=False)
+                repeated.append(again)
             if volume is not None:
                 c, n = volume
                 held = VOLUME_CONTEXTS * VOLUME_PER_CONTEXT
