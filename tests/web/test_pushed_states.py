@@ -62,3 +62,44 @@ def test_without_the_stream_the_page_polls(stack: WebStack, nurse: Phone) -> Non
     nurse.wait_states("verified")
     polls = [url for method, url in seen if method == "GET" and STATUS_POLL.search(url)]
     assert polls, "the page neither had the stream nor polled"
+
+
+#: The page's own feed module on the page's session: a stream opened for another capture of the
+#: context (one the page follows), an event of capture `id` arriving on it, and only then the
+#: page following `id` (an upload's answer read after the service had already verified it).
+_FOLLOW_LATE = """async ({ id, context }) => {
+  const { CaptureFeed } = await import('/app/js/feed.js');
+  const got = [];
+  const feed = new CaptureFeed(async (capture) => {
+    got.push(capture.status);
+    return capture.status === 'verified';
+  }, () => got.push('polled'));
+  feed.follow('a-photo-still-on-its-way', context);
+  const arrived = new Promise((resolve) => feed.streams.get(context).source.addEventListener(
+    'capture', (event) => { if (JSON.parse(event.data).capture_id === id) resolve(); }));
+  await arrived;  // the feed's own listener ran first: the event reached it before the follow
+  feed.follow(id, context);
+  const deadline = Date.now() + 3000;
+  while (!got.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  const open = feed.streams.has(context);
+  feed.close();
+  return { got, open };
+}"""
+
+
+def test_a_state_pushed_before_the_page_follows_the_photo_is_not_lost(
+    stack: WebStack, nurse: Phone
+) -> None:
+    """CI saw WebKit show a photo "encoded" for good: its upload's answer was read after the
+    context's open stream had sent its verified state, and the service sends a state once."""
+    nurse.launch(stack.launch_url("enc-smith-a"))
+    nurse.page.click(FOREARM)
+    nurse.wait_screen("details")
+    nurse.take_photo(SAMPLES / "orientation" / "landscape_1.jpg")
+    nurse.send()
+    nurse.wait_states("verified")
+    (capture,) = nurse.captures()
+    followed = nurse.evaluate(
+        _FOLLOW_LATE, {"id": capture["capture_id"], "context": capture["context_id"]}
+    )
+    assert followed == {"got": ["verified"], "open": True}, followed

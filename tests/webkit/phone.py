@@ -328,9 +328,10 @@ class WebKitPhone:
             time.sleep(0.05)
 
     def where(self) -> str:
-        """Where the page is, for a failure message: URL, screen, sending states, messages."""
+        """Where the page is, for a failure message: URL, screen, sending states, messages (and
+        the earlier sign-in's offer)."""
         script = """return {url: location.href, screen: document.body?.dataset.screen,
-          messages: [...document.querySelectorAll("[id$=-message], #net-status")]
+          messages: [...document.querySelectorAll("[id$=-message], #net-status, #queue-offer")]
             .filter((m) => m.innerText.trim()).map((m) => `${m.id}: ${m.innerText.trim()}`),
           sending: [...document.querySelectorAll("#send-list li")].map((r) => r.dataset.state),
           errors: window.__captureErrors || []}"""

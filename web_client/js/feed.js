@@ -6,6 +6,12 @@
 // the stream (a fresh snapshot each time). When the stream cannot be had at all (no
 // EventSource, or the service refused it: 401, 403, 404, an old service without the route), every
 // capture it was following is handed back to the caller's polling instead.
+//
+// A capture's events can arrive before the page follows it: the stream is already open for an
+// earlier photo of the context, and the service encodes, stores and verifies a new one before
+// the page has read its upload's answer. The service sends each state once per stream, so such
+// an event would be lost and the photo shown "encoded" for good (seen in WebKit). The stream
+// keeps the latest event of every capture it is not following, and `follow` hands it on.
 
 export const EVENTS_PATH = "/api/v1/captures/events";
 
@@ -17,7 +23,8 @@ export class CaptureFeed {
   constructor(onCapture, fallBack) {
     this.onCapture = onCapture;
     this.fallBack = fallBack;
-    /** context id -> {source, ids} @type {Map<string, {source: EventSource, ids: Set<string>}>} */
+    /** context id -> {source, ids followed, latest event of each capture not followed}
+     * @type {Map<string, {source: EventSource, ids: Set<string>, unfollowed: Map<string, Capture>}>} */
     this.streams = new Map();
   }
 
@@ -32,7 +39,7 @@ export class CaptureFeed {
     if (!stream) {
       const url = `${EVENTS_PATH}?context_id=${encodeURIComponent(contextId)}`;
       const source = new EventSource(url);
-      stream = { source, ids: new Set() };
+      stream = { source, ids: new Set(), unfollowed: new Map() };
       this.streams.set(contextId, stream);
       source.addEventListener("capture", (event) => this.#received(contextId, event));
       source.addEventListener("error", () => {
@@ -41,6 +48,11 @@ export class CaptureFeed {
       });
     }
     stream.ids.add(id);
+    const arrived = stream.unfollowed.get(id);
+    if (arrived) {
+      stream.unfollowed.delete(id);
+      this.#deliver(contextId, arrived);
+    }
   }
 
   /** Stop every stream (signed out); nothing is handed back. */
@@ -59,7 +71,18 @@ export class CaptureFeed {
     } catch {
       return;
     }
-    if (!stream?.ids.has(capture.capture_id)) return;
+    if (!stream) return;
+    if (!stream.ids.has(capture.capture_id)) {
+      stream.unfollowed.set(capture.capture_id, capture); // its page may follow it any moment
+      return;
+    }
+    await this.#deliver(contextId, capture);
+  }
+
+  /** @param {string} contextId @param {Capture} capture */
+  async #deliver(contextId, capture) {
+    const stream = this.streams.get(contextId);
+    if (!stream) return;
     if (await this.onCapture(capture)) {
       stream.ids.delete(capture.capture_id);
       if (stream.ids.size === 0) {
