@@ -80,10 +80,23 @@ CAPTURE_ROLES: dict[str, list[str]] = {
 }
 
 
+def at_hour(day: dt.date, hour: dt.time) -> dt.datetime:
+    """``hour`` of ``day`` in this machine's time zone: the calendar capture's worklist asks
+    for ("today", local time), so the sandbox's clinic is open the whole of that day."""
+    return dt.datetime.combine(day, hour).astimezone()
+
+
 def _encounter(
-    eid: str, pid: str, visit: str | None, klass: str, service: str, location: str, hour: int
+    eid: str,
+    pid: str,
+    visit: str | None,
+    klass: str,
+    service: str,
+    location: str,
+    hour: int,
+    day: dt.date,
 ) -> dict[str, Any]:
-    start = dt.datetime.combine(dt.date.today(), dt.time(hour, 0), tzinfo=dt.UTC)
+    start = at_hour(day, dt.time(hour, 0))
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": eid,
@@ -114,13 +127,32 @@ def _encounter(
     return resource
 
 
-ENCOUNTERS: dict[str, dict[str, Any]] = {
-    e["id"]: e
-    for e in (
-        _encounter("enc-muller", "pat-muller", "V-5001", "AMB", "Dermatology", "Derm clinic", 9),
-        _encounter("enc-smith-a", "pat-smith-a", "V-5002", "EMER", "Emergency", "ED bay 4", 10),
-        _encounter("enc-smith-b", "pat-smith-b", None, "IMP", "Wound care", "Ward 7", 11),
-        _encounter("enc-okada", "pat-okada", "V-5004", "AMB", "Wound care", "Wound clinic", 13),
-        _encounter("enc-ngata", "pat-ngata", "V-5005", "EMER", "Paediatrics", "Children's ED", 14),
-    )
-}
+def encounters(day: dt.date | None = None) -> dict[str, dict[str, Any]]:
+    """The sandbox's encounters, each at its hour of ``day`` (default: today, local time).
+
+    Built when a sandbox starts, not when this module is imported: a test session imported
+    before midnight and run after it asked for "today" and found yesterday's clinic.
+    """
+    day = day or dt.date.today()
+    return {
+        e["id"]: e
+        for e in (
+            _encounter(
+                "enc-muller", "pat-muller", "V-5001", "AMB", "Dermatology", "Derm clinic", 9, day
+            ),
+            _encounter(
+                "enc-smith-a", "pat-smith-a", "V-5002", "EMER", "Emergency", "ED bay 4", 10, day
+            ),
+            _encounter("enc-smith-b", "pat-smith-b", None, "IMP", "Wound care", "Ward 7", 11, day),
+            _encounter(
+                "enc-okada", "pat-okada", "V-5004", "AMB", "Wound care", "Wound clinic", 13, day
+            ),
+            _encounter(
+                "enc-ngata", "pat-ngata", "V-5005", "EMER", "Paediatrics", "Children's ED", 14, day
+            ),
+        )
+    }
+
+
+#: The encounters as a sandbox started now has them (for tests that read their shape).
+ENCOUNTERS: dict[str, dict[str, Any]] = encounters()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,10 @@ class SandboxState:
     patients: dict[str, dict[str, Any]] = field(
         default_factory=lambda: copy.deepcopy(data.PATIENTS)
     )
-    encounters: dict[str, dict[str, Any]] = field(
-        default_factory=lambda: copy.deepcopy(data.ENCOUNTERS)
-    )
+    #: Today's encounters (``data.encounters``); ``ups_server`` moves them, and the worklist
+    #: built from them, to the next day after midnight (``schedule_day``).
+    encounters: dict[str, dict[str, Any]] = field(default_factory=data.encounters)
+    schedule_day: dt.date = field(default_factory=dt.date.today)
     extra: dict[str, Any] = field(default_factory=dict)  # per-module state (clients, workitems)
     #: Where browsers reach the sandbox when that is not ``base_url`` (behind a TLS proxy, as
     #: an EHR on another site than capture): the authorization endpoint is advertised there;

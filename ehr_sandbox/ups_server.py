@@ -189,12 +189,14 @@ def reset_workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
     state.extra["ups_calls"] = []
     state.extra.pop("ups_update_delay", None)
     events.offer_events(state, True)
+    follow_the_calendar(state)
     items: dict[str, dict[str, Any]] = {}
     for encounter in state.encounters.values():
         patient_id = str(encounter["subject"]["reference"]).split("/", 1)[1]
         item = build_workitem(encounter, state.patients[patient_id])
         items[item[SOP_INSTANCE_UID]["Value"][0]] = item
     state.extra["workitems"] = items
+    state.extra["daily_workitems"] = set(items)
     state.extra.setdefault("workitems_lock", threading.Lock())
     for uid in items:
         events.subscribe_new(state, uid)
@@ -202,11 +204,37 @@ def reset_workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
 
 
 def workitems(state: SandboxState) -> dict[str, dict[str, Any]]:
-    """The sandbox's workitems (built on first use)."""
+    """The sandbox's workitems (built on first use), scheduled today."""
     if "workitems" not in state.extra:
         reset_workitems(state)
+    follow_the_calendar(state)
     items: dict[str, dict[str, Any]] = state.extra["workitems"]
     return items
+
+
+def follow_the_calendar(state: SandboxState, today: dt.date | None = None) -> None:
+    """The sandbox's clinic is scheduled for today, every day: once the local date is past
+    ``state.schedule_day``, its encounters and the workitems built from them move to the same
+    hours of ``today`` (items created by a request keep their dates).
+
+    A sandbox left running overnight (``make run``), or a test session that crosses midnight,
+    otherwise shows capture an empty worklist: capture asks for today's items.
+    """
+    today = today or dt.date.today()
+    if state.schedule_day == today:
+        return
+    days = today - state.schedule_day
+    for encounter in state.encounters.values():
+        start = dt.datetime.fromisoformat(encounter["period"]["start"]).astimezone()
+        encounter["period"]["start"] = data.at_hour(start.date() + days, start.time()).isoformat()
+    items = state.extra.get("workitems", {})
+    for uid in state.extra.get("daily_workitems", ()):
+        if uid not in items:
+            continue
+        element = items[uid][START_DT]
+        start = dt.datetime.strptime(element["Value"][0], "%Y%m%d%H%M%S%z").astimezone()
+        element["Value"] = [_dicom_dt(data.at_hour(start.date() + days, start.time()))]
+    state.schedule_day = today
 
 
 def calls(state: SandboxState) -> list[tuple[str, str, str]]:

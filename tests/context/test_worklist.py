@@ -115,7 +115,7 @@ def _wait_verified(client: TestClient, capture_id: str, timeout: float = 20) -> 
 
 def test_today_lists_only_todays_scheduled_items_of_the_station(sandbox: SandboxServer) -> None:
     base = _dicomweb(sandbox)
-    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    tomorrow = (dt.datetime.now().astimezone() + dt.timedelta(days=1)).astimezone(dt.UTC)
     later = {  # a DERM item scheduled tomorrow: outside the DT range
         "00100020": {"vr": "LO", "Value": ["100001"]},
         "00404005": {"vr": "DT", "Value": [tomorrow.strftime("%Y%m%d%H%M%S+0000")]},
@@ -143,7 +143,7 @@ def test_today_lists_only_todays_scheduled_items_of_the_station(sandbox: Sandbox
     assert muller.admission_id == "V-5001"
     assert muller.admission_issuer_uid == data.VISIT_SYSTEM.removeprefix("urn:oid:")
     assert muller.birth_date == dt.date(1950, 3, 14)
-    assert muller.scheduled_start is not None and muller.scheduled_start.hour == 9
+    assert muller.scheduled_start is not None and muller.scheduled_start.astimezone().hour == 9
     # the claimed item is IN PROGRESS now, so it is no longer on the SCHEDULED worklist
     assert {w.uid for w in remaining} == {workitem_uid(e) for e in derm - {"enc-muller"}}
     with WorklistClient(base, station_code="WOUND-PHONE-01") as wound:
