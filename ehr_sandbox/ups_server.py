@@ -225,13 +225,16 @@ def follow_the_calendar(state: SandboxState, today: dt.date | None = None) -> No
         return
     days = today - state.schedule_day
     for encounter in state.encounters.values():
-        start = dt.datetime.fromisoformat(encounter["period"]["start"]).astimezone()
-        encounter["period"]["start"] = data.at_hour(start.date() + days, start.time()).isoformat()
+        period = encounter.get("period", {})
+        if "start" not in period:  # one a test made without a time: nothing to move
+            continue
+        start = dt.datetime.fromisoformat(period["start"]).astimezone()
+        period["start"] = data.at_hour(start.date() + days, start.time()).isoformat()
     items = state.extra.get("workitems", {})
     for uid in state.extra.get("daily_workitems", ()):
-        if uid not in items:
+        element = items.get(uid, {}).get(START_DT, {})
+        if not element.get("Value"):
             continue
-        element = items[uid][START_DT]
         start = dt.datetime.strptime(element["Value"][0], "%Y%m%d%H%M%S%z").astimezone()
         element["Value"] = [_dicom_dt(data.at_hour(start.date() + days, start.time()))]
     state.schedule_day = today
