@@ -12,15 +12,14 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 
 from capture_api.context.worklist import WorklistClient
 from ehr_sandbox.server import SandboxServer
 from ehr_sandbox.ups_server import follow_the_calendar, workitem_uid
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DERM = "DERM-PHONE-01"
 DERM_ITEMS = [workitem_uid(e) for e in ("enc-muller", "enc-smith-a", "enc-ngata")]
 

@@ -90,8 +90,9 @@ _FOLLOW_LATE = """async ({ id, context }) => {
 def test_a_state_pushed_before_the_page_follows_the_photo_is_not_lost(
     stack: WebStack, nurse: Phone
 ) -> None:
-    """CI saw WebKit show a photo "encoded" for good: its upload's answer was read after the
-    context's open stream had sent its verified state, and the service sends a state once."""
+    """CI saw WebKit show a verified photo "encoded" until its test gave up: its upload's answer
+    was read after the context's open stream had sent the verified state, and the service sends
+    a state once per stream (again only in the snapshot of a reconnect, minutes later)."""
     nurse.launch(stack.launch_url("enc-smith-a"))
     nurse.page.click(FOREARM)
     nurse.wait_screen("details")
